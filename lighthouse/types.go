@@ -1,0 +1,113 @@
+package lighthouse
+
+import "time"
+
+// API facts from the Lighthouse documentation (version 2020-03-24).
+const (
+	// Version is the API version every call names in X-TC-Version.
+	Version = "2020-03-24"
+	// Service is the signing service name and the host's first label.
+	Service = "lighthouse"
+	// DefaultEndpoint is the generic endpoint, routed to the nearest region.
+	DefaultEndpoint = "https://lighthouse.tencentcloudapi.com"
+
+	// Documented per-account rate limits, in requests per second.
+	ResetInstanceRateLimit                   = 10
+	DescribeInstancesRateLimit               = 100
+	DescribeBlueprintsRateLimit              = 10
+	DescribeResetInstanceBlueprintsRateLimit = 20
+
+	// MaxIDsPerCall is the most InstanceIds or BlueprintIds one Describe
+	// call accepts.
+	MaxIDsPerCall = 100
+)
+
+// Action names.
+const (
+	ActionResetInstance                   = "ResetInstance"
+	ActionDescribeInstances               = "DescribeInstances"
+	ActionDescribeBlueprints              = "DescribeBlueprints"
+	ActionDescribeResetInstanceBlueprints = "DescribeResetInstanceBlueprints"
+)
+
+// Values of Instance.LatestOperationState.
+const (
+	OperationOperating = "OPERATING"
+	OperationSuccess   = "SUCCESS"
+	OperationFailed    = "FAILED"
+)
+
+// Values of Instance.InstanceState that allow a reset.
+const (
+	StateRunning = "RUNNING"
+	StateStopped = "STOPPED"
+)
+
+// Instance is the part of the API's Instance structure that batchreset uses.
+// Fields absent or null in a response are left zero.
+type Instance struct {
+	InstanceID    string     `json:"InstanceId"`
+	BlueprintID   string     `json:"BlueprintId"`
+	BundleID      string     `json:"BundleId"`
+	Zone          string     `json:"Zone"`
+	InstanceName  string     `json:"InstanceName"`
+	CPU           int        `json:"CPU"`
+	Memory        int        `json:"Memory"` // GB
+	OsName        string     `json:"OsName"`
+	Platform      string     `json:"Platform"`
+	PlatformType  string     `json:"PlatformType"`
+	SystemDisk    SystemDisk `json:"SystemDisk"`
+	InstanceState string     `json:"InstanceState"`
+
+	LatestOperation          string `json:"LatestOperation"`
+	LatestOperationState     string `json:"LatestOperationState"`
+	LatestOperationRequestID string `json:"LatestOperationRequestId"`
+	// LatestOperationStartedTime is returned by the China site only, as
+	// ISO 8601 UTC; see StartedTime.
+	LatestOperationStartedTime string `json:"LatestOperationStartedTime"`
+
+	// Region is not on the wire: the client fills it from the call's region.
+	Region string `json:"-"`
+}
+
+// StartedTime parses LatestOperationStartedTime; ok is false when it is
+// absent or unparseable.
+func (in *Instance) StartedTime() (t time.Time, ok bool) {
+	if in.LatestOperationStartedTime == "" {
+		return time.Time{}, false
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02 15:04:05"} {
+		if t, err := time.Parse(layout, in.LatestOperationStartedTime); err == nil {
+			return t, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// SystemDisk is an instance's system disk.
+type SystemDisk struct {
+	DiskType string `json:"DiskType"`
+	DiskSize int    `json:"DiskSize"` // GB
+	DiskID   string `json:"DiskId"`
+}
+
+// Blueprint is the part of the API's Blueprint structure that batchreset uses.
+type Blueprint struct {
+	BlueprintID            string `json:"BlueprintId"`
+	BlueprintName          string `json:"BlueprintName"`
+	BlueprintType          string `json:"BlueprintType"`
+	BlueprintState         string `json:"BlueprintState"`
+	OsName                 string `json:"OsName"`
+	Platform               string `json:"Platform"`
+	PlatformType           string `json:"PlatformType"`
+	RequiredSystemDiskSize int    `json:"RequiredSystemDiskSize"` // GB
+	RequiredMemorySize     int    `json:"RequiredMemorySize"`     // GB
+}
+
+// ResetInstanceBlueprint is one entry of DescribeResetInstanceBlueprints:
+// the service's own verdict on resetting an instance to a blueprint.
+type ResetInstanceBlueprint struct {
+	BlueprintInfo        Blueprint `json:"BlueprintInfo"`
+	IsResettable         bool      `json:"IsResettable"`
+	NonResettableMessage string    `json:"NonResettableMessage"`
+}

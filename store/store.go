@@ -1,0 +1,116 @@
+// Package store defines the job records that every batchreset store keeps and
+// the sentinel errors they report.
+package store
+
+import (
+	"errors"
+	"time"
+)
+
+// Status is the state of one job. The values are written as they are to SQL,
+// the CSV journal, logs and reports, so they read the same everywhere.
+type Status string
+
+// Job statuses. A job moves pending → submitting → submitted → one of the
+// terminal statuses; see the runner package documentation for every edge.
+const (
+	// StatusPending: nothing has been sent for the job (or a send was proven
+	// not to have happened).
+	StatusPending Status = "pending"
+	// StatusSubmitting: the intent to send ResetInstance is durable; the call
+	// may or may not have reached the cloud. A job found in this status after
+	// a crash or a lost lease is reconciled before anything is sent again.
+	StatusSubmitting Status = "submitting"
+	// StatusSubmitted: the cloud accepted the reset and returned RequestID;
+	// the job is tracked until the operation ends.
+	StatusSubmitted Status = "submitted"
+
+	StatusSucceeded Status = "succeeded"
+	StatusFailed    Status = "failed"
+	// StatusSkipped: deliberately not attempted; ErrorMessage says why.
+	StatusSkipped Status = "skipped"
+	// StatusUnknown: the tool could not establish what happened;
+	// ErrorMessage explains, and a later reconcile may settle it.
+	StatusUnknown Status = "unknown"
+)
+
+// Terminal reports whether s is a final outcome.
+func (s Status) Terminal() bool {
+	switch s {
+	case StatusSucceeded, StatusFailed, StatusSkipped, StatusUnknown:
+		return true
+	}
+	return false
+}
+
+// Valid reports whether s is one of the defined statuses.
+func (s Status) Valid() bool {
+	switch s {
+	case StatusPending, StatusSubmitting, StatusSubmitted:
+		return true
+	}
+	return s.Terminal()
+}
+
+// Job is one instance to reset and everything recorded about it.
+type Job struct {
+	// ID identifies the job inside its store (a row id, or the input line).
+	ID int64
+	// Run names the run the job belongs to ("" in CSV mode).
+	Run string
+
+	InstanceID  string
+	BlueprintID string // "" reinstalls the instance's current image
+	Region      string
+
+	Status Status
+	// RequestID is the RequestId of the ResetInstance call the cloud ran.
+	RequestID string
+	// PrevRequestID is the instance's LatestOperationRequestId seen before the
+	// first ResetInstance was sent; reconciliation compares against it.
+	PrevRequestID string
+	ErrorCode     string
+	ErrorMessage  string
+	// Attempts counts ResetInstance calls sent (or possibly sent) for the job.
+	Attempts int
+
+	// NotBefore is the earliest time the job may be started (zero: now).
+	NotBefore time.Time
+	// IntentAt is when the latest ResetInstance call was about to be sent.
+	IntentAt time.Time
+	// SubmittedAt is when the cloud first accepted a reset for the job.
+	SubmittedAt time.Time
+	FinishedAt  time.Time
+
+	// Fence is the lease token under which the job was claimed; stores that
+	// share jobs between processes refuse writes carrying a stale one.
+	Fence int64
+}
+
+// Totals counts jobs by status.
+type Totals map[Status]int
+
+// Sentinel errors reported by stores.
+var (
+	// ErrNotFound reports that a run or job does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrLeaseLost reports a write refused because another runner has taken
+	// the job over (its fencing token moved on).
+	ErrLeaseLost = errors.New("lease lost: job taken over by another runner")
+	// ErrSchemaOutdated reports a database whose migrations are behind this
+	// binary; run `batchreset migrate`.
+	ErrSchemaOutdated = errors.New("database schema is out of date: run `batchreset migrate`")
+	// ErrLocked reports a store already in use by another process.
+	ErrLocked = errors.New("store is in use by another batchreset process")
+)
+
+// Control is an operator's instruction for a run, set with
+// `batchreset pause|resume|cancel` and read by every runner once per poll.
+type Control string
+
+// Run controls.
+const (
+	ControlRunning   Control = "running"
+	ControlPaused    Control = "paused"    // start nothing new; keep tracking
+	ControlCancelled Control = "cancelled" // start nothing new; remaining jobs become skipped
+)
