@@ -1,0 +1,98 @@
+package lighthouse
+
+import (
+	"context"
+	"slices"
+)
+
+// maxFilterValues is the most values one filter of
+// DescribeResetInstanceBlueprints accepts.
+const maxFilterValues = 5
+
+// filter is the API's Filter structure; values are ORed.
+type filter struct {
+	Name   string   `json:"Name"`
+	Values []string `json:"Values"`
+}
+
+type describeBlueprintsRequest struct {
+	BlueprintIDs []string `json:"BlueprintIds"`
+	Limit        int      `json:"Limit"`
+}
+
+type describeBlueprintsResponse struct {
+	meta
+	TotalCount   int         `json:"TotalCount"`
+	BlueprintSet []Blueprint `json:"BlueprintSet"`
+}
+
+// DescribeBlueprints returns the blueprints of region with the given IDs. It
+// makes one call per MaxIDsPerCall IDs, one after the other, and stops at the
+// first error. An empty ids makes no call and returns nil. Custom blueprints
+// belong to one region: ask the instance's region.
+//
+// API docs: https://www.tencentcloud.com/document/product/1103/42503
+func (c *Client) DescribeBlueprints(ctx context.Context, region string, ids []string) ([]Blueprint, error) {
+	var all []Blueprint
+	for chunk := range slices.Chunk(ids, MaxIDsPerCall) {
+		req := describeBlueprintsRequest{BlueprintIDs: chunk, Limit: len(chunk)}
+		var resp describeBlueprintsResponse
+		if err := c.call(ctx, region, ActionDescribeBlueprints, req, &resp); err != nil {
+			return nil, err
+		}
+		all = append(all, resp.BlueprintSet...)
+	}
+	return all, nil
+}
+
+type describeResetInstanceBlueprintsRequest struct {
+	InstanceID string   `json:"InstanceId"`
+	Offset     int      `json:"Offset,omitempty"`
+	Limit      int      `json:"Limit"`
+	Filters    []filter `json:"Filters,omitempty"`
+}
+
+type describeResetInstanceBlueprintsResponse struct {
+	meta
+	TotalCount                int                      `json:"TotalCount"`
+	ResetInstanceBlueprintSet []ResetInstanceBlueprint `json:"ResetInstanceBlueprintSet"`
+}
+
+// DescribeResetInstanceBlueprints returns the service's verdict on resetting
+// instance instanceID of region to each of blueprintIDs (IsResettable, and
+// NonResettableMessage when not), or to every blueprint it offers when
+// blueprintIDs is empty. It is the best check before ResetInstance. The API
+// takes at most 5 blueprint IDs per call, so longer lists take several
+// calls, one after the other, and it stops at the first error.
+//
+// API docs: https://www.tencentcloud.com/document/product/1103/42493
+func (c *Client) DescribeResetInstanceBlueprints(ctx context.Context, region, instanceID string, blueprintIDs []string) ([]ResetInstanceBlueprint, error) {
+	if len(blueprintIDs) == 0 {
+		return c.describeResetInstanceBlueprints(ctx, region, instanceID, nil)
+	}
+	var all []ResetInstanceBlueprint
+	for chunk := range slices.Chunk(blueprintIDs, maxFilterValues) {
+		set, err := c.describeResetInstanceBlueprints(ctx, region, instanceID, []filter{{Name: "blueprint-id", Values: chunk}})
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, set...)
+	}
+	return all, nil
+}
+
+// describeResetInstanceBlueprints returns every page of one query.
+func (c *Client) describeResetInstanceBlueprints(ctx context.Context, region, instanceID string, filters []filter) ([]ResetInstanceBlueprint, error) {
+	var all []ResetInstanceBlueprint
+	for {
+		req := describeResetInstanceBlueprintsRequest{InstanceID: instanceID, Offset: len(all), Limit: MaxIDsPerCall, Filters: filters}
+		var resp describeResetInstanceBlueprintsResponse
+		if err := c.call(ctx, region, ActionDescribeResetInstanceBlueprints, req, &resp); err != nil {
+			return nil, err
+		}
+		all = append(all, resp.ResetInstanceBlueprintSet...)
+		if len(resp.ResetInstanceBlueprintSet) == 0 || len(all) >= resp.TotalCount {
+			return all, nil
+		}
+	}
+}

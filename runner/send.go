@@ -1,0 +1,326 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/batchreset/batchreset/lighthouse"
+	"github.com/batchreset/batchreset/store"
+)
+
+// taskKind says what the tracker waits for.
+type taskKind int
+
+const (
+	kindSend     taskKind = iota // queued for the senders
+	kindWaitIdle                 // instance busy with another operation; send when idle
+	kindInDoubt                  // a call may have landed; reconcile
+	kindTracking                 // submitted; wait for the operation to end
+)
+
+// task is a claimed job and what the runner knows about it in memory.
+type task struct {
+	job  store.Job
+	kind taskKind
+	// doubt: some call for this job may have landed and was not proven
+	// absent. A job in doubt is never sent again before reconciliation.
+	doubt    bool
+	lastSend time.Time // when the latest call was about to be sent
+	since    time.Time // when the current wait began
+	slot     bool      // holds an in-flight slot
+	lastSeen string    // the instance's last observed operation, for messages
+	lastErr  error
+}
+
+// work sends ResetInstance for queued jobs until the run finishes.
+func (r *Runner) work(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-r.finished:
+			return nil
+		case t := <-r.sendq:
+			r.send(ctx, t)
+		}
+	}
+}
+
+// send performs one ResetInstance for t, durably recording the intent first
+// and the RequestId right after.
+func (r *Runner) send(ctx context.Context, t *task) {
+	if !r.admit(ctx, t) {
+		return
+	}
+	if err := r.gate.wait(ctx); err != nil {
+		r.release(t)
+		return
+	}
+	if err := r.reset.Wait(ctx); err != nil {
+		r.release(t)
+		return
+	}
+	// Everything that stops submission is checked after the limiter wait,
+	// right before the intent, so nothing is sent after a stop.
+	if r.halted() || r.stopReason() != "" {
+		r.admitDenied(ctx, t)
+		return
+	}
+
+	now := time.Now()
+	t.job.Status = store.StatusSubmitting
+	t.job.Attempts++
+	if t.job.IntentAt.IsZero() {
+		t.job.IntentAt = now
+	}
+	if !r.save(ctx, t) {
+		return
+	}
+	r.failpoint(FailpointAfterIntent)
+	t.lastSend = now
+	r.stats.Calls.Add(1)
+	r.stats.onSend(t)
+	callCtx := ctx
+	if r.cfg.Failpoint != nil {
+		callCtx = context.WithValue(ctx, failpointKey{}, r.cfg.Failpoint)
+	}
+	reqID, err := r.cfg.API.ResetInstance(callCtx, t.job.Region, t.job.InstanceID, t.job.BlueprintID)
+	r.failpoint(FailpointAfterCall)
+	if err == nil {
+		r.gate.success()
+		t.job.Status = store.StatusSubmitted
+		t.job.RequestID = reqID
+		t.job.ErrorCode, t.job.ErrorMessage = "", ""
+		if t.job.SubmittedAt.IsZero() {
+			t.job.SubmittedAt = now
+		}
+		if !r.save(ctx, t) {
+			return
+		}
+		r.log.Debug("reset accepted", "instance_id", t.job.InstanceID, "request_id", reqID, "attempt", t.job.Attempts)
+		t.kind, t.since = kindTracking, now
+		r.toTracker(ctx, t)
+		return
+	}
+	r.handleSendError(ctx, t, err)
+}
+
+type failpointKey struct{}
+
+// FailpointFromContext returns the failpoint hook carried by a ResetInstance
+// call's context, so an API wrapper can fire FailpointDuringCall while the
+// request is on the wire.
+func FailpointFromContext(ctx context.Context) func(string) {
+	f, _ := ctx.Value(failpointKey{}).(func(string))
+	return f
+}
+
+// handleSendError decides what a failed ResetInstance means for t.
+func (r *Runner) handleSendError(ctx context.Context, t *task, err error) {
+	ae, ok := errors.AsType[*lighthouse.APIError](err)
+	if !ok {
+		ae = &lighthouse.APIError{Action: lighthouse.ActionResetInstance, Code: "Error", Message: err.Error(), Class: lighthouse.ClassAmbiguous, Err: err}
+	}
+	t.lastErr = ae
+	t.job.ErrorCode, t.job.ErrorMessage = ae.Code, ae.Message
+	log := r.log.With("instance_id", t.job.InstanceID, "attempt", t.job.Attempts, "code", ae.Code)
+	if ctx.Err() != nil && ae.Class != lighthouse.ClassRetryable {
+		// The run was cancelled mid-call: the call may have landed.
+		ae.Class = lighthouse.ClassAmbiguous
+	}
+	switch ae.Class {
+	case lighthouse.ClassRetryable:
+		if ae.Throttled() {
+			r.stats.Throttled.Add(1)
+			t.job.Attempts-- // not executed, and not the job's fault
+			r.gate.hit()
+		}
+		log.Warn("reset rejected; will retry", "err", ae)
+		t.job.Status = store.StatusPending
+		if !r.save(ctx, t) {
+			return
+		}
+		if t.job.Attempts >= r.cfg.MaxAttempts {
+			r.finish(ctx, t, store.StatusFailed, ae.Code, "gave up after repeated rejections: "+ae.Message)
+			return
+		}
+		r.requeue(ctx, t, !ae.Throttled())
+	case lighthouse.ClassBusy:
+		if t.doubt {
+			// It may be our own earlier reset that is running (the previous
+			// call was judged absent too early): reconcile, never fail.
+			log.Warn("instance busy after an earlier call of ours; reconciling", "err", ae)
+			t.kind, t.since = kindInDoubt, time.Now()
+			r.toTracker(ctx, t)
+			return
+		}
+		log.Info("instance busy; waiting for it", "err", ae)
+		t.job.Status = store.StatusPending
+		t.job.Attempts--
+		if !r.save(ctx, t) {
+			return
+		}
+		r.freeSlot(t)
+		t.kind, t.since = kindWaitIdle, time.Now()
+		r.toTracker(ctx, t)
+	case lighthouse.ClassPermanent:
+		log.Error("reset refused", "err", ae)
+		r.finish(ctx, t, store.StatusFailed, ae.Code, ae.Message)
+	case lighthouse.ClassFatal:
+		log.Error("fatal error; no new resets", "err", ae)
+		r.fatal.CompareAndSwap(nil, ae)
+		t.job.Status = store.StatusPending
+		t.job.Attempts--
+		if r.save(ctx, t) {
+			r.release(t)
+		}
+	default: // ambiguous
+		log.Warn("reset outcome unknown; reconciling before any resend", "err", ae)
+		t.doubt = true
+		t.kind, t.since = kindInDoubt, time.Now()
+		r.toTracker(ctx, t)
+	}
+}
+
+// requeue puts t back in the send queue after a short pause.
+func (r *Runner) requeue(ctx context.Context, t *task, pause bool) {
+	r.freeSlot(t)
+	if pause {
+		if r.sleep(ctx, jitter(time.Second)) != nil {
+			r.release(t)
+			return
+		}
+	}
+	select {
+	case r.sendq <- t:
+	case <-ctx.Done():
+		r.release(t)
+	}
+}
+
+// admit holds t until the rollout lets it start and an in-flight slot is
+// free. It reports false when t was handed elsewhere.
+func (r *Runner) admit(ctx context.Context, t *task) bool {
+	for r.paused() && !r.halted() && r.stopReason() == "" {
+		if r.sleep(ctx, r.cfg.PollInterval/4) != nil {
+			r.release(t)
+			return false
+		}
+	}
+	if r.halted() || r.stopReason() != "" {
+		r.admitDenied(ctx, t)
+		return false
+	}
+	if r.cfg.Rollout != nil && !t.doubt && t.job.Attempts == 0 {
+		if why := r.cfg.Rollout.admit(ctx, r); why != "" {
+			r.admitDenied(ctx, t)
+			return false
+		}
+	}
+	if r.slots != nil && !t.slot {
+		select {
+		case r.slots <- struct{}{}:
+			t.slot = true
+		case <-ctx.Done():
+			r.release(t)
+			return false
+		}
+	}
+	return true
+}
+
+// admitDenied disposes of a job that may not start: released when the run is
+// halting (it stays pending for the next run), skipped when a rollout rule
+// or the operator stopped new resets.
+func (r *Runner) admitDenied(ctx context.Context, t *task) {
+	if why := r.stopReason(); why != "" && !r.halted() && !t.doubt {
+		r.finish(ctx, t, store.StatusSkipped, "", why)
+		return
+	}
+	r.release(t)
+}
+
+// release gives t back to the store unstarted (or as it is) and forgets it.
+func (r *Runner) release(t *task) {
+	r.freeSlot(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := r.cfg.Store.Release(ctx, []store.Job{t.job}); err != nil {
+		r.log.Warn("release job", "instance_id", t.job.InstanceID, "err", err)
+	}
+	r.done()
+}
+
+func (r *Runner) freeSlot(t *task) {
+	if t.slot {
+		t.slot = false
+		<-r.slots
+	}
+}
+
+// save records t.job durably. When the store refuses (lease lost) or cannot
+// be reached in time, the job is dropped from this runner, and false is
+// returned: whoever holds it now, or the next run, reconciles it.
+func (r *Runner) save(ctx context.Context, t *task) bool {
+	var err error
+	retry := newBackoff(200*time.Millisecond, 5*time.Second)
+	wctx := context.WithoutCancel(ctx)
+	for attempt := 0; ; attempt++ {
+		sctx, cancel := context.WithTimeout(wctx, 10*time.Second)
+		err = r.cfg.Store.Save(sctx, &t.job)
+		cancel()
+		if err == nil {
+			return true
+		}
+		if errors.Is(err, store.ErrLeaseLost) || attempt >= 20 {
+			break
+		}
+		d := retry.next()
+		r.log.Warn("save job; retrying", "instance_id", t.job.InstanceID, "err", err, "retry_in", d)
+		if r.sleep(wctx, d) != nil {
+			break
+		}
+	}
+	r.log.Error("job dropped: its state could not be recorded", "instance_id", t.job.InstanceID, "status", t.job.Status, "err", err)
+	r.stats.Dropped.Add(1)
+	r.freeSlot(t)
+	r.done()
+	return false
+}
+
+// finish records a terminal outcome for t.
+func (r *Runner) finish(ctx context.Context, t *task, st store.Status, code, msg string) {
+	r.failpoint(FailpointBeforeOutcome)
+	t.job.Status = st
+	t.job.ErrorCode, t.job.ErrorMessage = code, msg
+	if st == store.StatusSucceeded {
+		t.job.ErrorCode, t.job.ErrorMessage = "", ""
+	}
+	t.job.FinishedAt = time.Now()
+	if !r.save(ctx, t) {
+		return
+	}
+	r.stats.onFinish(t)
+	if r.cfg.Rollout != nil {
+		r.cfg.Rollout.finished(r, t.job)
+	}
+	switch st {
+	case store.StatusSucceeded:
+		r.log.Info("reset succeeded", "instance_id", t.job.InstanceID, "request_id", t.job.RequestID)
+	case store.StatusSkipped:
+		r.log.Info("skipped", "instance_id", t.job.InstanceID, "reason", msg)
+	default:
+		r.log.Error("reset "+string(st), "instance_id", t.job.InstanceID, "request_id", t.job.RequestID, "code", code, "reason", msg)
+	}
+	r.freeSlot(t)
+	r.done()
+}
+
+// toTracker hands t to the tracker.
+func (r *Runner) toTracker(ctx context.Context, t *task) {
+	select {
+	case r.trackq <- t:
+	case <-ctx.Done():
+	}
+}
