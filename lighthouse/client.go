@@ -44,9 +44,10 @@ type Config struct {
 	// Credential signs every request. Required.
 	Credential Credential
 	// Timeout bounds each call (one HTTP request and its response), on top
-	// of any deadline of the caller's context. Default 30s, the SDK's
-	// suggested request timeout halved: a ResetInstance answer normally
-	// takes well under a second, and a call that times out is ambiguous.
+	// of any deadline of the caller's context. Default 30s (the SDK's is
+	// 60s): a ResetInstance that times out is ambiguous and must be
+	// reconciled, so the timeout sits far above the API's normal latency
+	// but stops a stuck call from holding a worker for minutes.
 	Timeout time.Duration
 	// MaxIdleConnsPerHost is how many connections to the endpoint are kept
 	// open for reuse. It also caps the connections open at once: calls
@@ -208,6 +209,9 @@ func (c *Client) call(ctx context.Context, region, action string, params any, ou
 		return invalidParameter(action, err)
 	}
 
+	// Cancelling also closes a connection whose response body the SDK left
+	// open (it does on some failures), so no call holds a connection after
+	// it returns.
 	ctx, cancel := context.WithTimeoutCause(ctx, c.timeout, fmt.Errorf("call timeout %v: %w", c.timeout, context.DeadlineExceeded))
 	defer cancel()
 	// A request that never got a connection never left: resending it is
@@ -260,9 +264,10 @@ func (c *Client) apiError(ctx context.Context, action string, err error, neverSe
 		// as an unsupported Content-Encoding.
 		e.Code, e.Message = CodeIOError, err.Error()
 	}
-	// A body read cut short by the context loses the context error; and our
-	// own timeout has a cause naming it. Keep both reachable by errors.Is.
-	if cause := context.Cause(ctx); cause != nil && !errors.Is(err, cause) {
+	// The SDK drops the context's error when the context cuts a body read
+	// short; keep it reachable by errors.Is. (A reply with a RequestId came
+	// from the API, whatever the context did afterwards.)
+	if cause := context.Cause(ctx); cause != nil && e.RequestID == "" && !errors.Is(err, cause) {
 		e.Err = errors.Join(err, cause)
 		e.Message += " (" + cause.Error() + ")"
 	}

@@ -1,6 +1,7 @@
 package lighthouse
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,8 +25,9 @@ const redacted = "[REDACTED]"
 
 // Credential is a Tencent Cloud API key pair, with the session token of
 // temporary credentials. Its String, GoString and LogValue methods print the
-// SecretID only, so a Credential can be logged or wrapped in an error without
-// leaking the key. Most callers get one from LoadCredential.
+// SecretID only, and MarshalJSON encodes placeholders, so a Credential can be
+// logged or wrapped in an error without leaking the key. Most callers get one
+// from LoadCredential.
 type Credential struct {
 	SecretID  string
 	SecretKey string
@@ -55,6 +57,20 @@ func (c Credential) LogValue() slog.Value {
 		attrs = append(attrs, slog.String("token", redacted))
 	}
 	return slog.GroupValue(attrs...)
+}
+
+// MarshalJSON encodes the SecretID and placeholders, so that a Config logged
+// by a JSON handler (which marshals structs) does not expose the key either.
+func (c Credential) MarshalJSON() ([]byte, error) {
+	v := struct {
+		SecretID  string
+		SecretKey string
+		Token     string `json:",omitempty"`
+	}{SecretID: c.SecretID, SecretKey: placeholder(c.SecretKey)}
+	if c.Token != "" {
+		v.Token = redacted
+	}
+	return json.Marshal(v)
 }
 
 func placeholder(secret string) string {

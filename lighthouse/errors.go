@@ -28,6 +28,7 @@ const (
 	ClassAmbiguous
 )
 
+// String returns the class's name, as logs and reports print it.
 func (c Class) String() string {
 	switch c {
 	case ClassRetryable:
@@ -47,14 +48,15 @@ func (c Class) String() string {
 // APIError is a failed call: an error the API returned in its response
 // envelope, or a transport failure given a ClientError.* code.
 type APIError struct {
-	Action    string
-	Code      string
+	Action    string // the API action called, e.g. ResetInstance
+	Code      string // the API's error code, or a ClientError.* code
 	Message   string
 	RequestID string // "" when no response was decoded
-	Class     Class
-	Err       error // the underlying cause, if any
+	Class     Class  // what the failure means; see Classify
+	Err       error  // the underlying cause, if any
 }
 
+// Error returns "Action: Code: Message (request RequestID)".
 func (e *APIError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: %s", e.Action, e.Code)
@@ -67,6 +69,8 @@ func (e *APIError) Error() string {
 	return b.String()
 }
 
+// Unwrap returns the underlying cause, so that errors.Is sees, for example,
+// context.DeadlineExceeded.
 func (e *APIError) Unwrap() error { return e.Err }
 
 // Throttled reports whether the call was refused by a rate limit.
