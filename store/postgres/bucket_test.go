@@ -1,0 +1,133 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/batchreset/batchreset/store/postgres"
+)
+
+func TestBucketInterval(t *testing.T) {
+	t.Parallel()
+	s := setup(t).store
+	for _, tc := range []struct {
+		perSecond float64
+		guard     time.Duration
+		want      time.Duration
+	}{
+		{50, 0, 20 * time.Millisecond},
+		{50, 100 * time.Millisecond, 22 * time.Millisecond},
+		{20, 50 * time.Millisecond, 52500 * time.Microsecond},
+		{3, 0, 333334 * time.Microsecond}, // rounded up, never down
+		{0.5, 0, 2 * time.Second},
+	} {
+		if got := s.Bucket("b", tc.perSecond, tc.guard).Interval(); got != tc.want {
+			t.Errorf("Bucket(%v, %v).Interval() = %v, want %v", tc.perSecond, tc.guard, got, tc.want)
+		}
+	}
+}
+
+// TestBucketShared has two processes' worth of Buckets on one name, four
+// goroutines each, take 60 slots at 50/s, and checks on the database's clock
+// that no second holds more than 50 of them.
+func TestBucketShared(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		guard time.Duration
+	}{
+		{"NoGuard", 0},
+		{"Guard", 100 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			const (
+				perSecond = 50
+				slots     = 60
+			)
+			tb := setup(t)
+			buckets := []*postgres.Bucket{
+				tb.store.Bucket("ResetInstances", perSecond, tc.guard),
+				open(t, tb.url).Bucket("ResetInstances", perSecond, tc.guard),
+			}
+			var (
+				mu    sync.Mutex
+				taken []time.Time
+			)
+			todo := make(chan struct{}, slots)
+			for range slots {
+				todo <- struct{}{}
+			}
+			close(todo)
+			var wg sync.WaitGroup
+			for _, b := range buckets {
+				for range 4 {
+					wg.Go(func() {
+						for range todo {
+							slot, err := b.WaitSlot(t.Context())
+							if err != nil {
+								t.Error(err)
+								return
+							}
+							mu.Lock()
+							taken = append(taken, slot)
+							mu.Unlock()
+						}
+					})
+				}
+			}
+			wg.Wait()
+			if len(taken) != slots {
+				t.Fatalf("took %d slots, want %d", len(taken), slots)
+			}
+			slices.SortFunc(taken, time.Time.Compare)
+
+			// Fixed windows [k, k+1) of the database's clock.
+			perWindow := make(map[int64]int)
+			for _, s := range taken {
+				perWindow[s.Unix()]++
+			}
+			for k, n := range perWindow {
+				if n > perSecond {
+					t.Errorf("second %d holds %d slots, want at most %d", k, n, perSecond)
+				}
+			}
+			// Sliding windows: any perSecond+1 consecutive slots span 1s + guard.
+			for i := 0; i+perSecond < len(taken); i++ {
+				if span := taken[i+perSecond].Sub(taken[i]); span < time.Second+tc.guard {
+					t.Errorf("slots %d..%d span %v, want at least %v", i, i+perSecond, span, time.Second+tc.guard)
+				}
+			}
+			interval := buckets[0].Interval()
+			for i := 1; i < len(taken); i++ {
+				if gap := taken[i].Sub(taken[i-1]); gap < interval {
+					t.Errorf("slots %d and %d are %v apart, want at least %v", i-1, i, gap, interval)
+				}
+			}
+		})
+	}
+}
+
+func TestBucketWaitCancelled(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	b := tb.store.Bucket("slow", 0.1, 0) // one slot every 10s
+
+	if err := b.Wait(t.Context()); err != nil {
+		t.Fatalf("first Wait() = %v, want nil at once", err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	if err := b.Wait(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Wait() for a slot 10s away with a 50ms deadline = %v, want %v", err, context.DeadlineExceeded)
+	}
+	done, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := b.Wait(done); !errors.Is(err, context.Canceled) {
+		t.Errorf("Wait() with a cancelled context = %v, want %v", err, context.Canceled)
+	}
+}

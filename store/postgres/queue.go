@@ -1,0 +1,341 @@
+package postgres
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/batchreset/batchreset/store"
+)
+
+// Queue is one runner's view of a run: it claims the run's jobs under
+// leases, records their progress under fencing tokens, and renews and
+// releases its leases. It satisfies runner.Store. Get one from Store.Queue;
+// it is safe for concurrent use by the runner's feeder and workers.
+//
+// # Leases and fencing
+//
+// Claiming a job gives it a new token from the jobs_lease_token_seq sequence
+// (returned as store.Job.Fence), sets lease_owner, and sets lease_expires_at
+// to the database's now() plus the lease TTL. Every write carries the token:
+// a job claimed by another runner has a new token, so the old holder's writes
+// match no row and fail with store.ErrLeaseLost. A lease that has expired but
+// that nobody has claimed yet still accepts its holder's writes (the token is
+// unchanged), except the one that matters most: see Save.
+//
+// The Queue remembers the (job, token) pairs it holds; Renew extends those,
+// and a job leaves the set when it is saved terminal, released, or found lost.
+type Queue struct {
+	s     *Store
+	run   string
+	owner string
+	ttl   time.Duration
+
+	mu   sync.Mutex
+	held map[int64]int64 // job ID → fencing token
+}
+
+// Queue returns the queue of run for the runner named owner, which must be
+// unique among the runners alive at once (host name, process ID and a random
+// suffix, say). Leases last leaseTTL from each claim, renewal or save; pick it
+// well above the longest API call plus the renewal period, because a runner
+// that stops renewing loses its jobs to others after leaseTTL.
+func (s *Store) Queue(run, owner string, leaseTTL time.Duration) *Queue {
+	if run == "" || owner == "" || leaseTTL <= 0 {
+		panic(fmt.Sprintf("postgres: Queue(%q, %q, %v): need a run, an owner and a positive lease TTL", run, owner, leaseTTL))
+	}
+	return &Queue{s: s, run: run, owner: owner, ttl: leaseTTL, held: make(map[int64]int64)}
+}
+
+// Claim leases up to n jobs of the run that are not terminal, are due
+// (not_before has passed on the database's clock) and whose lease is free or
+// expired, oldest not_before first, then in import order. It is one
+// statement: candidates are locked with FOR UPDATE SKIP LOCKED and leased in
+// the same UPDATE, so two runners never get the same job. Jobs this Queue
+// already holds are never claimed again, even when their lease has expired.
+//
+// When fewer than n jobs were claimed, waiting reports whether the run has
+// any other job that is due, not terminal and not held by this Queue: leased
+// by another runner (it comes back if that runner dies), or being claimed by
+// another runner at this moment. A runner that gets no jobs and waiting ==
+// false has nothing left to do now: every due job of the run is terminal or
+// its own, and jobs not yet due are left for a later run (cron). When all n
+// were claimed, waiting is false without being looked for: claim again.
+func (q *Queue) Claim(ctx context.Context, n int) (jobs []store.Job, waiting bool, err error) {
+	if n < 1 {
+		return nil, false, fmt.Errorf("claim jobs: n = %d, want at least 1", n)
+	}
+	// The candidates are locked by an InitPlan and the UPDATE looks them up
+	// by primary key: unlike a join, this plan stays cheap even when pgx's
+	// prepared statement gets a generic plan, which cannot see n.
+	const claimSQL = `UPDATE jobs
+		SET lease_owner = $2,
+		    lease_token = nextval('jobs_lease_token_seq'),
+		    lease_expires_at = now() + $5 * interval '1 microsecond'
+		WHERE id = ANY (ARRAY(
+			SELECT id
+			FROM jobs
+			WHERE run = $1
+			  AND status IN ('pending', 'submitting', 'submitted')
+			  AND not_before <= now()
+			  AND (lease_expires_at IS NULL OR lease_expires_at < now())
+			  AND id <> ALL ($4::bigint[])
+			ORDER BY not_before, id
+			LIMIT $3
+			FOR UPDATE SKIP LOCKED))
+		RETURNING ` + jobColumns
+	rows, err := q.s.pool.Query(ctx, claimSQL, q.run, q.owner, n, q.heldIDs(), micros(q.ttl))
+	if err != nil {
+		return nil, false, fmt.Errorf("claim jobs: %w", err)
+	}
+	claimed, err := pgx.CollectRows(rows, pgx.RowToStructByName[jobRow])
+	if err != nil {
+		return nil, false, fmt.Errorf("claim jobs: %w", err)
+	}
+	jobs = make([]store.Job, len(claimed))
+	q.mu.Lock()
+	for i, r := range claimed {
+		jobs[i] = r.job()
+		q.held[r.ID] = r.LeaseToken
+	}
+	q.mu.Unlock()
+	slices.SortFunc(jobs, func(a, b store.Job) int {
+		if c := a.NotBefore.Compare(b.NotBefore); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.ID, b.ID)
+	})
+	if len(jobs) == n {
+		return jobs, false, nil
+	}
+
+	// ORDER BY … LIMIT 1 rather than EXISTS: it makes the planner walk
+	// jobs_claimable_idx, which holds only unfinished jobs, instead of
+	// scanning a mostly finished run.
+	const waitingSQL = `SELECT id
+		FROM jobs
+		WHERE run = $1
+		  AND status IN ('pending', 'submitting', 'submitted')
+		  AND not_before <= now()
+		  AND id <> ALL ($2::bigint[])
+		ORDER BY not_before, id
+		LIMIT 1`
+	var other int64
+	switch err := q.s.pool.QueryRow(ctx, waitingSQL, q.run, q.heldIDs()).Scan(&other); {
+	case errors.Is(err, pgx.ErrNoRows):
+		return jobs, false, nil
+	case err != nil && len(jobs) > 0:
+		// The jobs are leased to this Queue: hand them over rather than
+		// strand them, and say "maybe more" so that the runner polls again.
+		return jobs, true, nil
+	case err != nil:
+		return nil, false, fmt.Errorf("claim jobs: look for jobs held elsewhere: %w", err)
+	}
+	return jobs, true, nil
+}
+
+// Save records j's status, request IDs, error, attempts, NotBefore (unless
+// zero) and timestamps, provided j.Fence is still the job's lease held by
+// this Queue; otherwise it writes nothing and returns an error wrapping
+// store.ErrLeaseLost. When Save returns nil the write is committed.
+//
+// A non-terminal save also extends the lease by the TTL. A save to
+// submitting (the intent to send ResetInstance) additionally requires the
+// lease to be live, not merely unclaimed, so a runner never sends a reset on a
+// lease another runner may be about to take. A terminal save ends the lease;
+// saving the same terminal outcome again under the same fence (a retry after
+// an ambiguous error) succeeds, but nothing can be saved after it.
+func (q *Queue) Save(ctx context.Context, j *store.Job) error {
+	if !j.Status.Valid() {
+		return fmt.Errorf("save job %d: invalid status %q", j.ID, j.Status)
+	}
+	const saveSQL = `UPDATE jobs
+		SET status = $4,
+		    request_id = $5,
+		    prev_request_id = $6,
+		    error_code = $7,
+		    error_message = $8,
+		    attempts = $9,
+		    not_before = coalesce($10, not_before),
+		    intent_at = $11,
+		    submitted_at = $12,
+		    finished_at = $13,
+		    updated_at = now(),
+		    lease_owner = CASE WHEN $15 THEN NULL ELSE lease_owner END,
+		    lease_expires_at = CASE WHEN $15 THEN NULL ELSE now() + $14 * interval '1 microsecond' END
+		WHERE id = $1
+		  AND lease_token = $2
+		  AND lease_owner = $3
+		  AND run = $16
+		  AND ($4 <> 'submitting' OR lease_expires_at > now())`
+	terminal := j.Status.Terminal()
+	tag, err := q.s.pool.Exec(ctx, saveSQL,
+		j.ID, j.Fence, q.owner,
+		string(j.Status), j.RequestID, j.PrevRequestID, j.ErrorCode, j.ErrorMessage, j.Attempts,
+		nullTime(j.NotBefore), nullTime(j.IntentAt), nullTime(j.SubmittedAt), nullTime(j.FinishedAt),
+		micros(q.ttl), terminal, q.run)
+	if err != nil {
+		return fmt.Errorf("save job %d (%s): %w", j.ID, j.InstanceID, err)
+	}
+	if tag.RowsAffected() == 0 {
+		if terminal {
+			saved, err := q.savedTerminal(ctx, j)
+			if err != nil {
+				return fmt.Errorf("save job %d (%s): %w", j.ID, j.InstanceID, err)
+			}
+			if saved {
+				q.drop(j.ID, j.Fence)
+				return nil
+			}
+		}
+		q.drop(j.ID, j.Fence)
+		return fmt.Errorf("save job %d (%s) with fence %d: %w", j.ID, j.InstanceID, j.Fence, store.ErrLeaseLost)
+	}
+	q.mu.Lock()
+	if terminal {
+		delete(q.held, j.ID)
+	} else {
+		q.held[j.ID] = j.Fence
+	}
+	q.mu.Unlock()
+	return nil
+}
+
+// savedTerminal reports whether j's terminal outcome is already recorded
+// under j.Fence, as after a Save whose reply was lost.
+func (q *Queue) savedTerminal(ctx context.Context, j *store.Job) (bool, error) {
+	const sql = `SELECT EXISTS (
+		SELECT 1 FROM jobs
+		WHERE id = $1 AND lease_token = $2 AND lease_owner IS NULL AND run = $3
+		  AND status = $4 AND request_id = $5 AND error_code = $6
+		  AND error_message = $7 AND attempts = $8)`
+	var ok bool
+	err := q.s.pool.QueryRow(ctx, sql, j.ID, j.Fence, q.run,
+		string(j.Status), j.RequestID, j.ErrorCode, j.ErrorMessage, j.Attempts).Scan(&ok)
+	return ok, err
+}
+
+// Renew extends, to now plus the TTL, every lease this Queue holds that is
+// still its own. Leases found taken over or finished leave the held set; the
+// runner learns of them when its next Save returns store.ErrLeaseLost.
+func (q *Queue) Renew(ctx context.Context) error {
+	ids, fences := q.heldPairs()
+	if len(ids) == 0 {
+		return nil
+	}
+	const renewSQL = `UPDATE jobs
+		SET lease_expires_at = now() + $4 * interval '1 microsecond'
+		FROM unnest($1::bigint[], $2::bigint[]) AS held(held_id, held_token)
+		WHERE id = held.held_id
+		  AND lease_token = held.held_token
+		  AND lease_owner = $3
+		  AND status IN ('pending', 'submitting', 'submitted')
+		RETURNING id`
+	rows, err := q.s.pool.Query(ctx, renewSQL, ids, fences, q.owner, micros(q.ttl))
+	if err != nil {
+		return fmt.Errorf("renew leases: %w", err)
+	}
+	renewed, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return fmt.Errorf("renew leases: %w", err)
+	}
+	if len(renewed) == len(ids) {
+		return nil
+	}
+	ok := make(map[int64]bool, len(renewed))
+	for _, id := range renewed {
+		ok[id] = true
+	}
+	for i, id := range ids {
+		if !ok[id] {
+			q.drop(id, fences[i])
+		}
+	}
+	return nil
+}
+
+// Release ends the leases of jobs (those still held under their Fence by this
+// Queue) so that any runner may claim them at once. It leaves the jobs'
+// records as they are.
+func (q *Queue) Release(ctx context.Context, jobs []store.Job) error {
+	if len(jobs) == 0 {
+		return nil
+	}
+	ids := make([]int64, len(jobs))
+	fences := make([]int64, len(jobs))
+	for i, j := range jobs {
+		ids[i], fences[i] = j.ID, j.Fence
+	}
+	const releaseSQL = `UPDATE jobs
+		SET lease_owner = NULL, lease_expires_at = NULL
+		FROM unnest($1::bigint[], $2::bigint[]) AS released(released_id, released_token)
+		WHERE id = released.released_id
+		  AND lease_token = released.released_token
+		  AND lease_owner = $3`
+	if _, err := q.s.pool.Exec(ctx, releaseSQL, ids, fences, q.owner); err != nil {
+		return fmt.Errorf("release jobs: %w", err)
+	}
+	for i, id := range ids {
+		q.drop(id, fences[i])
+	}
+	return nil
+}
+
+// Control reports the operator's instruction for the run: the run's control
+// row, or store.ControlRunning when it has none (jobs inserted by another
+// tool, never paused).
+func (q *Queue) Control(ctx context.Context) (store.Control, error) {
+	c, err := control(ctx, q.s.pool, q.run)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.ControlRunning, nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read control of run %q: %w", q.run, err)
+	}
+	return c, nil
+}
+
+func control(ctx context.Context, db querier, run string) (store.Control, error) {
+	var c store.Control
+	err := db.QueryRow(ctx, `SELECT control FROM runs WHERE name = $1`, run).Scan(&c)
+	return c, interpret(err)
+}
+
+// heldIDs returns the IDs of the jobs the Queue holds.
+func (q *Queue) heldIDs() []int64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	ids := make([]int64, 0, len(q.held))
+	for id := range q.held {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// heldPairs returns the jobs the Queue holds and their tokens.
+func (q *Queue) heldPairs() (ids, fences []int64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	ids = make([]int64, 0, len(q.held))
+	fences = make([]int64, 0, len(q.held))
+	for id, f := range q.held {
+		ids = append(ids, id)
+		fences = append(fences, f)
+	}
+	return ids, fences
+}
+
+// drop forgets job id if it is still held under fence.
+func (q *Queue) drop(id, fence int64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.held[id] == fence {
+		delete(q.held, id)
+	}
+}

@@ -1,0 +1,146 @@
+package postgres_test
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/batchreset/batchreset/store"
+	"github.com/batchreset/batchreset/store/postgres"
+)
+
+func TestStatus(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	tb := setup(t)
+	notBefore := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+	if _, err := tb.store.Import(ctx, "r1", makeJobs(0, 20), notBefore); err != nil {
+		t.Fatal(err)
+	}
+	q := tb.store.Queue("r1", "runner-1", time.Minute)
+	held, _, err := q.Claim(ctx, 16)
+	if err != nil || len(held) != 16 {
+		t.Fatalf("Claim(16) = %d jobs, %v", len(held), err)
+	}
+	// Job 0 submitting, 1 submitted, 2 succeeded, 3-14 failed (12 errors,
+	// saved in order), 15 released; 16-19 never claimed.
+	save := func(j store.Job, s store.Status, code string) {
+		t.Helper()
+		j.Status = s
+		j.ErrorCode = code
+		if code != "" {
+			j.ErrorMessage = "message for " + code
+		}
+		if err := q.Save(ctx, &j); err != nil {
+			t.Fatalf("Save(%s) = %v", s, err)
+		}
+	}
+	save(held[0], store.StatusSubmitting, "")
+	save(held[1], store.StatusSubmitted, "")
+	save(held[2], store.StatusSucceeded, "")
+	for i := 3; i < 15; i++ {
+		save(held[i], store.StatusFailed, fmt.Sprintf("Code%02d", i))
+	}
+	if err := q.Release(ctx, held[15:]); err != nil {
+		t.Fatal(err)
+	}
+	if err := tb.store.SetControl(ctx, "r1", store.ControlPaused); err != nil {
+		t.Fatal(err)
+	}
+
+	got, err := tb.store.Status(ctx, "r1")
+	if err != nil {
+		t.Fatalf("Status() = %v", err)
+	}
+	want := postgres.Status{
+		Run:     "r1",
+		Control: store.ControlPaused,
+		Totals: store.Totals{
+			store.StatusPending: 5, store.StatusSubmitting: 1, store.StatusSubmitted: 1,
+			store.StatusSucceeded: 1, store.StatusFailed: 12, store.StatusSkipped: 0, store.StatusUnknown: 0,
+		},
+		Jobs:          20,
+		InFlight:      2,
+		Leased:        2,
+		Owners:        1,
+		OldestPending: notBefore,
+	}
+	for i := 14; i > 4; i-- {
+		code := fmt.Sprintf("Code%02d", i)
+		want.LastErrors = append(want.LastErrors, postgres.JobError{
+			JobID:      held[i].ID,
+			InstanceID: held[i].InstanceID,
+			Status:     store.StatusFailed,
+			Code:       code,
+			Message:    "message for " + code,
+		})
+	}
+	if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(postgres.JobError{}, "At")); diff != "" {
+		t.Errorf("Status() mismatch (-want +got):\n%s", diff)
+	}
+	for _, e := range got.LastErrors {
+		if e.At.IsZero() {
+			t.Errorf("LastErrors entry %+v has no time", e)
+		}
+	}
+
+	if _, err := tb.store.Status(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Status() of an unknown run = %v, want %v", err, store.ErrNotFound)
+	}
+}
+
+func TestRunsAndJobs(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	tb := setup(t)
+	if runs, err := tb.store.Runs(ctx); len(runs) != 0 || err != nil {
+		t.Errorf("Runs() on an empty schema = %v, %v, want none", runs, err)
+	}
+	tb.importJobs(t, "b", 3)
+	tb.importJobs(t, "a", 2)
+	if _, err := tb.store.Import(ctx, "empty", nil, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tb.db.Exec(ctx, `INSERT INTO jobs (run, instance_id, region) VALUES ('direct', 'lhins-x1', 'ap-beijing')`); err != nil {
+		t.Fatal(err)
+	}
+	q := tb.store.Queue("a", "runner-1", time.Minute)
+	held, _, err := q.Claim(ctx, 1)
+	if err != nil || len(held) != 1 {
+		t.Fatal(err)
+	}
+	held[0].Status = store.StatusUnknown
+	held[0].ErrorMessage = "DescribeInstances kept failing"
+	if err := q.Save(ctx, &held[0]); err != nil {
+		t.Fatal(err)
+	}
+
+	runs, err := tb.store.Runs(ctx)
+	if err != nil {
+		t.Fatalf("Runs() = %v", err)
+	}
+	want := []postgres.Run{
+		{Name: "a", Control: store.ControlRunning, Jobs: 2, Unfinished: 1},
+		{Name: "b", Control: store.ControlRunning, Jobs: 3, Unfinished: 3},
+		{Name: "direct", Control: store.ControlRunning, Jobs: 1, Unfinished: 1},
+		{Name: "empty", Control: store.ControlRunning},
+	}
+	if diff := cmp.Diff(want, runs, cmpopts.IgnoreFields(postgres.Run{}, "CreatedAt")); diff != "" {
+		t.Errorf("Runs() mismatch (-want +got):\n%s", diff)
+	}
+
+	inDoubt, err := tb.store.Jobs(ctx, "a", store.StatusSubmitting, store.StatusUnknown)
+	if err != nil || len(inDoubt) != 1 || inDoubt[0].ID != held[0].ID {
+		t.Errorf("Jobs(a, submitting, unknown) = %v, %v, want job %d", inDoubt, err, held[0].ID)
+	}
+	if got, err := tb.store.Jobs(ctx, "empty"); len(got) != 0 || err != nil {
+		t.Errorf("Jobs() of a run without jobs = %v, %v, want none, nil", got, err)
+	}
+	if _, err := tb.store.Jobs(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Jobs() of an unknown run = %v, want %v", err, store.ErrNotFound)
+	}
+}
