@@ -13,8 +13,8 @@ import (
 // Rollout holds the fleet rollout controls: preflight skips, the failure
 // budget and the maintenance window. The zero value starts every job.
 type Rollout struct {
-	// Preflight skips jobs whose instance certainly cannot be reset: not
-	// found, or in a state that is neither RUNNING, STOPPED nor transitional.
+	// Preflight skips jobs that certainly cannot be reset (see Check),
+	// judged from DescribeInstances and DescribeBlueprints when claimed.
 	Preflight bool
 	// MaxFailures is the failure budget: once more than MaxFailures jobs have
 	// ended failed or unknown, no new reset starts. Negative means no budget.
@@ -34,20 +34,6 @@ func (ro *Rollout) start(r *Runner) {
 	if ro.ExpectedDuration <= 0 {
 		ro.ExpectedDuration = 5 * time.Minute
 	}
-}
-
-// preflight returns why job must be skipped, or "".
-func (ro *Rollout) preflight(j store.Job, in lighthouse.Instance, seen bool) string {
-	if !ro.Preflight {
-		return ""
-	}
-	if !seen {
-		return fmt.Sprintf("preflight: instance %s not found in region %s", j.InstanceID, j.Region)
-	}
-	if !resettableState(in.InstanceState) {
-		return fmt.Sprintf("preflight: instance state %s does not allow a reset", in.InstanceState)
-	}
-	return ""
 }
 
 // resettableState reports whether state is RUNNING or STOPPED, or a

@@ -21,6 +21,8 @@ import (
 type API interface {
 	ResetInstance(ctx context.Context, region, instanceID, blueprintID string) (requestID string, err error)
 	DescribeInstances(ctx context.Context, region string, ids []string) ([]lighthouse.Instance, error)
+	// DescribeBlueprints is used by the preflight checks only.
+	DescribeBlueprints(ctx context.Context, region string, ids []string) ([]lighthouse.Blueprint, error)
 }
 
 // Config configures a Runner. Zero fields take the defaults given.
@@ -112,6 +114,9 @@ type Runner struct {
 	fatal   atomic.Pointer[lighthouse.APIError]
 	stopMu  sync.Mutex
 	stopWhy string // reason new resets are skipped (budget, window, cancel)
+
+	bpMu sync.Mutex
+	bps  map[string]*lighthouse.Blueprint // preflight cache, by region/id
 
 	live     atomic.Int64 // tasks claimed and not yet finished or released
 	slots    chan struct{}
@@ -389,9 +394,13 @@ func (r *Runner) route(ctx context.Context, jobs []store.Job) error {
 			if seen {
 				t.job.PrevRequestID = in.LatestOperationRequestID
 			}
-			if r.cfg.Rollout != nil {
-				if why := r.cfg.Rollout.preflight(t.job, in, seen); why != "" {
-					r.finish(ctx, t, store.StatusSkipped, "Preflight", why)
+			if r.cfg.Rollout != nil && r.cfg.Rollout.Preflight {
+				var inp *lighthouse.Instance
+				if seen {
+					inp = &in
+				}
+				if why := Check(t.job, inp, r.blueprint(ctx, t.job)); why != "" {
+					r.finish(ctx, t, store.StatusSkipped, "Preflight", "preflight: "+why)
 					continue
 				}
 			}
@@ -429,6 +438,39 @@ func (r *Runner) snapshot(ctx context.Context, jobs []store.Job) map[string]ligh
 		}
 	}
 	return out
+}
+
+// blueprint returns j's target blueprint as DescribeBlueprints shows it, or
+// nil. Answers are cached for the run; a failed lookup is not cached.
+func (r *Runner) blueprint(ctx context.Context, j store.Job) *lighthouse.Blueprint {
+	if j.BlueprintID == "" {
+		return nil
+	}
+	key := j.Region + "/" + j.BlueprintID
+	r.bpMu.Lock()
+	defer r.bpMu.Unlock()
+	if bp, ok := r.bps[key]; ok {
+		return bp
+	}
+	if err := r.desc.Wait(ctx); err != nil {
+		return nil
+	}
+	bps, err := r.cfg.API.DescribeBlueprints(ctx, j.Region, []string{j.BlueprintID})
+	if err != nil {
+		r.log.Warn("describe blueprint for preflight", "blueprint_id", j.BlueprintID, "err", err)
+		return &lighthouse.Blueprint{BlueprintID: j.BlueprintID} // unknown: let the API judge
+	}
+	var bp *lighthouse.Blueprint
+	for i := range bps {
+		if bps[i].BlueprintID == j.BlueprintID {
+			bp = &bps[i]
+		}
+	}
+	if r.bps == nil {
+		r.bps = map[string]*lighthouse.Blueprint{}
+	}
+	r.bps[key] = bp
+	return bp
 }
 
 // describe calls DescribeInstances under the describe limiter, retrying

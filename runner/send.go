@@ -57,7 +57,10 @@ func (r *Runner) send(ctx context.Context, t *task) {
 		r.release(t)
 		return
 	}
-	if err := r.reset.Wait(ctx); err != nil {
+	waitStart := time.Now()
+	err := r.reset.Wait(ctx)
+	r.stats.limiterWait.Add(int64(time.Since(waitStart)))
+	if err != nil {
 		r.release(t)
 		return
 	}

@@ -20,7 +20,8 @@ type Stats struct {
 	InFlight  atomic.Int64 // resets sent and not yet settled
 	Waiting   atomic.Int64 // jobs waiting on the cloud (busy, in doubt, tracking)
 
-	paused atomic.Bool
+	paused      atomic.Bool
+	limiterWait atomic.Int64 // nanoseconds senders waited for the reset limiter
 
 	mu        sync.Mutex
 	totals    store.Totals
@@ -28,6 +29,10 @@ type Stats struct {
 	firstSend time.Time
 	lastSend  time.Time
 }
+
+// LimiterWait returns the total time senders waited for the ResetInstance
+// rate limiter.
+func (s *Stats) LimiterWait() time.Duration { return time.Duration(s.limiterWait.Load()) }
 
 // Paused reports whether the operator has paused the run.
 func (s *Stats) Paused() bool { return s.paused.Load() }

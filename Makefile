@@ -1,0 +1,45 @@
+# batchreset — run `make help` for the targets.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+GO      ?= go
+BIN     := bin/batchreset
+.PHONY: help build demo test test/race test/short bench fuzz lint check tidy db/test db/reset
+
+help: ## Show this help
+	@grep -hE '^[a-zA-Z/_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+build: ## Build bin/batchreset
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/batchreset
+
+demo: ## Reset jobs.example.csv against the built-in emulator
+	$(GO) run ./cmd/batchreset run --jobs jobs.example.csv --emulate --yes --out demo-results.csv --force
+
+test: ## go vet, then every test with the race detector, against PostgreSQL (found or started by .ci/withdb.sh)
+	$(GO) vet ./...
+	./.ci/withdb.sh $(GO) test -race -count=1 ./...
+
+test/race: test ## Same as test
+
+test/short: ## Unit tests only (no PostgreSQL, no subprocesses)
+	$(GO) test -short -count=1 ./...
+
+bench: ## Benchmarks (emulator throughput, CSV, Postgres store, runner)
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
+
+fuzz: ## Fuzz the CSV reader for 60s
+	$(GO) test -run '^$$' -fuzz FuzzReader -fuzztime 60s ./store/csv/
+
+lint: ## gofmt, go vet and staticcheck
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1)
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 ./...
+
+check: lint test ## lint and test, as CI runs them
+
+tidy: ## go mod tidy
+	$(GO) mod tidy
+
+db/test: ## Check that a PostgreSQL server answers at TEST_DATABASE_URL (starting one if needed)
+	./.ci/withdb.sh sh -c 'echo "PostgreSQL answers at $$TEST_DATABASE_URL"'
+
+db/reset: ## Drop and recreate the test database
+	psql "postgres://postgres@127.0.0.1:5432/postgres" -c 'DROP DATABASE IF EXISTS test' -c 'CREATE DATABASE test'

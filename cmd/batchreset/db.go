@@ -1,0 +1,251 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/batchreset/batchreset/store"
+	csvstore "github.com/batchreset/batchreset/store/csv"
+	"github.com/batchreset/batchreset/store/postgres"
+)
+
+func addDatabaseFlag(fs *pflag.FlagSet, url *string) {
+	fs.StringVar(url, "database-url", "", "PostgreSQL URL (env DATABASE_URL)")
+}
+
+// openDB opens the database named by url or DATABASE_URL.
+func openDB(ctx context.Context, url string, checkSchema bool) (*postgres.Store, error) {
+	if url == "" {
+		url = os.Getenv("DATABASE_URL")
+	}
+	if url == "" {
+		return nil, usageError("give --database-url URL or set DATABASE_URL")
+	}
+	db, err := postgres.Open(ctx, url)
+	if err != nil {
+		return nil, &exitError{code: exitFatal, err: err}
+	}
+	if checkSchema {
+		if err := db.CheckSchema(ctx); err != nil {
+			db.Close()
+			return nil, &exitError{code: exitFatal, err: err}
+		}
+	}
+	return db, nil
+}
+
+func (a *app) migrateCommand() *cobra.Command {
+	var url string
+	cmd := &cobra.Command{
+		Use:   "migrate --database-url URL",
+		Short: "Apply the embedded database migrations (idempotent)",
+		Long: `Apply batchreset's schema migrations to the database, under an advisory lock,
+so concurrent calls are safe. Running it again on an up-to-date schema does
+nothing. The schema is the first one in the URL's search_path.`,
+		Example: `  batchreset migrate --database-url postgres://postgres@127.0.0.1:5432/test`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			db, err := openDB(cmd.Context(), url, false)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			if err := db.Migrate(cmd.Context()); err != nil {
+				return &exitError{code: exitFatal, err: fmt.Errorf("migrate: %w", err)}
+			}
+			fmt.Fprintln(a.stdout, "schema is up to date")
+			return nil
+		},
+	}
+	addDatabaseFlag(cmd.Flags(), &url)
+	return cmd
+}
+
+func (a *app) importCommand() *cobra.Command {
+	var url, jobsPath, run, region, notBefore string
+	cmd := &cobra.Command{
+		Use:   "import --database-url URL --jobs FILE.csv [--run NAME] [--not-before TIME]",
+		Short: "Import a jobs CSV into a Postgres run",
+		Long: `Validate a jobs CSV (same rules as CSV mode: every problem is reported with
+its line and field, and nothing is imported when any row is invalid), then
+insert its rows into the jobs table in one transaction. An instance may appear
+once per run.`,
+		Example: `  batchreset import --jobs fleet.csv --run nightly-2026-11-27 --not-before 2026-11-28T01:00:00Z`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if jobsPath == "" {
+				return usageError("give --jobs FILE.csv")
+			}
+			if region == "" {
+				region = os.Getenv("TENCENTCLOUD_REGION")
+			}
+			var nb time.Time
+			if notBefore != "" {
+				t, err := time.Parse(time.RFC3339, notBefore)
+				if err != nil {
+					return usageError("--not-before: %q is not an RFC 3339 time", notBefore)
+				}
+				nb = t
+			}
+			jobs, err := csvstore.ReadJobs(jobsPath, region)
+			if err != nil {
+				return err
+			}
+			db, err := openDB(cmd.Context(), url, true)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			n, err := db.Import(cmd.Context(), run, jobs, nb)
+			if err != nil {
+				return &exitError{code: exitUsage, err: fmt.Errorf("import %s: %w", jobsPath, err)}
+			}
+			fmt.Fprintf(a.stdout, "imported %d jobs into run %q\n", n, run)
+			return nil
+		},
+	}
+	addDatabaseFlag(cmd.Flags(), &url)
+	cmd.Flags().StringVar(&jobsPath, "jobs", "", "jobs CSV file")
+	cmd.Flags().StringVar(&run, "run", "default", "run name")
+	cmd.Flags().StringVar(&region, "region", "", "region for rows that name none (env TENCENTCLOUD_REGION)")
+	cmd.Flags().StringVar(&notBefore, "not-before", "", "start none of these jobs before this time (RFC 3339)")
+	return cmd
+}
+
+func (a *app) statusCommand() *cobra.Command {
+	var url, run string
+	cmd := &cobra.Command{
+		Use:     "status --database-url URL [--run NAME]",
+		Short:   "Show a Postgres run's counts by status, resets in flight and the last errors",
+		Example: `  batchreset status --run nightly`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			db, err := openDB(cmd.Context(), url, true)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			st, err := db.Status(cmd.Context(), run)
+			if errors.Is(err, store.ErrNotFound) {
+				return usageError("run %q does not exist", run)
+			}
+			if err != nil {
+				return &exitError{code: exitFatal, err: err}
+			}
+			printStatus(a.stdout, run, st)
+			return nil
+		},
+	}
+	addDatabaseFlag(cmd.Flags(), &url)
+	cmd.Flags().StringVar(&run, "run", "default", "run name")
+	return cmd
+}
+
+func printStatus(w io.Writer, run string, st postgres.Status) {
+	fmt.Fprintf(w, "run %s (%s)\n", run, st.Control)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, s := range []store.Status{store.StatusPending, store.StatusSubmitting, store.StatusSubmitted,
+		store.StatusSucceeded, store.StatusFailed, store.StatusUnknown, store.StatusSkipped} {
+		fmt.Fprintf(tw, "  %s\t%d\n", s, st.Totals[s])
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "in flight: %d, leased by runners: %d\n", st.InFlight, st.Leased)
+	if len(st.LastErrors) > 0 {
+		fmt.Fprintln(w, "last errors:")
+		for _, e := range st.LastErrors {
+			fmt.Fprintf(w, "  %s  %s  %s: %s\n", e.At.UTC().Format(time.RFC3339), e.InstanceID, e.Code, e.Message)
+		}
+	}
+}
+
+func (a *app) reportCommand() *cobra.Command {
+	var url, run, format, out string
+	cmd := &cobra.Command{
+		Use:   "report --database-url URL [--run NAME] [--format csv|json] [--out FILE]",
+		Short: "Write a Postgres run's per-instance outcomes as CSV or JSON",
+		Long: `Write one row per instance of the run. The CSV has the same columns as CSV
+mode's results file; JSON adds totals and reset durations.`,
+		Example: `  batchreset report --run nightly --format json --out nightly.json`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if format != "csv" && format != "json" {
+				return usageError("--format must be csv or json, not %q", format)
+			}
+			db, err := openDB(cmd.Context(), url, true)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			jobs, err := db.Jobs(cmd.Context(), run)
+			if errors.Is(err, store.ErrNotFound) {
+				return usageError("run %q does not exist", run)
+			}
+			if err != nil {
+				return &exitError{code: exitFatal, err: err}
+			}
+			if format == "csv" {
+				if out != "" {
+					return csvstore.WriteResultsFile(out, resultsView(jobs))
+				}
+				return csvstore.WriteResults(a.stdout, resultsView(jobs))
+			}
+			rep := newReport(jobs)
+			if out != "" {
+				return rep.writeFile(out)
+			}
+			enc := json.NewEncoder(a.stdout)
+			enc.SetIndent("", "  ")
+			return enc.Encode(rep)
+		},
+	}
+	addDatabaseFlag(cmd.Flags(), &url)
+	cmd.Flags().StringVar(&run, "run", "default", "run name")
+	cmd.Flags().StringVar(&format, "format", "csv", "csv or json")
+	cmd.Flags().StringVar(&out, "out", "", "write to this file instead of standard output")
+	return cmd
+}
+
+func (a *app) controlCommand(verb, short string) *cobra.Command {
+	var url, run string
+	control := map[string]store.Control{"pause": store.ControlPaused, "resume": store.ControlRunning, "cancel": store.ControlCancelled}[verb]
+	cmd := &cobra.Command{
+		Use:   verb + " --database-url URL --run NAME",
+		Short: short,
+		Long: short + `.
+
+Every runner working the run sees it within one poll interval. A reset already
+sent is never interrupted: it cannot be undone, so it is tracked to its end.`,
+		Example: fmt.Sprintf("  batchreset %s --run nightly", verb),
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !cmd.Flags().Changed("run") {
+				return usageError("give --run NAME")
+			}
+			db, err := openDB(cmd.Context(), url, true)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			if err := db.SetControl(cmd.Context(), run, control); err != nil {
+				if errors.Is(err, store.ErrNotFound) {
+					return usageError("run %q does not exist", run)
+				}
+				return &exitError{code: exitFatal, err: err}
+			}
+			fmt.Fprintf(a.stdout, "run %s: %s\n", run, control)
+			return nil
+		},
+	}
+	addDatabaseFlag(cmd.Flags(), &url)
+	cmd.Flags().StringVar(&run, "run", "", "run name")
+	return cmd
+}

@@ -1,0 +1,203 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/batchreset/batchreset/lighthouse"
+	"github.com/batchreset/batchreset/lighthouse/emulator"
+	"github.com/batchreset/batchreset/store"
+	csvstore "github.com/batchreset/batchreset/store/csv"
+)
+
+// emulatorOptions shape the emulated fleet and its behaviour.
+type emulatorOptions struct {
+	resetMin, resetMax time.Duration
+	failureRate        float64
+	lag                time.Duration
+	latency            time.Duration
+	dropRate           float64
+	throttleRate       float64
+	missing, busy      int
+	stopped, platform  int
+	unlimited          bool
+}
+
+func (e *emulatorOptions) addFlags(fs *pflag.FlagSet, prefix string) {
+	fs.DurationVar(&e.resetMin, prefix+"reset-min", 2*time.Second, "emulator: shortest reset")
+	fs.DurationVar(&e.resetMax, prefix+"reset-max", 5*time.Second, "emulator: longest reset")
+	fs.Float64Var(&e.failureRate, prefix+"failure-rate", 0.03, "emulator: share of resets that end FAILED")
+	fs.DurationVar(&e.lag, prefix+"visibility-lag", 0, "emulator: how long DescribeInstances shows the previous operation after a reset")
+	fs.DurationVar(&e.latency, prefix+"latency", 0, "emulator: added latency of every ResetInstance answer")
+	fs.Float64Var(&e.dropRate, prefix+"drop-rate", 0, "emulator: share of resets applied whose answer is lost (connection dropped)")
+	fs.Float64Var(&e.throttleRate, prefix+"throttle-rate", 0, "emulator: share of calls answered RequestLimitExceeded")
+	fs.IntVar(&e.missing, prefix+"missing", 0, "emulator: instances of the jobs left out of the fleet")
+	fs.IntVar(&e.busy, prefix+"busy", 0, "emulator: instances busy with another operation at the start")
+	fs.IntVar(&e.stopped, prefix+"stopped", 0, "emulator: instances STOPPED at the start")
+	fs.IntVar(&e.platform, prefix+"other-platform", 0, "emulator: instances whose target blueprint is of another platform")
+	fs.BoolVar(&e.unlimited, prefix+"unlimited", false, "emulator: lift the API rate limits (benchmarks)")
+}
+
+func (e *emulatorOptions) config(creds map[string]string, instances []emulator.Instance, blueprints []emulator.Blueprint) emulator.Config {
+	cfg := emulator.Config{
+		Credentials:   creds,
+		Instances:     instances,
+		Blueprints:    blueprints,
+		ResetDuration: emulator.Duration{Min: e.resetMin, Max: e.resetMax},
+		FailureRate:   e.failureRate,
+		VisibilityLag: e.lag,
+	}
+	if e.unlimited {
+		cfg.RateLimits = map[string]int{
+			lighthouse.ActionResetInstance: -1, lighthouse.ActionDescribeInstances: -1,
+			lighthouse.ActionDescribeBlueprints: -1, lighthouse.ActionDescribeResetInstanceBlueprints: -1,
+		}
+	}
+	if e.latency > 0 {
+		cfg.Faults = append(cfg.Faults, emulator.Fault{Action: lighthouse.ActionResetInstance, Kind: emulator.FaultLatency, Probability: 1, Latency: e.latency})
+	}
+	if e.dropRate > 0 {
+		cfg.Faults = append(cfg.Faults, emulator.Fault{Action: lighthouse.ActionResetInstance, Kind: emulator.FaultDropAfterApply, Probability: e.dropRate})
+	}
+	if e.throttleRate > 0 {
+		cfg.Faults = append(cfg.Faults, emulator.Fault{Kind: emulator.FaultThrottle, Probability: e.throttleRate})
+	}
+	return cfg
+}
+
+func (e *emulatorOptions) fleet() emulator.FleetOptions {
+	return emulator.FleetOptions{Missing: e.missing, Busy: e.busy, Stopped: e.stopped, OtherPlatform: e.platform, BusyFor: 20 * time.Second}
+}
+
+// emulatorHandle is a running emulator on a loopback port.
+type emulatorHandle struct {
+	srv      *emulator.Server
+	http     *http.Server
+	endpoint string
+	cred     lighthouse.Credential
+}
+
+// Close stops the emulator; a nil handle is fine.
+func (h *emulatorHandle) Close() {
+	if h == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	h.http.Shutdown(ctx)
+	h.srv.Close()
+}
+
+// startEmulator serves an emulator whose fleet holds every instance and
+// blueprint of jobs, or n generated instances when jobs is empty.
+func startEmulator(addr string, jobs []store.Job, n int, o emulatorOptions, log *slog.Logger) (*emulatorHandle, error) {
+	cred := emulatorCredential()
+	var instances []emulator.Instance
+	var blueprints []emulator.Blueprint
+	if len(jobs) == 0 {
+		instances, blueprints = emulator.GenerateFleet(n, o.fleet())
+	} else {
+		seeds := make([]emulator.Seed, len(jobs))
+		for i, j := range jobs {
+			seeds[i] = emulator.Seed{InstanceID: j.InstanceID, BlueprintID: j.BlueprintID, Region: j.Region}
+		}
+		instances, blueprints = emulator.SeedFleet(seeds, o.fleet())
+	}
+	srv, err := emulator.New(o.config(map[string]string{cred.SecretID: cred.SecretKey}, instances, blueprints))
+	if err != nil {
+		return nil, fmt.Errorf("emulator: %w", err)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		srv.Close()
+		return nil, fmt.Errorf("emulator: %w", err)
+	}
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+	go hs.Serve(ln)
+	return &emulatorHandle{srv: srv, http: hs, endpoint: "http://" + ln.Addr().String(), cred: cred}, nil
+}
+
+// emulatorCredential returns the credentials from the environment when set,
+// otherwise a made-up pair.
+func emulatorCredential() lighthouse.Credential {
+	id, key := os.Getenv("TENCENTCLOUD_SECRET_ID"), os.Getenv("TENCENTCLOUD_SECRET_KEY")
+	if id != "" && key != "" {
+		return lighthouse.Credential{SecretID: id, SecretKey: key}
+	}
+	return lighthouse.Credential{SecretID: "AKIDemulator" + randomHex(8), SecretKey: randomHex(16)}
+}
+
+func (a *app) emulatorCommand() *cobra.Command {
+	var (
+		listen    string
+		jobsPath  string
+		region    string
+		instances int
+		o         emulatorOptions
+	)
+	cmd := &cobra.Command{
+		Use:   "emulator [flags]",
+		Short: "Serve a local, wire-compatible Lighthouse API emulator",
+		Long: `Serve an emulator of the Lighthouse API (2020-03-24): TC3-HMAC-SHA256 signatures,
+per-action rate limits, asynchronous resets, fault injection. Any Tencent Cloud
+SDK pointed at the printed endpoint works unchanged.
+
+Its fleet holds every instance and blueprint of --jobs, or --instances generated
+ones. It uses TENCENTCLOUD_SECRET_ID / TENCENTCLOUD_SECRET_KEY when set, and
+otherwise makes up a pair and prints it. What it saw (resets applied per
+instance, calls per second per action) is at GET /_emulator/stats.`,
+		Example: `  batchreset emulator --jobs jobs.example.csv
+  batchreset emulator --listen 127.0.0.1:8080 --instances 2000 --failure-rate 0.05 --busy 10`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			var jobs []store.Job
+			if jobsPath != "" {
+				var err error
+				if region == "" {
+					region = os.Getenv("TENCENTCLOUD_REGION")
+				}
+				if jobs, err = csvstore.ReadJobs(jobsPath, region); err != nil {
+					return err
+				}
+			} else if instances <= 0 {
+				return usageError("give --jobs FILE.csv or --instances N")
+			}
+			if host, _, err := net.SplitHostPort(listen); err == nil {
+				if ip := net.ParseIP(host); (ip == nil || !ip.IsLoopback()) && host != "localhost" {
+					a.log.Warn("emulator listening beyond loopback", "listen", listen)
+				}
+			}
+			h, err := startEmulator(listen, jobs, instances, o, a.log)
+			if err != nil {
+				return err
+			}
+			defer h.Close()
+			fmt.Fprintf(a.stdout, "emulator listening on %s\n", h.endpoint)
+			if os.Getenv("TENCENTCLOUD_SECRET_KEY") == "" {
+				fmt.Fprintf(a.stdout, "export TENCENTCLOUD_SECRET_ID=%s TENCENTCLOUD_SECRET_KEY=%s\n", h.cred.SecretID, h.cred.SecretKey)
+			}
+			fmt.Fprintf(a.stdout, "batchreset run --endpoint %s ...\n", h.endpoint)
+			ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			<-ctx.Done()
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "address to listen on (loopback unless told otherwise)")
+	cmd.Flags().StringVar(&jobsPath, "jobs", "", "seed the fleet from this jobs CSV")
+	cmd.Flags().StringVar(&region, "region", "", "region for job rows that name none")
+	cmd.Flags().IntVar(&instances, "instances", 0, "generate this many instances")
+	o.addFlags(cmd.Flags(), "")
+	return cmd
+}

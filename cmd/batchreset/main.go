@@ -1,0 +1,163 @@
+// Command batchreset reinstalls (resets) Tencent Cloud Lighthouse instances
+// fleet-wide, at the API's rate limit, tracking every reset to its end.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/batchreset/batchreset/lighthouse"
+	csvstore "github.com/batchreset/batchreset/store/csv"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+// Exit codes; the README lists them.
+const (
+	exitOK        = 0   // every instance succeeded (or nothing was due)
+	exitFailures  = 1   // some instance failed, is unknown, or was skipped
+	exitUsage     = 2   // invalid input or usage
+	exitFatal     = 3   // a fatal error stopped the run (credentials, permission, database)
+	exitInterrupt = 130 // interrupted by a signal
+)
+
+func main() {
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// exitError carries an exit code chosen by a command.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit status %d", e.code)
+	}
+	return e.err.Error()
+}
+func (e *exitError) Unwrap() error { return e.err }
+
+func usageError(format string, args ...any) error {
+	return &exitError{code: exitUsage, err: fmt.Errorf(format, args...)}
+}
+
+// run executes the command line args and returns the process exit code.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	app := &app{stdin: stdin, stdout: stdout, stderr: stderr}
+	root := app.rootCommand()
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	code := exitCode(err)
+	if ee, ok := errors.AsType[*exitError](err); ok && ee.err == nil {
+		return code // the command already said what happened
+	}
+	fmt.Fprintf(stderr, "batchreset: %s\n", strings.TrimSpace(err.Error()))
+	return code
+}
+
+// exitCode maps an error to the process exit code, in one place.
+func exitCode(err error) int {
+	if ee, ok := errors.AsType[*exitError](err); ok {
+		return ee.code
+	}
+	if _, ok := errors.AsType[csvstore.Errors](err); ok {
+		return exitUsage
+	}
+	if ae, ok := errors.AsType[*lighthouse.APIError](err); ok && ae.Class == lighthouse.ClassFatal {
+		return exitFatal
+	}
+	if errors.Is(err, context.Canceled) {
+		return exitInterrupt
+	}
+	// Cobra's own flag and argument errors.
+	if strings.Contains(err.Error(), "unknown flag") || strings.Contains(err.Error(), "unknown command") ||
+		strings.Contains(err.Error(), "flag needs an argument") || strings.Contains(err.Error(), "invalid argument") ||
+		strings.Contains(err.Error(), "accepts") || strings.Contains(err.Error(), "required flag") {
+		return exitUsage
+	}
+	return exitFatal
+}
+
+// app holds what every command shares: the I/O streams and global flags.
+type app struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+
+	logFormat string
+	logLevel  string
+	log       *slog.Logger
+}
+
+func (a *app) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "batchreset",
+		Short: "Reset (reinstall) Tencent Cloud Lighthouse instances fleet-wide, safely",
+		Long: `batchreset reinstalls Lighthouse instances from a CSV file or a Postgres table.
+
+A reset FORMATS THE SYSTEM DISK. batchreset calls ResetInstance at most at the
+API's rate limit, follows every asynchronous reset to its end, never sends a
+reset twice unless the first is proven not to have happened, and records one
+outcome per instance.
+
+Try it with no cloud account (a built-in emulator):
+  batchreset run --jobs jobs.example.csv --emulate --yes`,
+		Version:       version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			return a.setupLogging()
+		},
+	}
+	root.PersistentFlags().StringVar(&a.logFormat, "log-format", "text", "log format: text or json")
+	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return &exitError{code: exitUsage, err: err}
+	})
+	root.AddCommand(
+		a.runCommand(),
+		a.planCommand(),
+		a.reconcileCommand(),
+		a.emulatorCommand(),
+		a.migrateCommand(),
+		a.importCommand(),
+		a.statusCommand(),
+		a.reportCommand(),
+		a.controlCommand("pause", "Stop starting new resets in a run (resets in flight are still tracked)"),
+		a.controlCommand("resume", "Let a paused run start resets again"),
+		a.controlCommand("cancel", "Stop a run for good: no new resets; remaining jobs become skipped"),
+	)
+	return root
+}
+
+func (a *app) setupLogging() error {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(a.logLevel)); err != nil {
+		return usageError("--log-level: %v", err)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch a.logFormat {
+	case "text":
+		a.log = slog.New(slog.NewTextHandler(a.stderr, opts))
+	case "json":
+		a.log = slog.New(slog.NewJSONHandler(a.stderr, opts))
+	default:
+		return usageError("--log-format must be text or json, not %q", a.logFormat)
+	}
+	return nil
+}

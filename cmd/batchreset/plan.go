@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/batchreset/batchreset/runner"
+)
+
+func (a *app) planCommand() *cobra.Command {
+	o := &runOptions{}
+	cmd := &cobra.Command{
+		Use:   "plan (--jobs FILE.csv | --database-url URL) [flags]",
+		Short: "Check a fleet and show what run would do, without changing anything",
+		Long: `Validate the input, then check every instance without changing it: it exists
+in its region, its state allows a reset (RUNNING or STOPPED), the target
+blueprint exists, is NORMAL, has the instance's platform type and fits its disk
+and memory, and DescribeResetInstanceBlueprints calls it resettable. Print what
+run would do per instance (reset, or skip and why), totals per region and
+blueprint, and the expected duration at --rate. plan never calls ResetInstance.`,
+		Example: `  batchreset plan --jobs fleet.csv --region ap-guangzhou
+  batchreset plan --jobs jobs.example.csv --emulate`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.runPlan(cmd.Context(), o)
+		},
+	}
+	o.addSourceFlags(cmd.Flags())
+	o.addAPIFlags(cmd.Flags())
+	cmd.Flags().Float64Var(&o.rate, "rate", 10, "ResetInstance calls per second, for the duration estimate")
+	cmd.Flags().DurationVar(&o.expectedDuration, "expected-duration", 5*time.Minute, "one reset's duration, for the estimate")
+	return cmd
+}
+
+func (a *app) runPlan(ctx context.Context, o *runOptions) error {
+	src, err := a.openSource(ctx, o, false)
+	if err != nil {
+		return err
+	}
+	defer src.closer()
+	todo := pendingJobs(src.jobs)
+	client, emu, err := a.connect(ctx, o, src.jobs, 4)
+	if err != nil {
+		return err
+	}
+	defer emu.Close()
+	items, err := runner.Plan(ctx, client, todo, true)
+	if err != nil {
+		return &exitError{code: exitFatal, err: err}
+	}
+	printPlan(a.stdout, items, o.rate, o.expectedDuration)
+	return nil
+}
+
+func printPlan(w io.Writer, items []runner.PlanItem, rate float64, expected time.Duration) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "INSTANCE\tREGION\tBLUEPRINT\tACTION\tNOTE")
+	type key struct{ region, blueprint string }
+	totals := map[key][2]int{}
+	resets := 0
+	for _, it := range items {
+		action := "reset"
+		if !it.Reset {
+			action = "skip"
+		} else {
+			resets++
+		}
+		bp := it.Job.BlueprintID
+		if bp == "" {
+			bp = "(current)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", it.Job.InstanceID, it.Job.Region, bp, action, it.Reason)
+		k := key{it.Job.Region, bp}
+		c := totals[k]
+		if it.Reset {
+			c[0]++
+		} else {
+			c[1]++
+		}
+		totals[k] = c
+	}
+	tw.Flush()
+	keys := make([]key, 0, len(totals))
+	for k := range totals {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].region != keys[j].region {
+			return keys[i].region < keys[j].region
+		}
+		return keys[i].blueprint < keys[j].blueprint
+	})
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "REGION\tBLUEPRINT\tRESET\tSKIP")
+	for _, k := range keys {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\n", k.region, k.blueprint, totals[k][0], totals[k][1])
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\n%d to reset, %d to skip", resets, len(items)-resets)
+	if resets > 0 && rate > 0 {
+		send := time.Duration(float64(resets-1) / rate * float64(time.Second))
+		fmt.Fprintf(w, "; at %g/s sending takes %s, and the run about %s (assuming resets of %s)",
+			rate, send.Round(time.Second), (send + expected).Round(time.Second), expected)
+	}
+	fmt.Fprintln(w)
+}
+

@@ -1,0 +1,153 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/batchreset/batchreset/runner"
+	"github.com/batchreset/batchreset/store"
+)
+
+// report is the JSON report of a run (--report, `batchreset report --format json`).
+type report struct {
+	GeneratedAt time.Time          `json:"generated_at"`
+	StartedAt   *time.Time         `json:"started_at,omitempty"`
+	FinishedAt  *time.Time         `json:"finished_at,omitempty"`
+	Totals      map[string]int     `json:"totals"`
+	Instances   int                `json:"instances"`
+	StopReason  string             `json:"stop_reason,omitempty"`
+	Durations   *durationSummary   `json:"durations,omitempty"`
+	Calls       *callSummary       `json:"calls,omitempty"`
+	Settings    map[string]any     `json:"settings,omitempty"`
+	Outcomes    []outcome          `json:"outcomes"`
+}
+
+type durationSummary struct {
+	Count int     `json:"count"`
+	P50   float64 `json:"p50_seconds"`
+	P95   float64 `json:"p95_seconds"`
+	Max   float64 `json:"max_seconds"`
+}
+
+type callSummary struct {
+	ResetInstance     int64 `json:"reset_instance"`
+	DescribeInstances int64 `json:"describe_instances"`
+	Throttled         int64 `json:"throttled"`
+}
+
+type outcome struct {
+	InstanceID   string     `json:"instance_id"`
+	BlueprintID  string     `json:"blueprint_id,omitempty"`
+	Region       string     `json:"region"`
+	Status       string     `json:"status"`
+	RequestID    string     `json:"request_id,omitempty"`
+	ErrorCode    string     `json:"error_code,omitempty"`
+	ErrorMessage string     `json:"error_message,omitempty"`
+	Attempts     int        `json:"attempts"`
+	SubmittedAt  *time.Time `json:"submitted_at,omitempty"`
+	FinishedAt   *time.Time `json:"finished_at,omitempty"`
+	DurationSec  float64    `json:"duration_seconds,omitempty"`
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	t = t.UTC()
+	return &t
+}
+
+// newReport summarises jobs (as a results file would show them).
+func newReport(jobs []store.Job) *report {
+	rep := &report{GeneratedAt: time.Now().UTC(), Totals: map[string]int{}, Instances: len(jobs)}
+	var durs []time.Duration
+	for _, j := range resultsView(jobs) {
+		rep.Totals[string(j.Status)]++
+		o := outcome{
+			InstanceID: j.InstanceID, BlueprintID: j.BlueprintID, Region: j.Region, Status: string(j.Status),
+			RequestID: j.RequestID, ErrorCode: j.ErrorCode, ErrorMessage: j.ErrorMessage, Attempts: j.Attempts,
+			SubmittedAt: timePtr(j.SubmittedAt), FinishedAt: timePtr(j.FinishedAt),
+		}
+		if !j.SubmittedAt.IsZero() && !j.FinishedAt.IsZero() && (j.Status == store.StatusSucceeded || j.Status == store.StatusFailed) {
+			d := j.FinishedAt.Sub(j.SubmittedAt)
+			o.DurationSec = d.Seconds()
+			durs = append(durs, d)
+		}
+		rep.Outcomes = append(rep.Outcomes, o)
+	}
+	if len(durs) > 0 {
+		sortDurations(durs)
+		rep.Durations = &durationSummary{
+			Count: len(durs),
+			P50:   runner.Percentile(durs, 50).Seconds(),
+			P95:   runner.Percentile(durs, 95).Seconds(),
+			Max:   durs[len(durs)-1].Seconds(),
+		}
+	}
+	return rep
+}
+
+// buildReport is the report of a run that just ended.
+func buildReport(jobs []store.Job, sum runner.Summary, o *runOptions, started, finished time.Time) *report {
+	rep := newReport(jobs)
+	rep.StartedAt, rep.FinishedAt = timePtr(started), timePtr(finished)
+	rep.StopReason = sum.StopReason
+	rep.Calls = &callSummary{ResetInstance: sum.Calls, DescribeInstances: sum.Describes, Throttled: sum.Throttled}
+	rep.Settings = map[string]any{
+		"rate": o.rate, "workers": o.workers, "max_in_flight": o.maxInFlight,
+		"poll_interval": o.pollInterval.String(), "reset_timeout": o.resetTimeout.String(),
+		"settle_time": o.settleTime.String(), "request_timeout": o.timeout.String(),
+		"preflight": !o.noPreflight, "max_failures": o.maxFailures, "window_end": o.windowEnd,
+		"window": o.window.String(), "emulated": o.emulate,
+	}
+	if o.jobsPath != "" {
+		rep.Settings["jobs"] = o.jobsPath
+	} else {
+		rep.Settings["run"] = o.runName
+	}
+	return rep
+}
+
+// writeFile writes the report as indented JSON, atomically.
+func (rep *report) writeFile(path string) error {
+	b, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".report-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(append(b, '\n')); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// printSummary prints the end-of-run summary to stderr.
+func (a *app) printSummary(rep *report, src *source, sum runner.Summary) {
+	w := a.stderr
+	fmt.Fprintf(w, "\n%d instances: %d succeeded, %d failed, %d unknown, %d skipped\n", rep.Instances,
+		rep.Totals["succeeded"], rep.Totals["failed"], rep.Totals["unknown"], rep.Totals["skipped"])
+	if rep.Durations != nil {
+		fmt.Fprintf(w, "reset durations: p50 %.1fs, p95 %.1fs, max %.1fs\n", rep.Durations.P50, rep.Durations.P95, rep.Durations.Max)
+	}
+	fmt.Fprintf(w, "API calls: %d ResetInstance, %d DescribeInstances, %d throttled\n", sum.Calls, sum.Describes, sum.Throttled)
+	if sum.StopReason != "" {
+		fmt.Fprintf(w, "new resets stopped: %s\n", sum.StopReason)
+	}
+	if src.out != "" {
+		fmt.Fprintf(w, "results: %s\n", src.out)
+	}
+}
+
+func sortDurations(d []time.Duration) { slices.Sort(d) }

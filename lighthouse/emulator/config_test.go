@@ -1,0 +1,80 @@
+package emulator_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/batchreset/batchreset/lighthouse/emulator"
+)
+
+func TestNewErrors(t *testing.T) {
+	t.Parallel()
+	creds := map[string]string{testSecretID: testSecretKey}
+	in := func(id string) emulator.Instance { return emulator.Instance{ID: id, BlueprintID: bpCurrent} }
+	tests := []struct {
+		name string
+		cfg  emulator.Config
+		want string
+	}{
+		{"NoCredentials", emulator.Config{}, "no credentials"},
+		{"EmptySecretKey", emulator.Config{Credentials: map[string]string{"AKID": ""}}, "empty SecretId or SecretKey"},
+		{"MalformedInstanceID", emulator.Config{Instances: []emulator.Instance{in("ins-1")}}, "malformed ID"},
+		{"DuplicateInstance", emulator.Config{Instances: []emulator.Instance{in("lhins-aaaaaaaa"), in("lhins-aaaaaaaa")}}, "duplicate ID"},
+		{"DuplicateAcrossRegions", emulator.Config{Instances: []emulator.Instance{in("lhins-aaaaaaaa"), {ID: "lhins-aaaaaaaa", Region: "ap-tokyo", BlueprintID: bpCurrent}}}, "duplicate ID"},
+		{"NoBlueprint", emulator.Config{Instances: []emulator.Instance{{ID: "lhins-aaaaaaaa"}}}, "malformed blueprint ID"},
+		{"UnknownState", emulator.Config{Instances: []emulator.Instance{{ID: "lhins-aaaaaaaa", BlueprintID: bpCurrent, State: "SLEEPING"}}}, "unknown state"},
+		{"ZoneOutsideRegion", emulator.Config{Instances: []emulator.Instance{{ID: "lhins-aaaaaaaa", BlueprintID: bpCurrent, Zone: "ap-tokyo-1"}}}, "not in region"},
+		{"InstancePlatformType", emulator.Config{Instances: []emulator.Instance{{ID: "lhins-aaaaaaaa", BlueprintID: bpCurrent, PlatformType: "MAC"}}}, "unknown platform type"},
+		{"NegativeBusy", emulator.Config{Instances: []emulator.Instance{{ID: "lhins-aaaaaaaa", BlueprintID: bpCurrent, BusyFor: -1}}}, "negative BusyFor"},
+		{"MalformedBlueprintID", emulator.Config{Blueprints: []emulator.Blueprint{{ID: "img-1"}}}, "malformed ID"},
+		{"DuplicateBlueprint", emulator.Config{Blueprints: []emulator.Blueprint{{ID: bpTarget}, {ID: bpTarget, Region: "ap-tokyo"}}}, "duplicate ID"},
+		{"BlueprintType", emulator.Config{Blueprints: []emulator.Blueprint{{ID: bpTarget, Type: "VM"}}}, "unknown type"},
+		{"BlueprintState", emulator.Config{Blueprints: []emulator.Blueprint{{ID: bpTarget, State: "BROKEN"}}}, "unknown state"},
+		{"BlueprintRequirement", emulator.Config{Blueprints: []emulator.Blueprint{{ID: bpTarget, RequiredMemory: -1}}}, "negative requirement"},
+		{"UnknownRateLimitAction", emulator.Config{RateLimits: map[string]int{"RebootInstances": 1}}, "unknown action"},
+		{"ResetDurationRange", emulator.Config{ResetDuration: emulator.Duration{Min: 2 * time.Second, Max: time.Second}}, "invalid range"},
+		{"FailureRate", emulator.Config{FailureRate: 1.5}, "not in 0..1"},
+		{"VisibilityLag", emulator.Config{VisibilityLag: -time.Second}, "negative"},
+		{"FailUnknownInstance", emulator.Config{FailInstances: []string{"lhins-zzzzzzzz"}}, "unknown instance"},
+		{"BadFault", emulator.Config{Faults: []emulator.Fault{{Kind: emulator.FaultError}}}, "without a Code"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if tt.cfg.Credentials == nil && tt.name != "NoCredentials" {
+				tt.cfg.Credentials = creds
+			}
+			_, err := emulator.New(tt.cfg)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("New(%s) = %v, want an error containing %q", tt.name, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestNewDefaults(t *testing.T) {
+	t.Parallel()
+	// The same blueprint ID may exist in two regions, as a private image
+	// copied to another region may.
+	_, err := emulator.New(emulator.Config{
+		Credentials: map[string]string{testSecretID: testSecretKey},
+		Blueprints:  []emulator.Blueprint{{ID: bpTarget, Region: "ap-tokyo"}, {ID: bpTarget, Region: "ap-seoul"}},
+	})
+	if err != nil {
+		t.Errorf("New with one blueprint ID in two regions: %v", err)
+	}
+
+	// An instance takes its image from its configured blueprint.
+	b := setup(t, emulator.Config{
+		Instances:  []emulator.Instance{{ID: "lhins-aaaaaaaa", BlueprintID: bpWindows}},
+		Blueprints: testBlueprints(),
+	})
+	in := describe(t, b.client, "lhins-aaaaaaaa")
+	want := instance{InstanceID: "lhins-aaaaaaaa", BlueprintID: bpWindows, Zone: "ap-guangzhou-3", OsName: "Windows Server 2022 DataCenter 64bit CN",
+		Platform: "WINDOWS", PlatformType: "WINDOWS", InstanceState: "RUNNING", LatestOperation: "StartInstances", LatestOperationState: "SUCCESS",
+		LatestOperationRequestID: in.LatestOperationRequestID, LatestOperationStartedTime: in.LatestOperationStartedTime}
+	if in != want {
+		t.Errorf("instance with defaults = %+v, want %+v", in, want)
+	}
+}

@@ -1,0 +1,424 @@
+package emulator
+
+import (
+	crand "crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"mime"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Paths of the emulator's own endpoints. They cannot collide with the API,
+// which is POST / only.
+const (
+	// StatsPath serves Stats as JSON on GET.
+	StatsPath = "/_emulator/stats"
+	// FaultsPath serves the faults in force as JSON on GET and replaces them
+	// with a JSON array of Fault on PUT.
+	FaultsPath = "/_emulator/faults"
+)
+
+// maxBodyBytes is the largest request body TC3 POST allows (10 MB).
+const maxBodyBytes = 10 << 20
+
+// Server is an in-memory Lighthouse API: an http.Handler that verifies TC3
+// signatures, enforces per-action rate limits, runs resets asynchronously on
+// its clock, injects faults and records what it saw. Create one with New and
+// serve it with net/http or httptest.NewServer. It is safe for concurrent
+// use.
+type Server struct {
+	cfg         resolved
+	credentials map[string]string
+	regions     map[string]bool
+	blueprints  []*blueprint
+	start       time.Time
+
+	// mu guards the mutable state of every instance.
+	mu        sync.RWMutex
+	instances map[string]*instance
+	byRegion  map[string][]*instance
+
+	rngMu sync.Mutex
+	rng   *rand.Rand
+
+	faults atomic.Pointer[[]Fault]
+	stats  recorder
+
+	closeOnce sync.Once
+	done      chan struct{}
+}
+
+// New validates cfg and returns an emulator serving its fleet. It fails on
+// missing credentials, malformed or duplicate IDs, unknown enumeration
+// values, FailInstances naming unknown instances, invalid faults and invalid
+// ranges.
+func New(cfg Config) (*Server, error) {
+	rc, err := resolve(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("emulator config: %w", err)
+	}
+	s := &Server{
+		cfg:         rc,
+		credentials: make(map[string]string, len(cfg.Credentials)),
+		regions:     set(lighthouseRegions...),
+		start:       rc.now(),
+		instances:   make(map[string]*instance, len(cfg.Instances)),
+		byRegion:    make(map[string][]*instance),
+		rng:         rand.New(rand.NewPCG(uint64(rc.seed), uint64(rc.seed)>>1^0x5851f42d4c957f2d)),
+		done:        make(chan struct{}),
+	}
+	for id, key := range cfg.Credentials {
+		s.credentials[id] = key
+	}
+	bpByID := make(map[string][]*blueprint)
+	for _, b := range cfg.Blueprints {
+		b, err := b.fill()
+		if err != nil {
+			return nil, fmt.Errorf("emulator config: %w", err)
+		}
+		for _, other := range bpByID[b.ID] {
+			if other.Region == "" || b.Region == "" || other.Region == b.Region {
+				return nil, fmt.Errorf("emulator config: blueprint %s: duplicate ID", b.ID)
+			}
+		}
+		bp := newBlueprint(b)
+		bpByID[b.ID] = append(bpByID[b.ID], bp)
+		s.blueprints = append(s.blueprints, bp)
+		if b.Region != "" {
+			s.regions[b.Region] = true
+		}
+	}
+	for _, in := range cfg.Instances {
+		var installed *Blueprint
+		region := in.Region
+		if region == "" {
+			region = defaultRegion
+		}
+		for _, bp := range bpByID[in.BlueprintID] {
+			if bp.inRegion(region) {
+				installed = &bp.Blueprint
+			}
+		}
+		in, err := in.fill(installed)
+		if err != nil {
+			return nil, fmt.Errorf("emulator config: %w", err)
+		}
+		if s.instances[in.ID] != nil {
+			return nil, fmt.Errorf("emulator config: instance %s: duplicate ID", in.ID)
+		}
+		it := newInstance(in, s.start)
+		s.instances[in.ID] = it
+		s.byRegion[in.Region] = append(s.byRegion[in.Region], it)
+		s.regions[in.Region] = true
+	}
+	for id := range rc.failAlways {
+		if s.instances[id] == nil {
+			return nil, fmt.Errorf("emulator config: fail instances: unknown instance %q", id)
+		}
+	}
+	if err := s.SetFaults(cfg.Faults); err != nil {
+		return nil, fmt.Errorf("emulator config: %w", err)
+	}
+	return s, nil
+}
+
+// Close ends pending FaultLatency waits, which then answer at once. The
+// emulator keeps no other background work: operation progress is computed
+// from the clock when asked. Close is idempotent; the server still answers
+// afterwards.
+func (s *Server) Close() {
+	s.closeOnce.Do(func() { close(s.done) })
+}
+
+// chance reports true with probability p.
+func (s *Server) chance(p float64) bool {
+	s.rngMu.Lock()
+	defer s.rngMu.Unlock()
+	return s.rng.Float64() < p
+}
+
+// resetOutcome draws how long an accepted reset of id runs and whether it
+// fails.
+func (s *Server) resetOutcome(id string) (time.Duration, bool) {
+	s.rngMu.Lock()
+	defer s.rngMu.Unlock()
+	d := s.cfg.resetMin
+	if span := s.cfg.resetMax - s.cfg.resetMin; span > 0 {
+		d += time.Duration(s.rng.Int64N(int64(span) + 1))
+	}
+	fail := s.cfg.failAlways[id] || s.cfg.failureRate > 0 && s.rng.Float64() < s.cfg.failureRate
+	return d, fail
+}
+
+// newRequestID returns a random lowercase UUID v4.
+func newRequestID() string {
+	var b [16]byte
+	crand.Read(b[:])
+	return formatUUID(b)
+}
+
+// ServeHTTP answers API calls (POST /) and the emulator's own endpoints
+// (StatsPath, FaultsPath).
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case StatsPath:
+		s.serveStats(w, r)
+	case FaultsPath:
+		s.serveFaults(w, r)
+	default:
+		s.serveAPI(w, r)
+	}
+}
+
+func (s *Server) serveStats(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", http.MethodGet)
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.Stats())
+}
+
+func (s *Server) serveFaults(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodGet:
+		writeJSON(w, http.StatusOK, s.Faults())
+	case http.MethodPut:
+		var fs []Fault
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&fs); err != nil {
+			http.Error(w, "decode faults: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		if err := s.SetFaults(fs); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	default:
+		w.Header().Set("Allow", "GET, PUT")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(b)
+}
+
+// call is one API request in flight.
+type call struct {
+	action    string
+	requestID string
+	now       time.Time
+	region    string
+	fault     *Fault
+}
+
+// answer is how a call is answered.
+type answer struct {
+	body   any       // success: the Response object
+	err    *apiError // error envelope
+	status int       // nonzero: an injected HTML 5xx
+}
+
+// serveAPI runs one API call. Validation order: method, body size,
+// signature, content type, action, version, rate limit, region, parameters,
+// injected faults, then the action's own checks.
+func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
+	c := &call{action: r.Header.Get("X-TC-Action"), requestID: newRequestID(), now: s.cfg.now()}
+	s.stats.arrive(c.action)
+	answered := false
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.cfg.log.Error("emulator panic", "action", c.action, "request_id", c.requestID, "panic", v)
+			if !answered {
+				s.reply(w, c, answer{err: errorf("InternalError", "An internal error occurred.")})
+			}
+		}
+	}()
+	a, run := s.prepare(r, c)
+	if run != nil {
+		a = run()
+	}
+	if f := c.fault; f != nil {
+		s.cfg.log.Debug("emulator fault", "action", c.action, "request_id", c.requestID, "kind", f.Kind)
+		switch f.Kind {
+		case FaultDropAfterApply:
+			answered = true
+			s.stats.finish(c.action, a.outcome(), true)
+			drop(w)
+			return
+		case FaultLatency:
+			t := time.NewTimer(f.Latency)
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-s.done:
+			case <-r.Context().Done():
+			}
+		}
+	}
+	answered = true
+	s.reply(w, c, a)
+}
+
+// drop closes the client connection without answering.
+func drop(w http.ResponseWriter) {
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		// HTTP/2 cannot hijack; aborting the handler resets the stream.
+		panic(http.ErrAbortHandler)
+	}
+	conn.Close()
+}
+
+// prepare runs every check before the action itself. It returns either an
+// answer (run == nil) or the action to run; c.fault is set when an injected
+// fault affects the call.
+func (s *Server) prepare(r *http.Request, c *call) (a answer, run func() answer) {
+	fail := func(e *apiError) (answer, func() answer) { return answer{err: e}, nil }
+	if r.Method != http.MethodPost {
+		return fail(errorf("UnsupportedProtocol", "The emulator accepts only POST requests with a JSON body, not %s.", r.Method))
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxBodyBytes))
+	if err != nil {
+		if errors.As(err, new(*http.MaxBytesError)) {
+			return fail(errorf("RequestSizeLimitExceeded", "The request body exceeds %d bytes.", maxBodyBytes))
+		}
+		return fail(errorf("InvalidRequest", "The request body could not be read."))
+	}
+	if e := s.verify(r, body, c.now); e != nil {
+		return fail(e)
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		return fail(errorf("UnsupportedProtocol", "The emulator accepts only Content-Type application/json, not %q.", r.Header.Get("Content-Type")))
+	}
+	if c.action == "" {
+		return fail(missing("Action"))
+	}
+	limit, known := s.cfg.limits[c.action]
+	if !known {
+		return fail(errorf("InvalidAction", "The action `%s` does not exist.", c.action))
+	}
+	switch v := r.Header.Get("X-TC-Version"); v {
+	case apiVersion:
+	case "":
+		return fail(missing("Version"))
+	default:
+		return fail(errorf("NoSuchVersion", "The API version `%s` does not exist; Lighthouse is version %s.", v, apiVersion))
+	}
+	if !s.stats.admit(c.action, c.now.Unix(), limit) {
+		return fail(errorf("RequestLimitExceeded", "The number of requests exceeds the frequency limit of %d per second for %s.", limit, c.action))
+	}
+	c.region = r.Header.Get("X-TC-Region")
+	if c.region == "" {
+		return fail(missing("Region"))
+	}
+	if !s.regions[c.region] {
+		return fail(errorf("UnsupportedRegion", "The region `%s` is not supported.", c.region))
+	}
+	p, e := decodeParams(body)
+	if e != nil {
+		return fail(e)
+	}
+	var ids []string
+	switch c.action {
+	case actionResetInstance:
+		ids, run, e = s.prepareResetInstance(c, p)
+	case actionDescribeInstances:
+		ids, run, e = s.prepareDescribeInstances(c, p)
+	case actionDescribeBlueprints:
+		run, e = s.prepareDescribeBlueprints(c, p)
+	case actionDescribeResetInstanceBlueprints:
+		ids, run, e = s.prepareDescribeResetInstanceBlueprints(c, p)
+	}
+	if e != nil {
+		return fail(e)
+	}
+	c.fault = s.pickFault(c.action, ids)
+	if f := c.fault; f != nil {
+		switch f.Kind {
+		case FaultUnavailable:
+			return answer{status: orDefault(f.StatusCode, http.StatusBadGateway)}, nil
+		case FaultError:
+			return fail(&apiError{Code: f.Code, Message: orDefault(f.Message, "The request failed; this failure was injected by the emulator.")})
+		case FaultThrottle:
+			return fail(&apiError{Code: orDefault(f.Code, "RequestLimitExceeded"), Message: orDefault(f.Message, "The number of requests exceeds the frequency limit.")})
+		}
+	}
+	return answer{}, run
+}
+
+// orDefault returns v, or def when v is the zero value.
+func orDefault[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+// outcome classifies a for ActionStats.
+func (a answer) outcome() outcome {
+	switch {
+	case a.status != 0:
+		return outcomeError
+	case a.err == nil:
+		return outcomeOK
+	case a.err.Code == "RequestLimitExceeded" || strings.HasPrefix(a.err.Code, "RequestLimitExceeded."):
+		return outcomeRejected
+	}
+	return outcomeError
+}
+
+// reply writes a and counts its outcome.
+func (s *Server) reply(w http.ResponseWriter, c *call, a answer) {
+	switch {
+	case a.status != 0:
+		text := http.StatusText(a.status)
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(a.status)
+		fmt.Fprintf(w, "<html>\r\n<head><title>%d %s</title></head>\r\n<body>\r\n<center><h1>%d %s</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n",
+			a.status, text, a.status, text)
+	case a.err != nil:
+		writeJSON(w, http.StatusOK, envelope{Response: errorResponse{
+			Error:     errorBody{Code: a.err.Code, Message: a.err.Message},
+			RequestID: c.requestID,
+		}})
+	default:
+		writeJSON(w, http.StatusOK, envelope{Response: a.body})
+	}
+	s.stats.finish(c.action, a.outcome(), c.fault != nil)
+}
+
+type envelope struct {
+	Response any `json:"Response"`
+}
+
+type errorResponse struct {
+	Error     errorBody `json:"Error"`
+	RequestID string    `json:"RequestId"`
+}
+
+type errorBody struct {
+	Code    string `json:"Code"`
+	Message string `json:"Message"`
+}

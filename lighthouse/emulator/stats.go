@@ -1,0 +1,152 @@
+package emulator
+
+import (
+	"slices"
+	"sync"
+)
+
+// Stats is what the emulator saw, for assertions: which resets it applied
+// and how each action was called. Stats returns a copy; GET /_emulator/stats
+// serves the same as JSON.
+type Stats struct {
+	// Resets maps an instance ID to the RequestIds of the resets applied to
+	// it (accepted, including those whose answer a fault then spoiled), in
+	// the order they were applied. Instances never reset are absent.
+	Resets map[string][]string
+	// Actions maps an action name, as sent in X-TC-Action, to its counts.
+	Actions map[string]ActionStats
+}
+
+// ActionStats counts the calls of one action.
+type ActionStats struct {
+	// Calls counts every request naming the action, whatever its outcome.
+	Calls int
+	// Rejected counts calls answered RequestLimitExceeded, by the rate limit
+	// or an injected FaultThrottle.
+	Rejected int
+	// Errors counts calls answered with any other error: an error envelope
+	// (authentication, validation, business rules, FaultError) or an
+	// injected 5xx.
+	Errors int
+	// Faults counts calls an injected fault affected, of any kind.
+	Faults int
+	// OverLimit counts calls that arrived in a one-second window already at
+	// the action's limit, that is, calls the rate limit rejected.
+	OverLimit int
+	// MaxPerSecond is the largest number of calls that arrived in one fixed
+	// one-second window (a Unix second), counting rejected ones. Only calls
+	// that passed authentication and named a known action and version reach
+	// the rate limiter and count here.
+	MaxPerSecond int
+}
+
+// outcome is how a call was answered, for ActionStats.
+type outcome int
+
+const (
+	outcomeOK outcome = iota
+	outcomeRejected
+	outcomeError
+)
+
+// recorder keeps ActionStats and the rate-limit windows. Its methods are
+// safe for concurrent use and exact: every update happens under one mutex.
+type recorder struct {
+	mu      sync.Mutex
+	actions map[string]*actionRecord
+}
+
+type actionRecord struct {
+	ActionStats
+	// windows counts arrivals per Unix second. Only the last few seconds are
+	// kept: a call is counted in the window of its arrival even if a later
+	// arrival got the lock first.
+	windows map[int64]int
+	newest  int64
+}
+
+// windowsKept is how many recent one-second windows a recorder keeps.
+const windowsKept = 4
+
+func (rc *recorder) record(action string) *actionRecord {
+	if rc.actions == nil {
+		rc.actions = make(map[string]*actionRecord)
+	}
+	a := rc.actions[action]
+	if a == nil {
+		a = &actionRecord{windows: make(map[int64]int)}
+		rc.actions[action] = a
+	}
+	return a
+}
+
+// arrive counts a call of action.
+func (rc *recorder) arrive(action string) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	rc.record(action).Calls++
+}
+
+// admit counts a call of action arriving in window second and reports
+// whether the limit (per second; negative means unlimited) lets it run.
+func (rc *recorder) admit(action string, second int64, limit int) bool {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	a := rc.record(action)
+	n := a.windows[second]
+	a.windows[second] = n + 1
+	a.MaxPerSecond = max(a.MaxPerSecond, n+1)
+	if second > a.newest {
+		a.newest = second
+		for w := range a.windows {
+			if w <= second-windowsKept {
+				delete(a.windows, w)
+			}
+		}
+	}
+	if limit >= 0 && n >= limit {
+		a.OverLimit++
+		return false
+	}
+	return true
+}
+
+// finish counts how a call of action was answered.
+func (rc *recorder) finish(action string, o outcome, faulted bool) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	a := rc.record(action)
+	switch o {
+	case outcomeRejected:
+		a.Rejected++
+	case outcomeError:
+		a.Errors++
+	}
+	if faulted {
+		a.Faults++
+	}
+}
+
+func (rc *recorder) snapshot() map[string]ActionStats {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	out := make(map[string]ActionStats, len(rc.actions))
+	for name, a := range rc.actions {
+		out[name] = a.ActionStats
+	}
+	return out
+}
+
+// Stats returns a copy of what the emulator has seen so far. It is safe for
+// concurrent use.
+func (s *Server) Stats() Stats {
+	st := Stats{Resets: make(map[string][]string), Actions: s.stats.snapshot()}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, in := range s.instances {
+		if len(in.resets) > 0 {
+			st.Resets[in.ID] = slices.Clone(in.resets)
+		}
+	}
+	return st
+}
