@@ -14,28 +14,28 @@ to send durably before every call, so that a crash can always be reconciled.
 
 # Job states
 
-	pending ──intent saved──▶ submitting ──RequestId saved──▶ submitted ──▶ succeeded | failed | unknown
-	   ▲                          │                               (tracked by DescribeInstances)
-	   └──── proven not sent ─────┘ (rejected, or reconciled as absent)
-	pending ──▶ skipped (preflight, failure budget, window closed, cancelled)
+		pending ──intent saved──▶ submitting ──RequestId saved──▶ submitted ──▶ succeeded | failed | unknown
+		   ▲                          │                               (tracked by DescribeInstances)
+		   └──── proven not sent ─────┘ (rejected, or reconciled as absent)
+		pending ──▶ skipped (preflight, failure budget, window closed, cancelled)
 
-  - pending: nothing of this run reached the cloud for the job.
-  - submitting: the intent is durable and a ResetInstance call may have been
-    sent. A job is left here when the call's outcome is ambiguous (timeout,
-    dropped connection, 5xx) and when the process dies mid-call. Such a job is
-    reconciled: if DescribeInstances shows a ResetInstance operation newer than
-    the one seen before the first send (LatestOperationRequestId differs from
-    PrevRequestID and the operation started after the intent), that operation
-    is adopted as ours; if, after Config.SettleTime, the instance still shows
-    PrevRequestID and nothing in progress, the call is proven absent and the
-    job returns to pending.
-  - submitted: the cloud returned RequestID. The reset is finished only when
-    LatestOperation is ResetInstance, LatestOperationRequestId equals RequestID
-    and LatestOperationState is SUCCESS or FAILED; a state left over from an
-    earlier operation never ends tracking. Config.ResetTimeout after
-    submission the job ends unknown, with the last observed state.
-  - succeeded, failed, skipped, unknown: terminal. An unknown job can be
-    settled later by a reconcile run, which sends nothing.
+	  - pending: nothing of this run reached the cloud for the job.
+	  - submitting: the intent is durable and a ResetInstance call may have been
+	    sent. A job is left here when the call's outcome is ambiguous (timeout,
+	    dropped connection, 5xx) and when the process dies mid-call. Such a job is
+	    reconciled: if DescribeInstances shows a ResetInstance operation newer than
+	    the one seen before the first send (LatestOperationRequestId differs from
+	    PrevRequestID and the operation started after the intent), that operation
+	    is adopted as ours; if, after Config.SettleTime, the instance still shows
+	    PrevRequestID and nothing in progress, the call is proven absent and the
+	    job returns to pending.
+	  - submitted: the cloud returned RequestID. The reset is finished only when
+	    LatestOperation is ResetInstance, LatestOperationRequestId equals RequestID
+	    and LatestOperationState is SUCCESS or FAILED; a state left over from an
+	    earlier operation never ends tracking. Config.ResetTimeout after
+	    submission the job ends unknown, with the last observed state.
+	  - succeeded, failed, skipped, unknown: terminal. An unknown job can be
+	    settled later by a reconcile run, which sends nothing.
 
 # Errors
 

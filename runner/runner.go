@@ -81,11 +81,11 @@ type Config struct {
 
 // Failpoint names: the points between which a crash is most dangerous.
 const (
-	FailpointAfterClaim      = "after-claim"
-	FailpointAfterIntent     = "after-intent"
-	FailpointDuringCall      = "during-call"
-	FailpointAfterCall       = "after-call"
-	FailpointBeforeOutcome   = "before-outcome"
+	FailpointAfterClaim    = "after-claim"
+	FailpointAfterIntent   = "after-intent"
+	FailpointDuringCall    = "during-call"
+	FailpointAfterCall     = "after-call"
+	FailpointBeforeOutcome = "before-outcome"
 )
 
 // Summary is what a run did.

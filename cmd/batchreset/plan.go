@@ -111,4 +111,3 @@ func printPlan(w io.Writer, items []runner.PlanItem, rate float64, expected time
 	}
 	fmt.Fprintln(w)
 }
-

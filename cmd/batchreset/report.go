@@ -14,16 +14,16 @@ import (
 
 // report is the JSON report of a run (--report, `batchreset report --format json`).
 type report struct {
-	GeneratedAt time.Time          `json:"generated_at"`
-	StartedAt   *time.Time         `json:"started_at,omitempty"`
-	FinishedAt  *time.Time         `json:"finished_at,omitempty"`
-	Totals      map[string]int     `json:"totals"`
-	Instances   int                `json:"instances"`
-	StopReason  string             `json:"stop_reason,omitempty"`
-	Durations   *durationSummary   `json:"durations,omitempty"`
-	Calls       *callSummary       `json:"calls,omitempty"`
-	Settings    map[string]any     `json:"settings,omitempty"`
-	Outcomes    []outcome          `json:"outcomes"`
+	GeneratedAt time.Time        `json:"generated_at"`
+	StartedAt   *time.Time       `json:"started_at,omitempty"`
+	FinishedAt  *time.Time       `json:"finished_at,omitempty"`
+	Totals      map[string]int   `json:"totals"`
+	Instances   int              `json:"instances"`
+	StopReason  string           `json:"stop_reason,omitempty"`
+	Durations   *durationSummary `json:"durations,omitempty"`
+	Calls       *callSummary     `json:"calls,omitempty"`
+	Settings    map[string]any   `json:"settings,omitempty"`
+	Outcomes    []outcome        `json:"outcomes"`
 }
 
 type durationSummary struct {
