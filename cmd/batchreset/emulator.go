@@ -31,6 +31,7 @@ type emulatorOptions struct {
 	missing, busy      int
 	stopped, platform  int
 	unlimited          bool
+	resetLimit         int
 }
 
 func (e *emulatorOptions) addFlags(fs *pflag.FlagSet, prefix string) {
@@ -46,6 +47,7 @@ func (e *emulatorOptions) addFlags(fs *pflag.FlagSet, prefix string) {
 	fs.IntVar(&e.stopped, prefix+"stopped", 0, "emulator: instances STOPPED at the start")
 	fs.IntVar(&e.platform, prefix+"other-platform", 0, "emulator: instances whose target blueprint is of another platform")
 	fs.BoolVar(&e.unlimited, prefix+"unlimited", false, "emulator: lift the API rate limits (benchmarks)")
+	fs.IntVar(&e.resetLimit, prefix+"reset-limit", lighthouse.ResetInstanceRateLimit, "emulator: ResetInstance calls accepted per second")
 }
 
 func (e *emulatorOptions) config(creds map[string]string, instances []emulator.Instance, blueprints []emulator.Blueprint) emulator.Config {
@@ -57,6 +59,7 @@ func (e *emulatorOptions) config(creds map[string]string, instances []emulator.I
 		FailureRate:   e.failureRate,
 		VisibilityLag: e.lag,
 	}
+	cfg.RateLimits = map[string]int{lighthouse.ActionResetInstance: e.resetLimit}
 	if e.unlimited {
 		cfg.RateLimits = map[string]int{
 			lighthouse.ActionResetInstance: -1, lighthouse.ActionDescribeInstances: -1,
