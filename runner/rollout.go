@@ -3,6 +3,9 @@ package runner
 import (
 	"context"
 	"fmt"
+	"math"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -10,14 +13,33 @@ import (
 	"github.com/batchreset/batchreset/store"
 )
 
-// Rollout holds the fleet rollout controls: preflight skips, the failure
-// budget and the maintenance window. The zero value starts every job.
+// Rollout holds the fleet rollout controls: preflight skips, canary and
+// waves, the failure budget and the maintenance window. The zero value
+// starts every job at once with no budget; set MaxFailures to -1 for "no
+// budget" explicitly.
+//
+// Waves admit jobs in batches: a wave's resets must all finish before the
+// next wave starts. The first wave is a canary when Canary is set: the rest
+// starts only if every canary reset succeeded. The failure budget applies
+// throughout: as soon as more than MaxFailures jobs have failed or ended
+// unknown, no new reset starts and the remaining jobs are skipped.
+//
+// In Postgres mode every runner process applies its Rollout to the jobs it
+// claims; run a single runner when a canary must gate the whole run.
 type Rollout struct {
 	// Preflight skips jobs that certainly cannot be reset (see Check),
 	// judged from DescribeInstances and DescribeBlueprints when claimed.
 	Preflight bool
-	// MaxFailures is the failure budget: once more than MaxFailures jobs have
-	// ended failed or unknown, no new reset starts. Negative means no budget.
+	// Canary resets this many instances first and starts the rest only if
+	// all of them succeed; 0 means no canary.
+	Canary int
+	// Waves are the sizes of successive batches, in jobs; the last repeats
+	// (Ansible's serial). Empty means one wave of everything. See ParseWaves.
+	Waves []int
+	// PauseBetweenWaves is waited after a wave finishes, before the next.
+	PauseBetweenWaves time.Duration
+	// MaxFailures is the failure budget: once more than MaxFailures jobs
+	// have ended failed or unknown, no new reset starts. Negative: no budget.
 	MaxFailures int
 	// WindowEnd is when the maintenance window closes: a reset starts only
 	// if it is expected to finish by then. Zero means no window.
@@ -28,12 +50,88 @@ type Rollout struct {
 
 	mu       sync.Mutex
 	failures int
+	admitted int // jobs admitted so far
+	settled  int // admitted jobs that have left the runner
+	waveEnd  int // admissions allowed before the current wave must drain
+	wave     int // index of the current wave (0: canary when Canary > 0)
+	changed  chan struct{}
+
+	gate sync.Mutex // serialises admissions across a wave boundary
+}
+
+// ParseWaves parses a wave list such as "1,5,10%,100%" for a run of total
+// jobs: counts are taken as they are, percentages of total are rounded up
+// (a wave is never empty). The last size repeats.
+func ParseWaves(s string, total int) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if p, ok := strings.CutSuffix(f, "%"); ok {
+			pct, err := strconv.ParseFloat(p, 64)
+			if err != nil || pct <= 0 || pct > 100 {
+				return nil, fmt.Errorf("wave %q: want a percentage in (0%%, 100%%]", f)
+			}
+			out = append(out, max(1, int(math.Ceil(pct*float64(total)/100))))
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("wave %q: want a positive count or a percentage", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// ResolveBudget turns "N" or "P%" into the failure budget for a run of total
+// jobs. A percentage is rounded down, so the budget never exceeds what was
+// asked; note explains a rounding the operator should know about (a budget
+// of 0, which stops at the first failure, or one that can never trip).
+func ResolveBudget(s string, total int) (budget int, note string, err error) {
+	if p, ok := strings.CutSuffix(s, "%"); ok {
+		pct, err := strconv.ParseFloat(p, 64)
+		if err != nil || pct < 0 || pct > 100 {
+			return 0, "", fmt.Errorf("%q is not a percentage between 0%% and 100%%", s)
+		}
+		budget = int(math.Floor(pct * float64(total) / 100))
+		switch {
+		case pct > 0 && budget == 0:
+			note = fmt.Sprintf("%s of %d instances rounds down to 0: the first failure stops new resets", s, total)
+		case pct < 100 && budget >= total:
+			note = fmt.Sprintf("%s of %d instances is %d: the budget can never be exceeded", s, total, budget)
+		}
+		return budget, note, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return 0, "", fmt.Errorf("%q is neither a count nor a percentage", s)
+	}
+	if total > 0 && n >= total {
+		note = fmt.Sprintf("a budget of %d with %d instances can never be exceeded", n, total)
+	}
+	return n, note, nil
+}
+
+// waveSize returns the size of wave i.
+func (ro *Rollout) waveSize(i int) int {
+	if ro.Canary > 0 {
+		if i == 0 {
+			return ro.Canary
+		}
+		i--
+	}
+	if len(ro.Waves) == 0 {
+		return math.MaxInt / 2
+	}
+	return ro.Waves[min(i, len(ro.Waves)-1)]
 }
 
 func (ro *Rollout) start(r *Runner) {
 	if ro.ExpectedDuration <= 0 {
 		ro.ExpectedDuration = 5 * time.Minute
 	}
+	ro.changed = make(chan struct{}, 1)
+	ro.waveEnd = ro.waveSize(0)
 }
 
 // resettableState reports whether state is RUNNING or STOPPED, or a
@@ -46,9 +144,58 @@ func resettableState(state string) bool {
 	return false
 }
 
-// admit returns why no new reset may start now, or "". It also makes the
-// runner stop starting resets when the reason is final.
+// admit waits until a new reset may start under the waves and returns "",
+// or returns why none may start (and makes the runner stop starting them).
 func (ro *Rollout) admit(ctx context.Context, r *Runner) string {
+	ro.gate.Lock()
+	defer ro.gate.Unlock()
+	for {
+		if why := ro.check(r); why != "" {
+			return why
+		}
+		ro.mu.Lock()
+		if ro.admitted < ro.waveEnd {
+			ro.admitted++
+			ro.mu.Unlock()
+			return ""
+		}
+		drained := ro.settled == ro.admitted
+		ro.mu.Unlock()
+		if !drained {
+			// Wait for the wave's resets to finish.
+			select {
+			case <-ctx.Done():
+				return "run stopped"
+			case <-ro.changed:
+			case <-time.After(r.cfg.PollInterval):
+			}
+			continue
+		}
+		// The wave is done: judge it, then open the next one.
+		ro.mu.Lock()
+		canary := ro.Canary > 0 && ro.wave == 0
+		failures := ro.failures
+		ro.mu.Unlock()
+		if canary && failures > 0 {
+			why := fmt.Sprintf("canary failed: %d of %d canary resets did not succeed", failures, ro.Canary)
+			r.stopStarting(why)
+			return why
+		}
+		r.log.Info("wave finished", "wave", ro.wave+1, "resets_started", ro.admitted)
+		if ro.PauseBetweenWaves > 0 {
+			if r.sleep(ctx, ro.PauseBetweenWaves) != nil {
+				return "run stopped"
+			}
+		}
+		ro.mu.Lock()
+		ro.wave++
+		ro.waveEnd += ro.waveSize(ro.wave)
+		ro.mu.Unlock()
+	}
+}
+
+// check returns why no new reset may start (failure budget, window), or "".
+func (ro *Rollout) check(r *Runner) string {
 	ro.mu.Lock()
 	failures := ro.failures
 	ro.mu.Unlock()
@@ -63,7 +210,8 @@ func (ro *Rollout) admit(ctx context.Context, r *Runner) string {
 			expect = Percentile(d, 95)
 		}
 		if time.Now().Add(expect).After(ro.WindowEnd) {
-			why := fmt.Sprintf("window closed: a reset started now is expected to take %s and would end after %s", expect.Round(time.Second), ro.WindowEnd.Format(time.RFC3339))
+			why := fmt.Sprintf("window closed: a reset started now is expected to take %s (p95 so far) and would end after %s",
+				expect.Round(time.Second), ro.WindowEnd.Format(time.RFC3339))
 			r.stopStarting(why)
 			return why
 		}
@@ -83,5 +231,16 @@ func (ro *Rollout) finished(r *Runner, j store.Job) {
 	ro.mu.Unlock()
 	if over {
 		r.stopStarting(fmt.Sprintf("failure budget exceeded (%d failed, budget %d)", n, ro.MaxFailures))
+	}
+}
+
+// onSettled records that an admitted job left the runner.
+func (ro *Rollout) onSettled() {
+	ro.mu.Lock()
+	ro.settled++
+	ro.mu.Unlock()
+	select {
+	case ro.changed <- struct{}{}:
+	default:
 	}
 }

@@ -277,7 +277,10 @@ func (r *Runner) poke() {
 }
 
 // done is called once for every task that leaves the runner.
-func (r *Runner) done() {
+func (r *Runner) done(t *task) {
+	if t.admitted && r.cfg.Rollout != nil {
+		r.cfg.Rollout.onSettled()
+	}
 	if r.live.Add(-1) == 0 {
 		r.poke()
 	}

@@ -31,6 +31,7 @@ type task struct {
 	slot     bool      // holds an in-flight slot
 	lastSeen string    // the instance's last observed operation, for messages
 	lastErr  error
+	admitted bool // counted in the rollout's current wave
 }
 
 // work sends ResetInstance for queued jobs until the run finishes.
@@ -215,11 +216,12 @@ func (r *Runner) admit(ctx context.Context, t *task) bool {
 		r.admitDenied(ctx, t)
 		return false
 	}
-	if r.cfg.Rollout != nil && !t.doubt && t.job.Attempts == 0 {
+	if r.cfg.Rollout != nil && !t.admitted && !t.doubt {
 		if why := r.cfg.Rollout.admit(ctx, r); why != "" {
 			r.admitDenied(ctx, t)
 			return false
 		}
+		t.admitted = true
 	}
 	if r.slots != nil && !t.slot {
 		select {
@@ -252,7 +254,7 @@ func (r *Runner) release(t *task) {
 	if err := r.cfg.Store.Release(ctx, []store.Job{t.job}); err != nil {
 		r.log.Warn("release job", "instance_id", t.job.InstanceID, "err", err)
 	}
-	r.done()
+	r.done(t)
 }
 
 func (r *Runner) freeSlot(t *task) {
@@ -288,7 +290,7 @@ func (r *Runner) save(ctx context.Context, t *task) bool {
 	r.log.Error("job dropped: its state could not be recorded", "instance_id", t.job.InstanceID, "status", t.job.Status, "err", err)
 	r.stats.Dropped.Add(1)
 	r.freeSlot(t)
-	r.done()
+	r.done(t)
 	return false
 }
 
@@ -317,7 +319,7 @@ func (r *Runner) finish(ctx context.Context, t *task, st store.Status, code, msg
 		r.log.Error("reset "+string(st), "instance_id", t.job.InstanceID, "request_id", t.job.RequestID, "code", code, "reason", msg)
 	}
 	r.freeSlot(t)
-	r.done()
+	r.done(t)
 }
 
 // toTracker hands t to the tracker.

@@ -101,7 +101,8 @@ func buildReport(jobs []store.Job, sum runner.Summary, o *runOptions, started, f
 		"rate": o.rate, "workers": o.workers, "max_in_flight": o.maxInFlight,
 		"poll_interval": o.pollInterval.String(), "reset_timeout": o.resetTimeout.String(),
 		"settle_time": o.settleTime.String(), "request_timeout": o.timeout.String(),
-		"preflight": !o.noPreflight, "max_failures": o.maxFailures, "window_end": o.windowEnd,
+		"preflight": !o.noPreflight, "max_failures": o.maxFailures, "canary": o.canary, "waves": o.waves,
+		"pause_between_waves": o.pauseWaves.String(), "window_end": o.windowEnd,
 		"window": o.window.String(), "emulated": o.emulate,
 	}
 	if o.jobsPath != "" {

@@ -50,12 +50,16 @@ type runOptions struct {
 	yes              bool
 	noPreflight      bool
 	maxFailures      string
+	canary           int
+	waves            string
+	pauseWaves       time.Duration
 	windowEnd        string
 	window           time.Duration
 	expectedDuration time.Duration
 
 	reportPath  string
 	metricsAddr string
+	budgetNote  string
 
 	emulate bool
 	emu     emulatorOptions
@@ -87,7 +91,10 @@ func (o *runOptions) addRunFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.leaseTTL, "lease-ttl", 60*time.Second, "Postgres mode: how long a claimed job stays leased without renewal")
 	fs.BoolVar(&o.yes, "yes", false, "do not ask for confirmation (required when not on a terminal)")
 	fs.BoolVar(&o.noPreflight, "no-preflight", false, "do not skip instances that certainly cannot be reset")
-	fs.StringVar(&o.maxFailures, "max-failures", "", "failure budget, N or P% of the run's instances: new resets stop as soon as more than N have failed (or ended unknown); empty: no budget")
+	fs.StringVar(&o.maxFailures, "max-failures", "", "failure budget, N or P% of the run's instances (rounded down): new resets stop as soon as MORE than that many have failed or ended unknown; the rest are skipped")
+	fs.IntVar(&o.canary, "canary", 0, "reset this many instances first; start the rest only if all of them succeed")
+	fs.StringVar(&o.waves, "waves", "", "wave sizes, counts or percentages, e.g. 1,5,10%,100% (the last repeats); each wave finishes before the next starts")
+	fs.DurationVar(&o.pauseWaves, "pause-between-waves", 0, "wait this long between waves")
 	fs.StringVar(&o.windowEnd, "window-end", "", "maintenance window end (RFC 3339 or HH:MM local): start no reset expected to finish later")
 	fs.DurationVar(&o.window, "window", 0, "maintenance window length from the start of the run")
 	fs.DurationVar(&o.expectedDuration, "expected-duration", 5*time.Minute, "reset duration assumed for the window until resets of this run have finished")
@@ -288,7 +295,7 @@ func (a *app) runRun(ctx context.Context, o *runOptions) error {
 			return err
 		}
 	}
-	a.describeStart(src, todo, rollout)
+	a.describeStart(src, todo, rollout, o.budgetNote)
 
 	client, emu, err := a.connect(ctx, o, src.jobs, o.workers)
 	if err != nil {
@@ -439,13 +446,24 @@ func (a *app) confirm(o *runOptions, todo []store.Job) error {
 
 // rollout resolves the rollout flags against a run of total jobs.
 func (o *runOptions) rollout(total int, now time.Time) (*runner.Rollout, error) {
-	ro := &runner.Rollout{Preflight: !o.noPreflight, MaxFailures: -1, ExpectedDuration: o.expectedDuration}
+	ro := &runner.Rollout{Preflight: !o.noPreflight, MaxFailures: -1, ExpectedDuration: o.expectedDuration,
+		Canary: o.canary, PauseBetweenWaves: o.pauseWaves}
 	if o.maxFailures != "" {
-		n, err := resolveBudget(o.maxFailures, total)
+		n, note, err := runner.ResolveBudget(o.maxFailures, total)
 		if err != nil {
 			return nil, usageError("--max-failures: %v", err)
 		}
-		ro.MaxFailures = n
+		ro.MaxFailures, o.budgetNote = n, note
+	}
+	if o.canary < 0 {
+		return nil, usageError("--canary must not be negative")
+	}
+	if o.waves != "" {
+		w, err := runner.ParseWaves(o.waves, total)
+		if err != nil {
+			return nil, usageError("--waves: %v", err)
+		}
+		ro.Waves = w
 	}
 	switch {
 	case o.windowEnd != "" && o.window != 0:
@@ -460,24 +478,6 @@ func (o *runOptions) rollout(total int, now time.Time) (*runner.Rollout, error) 
 		ro.WindowEnd = now.Add(o.window)
 	}
 	return ro, nil
-}
-
-// resolveBudget turns "N" or "P%" into the number of failures tolerated.
-// The rule: the run stops starting resets once failures exceed the budget.
-// P% of T is rounded down, so the budget never exceeds what was asked.
-func resolveBudget(s string, total int) (int, error) {
-	if p, ok := strings.CutSuffix(s, "%"); ok {
-		var pct float64
-		if _, err := fmt.Sscanf(p, "%g", &pct); err != nil || pct < 0 || pct > 100 {
-			return 0, fmt.Errorf("%q is not a percentage between 0%% and 100%%", s)
-		}
-		return int(pct * float64(total) / 100), nil
-	}
-	var n int
-	if _, err := fmt.Sscanf(s, "%d", &n); err != nil || n < 0 || fmt.Sprint(n) != s {
-		return 0, fmt.Errorf("%q is neither a count nor a percentage", s)
-	}
-	return n, nil
 }
 
 // parseWindowEnd accepts RFC 3339 or a local wall-clock HH:MM (the next
@@ -498,16 +498,22 @@ func parseWindowEnd(s string, now time.Time) (time.Time, error) {
 }
 
 // describeStart prints what the run is about to do.
-func (a *app) describeStart(src *source, todo []store.Job, ro *runner.Rollout) {
+func (a *app) describeStart(src *source, todo []store.Job, ro *runner.Rollout, note string) {
 	done := len(src.jobs) - len(todo)
 	if done > 0 {
 		fmt.Fprintf(a.stderr, "resuming: %d of %d instances already finished\n", done, len(src.jobs))
 	}
 	if ro.MaxFailures >= 0 {
-		fmt.Fprintf(a.stderr, "failure budget: new resets stop once more than %d instance(s) have failed\n", ro.MaxFailures)
-		if ro.MaxFailures == 0 {
-			fmt.Fprintln(a.stderr, "  (the budget is 0: the first failure stops new resets)")
+		fmt.Fprintf(a.stderr, "failure budget: %d (new resets stop once more than %d instance(s) have failed or ended unknown)\n", ro.MaxFailures, ro.MaxFailures)
+		if note != "" {
+			fmt.Fprintf(a.stderr, "  note: %s\n", note)
 		}
+	}
+	if ro.Canary > 0 {
+		fmt.Fprintf(a.stderr, "canary: %d instance(s) first; the rest only if all succeed\n", ro.Canary)
+	}
+	if len(ro.Waves) > 0 {
+		fmt.Fprintf(a.stderr, "waves: %v (the last repeats)\n", ro.Waves)
 	}
 	if !ro.WindowEnd.IsZero() {
 		fmt.Fprintf(a.stderr, "maintenance window ends %s\n", ro.WindowEnd.Format(time.RFC3339))
