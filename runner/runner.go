@@ -579,10 +579,3 @@ func (r *Runner) failpoint(name string) {
 func jitter(d time.Duration) time.Duration {
 	return d + time.Duration((rand.Float64()-0.5)*0.2*float64(d))
 }
-
-func errorText(err error) (code, msg string) {
-	if ae, ok := errors.AsType[*lighthouse.APIError](err); ok {
-		return ae.Code, ae.Message
-	}
-	return "Error", err.Error()
-}
