@@ -172,7 +172,7 @@ func (a *app) openSource(ctx context.Context, o *runOptions, forRun bool) (*sour
 	if o.jobsPath != "" {
 		jobs, err := csvstore.ReadJobs(o.jobsPath, o.region)
 		if err != nil {
-			return nil, err
+			return nil, &exitError{code: exitUsage, err: err}
 		}
 		src := &source{mode: "csv", jobs: jobs, runID: runFingerprint(jobs), closer: func() {}}
 		if !forRun {
@@ -278,6 +278,12 @@ func (a *app) runRun(ctx context.Context, o *runOptions) error {
 	}
 	if o.settleTime <= o.timeout {
 		return usageError("--settle-time (%s) must exceed --request-timeout (%s): a call may land until it times out", o.settleTime, o.timeout)
+	}
+	if !o.emulate {
+		// Fail before anything is opened or written.
+		if _, err := lighthouse.LoadCredential(); err != nil {
+			return &exitError{code: exitFatal, err: err}
+		}
 	}
 	src, err := a.openSource(ctx, o, true)
 	if err != nil {
