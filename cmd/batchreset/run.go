@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -174,7 +173,7 @@ func (a *app) openSource(ctx context.Context, o *runOptions, forRun bool) (*sour
 		if err != nil {
 			return nil, &exitError{code: exitUsage, err: err}
 		}
-		src := &source{mode: "csv", jobs: jobs, runID: runFingerprint(jobs), closer: func() {}}
+		src := &source{mode: "csv", jobs: jobs, runID: csvstore.Fingerprint(jobs), closer: func() {}}
 		if !forRun {
 			return src, nil
 		}
@@ -220,16 +219,6 @@ func (a *app) openSource(ctx context.Context, o *runOptions, forRun bool) (*sour
 		src.store = db.Queue(o.runName, owner, o.leaseTTL)
 	}
 	return src, nil
-}
-
-// runFingerprint identifies the input of a CSV run, so that a state file is
-// never applied to another run's jobs.
-func runFingerprint(jobs []store.Job) string {
-	h := sha256.New()
-	for _, j := range jobs {
-		fmt.Fprintf(h, "%s,%s,%s\n", j.InstanceID, j.BlueprintID, j.Region)
-	}
-	return hex.EncodeToString(h.Sum(nil))[:16]
 }
 
 func randomHex(n int) string {

@@ -1,0 +1,291 @@
+package csv
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/batchreset/batchreset/store"
+)
+
+// The state journal is a file of JSON lines. The first is a header,
+//
+//	{"batchreset_state":1,"run_id":"sha256:…"}
+//
+// and each further line is the whole record of one job as saved, the last
+// one per instance winning. Lines are only ever appended, and a line is
+// durable once the Save that wrote it has returned.
+const (
+	journalVersion = 1
+	// maxJournalLine caps one journal line; a record is well under 1 KiB
+	// unless the cloud sends a very long error message.
+	maxJournalLine = 16 << 20
+)
+
+// headerPrefix is how every journal header starts.
+var headerPrefix = []byte(`{"batchreset_state":`)
+
+// ErrOtherRun reports a state file left by a run over a different input.
+var ErrOtherRun = errors.New("state file belongs to another run")
+
+type journalHeader struct {
+	Version *int   `json:"batchreset_state"`
+	RunID   string `json:"run_id"`
+}
+
+// record is a store.Job as one journal line. Times are RFC 3339 with
+// nanoseconds in UTC, "" when zero.
+type record struct {
+	ID            int64        `json:"id"`
+	Run           string       `json:"run"`
+	InstanceID    string       `json:"instance_id"`
+	BlueprintID   string       `json:"blueprint_id"`
+	Region        string       `json:"region"`
+	Status        store.Status `json:"status"`
+	RequestID     string       `json:"request_id"`
+	PrevRequestID string       `json:"prev_request_id"`
+	ErrorCode     string       `json:"error_code"`
+	ErrorMessage  string       `json:"error_message"`
+	Attempts      int          `json:"attempts"`
+	NotBefore     string       `json:"not_before"`
+	IntentAt      string       `json:"intent_at"`
+	SubmittedAt   string       `json:"submitted_at"`
+	FinishedAt    string       `json:"finished_at"`
+	Fence         int64        `json:"fence"`
+}
+
+// Fingerprint returns a run ID for Open computed from what the jobs ask for
+// (instance, blueprint and region, in order), so that a state file is only
+// resumed with the input that started it.
+func Fingerprint(jobs []store.Job) string {
+	h := sha256.New()
+	for i := range jobs {
+		j := &jobs[i]
+		fmt.Fprintf(h, "%s\x00%s\x00%s\n", j.InstanceID, j.BlueprintID, j.Region)
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))
+}
+
+func encodeHeader(runID string) []byte {
+	v := journalVersion
+	b, err := json.Marshal(journalHeader{Version: &v, RunID: runID})
+	if err != nil {
+		panic(err) // a struct of an int and a string always encodes
+	}
+	return append(b, '\n')
+}
+
+// encodeRecord returns j as a journal line.
+func encodeRecord(j *store.Job) ([]byte, error) {
+	b, err := json.Marshal(record{
+		ID:            j.ID,
+		Run:           j.Run,
+		InstanceID:    j.InstanceID,
+		BlueprintID:   j.BlueprintID,
+		Region:        j.Region,
+		Status:        j.Status,
+		RequestID:     j.RequestID,
+		PrevRequestID: j.PrevRequestID,
+		ErrorCode:     j.ErrorCode,
+		ErrorMessage:  j.ErrorMessage,
+		Attempts:      j.Attempts,
+		NotBefore:     formatNano(j.NotBefore),
+		IntentAt:      formatNano(j.IntentAt),
+		SubmittedAt:   formatNano(j.SubmittedAt),
+		FinishedAt:    formatNano(j.FinishedAt),
+		Fence:         j.Fence,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(b) >= maxJournalLine {
+		return nil, fmt.Errorf("record of %d bytes exceeds the journal's %d", len(b), maxJournalLine)
+	}
+	return append(b, '\n'), nil
+}
+
+// decodeRecord parses one journal line (without its line break).
+func decodeRecord(line []byte) (store.Job, error) {
+	var r record
+	if !r.parseFast(line) {
+		// Something parseFast does not handle, or a damaged line:
+		// encoding/json decides, and explains what is wrong.
+		r = record{}
+		if err := decodeJSON(line, &r); err != nil {
+			return store.Job{}, err
+		}
+	}
+	return r.job()
+}
+
+// decodeJSON decodes line into r with encoding/json, strictly.
+func decodeJSON(line []byte, r *record) error {
+	dec := json.NewDecoder(bytes.NewReader(line))
+	dec.DisallowUnknownFields() // a field we do not know: written by another version
+	if err := dec.Decode(r); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("data after the record")
+	}
+	return nil
+}
+
+// job checks r and returns it as a store.Job.
+func (r *record) job() (store.Job, error) {
+	if r.InstanceID == "" {
+		return store.Job{}, errors.New("no instance_id")
+	}
+	if !r.Status.Valid() {
+		return store.Job{}, fmt.Errorf("unknown status %q", r.Status)
+	}
+	j := store.Job{
+		ID:            r.ID,
+		Run:           r.Run,
+		InstanceID:    r.InstanceID,
+		BlueprintID:   r.BlueprintID,
+		Region:        r.Region,
+		Status:        r.Status,
+		RequestID:     r.RequestID,
+		PrevRequestID: r.PrevRequestID,
+		ErrorCode:     r.ErrorCode,
+		ErrorMessage:  r.ErrorMessage,
+		Attempts:      r.Attempts,
+		Fence:         r.Fence,
+	}
+	var err error
+	if j.NotBefore, err = parseNano("not_before", r.NotBefore); err != nil {
+		return store.Job{}, err
+	}
+	if j.IntentAt, err = parseNano("intent_at", r.IntentAt); err != nil {
+		return store.Job{}, err
+	}
+	if j.SubmittedAt, err = parseNano("submitted_at", r.SubmittedAt); err != nil {
+		return store.Job{}, err
+	}
+	if j.FinishedAt, err = parseNano("finished_at", r.FinishedAt); err != nil {
+		return store.Job{}, err
+	}
+	return j, nil
+}
+
+// parseNano parses a time written by formatNano.
+func parseNano(name, s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%s: %w", name, err)
+	}
+	return t, nil
+}
+
+func formatNano(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
+// replay reads the journal from the start of s.f and applies its records to
+// s.jobs. It returns the offset where the valid journal ends (before a torn
+// last line, or 0 if even the header is missing or torn).
+func (s *Store) replay(runID string) (end int64, err error) {
+	br := bufio.NewReaderSize(s.f, 64<<10)
+	var buf []byte
+	for n := 1; ; n++ {
+		line, size, tooLong, err := readJournalLine(br, buf[:0])
+		buf = line
+		if err == io.EOF {
+			// size > 0 is a torn line, a crash mid-write: no Save that
+			// wrote it returned, so it is dropped. A torn first line must
+			// look like the start of a header, lest Open wipe a file that
+			// was never a journal.
+			if n == 1 && size > 0 && !bytes.HasPrefix(line, headerPrefix) && !bytes.HasPrefix(headerPrefix, line) {
+				return 0, &RowError{Path: s.path, Line: n, Err: errors.New("not a batchreset state file")}
+			}
+			return end, nil
+		}
+		if err != nil {
+			return 0, fmt.Errorf("read state %s: %w", s.path, err)
+		}
+		if tooLong {
+			return 0, &RowError{Path: s.path, Line: n, Err: fmt.Errorf("corrupt: line over %d bytes", maxJournalLine)}
+		}
+		line = line[:len(line)-1] // the line break
+		if n == 1 {
+			if err := checkHeader(line, runID); err != nil {
+				return 0, &RowError{Path: s.path, Line: n, Err: err}
+			}
+		} else {
+			j, err := decodeRecord(line)
+			if err != nil {
+				return 0, &RowError{Path: s.path, Line: n, Err: fmt.Errorf("corrupt record: %w", err)}
+			}
+			i, ok := s.index[j.InstanceID]
+			if !ok {
+				return 0, &RowError{Path: s.path, Line: n, Err: fmt.Errorf("record for %s, which is not in the input", j.InstanceID)}
+			}
+			in := &s.jobs[i]
+			if err := checkSameJob(in, &j); err != nil {
+				return 0, &RowError{Path: s.path, Line: n, Err: fmt.Errorf("record for %s: %w", j.InstanceID, err)}
+			}
+			// Share the input's strings rather than keep a copy per job.
+			j.ID, j.InstanceID, j.BlueprintID, j.Region = in.ID, in.InstanceID, in.BlueprintID, in.Region
+			s.jobs[i] = j
+			s.records++
+		}
+		end += size
+	}
+}
+
+// checkSameJob reports a record j that does not describe input job in: what
+// a job resets (instance, blueprint, region) is fixed by the input.
+func checkSameJob(in, j *store.Job) error {
+	if j.BlueprintID != in.BlueprintID || j.Region != in.Region {
+		return fmt.Errorf("blueprint %q in region %q, but the input has %q in %q",
+			j.BlueprintID, j.Region, in.BlueprintID, in.Region)
+	}
+	return nil
+}
+
+func checkHeader(line []byte, runID string) error {
+	var h journalHeader
+	if err := json.Unmarshal(line, &h); err != nil || h.Version == nil {
+		return errors.New("not a batchreset state file")
+	}
+	if *h.Version != journalVersion {
+		return fmt.Errorf("state format version %d, want %d", *h.Version, journalVersion)
+	}
+	if h.RunID != runID {
+		return fmt.Errorf("%w (run_id %q, this input is %q): finish that run or move the file away", ErrOtherRun, h.RunID, runID)
+	}
+	return nil
+}
+
+// readJournalLine appends the next line of br, with its line break, to buf.
+// It returns io.EOF with the bytes of a last line that has no line break
+// (size 0 at the very end). A line over maxJournalLine is consumed but
+// reported as tooLong rather than kept.
+func readJournalLine(br *bufio.Reader, buf []byte) (line []byte, size int64, tooLong bool, err error) {
+	for {
+		chunk, err := br.ReadSlice('\n')
+		size += int64(len(chunk))
+		if len(buf)+len(chunk) <= maxJournalLine {
+			buf = append(buf, chunk...)
+		} else {
+			tooLong = true
+		}
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		return buf, size, tooLong, err
+	}
+}
