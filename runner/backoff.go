@@ -54,14 +54,21 @@ func (b *backoff) hit() {
 	b.until = time.Now().Add(b.grow())
 }
 
-// success records an accepted call: the delay shrinks again.
+// success records an accepted call: the next throttle pauses for the base
+// delay again. (Halving instead let sporadic throttling walk the pause up to
+// tens of seconds once a throttle pauses every sender: each throttled probe
+// doubles it, and only one probe goes out per pause; TestFaultThrottled.)
 func (b *backoff) success() {
 	b.mu.Lock()
-	b.cur /= 2
-	if b.cur < b.base {
-		b.cur = 0
-	}
+	b.cur = 0
 	b.mu.Unlock()
+}
+
+// paused reports whether a throttling pause is in force.
+func (b *backoff) paused() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return time.Now().Before(b.until)
 }
 
 // wait blocks while a throttling pause is in force.

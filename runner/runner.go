@@ -121,6 +121,7 @@ type Runner struct {
 	live     atomic.Int64 // tasks claimed and not yet finished or released
 	slots    chan struct{}
 	sendq    chan *task
+	sendLow  chan struct{} // a sender found sendq under a batch; see feed
 	trackq   chan *task
 	wake     chan struct{}
 	finished chan struct{}
@@ -172,6 +173,7 @@ func New(cfg Config) (*Runner, error) {
 		gate:     newBackoff(500*time.Millisecond, 30*time.Second),
 		drainCh:  make(chan struct{}),
 		sendq:    make(chan *task, 4*claimBatch+cfg.Workers),
+		sendLow:  make(chan struct{}, 1),
 		trackq:   make(chan *task, 4*claimBatch+cfg.Workers),
 		wake:     make(chan struct{}, 1),
 		finished: make(chan struct{}),
@@ -224,6 +226,7 @@ func (r *Runner) Stats() *Stats { return &r.stats }
 // and in-flight resets are settled, or ctx is done. It returns the fatal API
 // error that stopped submission, if any, or ctx's error.
 func (r *Runner) Run(ctx context.Context) (Summary, error) {
+	parent := ctx
 	g, ctx := errgroup.WithContext(ctx)
 	feedDone := make(chan struct{})
 	g.Go(func() error {
@@ -263,6 +266,15 @@ func (r *Runner) Run(ctx context.Context) (Summary, error) {
 	if err == nil {
 		if f := r.fatal.Load(); f != nil {
 			err = f
+		}
+	}
+	select {
+	case <-r.finished:
+	default:
+		// Every goroutine returns nil when ctx ends; say so, as documented,
+		// rather than report an unfinished run as done.
+		if err == nil && parent.Err() != nil {
+			err = context.Cause(parent)
 		}
 	}
 	return sum, err
@@ -328,11 +340,21 @@ func (r *Runner) feed(ctx context.Context) error {
 			continue
 		}
 		// Keep at most a few batches claimed ahead of the senders: claimed
-		// jobs are leased, and other runners should get their share.
+		// jobs are leased, and other runners should get their share. The
+		// senders signal sendLow as they take the queue under a batch, so
+		// the next batch is claimed when it is needed: a fixed 50ms pause
+		// (still the fallback) left them idle at thousands of jobs a second.
 		if len(r.sendq) >= claimBatch {
-			if err := r.sleep(ctx, 50*time.Millisecond); err != nil {
+			t := time.NewTimer(50 * time.Millisecond)
+			select {
+			case <-ctx.Done():
+				t.Stop()
 				return nil
+			case <-r.sendLow:
+			case <-r.drainCh:
+			case <-t.C:
 			}
+			t.Stop()
 			continue
 		}
 		jobs, waiting, err := r.cfg.Store.Claim(ctx, claimBatch)
@@ -380,7 +402,7 @@ func (r *Runner) route(ctx context.Context, jobs []store.Job) error {
 		}
 		jobs = rest
 	}
-	snap := r.snapshot(ctx, jobs)
+	snap, complete := r.snapshot(ctx, jobs)
 	now := time.Now()
 	for i := range jobs {
 		t := &task{job: jobs[i], since: now}
@@ -394,6 +416,12 @@ func (r *Runner) route(ctx context.Context, jobs []store.Job) error {
 			t.kind = kindTracking
 			r.toTracker(ctx, t)
 		default:
+			if !seen && !complete {
+				// The run stopped before the instance could be described:
+				// it stays pending, for a later run.
+				r.release(t)
+				continue
+			}
 			if seen {
 				t.job.PrevRequestID = in.LatestOperationRequestID
 			}
@@ -408,7 +436,7 @@ func (r *Runner) route(ctx context.Context, jobs []store.Job) error {
 				}
 			}
 			if seen && in.LatestOperationState == lighthouse.OperationOperating {
-				t.kind = kindWaitIdle
+				t.kind, t.busySince = kindWaitIdle, now
 				r.toTracker(ctx, t)
 				continue
 			}
@@ -423,24 +451,52 @@ func (r *Runner) route(ctx context.Context, jobs []store.Job) error {
 }
 
 // snapshot describes the instances of jobs, by region, before anything is
-// sent. Failures leave instances out; the send path copes without them.
-func (r *Runner) snapshot(ctx context.Context, jobs []store.Job) map[string]lighthouse.Instance {
+// sent. A region whose call was rejected (throttled, 5xx, timed out,
+// malformed) is described again, with backoff, until it answers: without
+// the snapshot a job's PrevRequestID is unknown, and an in-doubt call of it
+// could later be "reconciled" against an older reset of the same instance
+// (a success recorded for a reset never applied), while preflight would
+// skip the whole batch as "not found" (TestFaultSnapshotLost). A fatal
+// error (credentials, permissions) stops submission. Other errors leave the
+// region's instances out, as the send path copes without them. complete
+// is false when the run stopped first.
+func (r *Runner) snapshot(ctx context.Context, jobs []store.Job) (snap map[string]lighthouse.Instance, complete bool) {
 	byRegion := map[string][]string{}
 	for _, j := range jobs {
 		byRegion[j.Region] = append(byRegion[j.Region], j.InstanceID)
 	}
 	out := make(map[string]lighthouse.Instance, len(jobs))
-	for region, ids := range byRegion {
-		insts, err := r.describe(ctx, region, ids)
-		if err != nil {
-			r.log.Warn("describe before sending", "region", region, "err", err)
-			continue
+	retry := newBackoff(time.Second, 30*time.Second)
+	for {
+		for region, ids := range byRegion {
+			insts, err := r.describe(ctx, region, ids)
+			if err != nil {
+				ae, _ := errors.AsType[*lighthouse.APIError](err)
+				switch {
+				case ctx.Err() != nil:
+					return out, false
+				case ae != nil && ae.Class == lighthouse.ClassFatal:
+					r.log.Error("fatal error; no new resets", "err", ae)
+					r.fatal.CompareAndSwap(nil, ae)
+					return out, false
+				case ae == nil || ae.Class == lighthouse.ClassRetryable:
+					r.log.Warn("describe before sending; will retry", "region", region, "err", err)
+					continue
+				}
+				r.log.Warn("describe before sending", "region", region, "err", err)
+			}
+			for _, in := range insts {
+				out[in.InstanceID] = in
+			}
+			delete(byRegion, region)
 		}
-		for _, in := range insts {
-			out[in.InstanceID] = in
+		if len(byRegion) == 0 {
+			return out, true
+		}
+		if r.halted() || r.sleep(ctx, retry.next()) != nil {
+			return out, false
 		}
 	}
-	return out
 }
 
 // blueprint returns j's target blueprint as DescribeBlueprints shows it, or

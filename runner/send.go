@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/batchreset/batchreset/lighthouse"
@@ -30,8 +31,11 @@ type task struct {
 	since    time.Time // when the current wait began
 	slot     bool      // holds an in-flight slot
 	lastSeen string    // the instance's last observed operation, for messages
-	lastErr  error
-	admitted bool // counted in the rollout's current wave
+	// busySince is when the instance was first found busy with another
+	// operation; ResetTimeout bounds the wait from then (see kindWaitIdle).
+	busySince time.Time
+	lastErr   error
+	admitted  bool // counted in the rollout's current wave
 }
 
 // work sends ResetInstance for queued jobs until the run finishes.
@@ -43,6 +47,12 @@ func (r *Runner) work(ctx context.Context) error {
 		case <-r.finished:
 			return nil
 		case t := <-r.sendq:
+			if len(r.sendq) < claimBatch {
+				select {
+				case r.sendLow <- struct{}{}: // wake the feeder
+				default:
+				}
+			}
 			r.send(ctx, t)
 		}
 	}
@@ -65,6 +75,24 @@ func (r *Runner) send(ctx context.Context, t *task) {
 		r.release(t)
 		return
 	}
+	// A throttle answered while this sender waited for its slot pauses it
+	// too: otherwise every sender already queued at the limiter when the
+	// pause began still sent, and a throttle storm saw calls at the full
+	// rate (TestFaultThrottled/Storm). The slot is given up, which costs
+	// throughput, never the limit.
+	for r.gate.paused() {
+		if err := r.gate.wait(ctx); err != nil {
+			r.release(t)
+			return
+		}
+		waitStart := time.Now()
+		err := r.reset.Wait(ctx)
+		r.stats.limiterWait.Add(int64(time.Since(waitStart)))
+		if err != nil {
+			r.release(t)
+			return
+		}
+	}
 	// Everything that stops submission is checked after the limiter wait,
 	// right before the intent, so nothing is sent after a stop.
 	if r.halted() || r.stopReason() != "" {
@@ -82,7 +110,12 @@ func (r *Runner) send(ctx context.Context, t *task) {
 		return
 	}
 	r.failpoint(FailpointAfterIntent)
-	t.lastSend = now
+	// SettleTime counts from the moment the call leaves, not from the
+	// intent: recording the intent can take long (a slow or retried store
+	// write), and a clock started before it expired early, so that a reset
+	// landing late was "proven absent" and sent again (a double reset with
+	// SettleTime above lag + call timeout; TestFaultBusyOnResend).
+	t.lastSend = time.Now()
 	r.stats.Calls.Add(1)
 	r.stats.onSend(t)
 	callCtx := ctx
@@ -159,14 +192,26 @@ func (r *Runner) handleSendError(ctx context.Context, t *task, err error) {
 			r.toTracker(ctx, t)
 			return
 		}
+		now := time.Now()
+		if t.busySince.IsZero() {
+			t.busySince = now
+		}
+		t.job.Attempts--
+		if now.Sub(t.busySince) > r.cfg.ResetTimeout {
+			// The API keeps refusing while DescribeInstances shows the
+			// instance idle, so the tracker sends again at once, forever:
+			// ResetTimeout bounds the wait however the instance shows
+			// (TestFaultBusyOnResend/BusyWhileIdle).
+			r.finish(ctx, t, store.StatusFailed, ae.Code, fmt.Sprintf("instance stayed busy for %s: %s", r.cfg.ResetTimeout, ae.Message))
+			return
+		}
 		log.Info("instance busy; waiting for it", "err", ae)
 		t.job.Status = store.StatusPending
-		t.job.Attempts--
 		if !r.save(ctx, t) {
 			return
 		}
 		r.freeSlot(t)
-		t.kind, t.since = kindWaitIdle, time.Now()
+		t.kind, t.since = kindWaitIdle, now
 		r.toTracker(ctx, t)
 	case lighthouse.ClassPermanent:
 		log.Error("reset refused", "err", ae)

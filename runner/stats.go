@@ -89,6 +89,18 @@ func (s *Stats) onFinish(t *task) {
 	}
 }
 
+// addWaiting counts t, just handed to the tracker. It does not rescan the
+// tracked tasks as setWaiting does: the tracker receives every job it
+// follows, and a full scan per receive made it quadratic in the number of
+// resets in flight (the tracker goroutine spent seconds there at 100k jobs).
+// setWaiting recounts exactly after every poll.
+func (s *Stats) addWaiting(tasks map[int64]*task, t *task) {
+	s.Waiting.Store(int64(len(tasks)))
+	if t.kind == kindTracking || t.kind == kindInDoubt {
+		s.InFlight.Add(1)
+	}
+}
+
 func (s *Stats) setWaiting(tasks map[int64]*task) {
 	var inflight int64
 	for _, t := range tasks {

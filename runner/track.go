@@ -2,7 +2,10 @@ package runner
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -10,6 +13,9 @@ import (
 	"github.com/batchreset/batchreset/lighthouse"
 	"github.com/batchreset/batchreset/store"
 )
+
+// pollDescribers is how many DescribeInstances calls one poll makes at once.
+const pollDescribers = 8
 
 // clockSkew is how far the cloud's clock and ours may disagree when an
 // operation's start time is compared with our intent time.
@@ -36,7 +42,7 @@ func (r *Runner) track(ctx context.Context) error {
 			return nil
 		case t := <-r.trackq:
 			tasks[t.job.ID] = t
-			r.stats.setWaiting(tasks)
+			r.stats.addWaiting(tasks, t)
 		case sendq <- next:
 			outbox = outbox[1:]
 		case <-timer.C:
@@ -65,20 +71,43 @@ func (r *Runner) poll(ctx context.Context, tasks map[int64]*task) (resend []*tas
 	for _, t := range tasks {
 		byRegion[t.job.Region] = append(byRegion[t.job.Region], t.job.InstanceID)
 	}
-	seen := map[string]lighthouse.Instance{}
-	failed := map[string]bool{}
+	// The calls of one poll run concurrently, each still waiting for the
+	// describe limiter: made one after the other, a poll of thousands of
+	// resets kept the tracker from taking new tasks for so long that every
+	// sender stalled on the full trackq. A region any of whose calls failed
+	// is left out of this poll, as before.
+	var (
+		mu        sync.Mutex
+		seen      = make(map[string]lighthouse.Instance, len(tasks))
+		failed    = map[string]bool{}
+		cancelled bool
+	)
+	dg := new(errgroup.Group)
+	dg.SetLimit(pollDescribers)
 	for region, ids := range byRegion {
-		insts, err := r.describe(ctx, region, ids)
-		if err != nil {
-			if ctx.Err() != nil {
+		for chunk := range slices.Chunk(ids, lighthouse.MaxIDsPerCall) {
+			dg.Go(func() error {
+				insts, err := r.describe(ctx, region, chunk)
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					if ctx.Err() != nil {
+						cancelled = true
+						return nil
+					}
+					r.log.Warn("describe in-flight instances", "region", region, "err", err)
+					failed[region] = true
+				}
+				for _, in := range insts {
+					seen[in.Region+"/"+in.InstanceID] = in
+				}
 				return nil
-			}
-			r.log.Warn("describe in-flight instances", "region", region, "err", err)
-			failed[region] = true
+			})
 		}
-		for _, in := range insts {
-			seen[in.Region+"/"+in.InstanceID] = in
-		}
+	}
+	_ = dg.Wait()
+	if cancelled {
+		return nil
 	}
 	now := time.Now()
 	var verdicts []verdict
@@ -146,7 +175,7 @@ func (r *Runner) judge(t *task, in lighthouse.Instance, ok bool, now time.Time) 
 			}
 			t.kind = kindSend
 			v.resend = true
-		case now.Sub(t.since) > r.cfg.ResetTimeout:
+		case now.Sub(t.busySince) > r.cfg.ResetTimeout:
 			v.status, v.code = store.StatusFailed, "InstanceBusy"
 			if t.job.ErrorCode != "" {
 				v.code = t.job.ErrorCode
@@ -170,6 +199,16 @@ func (r *Runner) judge(t *task, in lighthouse.Instance, ok bool, now time.Time) 
 			if t.job.Attempts >= r.cfg.MaxAttempts {
 				v.status, v.code = store.StatusFailed, t.job.ErrorCode
 				v.msg = fmt.Sprintf("gave up after %d calls, none of which took effect; last error: %s", t.job.Attempts, t.job.ErrorMessage)
+				if ae, _ := errors.AsType[*lighthouse.APIError](t.lastErr); ae != nil && ae.Class == lighthouse.ClassBusy {
+					// The API kept saying an operation runs while
+					// DescribeInstances showed none: it may be our own
+					// reset, not yet visible (a lag above SettleTime).
+					// Busy answers are never a failure by themselves; a
+					// later reconcile settles the job
+					// (TestFaultBusyOnResend/LagFarAboveSettle).
+					v.status = store.StatusUnknown
+					v.msg = fmt.Sprintf("gave up after %d calls: the API answered %s while DescribeInstances showed no operation in progress, so an earlier call of ours may be running unseen; last seen: %s; run `batchreset reconcile` later", t.job.Attempts, ae.Code, t.lastSeen)
+				}
 				break
 			}
 			r.log.Info("in-doubt reset proven not applied; sending again", "instance_id", t.job.InstanceID, "attempt", t.job.Attempts)
@@ -219,9 +258,12 @@ func ours(in lighthouse.Instance, j store.Job) bool {
 // provenAbsent reports whether in proves that none of j's calls took effect:
 // nothing is in progress and the latest operation is the one seen before the
 // first call, or one that started well before it (a landed reset of ours
-// would have become the latest operation).
+// would have become the latest operation). An answer that names no
+// operation proves nothing: the API documents the LatestOperation fields as
+// possibly null, and an answer without them looks the same whether or not
+// our reset landed (TestFaultMalformedAnswers/DescribeWithoutOperation).
 func provenAbsent(in lighthouse.Instance, j store.Job) bool {
-	if in.LatestOperationState == lighthouse.OperationOperating {
+	if in.LatestOperationRequestID == "" || in.LatestOperationState == lighthouse.OperationOperating {
 		return false
 	}
 	if in.LatestOperationRequestID == j.PrevRequestID {

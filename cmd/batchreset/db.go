@@ -192,13 +192,14 @@ mode's results file; JSON adds totals and reset durations.`,
 			if err != nil {
 				return &exitError{code: exitFatal, err: err}
 			}
+			resultsView(jobs)
 			if format == "csv" {
 				if out != "" {
-					return csvstore.WriteResultsFile(out, resultsView(jobs))
+					return csvstore.WriteResultsFile(out, jobs)
 				}
-				return csvstore.WriteResults(a.stdout, resultsView(jobs))
+				return csvstore.WriteResults(a.stdout, jobs)
 			}
-			rep := newReport(jobs)
+			rep := newReport(jobs, true)
 			if out != "" {
 				return rep.writeFile(out)
 			}

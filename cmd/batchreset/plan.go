@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/batchreset/batchreset/runner"
+	"github.com/batchreset/batchreset/store"
 )
 
 func (a *app) planCommand() *cobra.Command {
@@ -44,7 +45,12 @@ func (a *app) runPlan(ctx context.Context, o *runOptions) error {
 		return err
 	}
 	defer src.closer()
-	todo := pendingJobs(src.jobs)
+	var todo []store.Job
+	for _, j := range src.jobs {
+		if !j.Status.Terminal() {
+			todo = append(todo, j)
+		}
+	}
 	client, emu, err := a.connect(ctx, o, src.jobs, 4)
 	if err != nil {
 		return err

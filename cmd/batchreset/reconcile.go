@@ -39,6 +39,11 @@ func (a *app) runReconcile(ctx context.Context, o *runOptions) error {
 		return err
 	}
 	defer src.closer()
+	if src.fresh {
+		// No run left a state here: nothing to settle, and writing results
+		// would replace a results file with one that knows nothing.
+		return usageError("no state file %s.state: no run of these jobs to reconcile (give the run's --out)", src.out)
+	}
 	client, emu, err := a.connect(ctx, o, src.jobs, 4)
 	if err != nil {
 		return err

@@ -61,11 +61,12 @@ func timePtr(t time.Time) *time.Time {
 	return &t
 }
 
-// newReport summarises jobs (as a results file would show them).
-func newReport(jobs []store.Job) *report {
+// newReport summarises jobs, already as a results file shows them (see
+// resultsView); with outcomes it lists every job.
+func newReport(jobs []store.Job, outcomes bool) *report {
 	rep := &report{GeneratedAt: time.Now().UTC(), Totals: map[string]int{}, Instances: len(jobs)}
 	var durs []time.Duration
-	for _, j := range resultsView(jobs) {
+	for _, j := range jobs {
 		rep.Totals[string(j.Status)]++
 		o := outcome{
 			InstanceID: j.InstanceID, BlueprintID: j.BlueprintID, Region: j.Region, Status: string(j.Status),
@@ -77,7 +78,9 @@ func newReport(jobs []store.Job) *report {
 			o.DurationSec = d.Seconds()
 			durs = append(durs, d)
 		}
-		rep.Outcomes = append(rep.Outcomes, o)
+		if outcomes {
+			rep.Outcomes = append(rep.Outcomes, o)
+		}
 	}
 	if len(durs) > 0 {
 		sortDurations(durs)
@@ -92,8 +95,8 @@ func newReport(jobs []store.Job) *report {
 }
 
 // buildReport is the report of a run that just ended.
-func buildReport(jobs []store.Job, sum runner.Summary, o *runOptions, started, finished time.Time) *report {
-	rep := newReport(jobs)
+func buildReport(jobs []store.Job, outcomes bool, sum runner.Summary, o *runOptions, started, finished time.Time) *report {
+	rep := newReport(jobs, outcomes)
 	rep.StartedAt, rep.FinishedAt = timePtr(started), timePtr(finished)
 	rep.StopReason = sum.StopReason
 	rep.Calls = &callSummary{ResetInstance: sum.Calls, DescribeInstances: sum.Describes, Throttled: sum.Throttled}

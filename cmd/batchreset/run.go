@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"math"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -10,7 +11,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -39,6 +39,7 @@ type runOptions struct {
 	timeout  time.Duration
 
 	rate         float64
+	describeRate float64
 	workers      int
 	maxInFlight  int
 	pollInterval time.Duration
@@ -82,6 +83,7 @@ func (o *runOptions) addRunFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.outPath, "out", "", "results CSV (CSV mode; default results.csv beside the jobs file)")
 	fs.BoolVar(&o.force, "force", false, "replace a results file that belongs to no resumable run")
 	fs.Float64Var(&o.rate, "rate", lighthouse.ResetInstanceRateLimit, "ResetInstance calls per second for the whole account (API limit: 10)")
+	fs.Float64Var(&o.describeRate, "describe-rate", lighthouse.DescribeInstancesRateLimit/2, "DescribeInstances calls per second for the whole account (API limit: 100; half leaves room for other tools)")
 	fs.IntVar(&o.workers, "workers", 8, "ResetInstance calls outstanding at once")
 	fs.IntVar(&o.maxInFlight, "max-in-flight", 0, "most resets in progress at once (0: no cap)")
 	fs.DurationVar(&o.pollInterval, "poll-interval", 5*time.Second, "how often in-flight resets are checked")
@@ -144,16 +146,26 @@ type source struct {
 	out    string // CSV mode: results path
 	runID  string
 	closer func()
+	// fresh: CSV mode: the journal was created by this command. Until started
+	// is set, closing removes it again, so that a command that stops before
+	// the run starts (unconfirmed, bad flags, no credentials) leaves nothing
+	// that would tie the next run to this input.
+	fresh, started bool
 }
 
 func (o *runOptions) resolveEnv() error {
+	if o.jobsPath != "" && o.databaseURL != "" {
+		// Both given as flags: running CSV mode instead of the shared
+		// Postgres run would escape the account-wide rate limit.
+		return usageError("give --jobs FILE.csv (CSV mode) or --database-url URL (Postgres mode), not both")
+	}
 	if o.databaseURL == "" {
 		o.databaseURL = os.Getenv("DATABASE_URL")
 	}
 	if o.region == "" {
 		o.region = os.Getenv("TENCENTCLOUD_REGION")
 	}
-	if o.jobsPath != "" && o.databaseURL != "" && !o.emulate {
+	if o.jobsPath != "" {
 		// An explicit --jobs wins over DATABASE_URL from the environment.
 		o.databaseURL = ""
 	}
@@ -182,7 +194,9 @@ func (a *app) openSource(ctx context.Context, o *runOptions, forRun bool) (*sour
 			src.out = filepath.Join(filepath.Dir(o.jobsPath), "results.csv")
 		}
 		state := src.out + ".state"
-		if _, err := os.Stat(state); errors.Is(err, os.ErrNotExist) && !o.force {
+		_, err = os.Stat(state)
+		src.fresh = errors.Is(err, os.ErrNotExist)
+		if src.fresh && !o.force {
 			if _, err := os.Stat(src.out); err == nil {
 				return nil, usageError("%s already exists and has no state file beside it: it belongs to another run; move it away, choose --out, or pass --force", src.out)
 			}
@@ -193,7 +207,14 @@ func (a *app) openSource(ctx context.Context, o *runOptions, forRun bool) (*sour
 		}
 		src.csv, src.store = st, st
 		src.jobs = st.Jobs()
-		src.closer = func() { st.Close() }
+		src.closer = func() {
+			if src.fresh && !src.started {
+				// Nothing was recorded: only this command had the file
+				// (it holds the lock), so removing it is safe.
+				os.Remove(state)
+			}
+			st.Close()
+		}
 		return src, nil
 	}
 	db, err := postgres.Open(ctx, o.databaseURL)
@@ -243,9 +264,8 @@ func (a *app) connect(ctx context.Context, o *runOptions, jobs []store.Job, work
 		a.log.Info("emulator started", "endpoint", endpoint, "instances", len(jobs))
 	} else {
 		var err error
-		cred, err = lighthouse.LoadCredential()
-		if err != nil {
-			return nil, nil, &exitError{code: exitFatal, err: err}
+		if cred, err = loadCredential(); err != nil {
+			return nil, nil, err
 		}
 	}
 	client, err := lighthouse.New(lighthouse.Config{
@@ -261,17 +281,42 @@ func (a *app) connect(ctx context.Context, o *runOptions, jobs []store.Job, work
 	return client, emu, nil
 }
 
+// loadCredential loads the API key, saying where keys come from when none
+// is found.
+func loadCredential() (lighthouse.Credential, error) {
+	cred, err := lighthouse.LoadCredential()
+	if err != nil {
+		if !strings.Contains(err.Error(), lighthouse.EnvSecretID) {
+			// The SDK names only the profile file it could not read.
+			err = fmt.Errorf("%w (set %s and %s, or name a profile file in %s)", err, lighthouse.EnvSecretID, lighthouse.EnvSecretKey, lighthouse.EnvCredentialsFile)
+		}
+		return lighthouse.Credential{}, &exitError{code: exitFatal, err: err}
+	}
+	return cred, nil
+}
+
 func (a *app) runRun(ctx context.Context, o *runOptions) error {
-	if o.rate <= 0 || o.rate > 1000 {
-		return usageError("--rate must be between 0 and 1000, not %v", o.rate)
+	for _, r := range []struct {
+		flag string
+		v    float64
+	}{{"--rate", o.rate}, {"--describe-rate", o.describeRate}} {
+		if r.v <= 0 || math.IsInf(r.v, 0) || math.IsNaN(r.v) {
+			return usageError("%s must be a positive number of calls per second, not %v", r.flag, r.v)
+		}
+	}
+	if o.rate > lighthouse.ResetInstanceRateLimit && !o.emulate && o.endpoint == lighthouse.DefaultEndpoint {
+		a.log.Warn("--rate is above the documented ResetInstance limit; expect RequestLimitExceeded", "rate", o.rate, "limit", lighthouse.ResetInstanceRateLimit)
 	}
 	if o.settleTime <= o.timeout {
 		return usageError("--settle-time (%s) must exceed --request-timeout (%s): a call may land until it times out", o.settleTime, o.timeout)
 	}
+	if err := o.resolveEnv(); err != nil {
+		return err // usage first
+	}
 	if !o.emulate {
 		// Fail before anything is opened or written.
-		if _, err := lighthouse.LoadCredential(); err != nil {
-			return &exitError{code: exitFatal, err: err}
+		if _, err := loadCredential(); err != nil {
+			return err
 		}
 	}
 	src, err := a.openSource(ctx, o, true)
@@ -280,13 +325,13 @@ func (a *app) runRun(ctx context.Context, o *runOptions) error {
 	}
 	defer src.closer()
 
-	todo := pendingJobs(src.jobs)
+	todo, regions := countPending(src.jobs)
 	rollout, err := o.rollout(len(src.jobs), time.Now())
 	if err != nil {
 		return err
 	}
-	if len(todo) > 0 && !o.emulate {
-		if err := a.confirm(o, todo); err != nil {
+	if todo > 0 && !o.emulate {
+		if err := a.confirm(o, todo, regions); err != nil {
 			return err
 		}
 	}
@@ -297,11 +342,13 @@ func (a *app) runRun(ctx context.Context, o *runOptions) error {
 		return err
 	}
 	defer emu.Close()
+	src.jobs = nil // the store has them; a large run should not keep a second copy
 
 	cfg := runner.Config{
 		API:          client,
 		Store:        src.store,
 		Rate:         o.rate,
+		DescribeRate: o.describeRate,
 		Workers:      o.workers,
 		MaxInFlight:  o.maxInFlight,
 		PollInterval: o.pollInterval,
@@ -313,7 +360,7 @@ func (a *app) runRun(ctx context.Context, o *runOptions) error {
 	}
 	if src.db != nil {
 		cfg.ResetLimiter = src.db.Bucket("ResetInstance", o.rate, 20*time.Millisecond)
-		cfg.DescribeLimiter = src.db.Bucket("DescribeInstances", lighthouse.DescribeInstancesRateLimit/2, 20*time.Millisecond)
+		cfg.DescribeLimiter = src.db.Bucket("DescribeInstances", o.describeRate, 20*time.Millisecond)
 		cfg.LeaseRenewInterval = o.leaseTTL / 3
 	}
 	var met *metrics
@@ -339,23 +386,25 @@ func (a *app) runRun(ctx context.Context, o *runOptions) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	interrupted := a.handleSignals(ctx, r, cancel)
-	prog := a.startProgress(r.Stats(), len(todo))
+	prog := a.startProgress(r.Stats(), todo)
 	started := time.Now()
+	src.started = true
 	sum, runErr := r.Run(ctx)
 	prog.stop()
 
-	jobs := src.jobs
+	var jobs []store.Job
 	if src.csv != nil {
 		jobs = src.csv.Jobs()
 	} else if all, err := src.db.Jobs(context.WithoutCancel(ctx), o.runName); err == nil {
 		jobs = all
 	}
+	resultsView(jobs)
 	if src.out != "" {
-		if err := csvstore.WriteResultsFile(src.out, resultsView(jobs)); err != nil {
+		if err := csvstore.WriteResultsFile(src.out, jobs); err != nil {
 			return &exitError{code: exitFatal, err: fmt.Errorf("write results: %w", err)}
 		}
 	}
-	rep := buildReport(jobs, sum, o, started, time.Now())
+	rep := buildReport(jobs, o.reportPath != "", sum, o, started, time.Now())
 	if o.reportPath != "" {
 		if err := rep.writeFile(o.reportPath); err != nil {
 			return &exitError{code: exitFatal, err: fmt.Errorf("write report: %w", err)}
@@ -389,21 +438,23 @@ func (a *app) runRun(ctx context.Context, o *runOptions) error {
 	return nil
 }
 
-// pendingJobs returns the jobs not yet finished.
-func pendingJobs(jobs []store.Job) []store.Job {
-	var out []store.Job
+// countPending counts the jobs not yet finished and their regions.
+func countPending(jobs []store.Job) (n, regions int) {
+	seen := map[string]bool{}
 	for _, j := range jobs {
 		if !j.Status.Terminal() {
-			out = append(out, j)
+			n++
+			seen[j.Region] = true
 		}
 	}
-	return out
+	return n, len(seen)
 }
 
-// resultsView maps every job to the outcome a results file reports: jobs a
-// run left unstarted are skipped, jobs left in flight are unknown.
+// resultsView rewrites, in place, every job to the outcome a results file
+// reports: jobs a run left unstarted are skipped, jobs left in flight are
+// unknown. The store keeps their real status for the next run.
 func resultsView(jobs []store.Job) []store.Job {
-	out := slices.Clone(jobs)
+	out := jobs
 	for i := range out {
 		switch out[i].Status {
 		case store.StatusPending:
@@ -418,15 +469,11 @@ func resultsView(jobs []store.Job) []store.Job {
 }
 
 // confirm asks the operator to confirm, or requires --yes without a terminal.
-func (a *app) confirm(o *runOptions, todo []store.Job) error {
+func (a *app) confirm(o *runOptions, todo, regions int) error {
 	if o.yes {
 		return nil
 	}
-	regions := map[string]bool{}
-	for _, j := range todo {
-		regions[j.Region] = true
-	}
-	what := fmt.Sprintf("reset %d instance(s) in %d region(s): this FORMATS their system disks", len(todo), len(regions))
+	what := fmt.Sprintf("reset %d instance(s) in %d region(s): this FORMATS their system disks", todo, regions)
 	f, ok := a.stdin.(*os.File)
 	if !ok || !term.IsTerminal(int(f.Fd())) {
 		return usageError("refusing to %s without --yes (no terminal to ask on)", what)
@@ -493,8 +540,8 @@ func parseWindowEnd(s string, now time.Time) (time.Time, error) {
 }
 
 // describeStart prints what the run is about to do.
-func (a *app) describeStart(src *source, todo []store.Job, ro *runner.Rollout, note string) {
-	done := len(src.jobs) - len(todo)
+func (a *app) describeStart(src *source, todo int, ro *runner.Rollout, note string) {
+	done := len(src.jobs) - todo
 	if done > 0 {
 		fmt.Fprintf(a.stderr, "resuming: %d of %d instances already finished\n", done, len(src.jobs))
 	}
