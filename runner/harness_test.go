@@ -1,11 +1,16 @@
 package runner_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +19,8 @@ import (
 	"github.com/batchreset/batchreset/runner"
 	"github.com/batchreset/batchreset/store"
 	csvstore "github.com/batchreset/batchreset/store/csv"
+	"github.com/batchreset/batchreset/store/postgres"
+	"github.com/batchreset/batchreset/store/postgres/postgrestest"
 )
 
 // Test credentials; the emulator checks every signature.
@@ -23,14 +30,21 @@ const (
 )
 
 // bundle is one scenario's real parts: an emulator over real HTTP, a
-// signing client, and a crash-safe CSV store in a temporary directory.
+// signing client, and a crash-safe CSV store in a temporary directory (or a
+// Postgres schema, see runOn).
 type bundle struct {
 	emu       *emulator.Server
-	url       string
-	client    *lighthouse.Client
+	url       string             // the endpoint the runner's client calls (through scenario.wrap, if set)
+	client    *lighthouse.Client // the runner's client
+	direct    *lighthouse.Client // straight to the emulator, never through scenario.wrap: for verification
 	jobs      []store.Job
 	statePath string
-	limit     int // the emulator's ResetInstance limit
+	limit     int            // the emulator's ResetInstance limit
+	limits    map[string]int // every action's limit at the emulator; negative means none
+	logs      *syncBuffer    // everything the runners logged, for the secrets check
+	// before is the emulator's ledger before the run under verification
+	// (see baseline): verify judges only the resets applied since.
+	before map[string][]string
 }
 
 type scenario struct {
@@ -39,6 +53,9 @@ type scenario struct {
 	fleet   emulator.FleetOptions
 	emu     func(*emulator.Config)
 	timeout time.Duration // client call timeout; default 1s
+	// wrap, if set, puts a handler between the runner's client and the
+	// emulator: the network of the scenario (see network).
+	wrap func(http.Handler) http.Handler
 }
 
 func setup(t *testing.T, sc scenario) *bundle {
@@ -69,27 +86,63 @@ func setup(t *testing.T, sc scenario) *bundle {
 	if sc.emu != nil {
 		sc.emu(&cfg)
 	}
+	limits := map[string]int{
+		lighthouse.ActionResetInstance:                   lighthouse.ResetInstanceRateLimit,
+		lighthouse.ActionDescribeInstances:               lighthouse.DescribeInstancesRateLimit,
+		lighthouse.ActionDescribeBlueprints:              lighthouse.DescribeBlueprintsRateLimit,
+		lighthouse.ActionDescribeResetInstanceBlueprints: lighthouse.DescribeResetInstanceBlueprintsRateLimit,
+	}
+	for action, l := range cfg.RateLimits {
+		if l != 0 {
+			limits[action] = l
+		}
+	}
 	emu, err := emulator.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewServer(emu)
-	t.Cleanup(func() {
-		ts.Close()
-		emu.Close()
-	})
-	client, err := lighthouse.New(lighthouse.Config{
-		Endpoint:   ts.URL,
-		Credential: lighthouse.Credential{SecretID: testSecretID, SecretKey: testSecretKey},
-		Timeout:    sc.timeout,
-	})
-	if err != nil {
-		t.Fatal(err)
+	raw := httptest.NewServer(emu)
+	ts := raw
+	if sc.wrap != nil {
+		ts = httptest.NewServer(sc.wrap(emu))
 	}
-	return &bundle{emu: emu, url: ts.URL, client: client, jobs: jobs, statePath: filepath.Join(t.TempDir(), "results.csv.state"), limit: sc.limit}
+	newClient := func(url string, timeout time.Duration) *lighthouse.Client {
+		c, err := lighthouse.New(lighthouse.Config{
+			Endpoint:   url,
+			Credential: lighthouse.Credential{SecretID: testSecretID, SecretKey: testSecretKey},
+			Timeout:    timeout,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	b := &bundle{
+		emu:       emu,
+		url:       ts.URL,
+		client:    newClient(ts.URL, sc.timeout),
+		direct:    newClient(raw.URL, 10*time.Second),
+		jobs:      jobs,
+		statePath: filepath.Join(t.TempDir(), "results.csv.state"),
+		limit:     limits[lighthouse.ActionResetInstance],
+		limits:    limits,
+		logs:      new(syncBuffer),
+		before:    map[string][]string{},
+	}
+	t.Cleanup(func() {
+		emu.Close() // ends FaultLatency waits first, so the servers close at once
+		b.client.CloseIdleConnections()
+		b.direct.CloseIdleConnections()
+		if ts != raw {
+			ts.Close()
+		}
+		raw.Close()
+	})
+	return b
 }
 
-// config returns a runner configuration fit for fast tests.
+// config returns a runner configuration fit for fast tests. Logs go to the
+// test's output and to b.logs.
 func (b *bundle) config(t *testing.T, st runner.Store) runner.Config {
 	return runner.Config{
 		API:          b.client,
@@ -99,7 +152,7 @@ func (b *bundle) config(t *testing.T, st runner.Store) runner.Config {
 		PollInterval: 100 * time.Millisecond,
 		ResetTimeout: 10 * time.Second,
 		SettleTime:   1500 * time.Millisecond,
-		Logger:       slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Logger:       slog.New(slog.NewTextHandler(io.MultiWriter(t.Output(), b.logs), &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 }
 
@@ -122,6 +175,14 @@ func (b *bundle) run(t *testing.T, edit func(*runner.Config)) (runner.Summary, [
 	if edit != nil {
 		edit(&cfg)
 	}
+	sum := b.runWith(t, cfg)
+	return sum, st.Jobs()
+}
+
+// runWith runs one runner with cfg until it finishes, failing the test if
+// Run returns an error (without printing the error if it holds the secret).
+func (b *bundle) runWith(t *testing.T, cfg runner.Config) runner.Summary {
+	t.Helper()
 	r, err := runner.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -130,24 +191,153 @@ func (b *bundle) run(t *testing.T, edit func(*runner.Config)) (runner.Summary, [
 	defer cancel()
 	sum, err := r.Run(ctx)
 	if err != nil {
+		if strings.Contains(err.Error(), testSecretKey) {
+			t.Fatal("Run() returned an error that contains the SecretKey")
+		}
 		t.Fatalf("Run() error = %v", err)
 	}
-	return sum, st.Jobs()
+	return sum
+}
+
+// backend names the store a scenario runs on.
+type backend string
+
+const (
+	csvBackend backend = "CSV"
+	pgBackend  backend = "Postgres"
+)
+
+// backends are the stores every applicable scenario runs on, as subtests.
+var backends = []backend{csvBackend, pgBackend}
+
+// runOn runs the scenario's jobs once on a fresh store of kind be: the CSV
+// journal, or a new Postgres schema with one runner on a Queue and the
+// store's shared Buckets as limiters.
+func (b *bundle) runOn(t *testing.T, be backend, edit func(*runner.Config)) (runner.Summary, []store.Job) {
+	t.Helper()
+	if be == csvBackend {
+		return b.run(t, edit)
+	}
+	pg := b.importPG(t, "faults")
+	sum := b.runPG(t, pg, "runner-1", 30*time.Second, edit)
+	return sum, pg.jobs(t)
+}
+
+// pgRun is a run of the scenario's jobs in a fresh Postgres schema.
+type pgRun struct {
+	st  *postgres.Store
+	url string
+	run string
+}
+
+// importPG creates a schema, opens a store on it and imports the jobs as run.
+func (b *bundle) importPG(t *testing.T, run string) *pgRun {
+	t.Helper()
+	url := postgrestest.NewSchema(t)
+	pg := &pgRun{st: openPG(t, url), url: url, run: run}
+	if _, err := pg.st.Import(t.Context(), run, b.jobs, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	return pg
+}
+
+// openPG opens a store (its own pool, as another process would have) that
+// closes when the test ends.
+func openPG(t *testing.T, url string) *postgres.Store {
+	t.Helper()
+	st, err := postgres.Open(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	return st
+}
+
+// jobs returns every job of the run.
+func (pg *pgRun) jobs(t *testing.T) []store.Job {
+	t.Helper()
+	jobs, err := pg.st.Jobs(context.Background(), pg.run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return jobs
+}
+
+// configPG returns the runner configuration for owner on st: a Queue with
+// the lease ttl, and the store's shared Buckets as limiters at the rates
+// that edit leaves in the configuration.
+func (b *bundle) configPG(t *testing.T, st *postgres.Store, run, owner string, ttl time.Duration, edit func(*runner.Config)) runner.Config {
+	cfg := b.config(t, st.Queue(run, owner, ttl))
+	if edit != nil {
+		edit(&cfg)
+	}
+	guard := cfg.Guard
+	if guard == 0 {
+		guard = 20 * time.Millisecond
+	}
+	if cfg.ResetLimiter == nil {
+		cfg.ResetLimiter = st.Bucket(lighthouse.ActionResetInstance, cfg.Rate, guard)
+	}
+	if cfg.DescribeLimiter == nil {
+		rate := cfg.DescribeRate
+		if rate == 0 {
+			rate = lighthouse.DescribeInstancesRateLimit / 2
+		}
+		cfg.DescribeLimiter = st.Bucket(lighthouse.ActionDescribeInstances, rate, guard)
+	}
+	return cfg
+}
+
+// runPG runs one runner named owner over pg until it finishes.
+func (b *bundle) runPG(t *testing.T, pg *pgRun, owner string, ttl time.Duration, edit func(*runner.Config)) runner.Summary {
+	t.Helper()
+	return b.runWith(t, b.configPG(t, pg.st, pg.run, owner, ttl, edit))
+}
+
+// baseline makes verify judge only the resets applied from now on: call it
+// between two runs over the same emulator.
+func (b *bundle) baseline() {
+	b.before = b.emu.Stats().Resets
+}
+
+// applied returns the RequestIds of the resets the emulator applied to id
+// since the baseline.
+func (b *bundle) applied(stats emulator.Stats, id string) []string {
+	return stats.Resets[id][len(b.before[id]):]
 }
 
 // verdict says which outcomes a scenario allows.
 type verdict struct {
 	allowUnknown bool
+	// unknown lists the instances that may end unknown, each with the
+	// reason the truth is unknowable for it.
+	unknown map[string]string
 }
 
-// verify checks every job against the emulator's ledger, the truth: exactly
-// one terminal outcome, at most one applied reset, outcome and RequestId as
-// the ledger has them, and no call over the rate limit.
+// verify checks every job against the emulator's ledger, the truth: one
+// record and exactly one terminal outcome per input instance, at most one
+// applied reset, outcome and RequestId as the ledger has them, no call over
+// any action's rate limit, and no SecretKey in the logs or the results
+// file. It removes the emulator's injected faults first, so that its own
+// DescribeInstances sees the truth.
 func (b *bundle) verify(t *testing.T, jobs []store.Job, v verdict) store.Totals {
 	t.Helper()
+	if err := b.emu.SetFaults(nil); err != nil {
+		t.Fatal(err)
+	}
 	stats := b.emu.Stats()
-	if len(jobs) != len(b.jobs) {
-		t.Fatalf("got %d job records, want %d", len(jobs), len(b.jobs))
+	records := map[string]int{}
+	for _, j := range jobs {
+		records[j.InstanceID]++
+	}
+	for _, j := range b.jobs {
+		if records[j.InstanceID] != 1 {
+			t.Errorf("%s: %d job records, want exactly 1", j.InstanceID, records[j.InstanceID])
+		}
+		delete(records, j.InstanceID)
+	}
+	for id := range records {
+		t.Errorf("%s: job record for an instance that is not in the input", id)
 	}
 	byRegion := map[string][]string{}
 	for _, j := range jobs {
@@ -155,7 +345,7 @@ func (b *bundle) verify(t *testing.T, jobs []store.Job, v verdict) store.Totals 
 	}
 	now := map[string]lighthouse.Instance{}
 	for region, ids := range byRegion {
-		insts, err := b.client.DescribeInstances(context.Background(), region, ids)
+		insts, err := b.direct.DescribeInstances(context.Background(), region, ids)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -166,7 +356,7 @@ func (b *bundle) verify(t *testing.T, jobs []store.Job, v verdict) store.Totals 
 	totals := store.Totals{}
 	for _, j := range jobs {
 		totals[j.Status]++
-		applied := stats.Resets[j.InstanceID]
+		applied := b.applied(stats, j.InstanceID)
 		in := now[j.InstanceID]
 		where := fmt.Sprintf("%s (status %s, request %s, %s: %s)", j.InstanceID, j.Status, j.RequestID, j.ErrorCode, j.ErrorMessage)
 		if len(applied) > 1 {
@@ -196,19 +386,61 @@ func (b *bundle) verify(t *testing.T, jobs []store.Job, v verdict) store.Totals 
 				t.Errorf("%s: skipped, but applied %v / no reason", where, applied)
 			}
 		case store.StatusUnknown:
-			if !v.allowUnknown {
+			if !v.allowUnknown && v.unknown[j.InstanceID] == "" {
 				t.Errorf("%s: unknown, and this scenario leaves nothing unknowable", where)
 			}
 			if j.ErrorMessage == "" {
 				t.Errorf("%s: unknown without an explanation", where)
 			}
+			if j.RequestID != "" && (len(applied) != 1 || applied[0] != j.RequestID) {
+				t.Errorf("%s: unknown with a RequestId the emulator did not apply (applied %v)", where, applied)
+			}
 		default:
 			t.Errorf("%s: not terminal", where)
 		}
 	}
-	rs := stats.Actions[lighthouse.ActionResetInstance]
-	if rs.OverLimit != 0 || rs.MaxPerSecond > b.limit {
-		t.Errorf("ResetInstance: %d calls over the limit, at most %d in one second; want 0 and at most %d", rs.OverLimit, rs.MaxPerSecond, b.limit)
+	for action, as := range stats.Actions {
+		limit, ok := b.limits[action]
+		if !ok || limit < 0 {
+			continue
+		}
+		if as.OverLimit != 0 || as.MaxPerSecond > limit {
+			t.Errorf("%s: %d calls over the limit, at most %d in one second; want 0 and at most %d", action, as.OverLimit, as.MaxPerSecond, limit)
+		}
 	}
+	b.checkSecrets(t, jobs)
 	return totals
+}
+
+// checkSecrets fails the test if the SecretKey appears in what the runners
+// logged or in the results file of jobs.
+func (b *bundle) checkSecrets(t *testing.T, jobs []store.Job) {
+	t.Helper()
+	var results bytes.Buffer
+	if err := csvstore.WriteResults(&results, jobs); err != nil {
+		t.Errorf("WriteResults() error = %v", err)
+	}
+	for what, text := range map[string]string{"the logs": b.logs.String(), "the results file": results.String()} {
+		if strings.Contains(text, testSecretKey) {
+			t.Errorf("%s contain the SecretKey", what)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer that several goroutines may write.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.String()
 }
