@@ -1,0 +1,386 @@
+package runner_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/metrics"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/batchreset/batchreset/lighthouse"
+	"github.com/batchreset/batchreset/lighthouse/emulator"
+	"github.com/batchreset/batchreset/runner"
+	"github.com/batchreset/batchreset/store"
+	csvstore "github.com/batchreset/batchreset/store/csv"
+)
+
+// Benchmark credentials; the emulator checks every signature.
+const (
+	benchSecretID  = "AKIDrunnerbench"
+	benchSecretKey = "runner-bench-secret-key-0123456789"
+)
+
+// benchEnv is one benchmark run's real parts: an emulator over real HTTP, a
+// signing client and the jobs of its fleet. The CSV store is opened by the
+// run itself.
+type benchEnv struct {
+	emu    *emulator.Server
+	client *lighthouse.Client
+	jobs   []store.Job
+	close  func()
+}
+
+// newBenchEnv builds a fleet of n instances and an emulator for it; edit
+// adjusts the emulator's Config. Call close when the run is over.
+func newBenchEnv(b *testing.B, n int, edit func(*emulator.Config)) *benchEnv {
+	b.Helper()
+	instances, blueprints := emulator.GenerateFleet(n, emulator.FleetOptions{Seed: 1})
+	jobs := make([]store.Job, len(instances))
+	for i, in := range instances {
+		jobs[i] = store.Job{ID: int64(i + 2), InstanceID: in.ID, BlueprintID: blueprints[0].ID, Region: in.Region, Status: store.StatusPending}
+	}
+	cfg := emulator.Config{
+		Credentials: map[string]string{benchSecretID: benchSecretKey},
+		Instances:   instances,
+		Blueprints:  blueprints,
+		Seed:        7,
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
+	emu, err := emulator.New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ts := httptest.NewServer(emu)
+	client, err := lighthouse.New(lighthouse.Config{
+		Endpoint:   ts.URL,
+		Credential: lighthouse.Credential{SecretID: benchSecretID, SecretKey: benchSecretKey},
+		Timeout:    10 * time.Second,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return &benchEnv{emu: emu, client: client, jobs: jobs, close: func() {
+		client.CloseIdleConnections()
+		ts.Close()
+		emu.Close()
+	}}
+}
+
+// openStore opens a fresh crash-safe CSV journal for the jobs in dir.
+func (e *benchEnv) openStore(b *testing.B, dir string) *csvstore.Store {
+	b.Helper()
+	st, err := csvstore.Open(filepath.Join(dir, "results.csv.state"), e.jobs, csvstore.Fingerprint(e.jobs))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return st
+}
+
+// acceptClock is the runner's API with a stopwatch on ResetInstance: it
+// records when the first and the last accepted call came back, which bounds
+// the submission phase as the API saw it.
+type acceptClock struct {
+	runner.API
+
+	mu          sync.Mutex
+	accepted    int
+	first, last time.Time
+}
+
+func (a *acceptClock) ResetInstance(ctx context.Context, region, instanceID, blueprintID string) (string, error) {
+	id, err := a.API.ResetInstance(ctx, region, instanceID, blueprintID)
+	if err == nil {
+		now := time.Now()
+		a.mu.Lock()
+		if a.accepted == 0 {
+			a.first = now
+		}
+		a.last = now
+		a.accepted++
+		a.mu.Unlock()
+	}
+	return id, err
+}
+
+// rate returns accepted calls per second over the submission phase: the
+// accepted-1 gaps between the first and the last.
+func (a *acceptClock) rate() float64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.accepted < 2 {
+		return 0
+	}
+	return float64(a.accepted-1) / a.last.Sub(a.first).Seconds()
+}
+
+// BenchmarkRunAtLimit runs a fleet at the real limit: the emulator and the
+// runner both at 10 ResetInstance/s, resets lasting 2–5s with 3% ending
+// FAILED, the default poll interval (5s) and worker count, and the CSV
+// journal. It reports
+//
+//   - accept/limit: accepted ResetInstance per second over the submission
+//     phase (first to last accepted call) divided by the limit;
+//   - rejected/call: calls the emulator answered RequestLimitExceeded, as a
+//     fraction of all ResetInstance calls;
+//   - makespan-s, and makespan/bound: Run's wall time over the lower bound
+//     (N−1)/limit + the longest reset + one poll interval;
+//   - describe/reset: DescribeInstances calls per job;
+//   - failed/job: the share of resets that ended FAILED.
+//
+// N=2000 takes about four minutes.
+func BenchmarkRunAtLimit(b *testing.B) {
+	const (
+		limit    = lighthouse.ResetInstanceRateLimit
+		resetMin = 2 * time.Second
+		resetMax = 5 * time.Second
+		poll     = 5 * time.Second // runner.Config's default, stated for the bound
+	)
+	for _, n := range []int{300, 2000} {
+		b.Run(fmt.Sprintf("N=%d", n), func(b *testing.B) {
+			var acceptRatio, rejected, makespan, bound, describes, failed float64
+			for b.Loop() {
+				b.StopTimer()
+				env := newBenchEnv(b, n, func(c *emulator.Config) {
+					c.RateLimits = map[string]int{lighthouse.ActionResetInstance: limit}
+					c.ResetDuration = emulator.Duration{Min: resetMin, Max: resetMax}
+					c.FailureRate = 0.03
+				})
+				st := env.openStore(b, b.TempDir())
+				api := &acceptClock{API: env.client}
+				r, err := runner.New(runner.Config{API: api, Store: st, Rate: limit})
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+
+				start := time.Now()
+				sum, err := r.Run(context.Background())
+				elapsed := time.Since(start)
+
+				b.StopTimer()
+				if err != nil {
+					b.Fatalf("Run() error = %v", err)
+				}
+				if err := st.Close(); err != nil {
+					b.Fatal(err)
+				}
+				stats := env.emu.Stats().Actions
+				env.close()
+				rs := stats[lighthouse.ActionResetInstance]
+				lower := time.Duration(float64(n-1)/limit*float64(time.Second)) + resetMax + poll
+				acceptRatio += api.rate() / limit
+				rejected += float64(rs.Rejected) / float64(max(rs.Calls, 1))
+				makespan += elapsed.Seconds()
+				bound += elapsed.Seconds() / lower.Seconds()
+				describes += float64(stats[lighthouse.ActionDescribeInstances].Calls) / float64(n)
+				failed += float64(sum.Totals[store.StatusFailed]) / float64(n)
+				b.StartTimer()
+			}
+			runs := float64(b.N)
+			b.ReportMetric(acceptRatio/runs, "accept/limit")
+			b.ReportMetric(rejected/runs, "rejected/call")
+			b.ReportMetric(makespan/runs, "makespan-s")
+			b.ReportMetric(bound/runs, "makespan/bound")
+			b.ReportMetric(describes/runs, "describe/reset")
+			b.ReportMetric(failed/runs, "failed/job")
+		})
+	}
+}
+
+// BenchmarkRunUnlimited measures the runner's own throughput: the
+// emulator's limits are lifted, resets finish at once, and the runner runs
+// at an effectively unlimited rate with 64 workers and a 1s poll, journaling
+// every step to the CSV store exactly as in production (the intent is
+// fsynced before every call; concurrent saves share an fsync). The emulator,
+// the HTTP server and both ends of every signed call share the process, and
+// its CPU. It reports
+//
+//   - jobs/s: jobs finished per second of Run;
+//   - cpu-µs/job: CPU time (user and system, emulator included) per job,
+//     which unlike jobs/s does not depend on what else the machine runs:
+//     cores available ÷ cpu-µs/job bounds jobs/s;
+//   - cpu-cores: that CPU time per second of Run;
+//   - peak-rss-MB: the process's peak resident set (VmHWM) during Run,
+//     above its resident set when Run started, emulator included;
+//   - peak-heap-MB: the largest heap in use sampled during Run, garbage and
+//     emulator included;
+//   - emulator-MB: the live heap the emulator holds after the run (fleet,
+//     state and the ledger of every reset), with the runner, the store and
+//     the jobs gone;
+//   - runner-live-MB: the largest live heap (as of a collection) during Run
+//     less emulator-MB: the runner, the store and the job list. It is a
+//     lower bound: the emulator is counted at its largest.
+func BenchmarkRunUnlimited(b *testing.B) {
+	for _, n := range []int{100_000} {
+		b.Run(fmt.Sprintf("N=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			var jobsPerSec, cpuPerJob, cores, rss, heap, emuMB, runnerMB float64
+			for b.Loop() {
+				b.StopTimer()
+				base := liveHeap()
+				env := newBenchEnv(b, n, func(c *emulator.Config) {
+					c.RateLimits = map[string]int{
+						lighthouse.ActionResetInstance:                   -1,
+						lighthouse.ActionDescribeInstances:               -1,
+						lighthouse.ActionDescribeBlueprints:              -1,
+						lighthouse.ActionDescribeResetInstanceBlueprints: -1,
+					}
+					c.ResetDuration = emulator.Duration{Min: time.Nanosecond}
+				})
+				st := env.openStore(b, b.TempDir())
+				r, err := runner.New(runner.Config{
+					API:          env.client,
+					Store:        st,
+					Rate:         1e6,
+					DescribeRate: 1e6,
+					Workers:      64,
+					PollInterval: time.Second,
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+				rssStart := resetPeakRSS(b)
+				sampler := sampleHeap()
+				cpuStart := cpuTime(b)
+				b.StartTimer()
+
+				start := time.Now()
+				sum, err := r.Run(context.Background())
+				elapsed := time.Since(start)
+
+				b.StopTimer()
+				used := cpuTime(b) - cpuStart
+				peak := sampler()
+				peakRSS := readStatusKB(b, "VmHWM")
+				if err != nil {
+					b.Fatalf("Run() error = %v", err)
+				}
+				if got := sum.Totals[store.StatusSucceeded]; got != n {
+					b.Errorf("Run() succeeded %d of %d jobs: %v", got, n, sum.Totals)
+				}
+				if err := st.Close(); err != nil {
+					b.Fatal(err)
+				}
+				// b.Loop keeps the loop's variables alive: drop all but the
+				// emulator before weighing it.
+				r, st, env.jobs, sum = nil, nil, nil, runner.Summary{}
+				emu := float64(liveHeap()-base) / (1 << 20)
+				env.close()
+
+				jobsPerSec += float64(n) / elapsed.Seconds()
+				cpuPerJob += float64(used.Microseconds()) / float64(n)
+				cores += used.Seconds() / elapsed.Seconds()
+				rss += float64(peakRSS-rssStart) / 1024
+				heap += float64(peak.heap) / (1 << 20)
+				emuMB += emu
+				runnerMB += float64(peak.live-base)/(1<<20) - emu
+				b.StartTimer()
+			}
+			runs := float64(b.N)
+			b.ReportMetric(jobsPerSec/runs, "jobs/s")
+			b.ReportMetric(cpuPerJob/runs, "cpu-µs/job")
+			b.ReportMetric(cores/runs, "cpu-cores")
+			b.ReportMetric(rss/runs, "peak-rss-MB")
+			b.ReportMetric(heap/runs, "peak-heap-MB")
+			b.ReportMetric(emuMB/runs, "emulator-MB")
+			b.ReportMetric(runnerMB/runs, "runner-live-MB")
+		})
+	}
+}
+
+// cpuTime returns the CPU time, user and system, the process has used.
+func cpuTime(b *testing.B) time.Duration {
+	b.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// liveHeap returns the bytes of live heap objects after a full collection.
+func liveHeap() uint64 {
+	runtime.GC()
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
+
+// heapPeaks are the largest heap figures seen while sampling.
+type heapPeaks struct {
+	heap uint64 // heap objects in use, garbage included
+	live uint64 // live heap as of the latest collection
+}
+
+// sampleHeap samples the heap every 20ms until the returned function is
+// called, which returns the largest samples.
+func sampleHeap() (stop func() heapPeaks) {
+	done := make(chan struct{})
+	result := make(chan heapPeaks)
+	go func() {
+		s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/gc/heap/live:bytes"}}
+		var peak heapPeaks
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			metrics.Read(s)
+			peak.heap = max(peak.heap, s[0].Value.Uint64())
+			peak.live = max(peak.live, s[1].Value.Uint64())
+			select {
+			case <-tick.C:
+			case <-done:
+				result <- peak
+				return
+			}
+		}
+	}()
+	return func() heapPeaks {
+		close(done)
+		return <-result
+	}
+}
+
+// resetPeakRSS resets the process's peak resident set (VmHWM) to its
+// current resident set and returns that, in KiB.
+func resetPeakRSS(b *testing.B) uint64 {
+	b.Helper()
+	// "5" resets the peak RSS (Linux 4.0+; proc(5), /proc/pid/clear_refs).
+	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
+		b.Logf("cannot reset VmHWM (%v): peak-rss-MB is the peak since the process started", err)
+	}
+	return readStatusKB(b, "VmRSS")
+}
+
+// readStatusKB returns a "kB" field of /proc/self/status.
+func readStatusKB(b *testing.B, field string) uint64 {
+	b.Helper()
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		b.Fatal(err)
+	}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		name, rest, ok := bytes.Cut(sc.Bytes(), []byte(":"))
+		if !ok || string(name) != field {
+			continue
+		}
+		kb, err := strconv.ParseUint(string(bytes.TrimSuffix(bytes.TrimSpace(rest), []byte(" kB"))), 10, 64)
+		if err != nil {
+			b.Fatalf("/proc/self/status %s: %v", field, err)
+		}
+		return kb
+	}
+	b.Fatalf("/proc/self/status has no %s", field)
+	return 0
+}
