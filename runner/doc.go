@@ -40,13 +40,21 @@ to send durably before every call, so that a crash can always be reconciled.
 # Errors
 
 Failed calls are classified by the lighthouse package. Rejected calls
-(throttling, system busy, a request that never left) return the job to
-pending; throttling also pauses every sender (the runner backs off and
-recovers). An instance busy with another operation waits, watched by the
-tracker, until it is idle, then is sent again; if an earlier call of ours may
-have landed, it is reconciled instead. Permanent errors fail the job. Fatal
-errors (credentials, permissions, configuration) stop new submissions; resets
-already sent are still tracked to the end, and the run reports the error.
+(throttling, system busy, a request that never left) were not executed: they
+do not count as attempts, the job returns to pending and is sent again after
+the next poll, and it fails only when the API keeps rejecting it for
+Config.ResetTimeout. Throttling also pauses every sender, and the pause grows
+while throttling persists and ends once calls are accepted. An instance busy
+with another operation waits, watched by the tracker, until it is idle, then
+is sent again; if an earlier call of ours may have landed, it is reconciled
+instead, and if it cannot be settled it ends unknown, never failed.
+Permanent errors fail the job. Fatal errors (credentials, permissions,
+configuration) stop new submissions; resets already sent are still tracked to
+the end, and the run reports the error.
+
+A DescribeInstances call that the API fails as a whole because of one
+instance (not found, malformed) is split until that instance is alone; it is
+then treated as absent.
 
 # Rate
 

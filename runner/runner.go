@@ -532,37 +532,58 @@ func (r *Runner) blueprint(ctx context.Context, j store.Job) *lighthouse.Bluepri
 	return bp
 }
 
-// describe calls DescribeInstances under the describe limiter, retrying
-// rejected calls a few times.
+// describe calls DescribeInstances under the describe limiter, in calls of
+// at most 100 IDs, retrying rejected calls a few times. A call the API
+// fails as a whole for one ID's sake (an instance not found or malformed:
+// a permanent error) is split in halves until the culprit is alone; it is
+// left out of the answer, as an absent instance is.
 func (r *Runner) describe(ctx context.Context, region string, ids []string) ([]lighthouse.Instance, error) {
 	var out []lighthouse.Instance
 	for start := 0; start < len(ids); start += lighthouse.MaxIDsPerCall {
-		chunk := ids[start:min(start+lighthouse.MaxIDsPerCall, len(ids))]
-		var err error
-		for attempt := 0; ; attempt++ {
-			if err = r.desc.Wait(ctx); err != nil {
-				return out, err
-			}
-			r.stats.Describes.Add(1)
-			var insts []lighthouse.Instance
-			insts, err = r.cfg.API.DescribeInstances(ctx, region, chunk)
-			if err == nil {
-				out = append(out, insts...)
-				break
-			}
-			var ae *lighthouse.APIError
-			if ae, _ = errors.AsType[*lighthouse.APIError](err); ae != nil && ae.Throttled() {
-				r.stats.Throttled.Add(1)
-			}
-			if ctx.Err() != nil || ae == nil || ae.Class != lighthouse.ClassRetryable || attempt >= 2 {
-				return out, err
-			}
-			if err := r.sleep(ctx, time.Duration(200*(attempt+1))*time.Millisecond); err != nil {
-				return out, err
-			}
+		insts, err := r.describeChunk(ctx, region, ids[start:min(start+lighthouse.MaxIDsPerCall, len(ids))])
+		out = append(out, insts...)
+		if err != nil {
+			return out, err
 		}
 	}
 	return out, nil
+}
+
+func (r *Runner) describeChunk(ctx context.Context, region string, chunk []string) ([]lighthouse.Instance, error) {
+	for attempt := 0; ; attempt++ {
+		if err := r.desc.Wait(ctx); err != nil {
+			return nil, err
+		}
+		r.stats.Describes.Add(1)
+		insts, err := r.cfg.API.DescribeInstances(ctx, region, chunk)
+		if err == nil {
+			return insts, nil
+		}
+		ae, _ := errors.AsType[*lighthouse.APIError](err)
+		if ae != nil && ae.Throttled() {
+			r.stats.Throttled.Add(1)
+		}
+		switch {
+		case ctx.Err() != nil || ae == nil:
+			return nil, err
+		case ae.Class == lighthouse.ClassPermanent && len(chunk) > 1:
+			half := len(chunk) / 2
+			a, err := r.describeChunk(ctx, region, chunk[:half])
+			if err != nil {
+				return a, err
+			}
+			b, err := r.describeChunk(ctx, region, chunk[half:])
+			return append(a, b...), err
+		case ae.Class == lighthouse.ClassPermanent:
+			r.log.Warn("instance cannot be described", "region", region, "instance_id", chunk[0], "err", ae)
+			return nil, nil
+		case ae.Class != lighthouse.ClassRetryable || attempt >= 2:
+			return nil, err
+		}
+		if err := r.sleep(ctx, time.Duration(200*(attempt+1))*time.Millisecond); err != nil {
+			return nil, err
+		}
+	}
 }
 
 // paused reports whether the operator paused the run.

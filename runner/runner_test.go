@@ -67,3 +67,27 @@ func TestRunPermanentAndPreflight(t *testing.T) {
 		}
 	}
 }
+
+// TestDescribeBisectsBatchError: the real API may fail a whole
+// DescribeInstances call for one unknown ID. The runner splits the batch,
+// leaves that instance out (preflight skips it) and resets the rest.
+func TestDescribeBisectsBatchError(t *testing.T) {
+	t.Parallel()
+	var bad string
+	b := setup(t, scenario{n: 20, limit: 50, emu: func(c *emulator.Config) {
+		bad = c.Instances[7].ID
+		c.Faults = []emulator.Fault{{Action: "DescribeInstances", Kind: emulator.FaultError,
+			Instances: []string{bad}, Code: "ResourceNotFound.InstanceIdNotFound"}}
+	}})
+	_, jobs := b.run(t, func(c *runner.Config) { c.Rollout = &runner.Rollout{Preflight: true, MaxFailures: -1} })
+	b.verify(t, jobs, verdict{})
+	for _, j := range jobs {
+		want := store.StatusSucceeded
+		if j.InstanceID == bad {
+			want = store.StatusSkipped
+		}
+		if j.Status != want {
+			t.Errorf("%s: %s (%s), want %s", j.InstanceID, j.Status, j.ErrorMessage, want)
+		}
+	}
+}

@@ -32,7 +32,8 @@ type task struct {
 	slot     bool      // holds an in-flight slot
 	lastSeen string    // the instance's last observed operation, for messages
 	// busySince is when the instance was first found busy with another
-	// operation; ResetTimeout bounds the wait from then (see kindWaitIdle).
+	// operation, or a call for it first rejected; ResetTimeout bounds the
+	// wait from then (see kindWaitIdle).
 	busySince time.Time
 	lastErr   error
 	admitted  bool // counted in the rollout's current wave
@@ -168,21 +169,37 @@ func (r *Runner) handleSendError(ctx context.Context, t *task, err error) {
 	}
 	switch ae.Class {
 	case lighthouse.ClassRetryable:
-		if ae.Throttled() {
-			r.stats.Throttled.Add(1)
-			t.job.Attempts-- // not executed, and not the job's fault
-			r.gate.hit()
+		// Rejected, so not executed: it does not count as an attempt, and
+		// however long the API keeps rejecting (a network outage, a busy
+		// backend) the job is not failed before ResetTimeout.
+		t.job.Attempts--
+		now := time.Now()
+		if t.busySince.IsZero() {
+			t.busySince = now
 		}
-		log.Warn("reset rejected; will retry", "err", ae)
 		t.job.Status = store.StatusPending
 		if !r.save(ctx, t) {
 			return
 		}
-		if t.job.Attempts >= r.cfg.MaxAttempts {
-			r.finish(ctx, t, store.StatusFailed, ae.Code, "gave up after repeated rejections: "+ae.Message)
+		if ae.Throttled() {
+			// The shared gate pauses every sender; the job goes straight
+			// back in line.
+			r.stats.Throttled.Add(1)
+			r.gate.hit()
+			log.Debug("reset throttled; will retry", "err", ae)
+			r.requeue(ctx, t)
 			return
 		}
-		r.requeue(ctx, t, !ae.Throttled())
+		if now.Sub(t.busySince) > r.cfg.ResetTimeout {
+			r.finish(ctx, t, store.StatusFailed, ae.Code, fmt.Sprintf("not accepted within %s: %s", r.cfg.ResetTimeout, ae.Message))
+			return
+		}
+		// Retried after the next poll (the tracker's pace is the backoff),
+		// without holding a sender.
+		log.Warn("reset rejected; will retry", "err", ae)
+		r.freeSlot(t)
+		t.kind, t.since = kindWaitIdle, now
+		r.toTracker(ctx, t)
 	case lighthouse.ClassBusy:
 		if t.doubt {
 			// It may be our own earlier reset that is running (the previous
@@ -232,15 +249,9 @@ func (r *Runner) handleSendError(ctx context.Context, t *task, err error) {
 	}
 }
 
-// requeue puts t back in the send queue after a short pause.
-func (r *Runner) requeue(ctx context.Context, t *task, pause bool) {
+// requeue puts t back in the send queue.
+func (r *Runner) requeue(ctx context.Context, t *task) {
 	r.freeSlot(t)
-	if pause {
-		if r.sleep(ctx, jitter(time.Second)) != nil {
-			r.release(t)
-			return
-		}
-	}
 	select {
 	case r.sendq <- t:
 	case <-ctx.Done():
