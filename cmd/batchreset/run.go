@@ -234,7 +234,7 @@ func (a *app) openSource(ctx context.Context, o *runOptions, forRun bool) (*sour
 		return nil, &exitError{code: exitFatal, err: err}
 	}
 	src := &source{mode: "postgres", jobs: jobs, db: db, closer: db.Close}
-	if forRun {
+	if forRun && o.leaseTTL > 0 { // reconcile has no --lease-ttl: it claims nothing
 		host, _ := os.Hostname()
 		owner := fmt.Sprintf("%s:%d:%s", host, os.Getpid(), randomHex(4))
 		src.store = db.Queue(o.runName, owner, o.leaseTTL)
@@ -309,6 +309,9 @@ func (a *app) runRun(ctx context.Context, o *runOptions) error {
 	}
 	if o.settleTime <= o.timeout {
 		return usageError("--settle-time (%s) must exceed --request-timeout (%s): a call may land until it times out", o.settleTime, o.timeout)
+	}
+	if o.leaseTTL <= 0 {
+		return usageError("--lease-ttl must be positive, not %s", o.leaseTTL)
 	}
 	if err := o.resolveEnv(); err != nil {
 		return err // usage first
