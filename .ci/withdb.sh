@@ -15,7 +15,7 @@ fi
 
 if ! answers "$url" && command -v pg_ctlcluster >/dev/null && [ -d /etc/postgresql ]; then
   for v in /etc/postgresql/*; do
-    pg_ctlcluster --skip-systemctl-redirect "$(basename "$v")" main start 2>/dev/null || true
+    pg_ctlcluster --skip-systemctl-redirect "$(basename "$v")" main start >/dev/null 2>&1 || true
   done
   for _ in $(seq 1 20); do answers "$url" && break; sleep 0.5; done
 fi
