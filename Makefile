@@ -13,9 +13,10 @@ build: ## Build bin/batchreset
 demo: ## Reset jobs.example.csv against the built-in emulator
 	$(GO) run ./cmd/batchreset run --jobs jobs.example.csv --emulate --yes --out demo-results.csv --force
 
-test: ## go vet, then every test with the race detector, against PostgreSQL (found or started by .ci/withdb.sh)
+test: ## go vet, every test with the race detector, then the fault matrix twice more (-count=3 in all), against PostgreSQL
 	$(GO) vet ./...
-	./.ci/withdb.sh $(GO) test -race -count=1 ./...
+	./.ci/withdb.sh sh -c '$(GO) test -race -count=1 -parallel 8 ./... && $(GO) test -race -count=2 -parallel 8 -run "^TestFault" ./runner/'
+
 
 test/race: test ## Same as test
 
