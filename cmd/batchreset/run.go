@@ -3,11 +3,11 @@ package main
 import (
 	"bufio"
 	"context"
-	"math"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
