@@ -2,7 +2,9 @@ package runner
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/batchreset/batchreset/lighthouse"
 	"github.com/batchreset/batchreset/store"
@@ -67,6 +69,8 @@ func Plan(ctx context.Context, api PlanAPI, jobs []store.Job, resettable bool) (
 		byRegion[j.Region] = append(byRegion[j.Region], j)
 	}
 	items := map[int64]PlanItem{}
+	// One call per instance: spaced at the action's documented limit.
+	lim := NewLimiter(lighthouse.DescribeResetInstanceBlueprintsRateLimit, 20*time.Millisecond)
 	for _, region := range regions {
 		rjobs := byRegion[region]
 		ids := make([]string, len(rjobs))
@@ -100,7 +104,7 @@ func Plan(ctx context.Context, api PlanAPI, jobs []store.Job, resettable bool) (
 			it := PlanItem{Job: j, Instance: in, Reason: Check(j, in, bpByID[j.BlueprintID])}
 			it.Reset = it.Reason == ""
 			if it.Reset && resettable && j.BlueprintID != "" {
-				rbs, err := api.DescribeResetInstanceBlueprints(ctx, region, j.InstanceID, []string{j.BlueprintID})
+				rbs, err := resetBlueprints(ctx, api, lim, region, j)
 				if err != nil {
 					return nil, fmt.Errorf("describe reset blueprints of %s: %w", j.InstanceID, err)
 				}
@@ -121,4 +125,27 @@ func Plan(ctx context.Context, api PlanAPI, jobs []store.Job, resettable bool) (
 		out = append(out, items[j.ID])
 	}
 	return out, nil
+}
+
+// resetBlueprints asks DescribeResetInstanceBlueprints about j's target,
+// under lim, retrying calls the API rejected (throttled, busy) a few times.
+func resetBlueprints(ctx context.Context, api PlanAPI, lim Limiter, region string, j store.Job) ([]lighthouse.ResetInstanceBlueprint, error) {
+	retry := newBackoff(500*time.Millisecond, 5*time.Second)
+	for attempt := 0; ; attempt++ {
+		if err := lim.Wait(ctx); err != nil {
+			return nil, err
+		}
+		rbs, err := api.DescribeResetInstanceBlueprints(ctx, region, j.InstanceID, []string{j.BlueprintID})
+		ae, _ := errors.AsType[*lighthouse.APIError](err)
+		if err == nil || ae == nil || ae.Class != lighthouse.ClassRetryable || attempt >= 5 {
+			return rbs, err
+		}
+		t := time.NewTimer(retry.next())
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+	}
 }

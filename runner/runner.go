@@ -511,13 +511,16 @@ func (r *Runner) blueprint(ctx context.Context, j store.Job) *lighthouse.Bluepri
 	if bp, ok := r.bps[key]; ok {
 		return bp
 	}
+	// A lookup that fails says nothing about the blueprint: it is judged
+	// unknown (the API decides when the reset is sent), never absent.
+	unknown := &lighthouse.Blueprint{BlueprintID: j.BlueprintID}
 	if err := r.desc.Wait(ctx); err != nil {
-		return nil
+		return unknown
 	}
 	bps, err := r.cfg.API.DescribeBlueprints(ctx, j.Region, []string{j.BlueprintID})
 	if err != nil {
 		r.log.Warn("describe blueprint for preflight", "blueprint_id", j.BlueprintID, "err", err)
-		return &lighthouse.Blueprint{BlueprintID: j.BlueprintID} // unknown: let the API judge
+		return unknown
 	}
 	var bp *lighthouse.Blueprint
 	for i := range bps {

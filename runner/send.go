@@ -31,6 +31,7 @@ type task struct {
 	since    time.Time // when the current wait began
 	slot     bool      // holds an in-flight slot
 	lastSeen string    // the instance's last observed operation, for messages
+	misses   int       // polls in a row that did not return the instance
 	// busySince is when the instance was first found busy with another
 	// operation, or a call for it first rejected; ResetTimeout bounds the
 	// wait from then (see kindWaitIdle).
@@ -69,48 +70,37 @@ func (r *Runner) send(ctx context.Context, t *task) {
 		r.release(t)
 		return
 	}
-	waitStart := time.Now()
-	err := r.reset.Wait(ctx)
-	r.stats.limiterWait.Add(int64(time.Since(waitStart)))
-	if err != nil {
-		r.release(t)
-		return
-	}
-	// A throttle answered while this sender waited for its slot pauses it
-	// too: otherwise every sender already queued at the limiter when the
-	// pause began still sent, and a throttle storm saw calls at the full
-	// rate (TestFaultThrottled/Storm). The slot is given up, which costs
-	// throughput, never the limit.
-	for r.gate.paused() {
-		if err := r.gate.wait(ctx); err != nil {
-			r.release(t)
-			return
-		}
-		waitStart := time.Now()
-		err := r.reset.Wait(ctx)
-		r.stats.limiterWait.Add(int64(time.Since(waitStart)))
-		if err != nil {
-			r.release(t)
-			return
-		}
-	}
-	// Everything that stops submission is checked after the limiter wait,
-	// right before the intent, so nothing is sent after a stop.
-	if r.halted() || r.stopReason() != "" {
-		r.admitDenied(ctx, t)
-		return
-	}
 
-	now := time.Now()
+	// The intent is recorded before the rate slot is taken, so that the
+	// store's latency (an fsync, a commit) never sits between the slot and
+	// the call: the limiter's jitter allowance is for the network alone.
+	prevIntent := t.job.IntentAt
 	t.job.Status = store.StatusSubmitting
 	t.job.Attempts++
 	if t.job.IntentAt.IsZero() {
-		t.job.IntentAt = now
+		t.job.IntentAt = time.Now()
 	}
 	if !r.save(ctx, t) {
 		return
 	}
 	r.failpoint(FailpointAfterIntent)
+
+	if !r.waitSlot(ctx) || r.halted() || r.stopReason() != "" || r.paused() {
+		// Nothing was sent: say so before the job goes anywhere else, so
+		// that it is not reconciled as a call in doubt.
+		t.job.Status = store.StatusPending
+		t.job.Attempts--
+		t.job.IntentAt = prevIntent
+		if !r.save(context.WithoutCancel(ctx), t) {
+			return
+		}
+		if ctx.Err() == nil && r.paused() && !r.halted() && r.stopReason() == "" {
+			r.requeue(ctx, t) // admit holds it until the run resumes
+			return
+		}
+		r.admitDenied(ctx, t)
+		return
+	}
 	// SettleTime counts from the moment the call leaves, not from the
 	// intent: recording the intent can take long (a slow or retried store
 	// write), and a clock started before it expired early, so that a reset
@@ -131,17 +121,43 @@ func (r *Runner) send(ctx context.Context, t *task) {
 		t.job.RequestID = reqID
 		t.job.ErrorCode, t.job.ErrorMessage = "", ""
 		if t.job.SubmittedAt.IsZero() {
-			t.job.SubmittedAt = now
+			t.job.SubmittedAt = t.lastSend
 		}
 		if !r.save(ctx, t) {
 			return
 		}
 		r.log.Debug("reset accepted", "instance_id", t.job.InstanceID, "request_id", reqID, "attempt", t.job.Attempts)
-		t.kind, t.since = kindTracking, now
+		t.kind, t.since = kindTracking, t.lastSend
 		r.toTracker(ctx, t)
 		return
 	}
 	r.handleSendError(ctx, t, err)
+}
+
+// waitSlot waits for a ResetInstance rate slot, and again while a throttling
+// pause is in force: a throttle answered while this sender waited pauses it
+// too, or every sender already queued at the limiter when the pause began
+// would still send, and a throttle storm would see calls at the full rate
+// (TestFaultThrottled/Storm). It reports false when ctx ended or the
+// limiter failed.
+func (r *Runner) waitSlot(ctx context.Context) bool {
+	for {
+		if err := r.gate.wait(ctx); err != nil {
+			return false
+		}
+		start := time.Now()
+		err := r.reset.Wait(ctx)
+		r.stats.limiterWait.Add(int64(time.Since(start)))
+		if err != nil {
+			if ctx.Err() == nil {
+				r.log.Warn("wait for a rate slot", "err", err)
+			}
+			return false
+		}
+		if !r.gate.paused() {
+			return true
+		}
+	}
 }
 
 type failpointKey struct{}

@@ -162,8 +162,10 @@ func (r *Runner) judge(t *task, in lighthouse.Instance, ok bool, now time.Time) 
 	v := verdict{t: t}
 	if ok {
 		t.lastSeen = describeOp(in)
+		t.misses = 0
 	} else {
 		t.lastSeen = "instance not returned by DescribeInstances"
+		t.misses++
 	}
 	switch t.kind {
 	case kindWaitIdle:
@@ -195,6 +197,19 @@ func (r *Runner) judge(t *task, in lighthouse.Instance, ok bool, now time.Time) 
 			v.adopt = true
 			// The same observation may already show it finished; the next
 			// poll records that.
+		case !ok && t.misses >= 3 && now.Sub(t.lastSend) >= r.cfg.SettleTime:
+			// The instance is not there (deleted, or never existed): no
+			// reset can have landed on it. The call goes again, and the
+			// API's answer (InstanceIdNotFound) becomes the outcome, rather
+			// than waiting ResetTimeout to say unknown.
+			if t.job.Attempts >= r.cfg.MaxAttempts {
+				v.status, v.code = store.StatusFailed, "InstanceNotFound"
+				v.msg = fmt.Sprintf("DescribeInstances does not return the instance, and %d calls got no answer (last error: %s)", t.job.Attempts, orNone(t.job.ErrorMessage))
+				break
+			}
+			r.log.Info("in-doubt instance not found; sending again for the API's verdict", "instance_id", t.job.InstanceID)
+			t.kind = kindSend
+			v.resend = true
 		case ok && now.Sub(t.lastSend) >= r.cfg.SettleTime && provenAbsent(in, t.job):
 			if t.job.Attempts >= r.cfg.MaxAttempts {
 				v.status, v.code = store.StatusFailed, t.job.ErrorCode

@@ -628,11 +628,10 @@ func TestRunRejectedCredentials(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "results.csv")
 	res := batchreset(t, "run", "--jobs", f.jobsPath, "--out", out, "--yes", "--endpoint", f.url, "--settle-time", "2s", "--request-timeout", "1s")
 	jobs := readResults(t, out)
-	if res.code == exitFailures && strings.Contains(res.stderr, "AuthFailure") && jobs[0].ErrorCode == "Preflight" {
-		// Known bug (runner): route's DescribeInstances snapshot swallows
-		// errors, so preflight judges every instance "not found" and skips
-		// it, and the fatal AuthFailure never stops the run.
-		t.Skipf("known runner bug: rejected credentials skip every job as %q instead of a fatal error", jobs[0].ErrorMessage)
+	if jobs[0].ErrorCode == "Preflight" {
+		// The snapshot's fatal AuthFailure must stop the run, not make
+		// preflight judge every instance "not found".
+		t.Errorf("rejected credentials skipped the jobs as %q, want a fatal error", jobs[0].ErrorMessage)
 	}
 	res.wantCode(t, exitFatal, "run with a rejected key")
 	if len(f.emu.Stats().Resets) != 0 {
@@ -699,9 +698,6 @@ func TestRunDroppedCallToMissingInstance(t *testing.T) {
 		if j.InstanceID != missing {
 			continue
 		}
-		if j.Status == store.StatusUnknown && strings.Contains(j.ErrorMessage, "not returned by DescribeInstances") {
-			t.Skipf("known runner bug: the in-doubt call to missing %s waited for --reset-timeout (%s) and ended unknown: %s", missing, took.Round(time.Second), j.ErrorMessage)
-		}
 		if j.Status != store.StatusFailed {
 			t.Errorf("%s (missing): %s after %s (%s), want failed once the settle time has passed", missing, j.Status, took.Round(time.Second), j.ErrorMessage)
 		}
@@ -731,12 +727,6 @@ func TestPlanLargeFleet(t *testing.T) {
 	f := newFleet(t, fleetOptions{n: 60})
 	batchreset(t, "import", "--database-url", url, "--jobs", f.jobsPath, "--run", "big").wantCode(t, exitOK, "import")
 	res := batchreset(t, "plan", "--database-url", url, "--run", "big", "--endpoint", f.url)
-	if res.code == exitFatal && strings.Contains(res.stderr, "DescribeResetInstanceBlueprints: RequestLimitExceeded") {
-		// Known bug (runner.Plan): one DescribeResetInstanceBlueprints per
-		// instance, back to back, with no limiter and no retry: plan fails on
-		// any fleet of more than 20 instances.
-		t.Skipf("known runner bug: plan is throttled and gives up: %s", strings.TrimSpace(res.stderr))
-	}
 	res.wantCode(t, exitOK, "plan")
 	if n := strings.Count(res.stdout, " reset "); n < 60 {
 		t.Errorf("plan lists %d instances to reset, want 60:\n%s", n, res.stdout)

@@ -8,10 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/http/httptrace"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -617,10 +619,22 @@ type failpointAPI struct{ *lighthouse.Client }
 
 func (f failpointAPI) ResetInstance(ctx context.Context, region, instanceID, blueprintID string) (string, error) {
 	if fp := runner.FailpointFromContext(ctx); fp != nil {
-		// Fires while the request is on the wire (the emulator's latency
-		// fault keeps it there), whether or not the server applied it yet.
-		t := time.AfterFunc(20*time.Millisecond, func() { fp(runner.FailpointDuringCall) })
-		defer t.Stop()
+		// Fires once the request is written, while the answer is awaited
+		// (the emulator's latency fault keeps it there): the server has the
+		// request and may have applied it.
+		var once sync.Once
+		var timer *time.Timer
+		ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+			WroteRequest: func(httptrace.WroteRequestInfo) {
+				once.Do(func() { timer = time.AfterFunc(50*time.Millisecond, func() { fp(runner.FailpointDuringCall) }) })
+			},
+		})
+		defer func() {
+			once.Do(func() {})
+			if timer != nil {
+				timer.Stop()
+			}
+		}()
 	}
 	return f.Client.ResetInstance(ctx, region, instanceID, blueprintID)
 }

@@ -262,7 +262,8 @@ func (q *Queue) Renew(ctx context.Context) error {
 
 // Release ends the leases of jobs (those still held under their Fence by this
 // Queue) so that any runner may claim them at once. It leaves the jobs'
-// records as they are.
+// records as they are. When it fails, the jobs are no longer renewed and
+// become claimable when their lease expires.
 func (q *Queue) Release(ctx context.Context, jobs []store.Job) error {
 	if len(jobs) == 0 {
 		return nil
@@ -278,11 +279,15 @@ func (q *Queue) Release(ctx context.Context, jobs []store.Job) error {
 		WHERE id = released.released_id
 		  AND lease_token = released.released_token
 		  AND lease_owner = $3`
-	if _, err := q.s.pool.Exec(ctx, releaseSQL, ids, fences, q.owner); err != nil {
-		return fmt.Errorf("release jobs: %w", err)
-	}
+	// The jobs leave the held set whether or not the update lands: if it
+	// does not, Renew must stop renewing them, so that their lease expires
+	// and any runner, this one included, can claim them again. Kept, they
+	// would stay leased for as long as this runner lives.
 	for i, id := range ids {
 		q.drop(id, fences[i])
+	}
+	if _, err := q.s.pool.Exec(ctx, releaseSQL, ids, fences, q.owner); err != nil {
+		return fmt.Errorf("release jobs: %w", err)
 	}
 	return nil
 }
