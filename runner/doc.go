@@ -61,6 +61,10 @@ then treated as absent.
 All senders share one Limiter per action. The default local limiter spaces
 calls (1s+Guard)/Rate apart, so that Rate+1 consecutive calls span more than
 one second plus the jitter allowance: the server, counting calls per fixed
-one-second window by arrival, never sees more than Rate in one window.
+one-second window by arrival, never sees more than Rate in one window. A
+sender records its intent first and takes its rate slot after, so that only
+the network's jitter lies between the slot and the call's arrival; a slot
+taken when the run has stopped or paused sends nothing, and the intent is
+undone.
 */
 package runner
