@@ -139,10 +139,16 @@ func TestFaultRequestNeverArrives(t *testing.T) {
 	for _, be := range backends {
 		t.Run(string(be), func(t *testing.T) {
 			t.Parallel()
-			var refusedFirst, gatewayFirst map[string]bool
+			var refusedFirst, gatewayFirst, lostFirst map[string]bool
 			nw, wrap := newNetwork(func(c call) fate {
 				if c.action == lighthouse.ActionResetInstance && c.n == 1 && gatewayFirst[c.instances[0]] {
 					return badGateway
+				}
+				if c.action == lighthouse.ActionResetInstance && c.n == 1 && lostFirst[c.instances[0]] {
+					// The client cannot tell this from an answer lost after
+					// the reset: it must reconcile, prove the call absent,
+					// and send once more.
+					return lostBefore
 				}
 				return deliver
 			})
@@ -150,7 +156,7 @@ func TestFaultRequestNeverArrives(t *testing.T) {
 				c.Faults = []emulator.Fault{{Action: lighthouse.ActionResetInstance, Kind: emulator.FaultUnavailable, Probability: 0.1}}
 			}})
 			ids := jobIDs(b.jobs)
-			refusedFirst, gatewayFirst = set(every(ids, 10)), set(every(ids[5:], 10))
+			refusedFirst, gatewayFirst, lostFirst = set(every(ids, 10)), set(every(ids[5:], 10)), set(every(ids[3:], 10))
 			coin := newChance(11)
 			var mu sync.Mutex
 			done := map[string]bool{}
@@ -182,6 +188,9 @@ func TestFaultRequestNeverArrives(t *testing.T) {
 			}
 			if got := nw.count(badGateway.name); got < len(gatewayFirst) {
 				t.Errorf("%d calls answered 502 by the gateway, want at least %d", got, len(gatewayFirst))
+			}
+			if got := nw.count(lostBefore.name); got != len(lostFirst) {
+				t.Errorf("%d calls dropped before the emulator, want %d", got, len(lostFirst))
 			}
 			// Every call that reached the emulator was either a 502 before
 			// applying or the one accepted reset of its instance.
