@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/batchreset/batchreset/lighthouse"
 	csvstore "github.com/batchreset/batchreset/store/csv"
@@ -151,13 +152,29 @@ func (a *app) setupLogging() error {
 		return usageError("--log-level: %v", err)
 	}
 	opts := &slog.HandlerOptions{Level: level}
+	w := a.stderr
+	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		w = clearLine{w}
+	}
 	switch a.logFormat {
 	case "text":
-		a.log = slog.New(slog.NewTextHandler(a.stderr, opts))
+		a.log = slog.New(slog.NewTextHandler(w, opts))
 	case "json":
-		a.log = slog.New(slog.NewJSONHandler(a.stderr, opts))
+		a.log = slog.New(slog.NewJSONHandler(w, opts))
 	default:
 		return usageError("--log-format must be text or json, not %q", a.logFormat)
 	}
 	return nil
+}
+
+// clearLine erases the terminal line before each log record, so that a log
+// line replaces the progress bar drawn there instead of running into it; the
+// bar is drawn again below it at its next tick.
+type clearLine struct{ w io.Writer }
+
+func (c clearLine) Write(p []byte) (int, error) {
+	if _, err := io.WriteString(c.w, "\r\x1b[K"); err != nil {
+		return 0, err
+	}
+	return c.w.Write(p)
 }
