@@ -197,10 +197,48 @@ func New(cfg Config) (*Runner, error) {
 // server, counting arrivals in fixed one-second windows, never sees exceeded
 // as long as network jitter stays under guard: calls are spaced
 // (1s+guard)/perSecond apart with no burst, so any perSecond+1 consecutive
-// calls span at least one second plus guard.
-func NewLimiter(perSecond float64, guard time.Duration) *rate.Limiter {
+// calls span at least one second plus guard. A caller that wakes for its
+// slot more than guard/2 late (descheduled on a busy host) gives the slot up
+// and waits for another, a few times at most, so that its call never lands
+// among the calls of later slots.
+func NewLimiter(perSecond float64, guard time.Duration) Limiter {
 	every := time.Duration(float64(time.Second+guard) / perSecond)
-	return rate.NewLimiter(rate.Every(every), 1)
+	return &spacer{lim: rate.NewLimiter(rate.Every(every), 1), maxLate: guard / 2}
+}
+
+// spacer is the limiter NewLimiter returns.
+type spacer struct {
+	lim     *rate.Limiter
+	maxLate time.Duration
+}
+
+// maxLateRetries bounds how many late slots one Wait gives up, so that a
+// host too busy to keep any slot still makes progress.
+const maxLateRetries = 5
+
+func (s *spacer) Wait(ctx context.Context) error {
+	for late := 0; ; late++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		res := s.lim.Reserve()
+		d := res.Delay()
+		slot := time.Now().Add(d)
+		if d > 0 {
+			t := time.NewTimer(d)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				res.Cancel()
+				return ctx.Err()
+			}
+		}
+		if s.maxLate > 0 && time.Since(slot) > s.maxLate && late < maxLateRetries {
+			continue
+		}
+		return nil
+	}
 }
 
 // claimBatch is how many jobs one Claim takes: one DescribeInstances call's

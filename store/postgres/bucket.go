@@ -29,11 +29,23 @@ import (
 // sliding or fixed, sees more than perSecond calls from all runners together.
 // The price is a rate of perSecond/(1 + guard/1s). A slot reserved by a Wait
 // whose ctx ends before the slot is wasted, never handed out twice.
+//
+// A slot is only as good as its punctuality: a runner that wakes for its
+// slot late (descheduled on a busy host, a slow reply from the database)
+// would send its call next to the calls of later slots. So a slot found more
+// than half the guard late when its wait ends is given up and another one
+// reserved (at most maxLateRetries times), which keeps every call that goes
+// out within half the guard of its slot.
 type Bucket struct {
 	s        *Store
 	name     string
 	interval time.Duration
+	maxLate  time.Duration
 }
+
+// maxLateRetries bounds how many late slots one Wait gives up, so that a
+// host too busy to keep any slot still makes progress.
+const maxLateRetries = 5
 
 // Bucket returns the shared limiter called name that allows perSecond calls
 // per second across all processes, spaced to tolerate guard of jitter (see
@@ -47,7 +59,7 @@ func (s *Store) Bucket(name string, perSecond float64, guard time.Duration) *Buc
 	// Whole microseconds, rounded up: timestamptz cannot hold less, and the
 	// spacing must never shrink below the interval asked for.
 	interval := time.Duration(micros(time.Duration(ns))) * time.Microsecond
-	return &Bucket{s: s, name: name, interval: interval}
+	return &Bucket{s: s, name: name, interval: interval, maxLate: guard / 2}
 }
 
 // Interval returns the spacing between the bucket's slots.
@@ -63,24 +75,31 @@ func (b *Bucket) Wait(ctx context.Context) error {
 
 // wait is Wait, returning the slot taken on the database's clock.
 func (b *Bucket) wait(ctx context.Context) (time.Time, error) {
-	if err := ctx.Err(); err != nil {
-		// Do not waste a slot that nobody will use.
-		return time.Time{}, fmt.Errorf("wait for rate bucket %q: %w", b.name, context.Cause(ctx))
-	}
-	slot, wait, err := b.reserve(ctx)
-	if err != nil {
-		return time.Time{}, err
-	}
-	if wait <= 0 {
+	for late := 0; ; late++ {
+		if err := ctx.Err(); err != nil {
+			// Do not waste a slot that nobody will use.
+			return time.Time{}, fmt.Errorf("wait for rate bucket %q: %w", b.name, context.Cause(ctx))
+		}
+		asked := time.Now()
+		slot, wait, err := b.reserve(ctx)
+		if err != nil {
+			return time.Time{}, err
+		}
+		if wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return time.Time{}, fmt.Errorf("wait for rate bucket %q: %w", b.name, context.Cause(ctx))
+			}
+		}
+		// The slot came no earlier than asked+wait on this host's clock;
+		// how far past that we are bounds how late the call would be.
+		if b.maxLate > 0 && time.Since(asked.Add(wait)) > b.maxLate && late < maxLateRetries {
+			continue
+		}
 		return slot, nil
-	}
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return slot, nil
-	case <-ctx.Done():
-		return time.Time{}, fmt.Errorf("wait for rate bucket %q: %w", b.name, context.Cause(ctx))
 	}
 }
 
