@@ -163,8 +163,8 @@ func (r *Runner) waitSlot(ctx context.Context) bool {
 type failpointKey struct{}
 
 // FailpointFromContext returns the failpoint hook carried by a ResetInstance
-// call's context, so an API wrapper can fire FailpointDuringCall while the
-// request is on the wire.
+// call's context, so an API wrapper can fire FailpointDuringCall inside the
+// call: after the server has the request, before the answer is read.
 func FailpointFromContext(ctx context.Context) func(string) {
 	f, _ := ctx.Value(failpointKey{}).(func(string))
 	return f

@@ -142,6 +142,9 @@ func (a *app) printSummary(rep *report, src *source, sum runner.Summary) {
 	w := a.stderr
 	fmt.Fprintf(w, "\n%d instances: %d succeeded, %d failed, %d unknown, %d skipped\n", rep.Instances,
 		rep.Totals["succeeded"], rep.Totals["failed"], rep.Totals["unknown"], rep.Totals["skipped"])
+	if n := rep.Totals["pending"] + rep.Totals["submitting"] + rep.Totals["submitted"]; n > 0 {
+		fmt.Fprintf(w, "%d not finished: not yet due, or held by another runner; a later run takes them\n", n)
+	}
 	if rep.Durations != nil {
 		fmt.Fprintf(w, "reset durations: p50 %.1fs, p95 %.1fs, max %.1fs\n", rep.Durations.P50, rep.Durations.P95, rep.Durations.Max)
 	}

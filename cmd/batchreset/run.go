@@ -13,7 +13,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -403,7 +402,12 @@ func (a *app) runRun(ctx context.Context, o *runOptions) error {
 	} else if all, err := src.db.Jobs(context.WithoutCancel(ctx), o.runName); err == nil {
 		jobs = all
 	}
-	resultsView(jobs)
+	if src.mode == "csv" {
+		// The results file speaks for this run alone. In Postgres mode the
+		// rows stay as they are: pending jobs are due later, or left for
+		// another runner, and a later run takes them.
+		resultsView(jobs)
+	}
 	if src.out != "" {
 		if err := csvstore.WriteResultsFile(src.out, jobs); err != nil {
 			return &exitError{code: exitFatal, err: fmt.Errorf("write results: %w", err)}
@@ -619,22 +623,11 @@ type failpointAPI struct{ *lighthouse.Client }
 
 func (f failpointAPI) ResetInstance(ctx context.Context, region, instanceID, blueprintID string) (string, error) {
 	if fp := runner.FailpointFromContext(ctx); fp != nil {
-		// Fires once the request is written, while the answer is awaited
-		// (the emulator's latency fault keeps it there): the server has the
-		// request and may have applied it.
-		var once sync.Once
-		var timer *time.Timer
+		// Fires when the answer starts to arrive: the server has the
+		// request and has acted on it, and the call has not returned.
 		ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
-			WroteRequest: func(httptrace.WroteRequestInfo) {
-				once.Do(func() { timer = time.AfterFunc(50*time.Millisecond, func() { fp(runner.FailpointDuringCall) }) })
-			},
+			GotFirstResponseByte: func() { fp(runner.FailpointDuringCall) },
 		})
-		defer func() {
-			once.Do(func() {})
-			if timer != nil {
-				timer.Stop()
-			}
-		}()
 	}
 	return f.Client.ResetInstance(ctx, region, instanceID, blueprintID)
 }
