@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/batchreset/batchreset/lighthouse/emulator"
 	"github.com/batchreset/batchreset/store"
@@ -224,3 +225,40 @@ var cmpIgnoreInternal = cmp.Transformer("results", func(j store.Job) store.Job {
 		RequestID: j.RequestID, ErrorCode: j.ErrorCode, ErrorMessage: j.ErrorMessage, Attempts: j.Attempts,
 		SubmittedAt: j.SubmittedAt.UTC().Truncate(time.Second), FinishedAt: j.FinishedAt.UTC().Truncate(time.Second)}
 })
+
+// TestCronNothingDue: jobs imported with a future --not-before are left
+// alone. A cron run finds nothing due, sends nothing, says so and exits 0;
+// once due, a run resets them.
+func TestCronNothingDue(t *testing.T) {
+	setCredentials(t)
+	url := postgrestest.NewSchema(t)
+	f := newFleet(t, fleetOptions{n: 8, limit: 50})
+	later := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	batchreset(t, "import", "--database-url", url, "--jobs", f.jobsPath, "--run", "nightly", "--not-before", later).wantCode(t, exitOK, "import")
+	args := []string{"run", "--database-url", url, "--run", "nightly", "--endpoint", f.url, "--yes", "--rate", fmt.Sprint(f.rate),
+		"--poll-interval", "100ms", "--request-timeout", "1s", "--settle-time", "2s", "--lease-ttl", "2s"}
+	res := batchreset(t, args...)
+	res.wantCode(t, exitOK, "run with nothing due")
+	if !strings.Contains(res.stderr, "8 not finished: not yet due") {
+		t.Errorf("run with nothing due: stderr does not say the jobs are not yet due:\n%s", res.stderr)
+	}
+	if st := f.emu.Stats(); st.Actions["ResetInstance"].Calls != 0 || st.Actions["DescribeInstances"].Calls != 0 {
+		t.Errorf("run with nothing due called the API: %+v", st.Actions)
+	}
+	for _, j := range dbJobs(t, url, "nightly") {
+		if j.Status != store.StatusPending {
+			t.Errorf("%s: %s, want pending until due", j.InstanceID, j.Status)
+		}
+	}
+
+	pool, err := pgxpool.New(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if _, err := pool.Exec(t.Context(), `UPDATE jobs SET not_before = now() - interval '1 second'`); err != nil {
+		t.Fatal(err)
+	}
+	batchreset(t, args...).wantCode(t, exitOK, "run once due")
+	checkOutcomes(t, f, dbJobs(t, url, "nightly"), verdict{})
+}
