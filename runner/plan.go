@@ -149,3 +149,13 @@ func resetBlueprints(ctx context.Context, api PlanAPI, lim Limiter, region strin
 		}
 	}
 }
+
+// resettableState reports whether state is RUNNING or STOPPED, or a
+// transitional state that will become one of them.
+func resettableState(state string) bool {
+	switch state {
+	case lighthouse.StateRunning, lighthouse.StateStopped, "", "PENDING", "STARTING", "STOPPING", "REBOOTING":
+		return true
+	}
+	return false
+}

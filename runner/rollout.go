@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/batchreset/batchreset/lighthouse"
 	"github.com/batchreset/batchreset/store"
 )
 
@@ -132,16 +131,6 @@ func (ro *Rollout) start(r *Runner) {
 	}
 	ro.changed = make(chan struct{}, 1)
 	ro.waveEnd = ro.waveSize(0)
-}
-
-// resettableState reports whether state is RUNNING or STOPPED, or a
-// transitional state that will become one of them.
-func resettableState(state string) bool {
-	switch state {
-	case lighthouse.StateRunning, lighthouse.StateStopped, "", "PENDING", "STARTING", "STOPPING", "REBOOTING":
-		return true
-	}
-	return false
 }
 
 // admit waits until a new reset may start under the waves and returns "",

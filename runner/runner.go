@@ -94,6 +94,7 @@ type Summary struct {
 	Throttled  int64 // calls answered RequestLimitExceeded
 	Calls      int64 // ResetInstance calls sent
 	Describes  int64 // DescribeInstances calls sent
+	Dropped    int64 // jobs given up because their state could not be saved
 	Durations  []time.Duration
 	StopReason string // why submission stopped early, "" if it did not
 }

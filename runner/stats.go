@@ -118,6 +118,7 @@ func (s *Stats) summary() Summary {
 		Throttled: s.Throttled.Load(),
 		Calls:     s.Calls.Load(),
 		Describes: s.Describes.Load(),
+		Dropped:   s.Dropped.Load(),
 		Durations: s.Durations(),
 	}
 }

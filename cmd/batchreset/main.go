@@ -86,10 +86,10 @@ func exitCode(err error) int {
 	if errors.Is(err, context.Canceled) {
 		return exitInterrupt
 	}
-	// Cobra's own flag and argument errors.
-	if strings.Contains(err.Error(), "unknown flag") || strings.Contains(err.Error(), "unknown command") ||
-		strings.Contains(err.Error(), "flag needs an argument") || strings.Contains(err.Error(), "invalid argument") ||
-		strings.Contains(err.Error(), "accepts") || strings.Contains(err.Error(), "required flag") {
+	// Flag errors come wrapped as usage errors (SetFlagErrorFunc); the one
+	// error cobra makes itself is an unknown command or a stray argument
+	// (cobra.NoArgs says "unknown command" too).
+	if strings.Contains(err.Error(), "unknown command") {
 		return exitUsage
 	}
 	return exitFatal

@@ -83,7 +83,7 @@ func newReport(jobs []store.Job, outcomes bool) *report {
 		}
 	}
 	if len(durs) > 0 {
-		sortDurations(durs)
+		slices.Sort(durs)
 		rep.Durations = &durationSummary{
 			Count: len(durs),
 			P50:   runner.Percentile(durs, 50).Seconds(),
@@ -149,6 +149,9 @@ func (a *app) printSummary(rep *report, src *source, sum runner.Summary) {
 		fmt.Fprintf(w, "reset durations: p50 %.1fs, p95 %.1fs, max %.1fs\n", rep.Durations.P50, rep.Durations.P95, rep.Durations.Max)
 	}
 	fmt.Fprintf(w, "API calls: %d ResetInstance, %d DescribeInstances, %d throttled\n", sum.Calls, sum.Describes, sum.Throttled)
+	if sum.Dropped > 0 {
+		fmt.Fprintf(w, "%d job(s) handed back: their state could not be recorded by this runner (taken over by another, or the store unreachable); the runner holding them, or the next run, settles them\n", sum.Dropped)
+	}
 	if sum.StopReason != "" {
 		fmt.Fprintf(w, "new resets stopped: %s\n", sum.StopReason)
 	}
@@ -156,5 +159,3 @@ func (a *app) printSummary(rep *report, src *source, sum runner.Summary) {
 		fmt.Fprintf(w, "results: %s\n", src.out)
 	}
 }
-
-func sortDurations(d []time.Duration) { slices.Sort(d) }
