@@ -37,7 +37,7 @@ func (c *Client) DescribeBlueprints(ctx context.Context, region string, ids []st
 	for chunk := range slices.Chunk(ids, MaxIDsPerCall) {
 		req := describeBlueprintsRequest{BlueprintIDs: chunk, Limit: len(chunk)}
 		var resp describeBlueprintsResponse
-		if err := c.call(ctx, region, ActionDescribeBlueprints, req, &resp); err != nil {
+		if err := c.call(ctx, serviceLighthouse, region, ActionDescribeBlueprints, req, &resp); err != nil {
 			return nil, err
 		}
 		all = append(all, resp.BlueprintSet...)
@@ -87,7 +87,7 @@ func (c *Client) describeResetInstanceBlueprints(ctx context.Context, region, in
 	for {
 		req := describeResetInstanceBlueprintsRequest{InstanceID: instanceID, Offset: len(all), Limit: MaxIDsPerCall, Filters: filters}
 		var resp describeResetInstanceBlueprintsResponse
-		if err := c.call(ctx, region, ActionDescribeResetInstanceBlueprints, req, &resp); err != nil {
+		if err := c.call(ctx, serviceLighthouse, region, ActionDescribeResetInstanceBlueprints, req, &resp); err != nil {
 			return nil, err
 		}
 		all = append(all, resp.ResetInstanceBlueprintSet...)

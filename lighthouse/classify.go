@@ -10,7 +10,12 @@ const (
 	CodeParseJSONError      = "ClientError.ParseJsonError"
 	CodeIOError             = "ClientError.IOError"
 	CodeInvalidParameter    = "ClientError.InvalidParameter"
+	CodeCredentialError     = "ClientError.CredentialError"
 )
+
+// codeTokenFailure is the API's answer to a temporary key's token it no
+// longer accepts.
+const codeTokenFailure = "AuthFailure.TokenFailure"
 
 // classes holds every code of lighthouse-api.md §8 (§8.1 ResetInstance, §8.2
 // Describe*, §8.3 common and client-side codes), with its class as seen by
@@ -121,7 +126,7 @@ var classes = map[string]Class{
 	CodeHTTPStatusCodeError:           ClassAmbiguous,
 	CodeParseJSONError:                ClassAmbiguous,
 	CodeIOError:                       ClassAmbiguous,
-	"ClientError.CredentialError":     ClassFatal,
+	CodeCredentialError:               ClassFatal,
 	"ClientError.INIError":            ClassFatal,
 	"ClientError.CircuitBreakerError": ClassFatal, // the breaker must stay off
 	CodeInvalidParameter:              ClassFatal, // a bad argument: a caller bug

@@ -1,9 +1,9 @@
 // Package lighthouse is a typed client for the Tencent Cloud Lighthouse API
-// (version 2020-03-24), built on the Tencent Cloud SDK's common client.
+// (version 2020-03-24) and the Tag, TAT and STS actions batchreset uses,
+// built on the Tencent Cloud SDK's common client.
 package lighthouse
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -37,12 +37,21 @@ const maxMessageLen = 512
 
 // Config configures a Client. Zero fields take the defaults given.
 type Config struct {
-	// Endpoint is the API's base URL: "https://host" or, for the emulator,
-	// "http://host:port". It may end in "/" but have no other path.
+	// Endpoint is the Lighthouse API's base URL: "https://host" or, for the
+	// emulator, "http://host:port". It may end in "/" but have no other
+	// path. When the host's first label is "lighthouse", the other services
+	// get the same host with their own first label (tag.tencentcloudapi.com,
+	// tat.ap-guangzhou.tencentcloudapi.com, sts.intl.tencentcloudapi.com);
+	// any other host (an emulator, a proxy) serves every service.
 	// Default DefaultEndpoint.
 	Endpoint string
-	// Credential signs every request. Required.
+	// Credential signs every request, or, with a Role, the STS calls that
+	// assume the role. Required.
 	Credential Credential
+	// Role, when its ARN is set, is assumed through STS with Credential, and
+	// every other call is signed with the role's temporary key, assumed on
+	// first use and again before it expires. Default: no role.
+	Role Role
 	// Timeout bounds each call (one HTTP request and its response), on top
 	// of any deadline of the caller's context. Default 30s (the SDK's is
 	// 60s): a ResetInstance that times out is ambiguous and must be
@@ -58,26 +67,45 @@ type Config struct {
 	Language string
 }
 
-// Client calls the Lighthouse API. It keeps one SDK client per region, all
-// sharing one HTTP transport. The SDK's own retries, region breaker and debug
-// dump are off: every call is sent exactly once, and every failure is
-// returned as an *APIError whose Class tells the caller what to do.
+// Client calls the Lighthouse, Tag, TAT and STS APIs. It keeps one SDK
+// client per region and signing key, all sharing one HTTP transport. The
+// SDK signs and sends; the Client decodes each reply once, itself. The SDK's
+// own retries, region breaker and debug dump are off: every call is sent
+// exactly once (a call refused for an expired role token is re-signed and
+// sent once more), and every failure is returned as an *APIError whose
+// Class tells the caller what to do.
 //
 // Create one with New. A Client is safe for concurrent use by multiple
 // goroutines.
 type Client struct {
-	cred      *common.Credential
-	scheme    string // "http" or "https"
-	host      string // host[:port]
-	timeout   time.Duration
-	language  string
-	transport *http.Transport
+	scheme string // "http" or "https"
+	host   string // host[:port] of Lighthouse
+	// hostSuffix follows the first label of host ("." + the rest) when each
+	// service has its own host; "" when host serves every service.
+	hostSuffix string
+	// stsScheme and stsHost are Role.STSEndpoint's, or "" to derive them.
+	stsScheme, stsHost string
+	timeout            time.Duration
+	language           string
+	transport          *http.Transport
+	roundTripper       http.RoundTripper // transport, decoding each reply
+
+	key  *common.Credential // Config.Credential
+	role *roleKey           // nil without a Role
+	now  func() time.Time
 
 	mu      sync.Mutex
-	clients map[string]*common.Client // by region
+	clients map[sdkKey]*common.Client
 }
 
-// New returns a Client for cfg.
+// sdkKey names one SDK client: a region and the key it signs with.
+type sdkKey struct {
+	region   string
+	longTerm bool // signs with Config.Credential even when there is a Role
+}
+
+// New returns a Client for cfg. It makes no call: a Role is first assumed
+// by the first call that needs it (see CurrentCredential).
 func New(cfg Config) (*Client, error) {
 	if cfg.Credential.SecretID == "" || cfg.Credential.SecretKey == "" {
 		return nil, errors.New("new lighthouse client: credential has no secret ID or key")
@@ -107,15 +135,40 @@ func New(cfg Config) (*Client, error) {
 	tr.MaxIdleConnsPerHost = cfg.MaxIdleConnsPerHost
 	tr.MaxConnsPerHost = cfg.MaxIdleConnsPerHost
 
-	return &Client{
-		cred:      common.NewTokenCredential(cfg.Credential.SecretID, cfg.Credential.SecretKey, cfg.Credential.Token),
-		scheme:    scheme,
-		host:      host,
-		timeout:   cfg.Timeout,
-		language:  cfg.Language,
-		transport: tr,
-		clients:   make(map[string]*common.Client),
-	}, nil
+	c := &Client{
+		scheme:       scheme,
+		host:         host,
+		hostSuffix:   hostSuffix(host),
+		timeout:      cfg.Timeout,
+		language:     cfg.Language,
+		transport:    tr,
+		roundTripper: &replyDecoder{base: tr},
+		key:          common.NewTokenCredential(cfg.Credential.SecretID, cfg.Credential.SecretKey, cfg.Credential.Token),
+		now:          time.Now,
+		clients:      make(map[sdkKey]*common.Client),
+	}
+	if cfg.Role.ARN != "" {
+		role, err := cfg.Role.withDefaults(c.now())
+		if err != nil {
+			return nil, fmt.Errorf("new lighthouse client: %w", err)
+		}
+		if role.STSEndpoint != "" {
+			if c.stsScheme, c.stsHost, err = parseEndpoint(role.STSEndpoint); err != nil {
+				return nil, fmt.Errorf("new lighthouse client: STS %w", err)
+			}
+		}
+		c.role = &roleKey{client: c, role: role}
+	}
+	return c, nil
+}
+
+// hostSuffix returns what follows the first label of host when that label
+// is Service, so that other services can swap in their own; otherwise "".
+func hostSuffix(host string) string {
+	if rest, ok := strings.CutPrefix(host, Service+"."); ok && rest != "" {
+		return "." + rest
+	}
+	return ""
 }
 
 // parseEndpoint splits an endpoint URL into the SDK profile's Scheme and
@@ -144,18 +197,18 @@ func (c *Client) CloseIdleConnections() {
 	c.transport.CloseIdleConnections()
 }
 
-// sdk returns the SDK client for region, creating it on first use.
-func (c *Client) sdk(region string) *common.Client {
+// sdk returns the SDK client for region signing with the long-term key
+// or the current one, creating it on first use.
+func (c *Client) sdk(region string, longTerm bool) *common.Client {
+	k := sdkKey{region: region, longTerm: longTerm || c.role == nil}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if sc, ok := c.clients[region]; ok {
+	if sc, ok := c.clients[k]; ok {
 		return sc
 	}
 	cpf := profile.NewClientProfile()
 	cpf.HttpProfile.ReqMethod = "POST" // GET drops CommonRequest parameters
-	cpf.HttpProfile.Scheme = c.scheme
-	cpf.HttpProfile.Endpoint = c.host
-	cpf.HttpProfile.ReqTimeout = 0 // no http.Client timeout: each call's context has one
+	cpf.HttpProfile.ReqTimeout = 0     // no http.Client timeout: each call's context has one
 	cpf.Language = c.language
 	cpf.Debug = false // the debug dump would print X-TC-Token
 	// The breaker would send traffic to a backup host (past the emulator);
@@ -164,10 +217,40 @@ func (c *Client) sdk(region string) *common.Client {
 	cpf.NetworkFailureMaxRetries = 0
 	cpf.RateLimitExceededMaxRetries = 0
 	cpf.UnsafeRetryOnConnectionFailure = false
-	sc := common.NewCommonClient(c.cred, region, cpf).WithHttpTransport(c.transport)
-	c.clients[region] = sc
+	var cred common.CredentialIface = c.key
+	if !k.longTerm {
+		cred = c.role
+	}
+	sc := common.NewCommonClient(cred, region, cpf).WithHttpTransport(c.roundTripper)
+	c.clients[k] = sc
 	return sc
 }
+
+// endpoint returns the scheme and host that serve s.
+func (c *Client) endpoint(s service) (scheme, host string) {
+	if s == serviceSTS && c.stsHost != "" {
+		return c.stsScheme, c.stsHost
+	}
+	if c.hostSuffix == "" {
+		return c.scheme, c.host
+	}
+	return c.scheme, s.name + c.hostSuffix
+}
+
+// service is one API the Client calls.
+type service struct {
+	name     string // signing name and the host's first label
+	version  string // X-TC-Version
+	regional bool   // calls must name a region
+}
+
+// The services the Client calls.
+var (
+	serviceLighthouse = service{name: Service, version: Version, regional: true}
+	serviceTag        = service{name: TagService, version: TagVersion}
+	serviceTAT        = service{name: TATService, version: TATVersion, regional: true}
+	serviceSTS        = service{name: STSService, version: STSVersion}
+)
 
 // response is implemented by every response struct, through meta.
 type response interface {
@@ -191,46 +274,50 @@ type envelopeError struct {
 func (m meta) requestID() string             { return m.RequestID }
 func (m meta) envelopeError() *envelopeError { return m.Error }
 
-// rawResponse keeps the body the SDK received, so that this package decodes
-// it with encoding/json and reports a body it cannot decode as an *APIError.
-// The SDK has already turned an error envelope into an error by then.
-type rawResponse struct {
-	*tchttp.BaseResponse
-	body []byte
-}
-
-func (r *rawResponse) UnmarshalJSON(b []byte) error {
-	r.body = bytes.Clone(b)
-	return nil
-}
-
-// ParseErrorFromHTTPResponse does nothing. The SDK calls it on every reply,
-// after its TryReadErr has already looked for an error envelope in the same
-// body in the same way: the repeated look (two more passes of the SDK's
-// slow JSON decoder) cost a quarter of the client's CPU on a 100-instance
-// DescribeInstances (BenchmarkRunUnlimited in package runner). TryReadErr
-// skips replies served as application/octet-stream; call catches an error
-// envelope in those from meta.Error, in the pass it makes anyway.
-func (r *rawResponse) ParseErrorFromHTTPResponse([]byte) error { return nil }
-
-// call sends action to region with params and decodes the Response object
-// of the reply into out.
-func (c *Client) call(ctx context.Context, region, action string, params any, out response) error {
-	if region == "" {
+// call sends action of s to region with params and decodes the Response
+// object of the reply into out. region is required for a regional service;
+// "" sends no X-TC-Region. A Role is assumed or refreshed first, and a
+// call the API refuses with AuthFailure.TokenFailure (the temporary key
+// was revoked or expired early) is sent once more with a fresh key: the API
+// checks the token before it acts, so even a ResetInstance is safe to resend.
+func (c *Client) call(ctx context.Context, s service, region, action string, params any, out response) error {
+	if s.regional && region == "" {
 		return invalidParameter(action, errors.New("region is empty"))
 	}
 	body, err := json.Marshal(params)
 	if err != nil {
 		return invalidParameter(action, err)
 	}
-	req := tchttp.NewCommonRequest(Service, Version, action)
+	longTerm := s == serviceSTS
+	if c.role == nil || longTerm {
+		return c.send(ctx, s, region, action, body, longTerm, out)
+	}
+	for attempt := 0; ; attempt++ {
+		used, err := c.role.current(ctx)
+		if err != nil {
+			return roleError(action, err)
+		}
+		err = c.send(ctx, s, region, action, body, false, out)
+		if ae, ok := errors.AsType[*APIError](err); attempt > 0 || !ok || ae.Code != codeTokenFailure {
+			return err
+		}
+		c.role.expire(used)
+	}
+}
+
+// send makes one call with the request body and decodes the reply into out.
+func (c *Client) send(ctx context.Context, s service, region, action string, body []byte, longTerm bool, out response) error {
+	req := tchttp.NewCommonRequest(s.name, s.version, action)
 	if err := req.SetActionParameters(body); err != nil {
 		return invalidParameter(action, err)
 	}
+	scheme, host := c.endpoint(s)
+	req.SetScheme(scheme)
+	req.SetDomain(host)
+	req.SetPath("/")
 
-	// Cancelling also closes a connection whose response body the SDK left
-	// open (it does on some failures), so no call holds a connection after
-	// it returns.
+	// Cancelling also closes a connection whose response body was left
+	// open, so no call holds a connection after it returns.
 	ctx, cancel := context.WithTimeoutCause(ctx, c.timeout, fmt.Errorf("call timeout %v: %w", c.timeout, context.DeadlineExceeded))
 	defer cancel()
 	// A request that never got a connection never left: resending it is
@@ -239,32 +326,32 @@ func (c *Client) call(ctx context.Context, region, action string, params any, ou
 	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
 		GotConn: func(httptrace.GotConnInfo) { gotConn.Store(true) },
 	})
-	req.SetContext(ctx)
+	x := &exchange{out: out}
+	req.SetContext(context.WithValue(ctx, exchangeKey{}, x))
 
-	raw := &rawResponse{BaseResponse: &tchttp.BaseResponse{}}
-	if err := c.sdk(region).Send(req, raw); err != nil {
-		return c.apiError(ctx, action, err, !gotConn.Load())
+	if err := c.sdk(region, longTerm).Send(req, &decodedResponse{}); err != nil {
+		return finish(ctx, sdkError(action, err), !gotConn.Load())
 	}
-
-	// Nulls leave fields zero and unknown fields are ignored, as the API
-	// adds fields over time.
-	env := struct {
-		Response any `json:"Response"`
-	}{Response: out}
-	if err := json.Unmarshal(raw.body, &env); err != nil {
-		return &APIError{Action: action, Code: CodeParseJSONError, Message: truncate("decode response: " + err.Error()), Class: Classify(action, CodeParseJSONError), Err: err}
-	}
-	if e := out.envelopeError(); e != nil && e.Code != "" {
-		// Only a reply TryReadErr skipped gets here (see
-		// rawResponse.ParseErrorFromHTTPResponse): report it as the SDK would.
-		return c.apiError(ctx, action, tcerr.NewTencentCloudSDKError(e.Code, e.Message, out.requestID()), false)
-	}
-	if out.requestID() == "" {
-		// The API names every reply it processed with a RequestId; a reply
-		// without one is not the API's, and a reset may still have landed.
-		return &APIError{Action: action, Code: CodeParseJSONError, Message: "response has no RequestId", Class: Classify(action, CodeParseJSONError)}
+	if x.code != "" {
+		return finish(ctx, &APIError{Action: action, Code: x.code, Message: x.message, RequestID: x.requestID, Err: x.cause}, false)
 	}
 	return nil
+}
+
+// roleError reports a call not sent because its role could not be
+// assumed: err is AssumeRole's *APIError, or the context's cause when the
+// call gave up waiting for another's AssumeRole. Nothing of the call left,
+// so what would be ambiguous is retryable.
+func roleError(action string, err error) *APIError {
+	e := &APIError{Action: action, Code: CodeNetworkError, Message: "assume role: " + err.Error(), Class: ClassRetryable, Err: err}
+	if ae, ok := errors.AsType[*APIError](err); ok {
+		e.Code, e.RequestID, e.Class = ae.Code, ae.RequestID, ae.Class
+		if e.Class == ClassAmbiguous {
+			e.Class = ClassRetryable
+		}
+	}
+	e.Message = truncate(e.Message)
+	return e
 }
 
 // invalidParameter reports a call that was not sent because of its
@@ -273,9 +360,9 @@ func invalidParameter(action string, err error) *APIError {
 	return &APIError{Action: action, Code: CodeInvalidParameter, Message: err.Error(), Class: Classify(action, CodeInvalidParameter), Err: err}
 }
 
-// apiError turns an error from the SDK into an *APIError. neverSent means no
-// connection was obtained for the request.
-func (c *Client) apiError(ctx context.Context, action string, err error, neverSent bool) *APIError {
+// sdkError turns an error from the SDK's Send into an *APIError, not yet
+// finished.
+func sdkError(action string, err error) *APIError {
 	e := &APIError{Action: action, Err: err}
 	var sdkErr *tcerr.TencentCloudSDKError
 	if errors.As(err, &sdkErr) {
@@ -284,20 +371,24 @@ func (c *Client) apiError(ctx context.Context, action string, err error, neverSe
 			e.Message += ": " + cause.Error()
 		}
 	} else {
-		// Not the SDK's own error: a response body it could not read, such
-		// as an unsupported Content-Encoding.
 		e.Code, e.Message = CodeIOError, err.Error()
 	}
-	// The SDK drops the context's error when the context cuts a body read
-	// short; keep it reachable by errors.Is. (A reply with a RequestId came
-	// from the API, whatever the context did afterwards.)
-	if cause := context.Cause(ctx); cause != nil && e.RequestID == "" && !errors.Is(err, cause) {
-		e.Err = errors.Join(err, cause)
+	return e
+}
+
+// finish completes e: the context's cause, a bounded Message and the Class.
+// neverSent means no connection was obtained for the request.
+func finish(ctx context.Context, e *APIError, neverSent bool) *APIError {
+	// The transport drops the context's error when the context cuts a body
+	// read short; keep it reachable by errors.Is. (A reply with a RequestId
+	// came from the API, whatever the context did afterwards.)
+	if cause := context.Cause(ctx); cause != nil && e.RequestID == "" && !errors.Is(e.Err, cause) {
+		e.Err = errors.Join(e.Err, cause)
 		e.Message += " (" + cause.Error() + ")"
 	}
 	e.Message = truncate(e.Message)
-	e.Class = Classify(action, e.Code)
-	if e.Code == CodeNetworkError && (neverSent || isDialError(err)) {
+	e.Class = Classify(e.Action, e.Code)
+	if e.Code == CodeNetworkError && (neverSent || isDialError(e.Err)) {
 		e.Class = ClassRetryable
 	}
 	return e

@@ -30,7 +30,7 @@ func (c *Client) ResetInstance(ctx context.Context, region, instanceID, blueprin
 	// and Containers exist on the China site only (UnknownParameter elsewhere).
 	req := resetInstanceRequest{InstanceID: instanceID, BlueprintID: blueprintID}
 	var resp resetInstanceResponse
-	if err := c.call(ctx, region, ActionResetInstance, req, &resp); err != nil {
+	if err := c.call(ctx, serviceLighthouse, region, ActionResetInstance, req, &resp); err != nil {
 		return "", err
 	}
 	return resp.RequestID, nil
@@ -64,7 +64,7 @@ func (c *Client) DescribeInstances(ctx context.Context, region string, ids []str
 		// Limit defaults to 20, so a call for more IDs must raise it.
 		req := describeInstancesRequest{InstanceIDs: chunk, Limit: len(chunk)}
 		var resp describeInstancesResponse
-		if err := c.call(ctx, region, ActionDescribeInstances, req, &resp); err != nil {
+		if err := c.call(ctx, serviceLighthouse, region, ActionDescribeInstances, req, &resp); err != nil {
 			return nil, err
 		}
 		all = append(all, resp.InstanceSet...)
@@ -81,7 +81,7 @@ func (c *Client) DescribeInstances(ctx context.Context, region string, ids []str
 func (c *Client) ListInstances(ctx context.Context, region string, offset, limit int) (total int, instances []Instance, err error) {
 	req := describeInstancesRequest{Offset: offset, Limit: limit}
 	var resp describeInstancesResponse
-	if err := c.call(ctx, region, ActionDescribeInstances, req, &resp); err != nil {
+	if err := c.call(ctx, serviceLighthouse, region, ActionDescribeInstances, req, &resp); err != nil {
 		return 0, nil, err
 	}
 	setRegion(resp.InstanceSet, region)

@@ -4,22 +4,66 @@ import "time"
 
 // API facts from the Lighthouse documentation (version 2020-03-24).
 const (
-	// Version is the API version every call names in X-TC-Version.
+	// Version is the Lighthouse API version every Lighthouse call names in
+	// X-TC-Version.
 	Version = "2020-03-24"
-	// Service is the signing service name and the host's first label.
+	// Service is Lighthouse's signing service name and the host's first
+	// label.
 	Service = "lighthouse"
 	// DefaultEndpoint is the generic endpoint, routed to the nearest region.
 	DefaultEndpoint = "https://lighthouse.tencentcloudapi.com"
 
-	// Documented per-account rate limits, in requests per second.
+	// MaxIDsPerCall is the most InstanceIds or BlueprintIds one Describe
+	// call accepts, and the largest Limit of a Describe page.
+	MaxIDsPerCall = 100
+	// MaxFilters is the most Filters one DescribeInstances call accepts,
+	// and MaxFilterValues the most values they hold.
+	MaxFilters      = 10
+	MaxFilterValues = 100
+	// MaxKeyIDs is the most key pairs LoginConfiguration.KeyIDs may bind.
+	MaxKeyIDs = 5
+)
+
+// The other services the Client calls, each with its signing name (the
+// host's first label) and API version.
+const (
+	// TagService is the Tag API, which selects resources by tag across
+	// regions.
+	TagService = "tag"
+	TagVersion = "2018-08-13"
+	// TATService is TencentCloud Automation Tools, which runs commands on
+	// instances through an agent.
+	TATService = "tat"
+	TATVersion = "2020-10-28"
+	// STSService is the Security Token Service, which hands out a role's
+	// temporary keys.
+	STSService = "sts"
+	STSVersion = "2018-08-13"
+	// DefaultSTSEndpoint is the endpoint the SDK's role providers use.
+	DefaultSTSEndpoint = "https://sts.tencentcloudapi.com"
+)
+
+// Documented rate limits, in requests per second. The documented scope is
+// API action + access region + sub-account (more-apis.md §1f); root-account
+// and IP limits also apply, unpublished.
+const (
 	ResetInstanceRateLimit                   = 10
 	DescribeInstancesRateLimit               = 100
 	DescribeBlueprintsRateLimit              = 10
 	DescribeResetInstanceBlueprintsRateLimit = 20
-
-	// MaxIDsPerCall is the most InstanceIds or BlueprintIds one Describe
-	// call accepts.
-	MaxIDsPerCall = 100
+	// DescribeKeyPairsRateLimit and DescribeRegionsRateLimit are
+	// undocumented in the reference; 10/s is the lowest Lighthouse limit
+	// it lists, so a limiter set to it cannot overrun them.
+	DescribeKeyPairsRateLimit = 10
+	DescribeRegionsRateLimit  = 10
+	// GetResourcesRateLimit is Tag's GetResources.
+	GetResourcesRateLimit = 20
+	// TAT: 20/s per API, except DescribeAutomationAgentStatus.
+	DescribeAutomationAgentStatusRateLimit = 60
+	RunCommandRateLimit                    = 20
+	DescribeInvocationTasksRateLimit       = 20
+	// AssumeRoleRateLimit is STS's AssumeRole.
+	AssumeRoleRateLimit = 600
 )
 
 // Action names.
@@ -28,6 +72,13 @@ const (
 	ActionDescribeInstances               = "DescribeInstances"
 	ActionDescribeBlueprints              = "DescribeBlueprints"
 	ActionDescribeResetInstanceBlueprints = "DescribeResetInstanceBlueprints"
+	ActionDescribeKeyPairs                = "DescribeKeyPairs"
+	ActionDescribeRegions                 = "DescribeRegions"
+	ActionGetResources                    = "GetResources"
+	ActionDescribeAutomationAgentStatus   = "DescribeAutomationAgentStatus"
+	ActionRunCommand                      = "RunCommand"
+	ActionDescribeInvocationTasks         = "DescribeInvocationTasks"
+	ActionAssumeRole                      = "AssumeRole"
 )
 
 // Values of Instance.LatestOperationState.
