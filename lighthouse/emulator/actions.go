@@ -1,6 +1,12 @@
 package emulator
 
-import "slices"
+import (
+	"maps"
+	"net/netip"
+	"regexp"
+	"slices"
+	"strings"
+)
 
 // Response bodies (inside the envelope's "Response").
 
@@ -29,7 +35,7 @@ type describeResetInstanceBlueprintsResponse struct {
 // Filter names each action supports; a trailing ":" marks a prefix.
 var (
 	instanceFilters = []string{"instance-name", "private-ip-address", "public-ip-address", "zone",
-		"instance-state", "tag-key", "tag-value", "tag:"}
+		"instance-state", "tag-key", "tag-value", "tag:", "bundle-id"}
 	blueprintFilters      = []string{"blueprint-id", "blueprint-type", "platform-type", "blueprint-name", "blueprint-state", "scene-id"}
 	resetBlueprintFilters = []string{"blueprint-id", "blueprint-type", "platform-type", "blueprint-name", "blueprint-state"}
 )
@@ -64,7 +70,11 @@ func instanceNotFound(id string) *apiError {
 // ResetInstance (https://www.tencentcloud.com/document/product/1103/42490).
 
 func (s *Server) prepareResetInstance(c *call, p params) ([]string, func() answer, *apiError) {
-	if e := p.only("InstanceId", "BlueprintId"); e != nil {
+	allowed := []string{"InstanceId", "BlueprintId", "Containers", "LoginConfiguration"}
+	if s.cfg.intlSite {
+		allowed = allowed[:3]
+	}
+	if e := p.only(allowed...); e != nil {
 		return nil, nil, e
 	}
 	id, ok, e := p.str("InstanceId")
@@ -84,32 +94,63 @@ func (s *Server) prepareResetInstance(c *call, p params) ([]string, func() answe
 	if hasBP && !blueprintIDPattern.MatchString(bpID) {
 		return nil, nil, errorf("InvalidParameterValue.BlueprintIdMalformed", "The image ID `%s` is malformed.", bpID)
 	}
-	return []string{id}, func() answer { return s.resetInstance(c, id, bpID, hasBP) }, nil
+	containers, e := containersParam(p)
+	if e != nil {
+		return nil, nil, e
+	}
+	l, e := loginParam(p)
+	if e != nil {
+		return nil, nil, e
+	}
+	req := resetRequest{id: id, bpID: bpID, hasBP: hasBP, login: l, containers: containers}
+	return []string{id}, func() answer { return s.resetInstance(c, req) }, nil
 }
 
-// resetInstance checks the reset of id to bpID (the installed image when
-// !hasBP) and accepts it: the instance's latest operation becomes this
-// call's ResetInstance, OPERATING until its drawn duration passes.
-func (s *Server) resetInstance(c *call, id, bpID string, hasBP bool) answer {
+// resetRequest is a checked ResetInstance call.
+type resetRequest struct {
+	id, bpID   string
+	hasBP      bool // without it, the installed image is reinstalled
+	login      *login
+	containers int
+}
+
+// resetInstance checks the reset req and accepts it: the instance's latest
+// operation becomes this call's ResetInstance, OPERATING until its drawn
+// duration passes.
+func (s *Server) resetInstance(c *call, req resetRequest) answer {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	id, bpID := req.id, req.bpID
 	in := s.instanceIn(c.region, id)
 	if in == nil {
 		return answer{err: instanceNotFound(id)}
 	}
 	img, state := in.current(c.now)
 	target := img
-	if !hasBP {
+	if !req.hasBP {
 		bpID = img.blueprintID
 	}
-	switch bp := s.blueprintIn(c.region, bpID); {
+	if cur := s.blueprintIn(c.region, img.blueprintID); cur != nil && cur.Type == "GAME_PORTAL" && bpID != img.blueprintID {
+		return answer{err: errorf("InvalidParameter.GamePortalInstanceOnlySupportCurrentBlueprint",
+			"Game portal instance `%s` can only be reset to its current image.", id)}
+	}
+	bp := s.blueprintIn(c.region, bpID)
+	switch {
 	case bp != nil:
 		if e := bp.problem(in); e != nil {
 			return answer{err: e}
 		}
 		target = bp.image()
-	case hasBP:
+	case req.hasBP:
 		return answer{err: errorf("ResourceNotFound.BlueprintIdNotFound", "The image ID `%s` does not exist.", bpID)}
+	}
+	if req.containers > 0 && (bp == nil || bp.Type != "DOCKER") {
+		return answer{err: errorf("UnsupportedOperation.BlueprintTypeNotSupportOperation", "Containers need a DOCKER image; `%s` is not one.", bpID)}
+	}
+	if req.login != nil {
+		if e := s.checkLogin(req.login, c.region, bp, in.PlatformType); e != nil {
+			return answer{err: e}
+		}
 	}
 	if state != stateRunning && state != stateStopped {
 		return answer{err: errorf("UnsupportedOperation.InvalidInstanceState",
@@ -119,17 +160,28 @@ func (s *Server) resetInstance(c *call, id, bpID string, hasBP bool) answer {
 		return answer{err: errorf("UnsupportedOperation.LatestOperationUnfinished",
 			"The latest operation of instance `%s` (%s, request %s) is unfinished.", id, in.op.name, in.op.requestID)}
 	}
-	d, failed := s.resetOutcome(id)
+	d, failed, agentLost := s.resetOutcome(id)
 	result := opSuccess
 	if failed {
 		result = opFailed
 	}
-	in.img, in.state = img, state
+	rec := ResetRecord{RequestID: c.requestID, BlueprintID: target.blueprintID, Containers: req.containers}
+	in.keyIDs = in.keys(c.now)
+	in.img, in.state, in.stateThen = img, state, ""
 	in.prev = in.op
 	in.op = newOperation(actionResetInstance, c.requestID, c.now, c.now.Add(d), result, &target)
-	in.resets = append(in.resets, c.requestID)
+	in.op.agentLost = agentLost
+	if l := req.login; l != nil {
+		keys := slices.Clone(l.keyIDs)
+		if keys == nil {
+			keys = []string{}
+		}
+		in.op.keyIDs = &keys
+		rec.KeyIDs, rec.PasswordSet, rec.AutoGeneratePassword = slices.Clone(l.keyIDs), l.passwordSet, l.auto
+	}
+	in.resets = append(in.resets, rec)
 	s.cfg.log.Debug("emulator reset accepted", "request_id", c.requestID, "instance_id", id,
-		"blueprint_id", target.blueprintID, "duration", d, "result", result)
+		"blueprint_id", target.blueprintID, "duration", d, "result", result, "key_ids", rec.KeyIDs, "password_set", rec.PasswordSet)
 	return answer{body: resetInstanceResponse{RequestID: c.requestID}}
 }
 
@@ -145,6 +197,9 @@ func (s *Server) prepareDescribeInstances(c *call, p params) ([]string, func() a
 	}
 	fs, e := p.filters(instanceFilters, maxLimit)
 	if e != nil {
+		return nil, nil, e
+	}
+	if e := checkInstanceFilters(fs); e != nil {
 		return nil, nil, e
 	}
 	if len(ids) > 0 && len(fs) > 0 {
@@ -185,57 +240,138 @@ func (s *Server) describeInstances(c *call, ids []string, fs []filter, offset, l
 	return answer{body: describeInstancesResponse{TotalCount: len(matched), InstanceSet: set, RequestID: c.requestID}}
 }
 
+// maxInstanceNameLen is the longest InstanceName (and instance-name filter
+// value) Lighthouse allows.
+const maxInstanceNameLen = 60
+
+var zonePattern = regexp.MustCompile(`^[a-z]+-[a-z]+-[0-9]+$`)
+
+// checkInstanceFilters checks the values of DescribeInstances filters whose
+// form the API checks (error codes of reference §8.2).
+func checkInstanceFilters(fs []filter) *apiError {
+	for _, f := range fs {
+		for _, v := range f.Values {
+			switch {
+			case f.Name == "instance-name" && len([]rune(v)) > maxInstanceNameLen:
+				return errorf("InvalidParameterValue.InstanceNameTooLong", "The instance name filter value is longer than %d characters.", maxInstanceNameLen)
+			case (f.Name == "private-ip-address" || f.Name == "public-ip-address") && !isIPv4(v):
+				return errorf("InvalidParameterValue.InvalidIpFormat", "The IP address `%s` is malformed.", v)
+			case f.Name == "zone" && !zonePattern.MatchString(v):
+				return errorf("InvalidParameterValue.InvalidZone", "The zone `%s` is invalid.", v)
+			}
+		}
+	}
+	return nil
+}
+
+func isIPv4(v string) bool {
+	a, err := netip.ParseAddr(v)
+	return err == nil && a.Is4()
+}
+
 // matchInstance reports whether in passes every filter (filters are ANDed,
-// values within one ORed). The caller holds s.mu.
+// values within one ORed). tag-key matches an instance with a tag of one of
+// the keys, tag-value one with a tag of one of the values, and tag:<key>
+// one whose tag <key> has one of the values. The caller holds s.mu.
 func (s *Server) matchInstance(in *instance, fs []filter, c *call) bool {
 	for _, f := range fs {
-		var v string
+		var ok bool
 		switch f.Name {
 		case "instance-name":
-			v = in.Name
+			ok = slices.Contains(f.Values, in.Name)
 		case "private-ip-address":
-			v = in.privateIP
+			ok = slices.Contains(f.Values, in.privateIP)
 		case "public-ip-address":
-			v = in.publicIP
+			ok = slices.Contains(f.Values, in.publicIP)
 		case "zone":
-			v = in.Zone
+			ok = slices.Contains(f.Values, in.Zone)
+		case "bundle-id":
+			ok = slices.Contains(f.Values, in.bundleID)
 		case "instance-state":
-			_, _, v = in.shown(c.now, s.cfg.visibilityLag)
-		default: // tag-key, tag-value, tag:<key>: emulated instances have no tags
-			return false
+			_, _, state := in.shown(c.now, s.cfg.visibilityLag)
+			ok = slices.Contains(f.Values, state)
+		case "tag-key":
+			ok = slices.ContainsFunc(in.tags, func(t wireTag) bool { return slices.Contains(f.Values, t.Key) })
+		case "tag-value":
+			ok = slices.ContainsFunc(in.tags, func(t wireTag) bool { return slices.Contains(f.Values, t.Value) })
+		default: // tag:<key>
+			key := strings.TrimPrefix(f.Name, "tag:")
+			ok = slices.ContainsFunc(in.tags, func(t wireTag) bool { return t.Key == key && slices.Contains(f.Values, t.Value) })
 		}
-		if !slices.Contains(f.Values, v) {
+		if !ok {
 			return false
 		}
 	}
 	return true
 }
 
+// DescribeRegions (https://www.tencentcloud.com/document/api/1103/42468).
+
+type wireRegion struct {
+	Region          string `json:"Region"`
+	RegionName      string `json:"RegionName"`
+	RegionState     string `json:"RegionState"`
+	IsChinaMainland bool   `json:"IsChinaMainland"`
+}
+
+type describeRegionsResponse struct {
+	TotalCount int          `json:"TotalCount"`
+	RegionSet  []wireRegion `json:"RegionSet"`
+	RequestID  string       `json:"RequestId"`
+}
+
+// regionNames are the display names of the documented regions.
+var regionNames = map[string]string{
+	"ap-bangkok": "Asia Pacific (Bangkok)", "ap-beijing": "North China (Beijing)", "ap-chengdu": "Southwest China (Chengdu)",
+	"ap-guangzhou": "South China (Guangzhou)", "ap-hongkong": "Hong Kong, Macau, Taiwan (Hong Kong, China)",
+	"ap-jakarta": "Asia Pacific (Jakarta)", "ap-nanjing": "East China (Nanjing)", "ap-seoul": "Asia Pacific (Seoul)",
+	"ap-shanghai": "East China (Shanghai)", "ap-singapore": "Southeast Asia (Singapore)", "ap-tokyo": "Asia Pacific (Tokyo)",
+	"eu-frankfurt": "Europe (Frankfurt)", "na-ashburn": "US East (Virginia)", "na-siliconvalley": "US West (Silicon Valley)",
+	"sa-saopaulo": "South America (São Paulo)",
+}
+
+// mainlandRegions are the documented regions in the Chinese mainland.
+var mainlandRegions = set("ap-beijing", "ap-chengdu", "ap-guangzhou", "ap-nanjing", "ap-shanghai")
+
+func (s *Server) prepareDescribeRegions(c *call, p params) ([]string, func() answer, *apiError) {
+	if e := p.only(); e != nil {
+		return nil, nil, e
+	}
+	return nil, func() answer {
+		names := slices.Sorted(maps.Keys(s.regions))
+		set := make([]wireRegion, len(names))
+		for i, r := range names {
+			set[i] = wireRegion{Region: r, RegionName: orDefault(regionNames[r], r), RegionState: "AVAILABLE", IsChinaMainland: mainlandRegions[r]}
+		}
+		return answer{body: describeRegionsResponse{TotalCount: len(set), RegionSet: set, RequestID: c.requestID}}
+	}, nil
+}
+
 // DescribeBlueprints (https://www.tencentcloud.com/document/product/1103/42503).
 
-func (s *Server) prepareDescribeBlueprints(c *call, p params) (func() answer, *apiError) {
+func (s *Server) prepareDescribeBlueprints(c *call, p params) ([]string, func() answer, *apiError) {
 	if e := p.only("BlueprintIds", "Filters", "Offset", "Limit"); e != nil {
-		return nil, e
+		return nil, nil, e
 	}
 	ids, e := p.ids("BlueprintIds", blueprintIDPattern.MatchString, "InvalidParameterValue.BlueprintIdMalformed", "image")
 	if e != nil {
-		return nil, e
+		return nil, nil, e
 	}
 	fs, e := p.filters(blueprintFilters, maxLimit)
 	if e != nil {
-		return nil, e
+		return nil, nil, e
 	}
 	if e := checkBlueprintFilters(fs); e != nil {
-		return nil, e
+		return nil, nil, e
 	}
 	if len(ids) > 0 && len(fs) > 0 {
-		return nil, errorf("InvalidParameter.ParameterConflict", "The parameters `BlueprintIds` and `Filters` cannot be used together.")
+		return nil, nil, errorf("InvalidParameter.ParameterConflict", "The parameters `BlueprintIds` and `Filters` cannot be used together.")
 	}
 	offset, limit, e := p.paging()
 	if e != nil {
-		return nil, e
+		return nil, nil, e
 	}
-	return func() answer {
+	return nil, func() answer {
 		var matched []wireBlueprint
 		for _, b := range s.blueprints {
 			if b.inRegion(c.region) && (len(ids) == 0 || slices.Contains(ids, b.ID)) && matchBlueprint(b, fs) {

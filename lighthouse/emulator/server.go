@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"mime"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -40,10 +41,24 @@ type Server struct {
 	blueprints  []*blueprint
 	start       time.Time
 
-	// mu guards the mutable state of every instance.
-	mu        sync.RWMutex
-	instances map[string]*instance
-	byRegion  map[string][]*instance
+	roles    map[string]bool
+	keyPairs map[string]*KeyPair
+
+	// mu guards the mutable state of every instance and the TAT
+	// invocations.
+	mu          sync.RWMutex
+	instances   map[string]*instance
+	all         []*instance // in configuration order
+	byRegion    map[string][]*instance
+	invocations []*invocation
+	tasks       []*task
+	taskByID    map[string]*task
+	tatIDs      map[string]bool // invocation, command and task IDs used
+
+	// tempMu guards the temporary credentials AssumeRole handed out.
+	tempMu  sync.RWMutex
+	temp    map[string]*tempCredential
+	assumed []AssumedRole
 
 	rngMu sync.Mutex
 	rng   *rand.Rand
@@ -69,16 +84,48 @@ func New(cfg Config) (*Server, error) {
 		credentials: make(map[string]string, len(cfg.Credentials)),
 		regions:     set(lighthouseRegions...),
 		start:       rc.now(),
-		instances:   make(map[string]*instance, len(cfg.Instances)),
+		roles:       make(map[string]bool),
+		keyPairs:    make(map[string]*KeyPair, len(cfg.KeyPairs)),
+		instances:   make(map[string]*instance, len(cfg.Instances)+max(cfg.Generate, 0)),
 		byRegion:    make(map[string][]*instance),
+		taskByID:    make(map[string]*task),
+		tatIDs:      make(map[string]bool),
+		temp:        make(map[string]*tempCredential),
 		rng:         rand.New(rand.NewPCG(uint64(rc.seed), uint64(rc.seed)>>1^0x5851f42d4c957f2d)),
 		done:        make(chan struct{}),
 	}
 	for id, key := range cfg.Credentials {
 		s.credentials[id] = key
 	}
+	roles := cfg.Roles
+	if roles == nil {
+		roles = []string{"qcs::cam::uin/" + rc.uin + ":roleName/" + defaultRoleName}
+	}
+	for _, arn := range roles {
+		if !roleARNPattern.MatchString(arn) {
+			return nil, fmt.Errorf("emulator config: role %q: malformed ARN", arn)
+		}
+		s.roles[arn] = true
+	}
+	for _, k := range cfg.KeyPairs {
+		k, err := k.fill()
+		if err != nil {
+			return nil, fmt.Errorf("emulator config: %w", err)
+		}
+		if s.keyPairs[k.ID] != nil {
+			return nil, fmt.Errorf("emulator config: key pair %s: duplicate ID", k.ID)
+		}
+		s.keyPairs[k.ID] = &k
+		s.regions[k.Region] = true
+	}
+	configured, blueprints := cfg.Instances, cfg.Blueprints
+	if cfg.Generate > 0 {
+		generated, gbs := GenerateFleet(cfg.Generate, cfg.Fleet)
+		configured = append(slices.Clip(configured), generated...)
+		blueprints = append(slices.Clip(blueprints), gbs...)
+	}
 	bpByID := make(map[string][]*blueprint)
-	for _, b := range cfg.Blueprints {
+	for _, b := range blueprints {
 		b, err := b.fill()
 		if err != nil {
 			return nil, fmt.Errorf("emulator config: %w", err)
@@ -95,7 +142,7 @@ func New(cfg Config) (*Server, error) {
 			s.regions[b.Region] = true
 		}
 	}
-	for _, in := range cfg.Instances {
+	for _, in := range configured {
 		var installed *Blueprint
 		region := in.Region
 		if region == "" {
@@ -113,14 +160,23 @@ func New(cfg Config) (*Server, error) {
 		if s.instances[in.ID] != nil {
 			return nil, fmt.Errorf("emulator config: instance %s: duplicate ID", in.ID)
 		}
+		for _, id := range in.KeyIDs {
+			if k := s.keyPairs[id]; k == nil || k.Region != in.Region {
+				return nil, fmt.Errorf("emulator config: instance %s: key pair %q is not in region %s", in.ID, id, in.Region)
+			}
+		}
 		it := newInstance(in, s.start)
 		s.instances[in.ID] = it
+		s.all = append(s.all, it)
 		s.byRegion[in.Region] = append(s.byRegion[in.Region], it)
 		s.regions[in.Region] = true
 	}
-	for id := range rc.failAlways {
-		if s.instances[id] == nil {
-			return nil, fmt.Errorf("emulator config: fail instances: unknown instance %q", id)
+	for name, ids := range map[string]map[string]bool{"fail instances": rc.failAlways, "agent lost instances": rc.agentLost,
+		"command fail instances": rc.commandFail, "command timeout instances": rc.commandTimeout} {
+		for id := range ids {
+			if s.instances[id] == nil {
+				return nil, fmt.Errorf("emulator config: %s: unknown instance %q", name, id)
+			}
 		}
 	}
 	if err := s.SetFaults(cfg.Faults); err != nil {
@@ -144,17 +200,24 @@ func (s *Server) chance(p float64) bool {
 	return s.rng.Float64() < p
 }
 
-// resetOutcome draws how long an accepted reset of id runs and whether it
-// fails.
-func (s *Server) resetOutcome(id string) (time.Duration, bool) {
+// resetOutcome draws how long an accepted reset of id runs, whether it
+// fails and whether the TAT agent never comes back.
+func (s *Server) resetOutcome(id string) (d time.Duration, fail, agentLost bool) {
 	s.rngMu.Lock()
 	defer s.rngMu.Unlock()
-	d := s.cfg.resetMin
-	if span := s.cfg.resetMax - s.cfg.resetMin; span > 0 {
-		d += time.Duration(s.rng.Int64N(int64(span) + 1))
+	d = s.drawLocked(s.cfg.resetMin, s.cfg.resetMax)
+	fail = s.cfg.failAlways[id] || s.cfg.failureRate > 0 && s.rng.Float64() < s.cfg.failureRate
+	agentLost = s.cfg.agentLost[id] || s.cfg.agentLossRate > 0 && s.rng.Float64() < s.cfg.agentLossRate
+	return d, fail, agentLost
+}
+
+// drawLocked draws a duration uniformly from [lo, hi]. The caller holds
+// s.rngMu.
+func (s *Server) drawLocked(lo, hi time.Duration) time.Duration {
+	if span := hi - lo; span > 0 {
+		return lo + time.Duration(s.rng.Int64N(int64(span)+1))
 	}
-	fail := s.cfg.failAlways[id] || s.cfg.failureRate > 0 && s.rng.Float64() < s.cfg.failureRate
-	return d, fail
+	return lo
 }
 
 // newRequestID returns a random lowercase UUID v4.
@@ -305,7 +368,8 @@ func (s *Server) prepare(r *http.Request, c *call) (a answer, run func() answer)
 		}
 		return fail(errorf("InvalidRequest", "The request body could not be read."))
 	}
-	if e := s.verify(r, body, c.now); e != nil {
+	scopeService, e := s.verify(r, body, c.now)
+	if e != nil {
 		return fail(e)
 	}
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
@@ -314,42 +378,35 @@ func (s *Server) prepare(r *http.Request, c *call) (a answer, run func() answer)
 	if c.action == "" {
 		return fail(missing("Action"))
 	}
-	limit, known := s.cfg.limits[c.action]
-	if !known {
+	spec, known := actions[c.action]
+	if named := namedService(r.Host, scopeService); !known || named != "" && named != spec.service {
 		return fail(errorf("InvalidAction", "The action `%s` does not exist.", c.action))
 	}
 	switch v := r.Header.Get("X-TC-Version"); v {
-	case apiVersion:
+	case serviceVersions[spec.service]:
 	case "":
 		return fail(missing("Version"))
 	default:
-		return fail(errorf("NoSuchVersion", "The API version `%s` does not exist; Lighthouse is version %s.", v, apiVersion))
+		return fail(errorf("NoSuchVersion", "The API version `%s` does not exist; %s is version %s.", v, spec.service, serviceVersions[spec.service]))
 	}
+	limit := s.cfg.limits[c.action]
 	if !s.stats.admit(c.action, c.now.Unix(), limit) {
 		return fail(errorf("RequestLimitExceeded", "The number of requests exceeds the frequency limit of %d per second for %s.", limit, c.action))
 	}
 	c.region = r.Header.Get("X-TC-Region")
-	if c.region == "" {
-		return fail(missing("Region"))
-	}
-	if !s.regions[c.region] {
-		return fail(errorf("UnsupportedRegion", "The region `%s` is not supported.", c.region))
+	if spec.regional {
+		if c.region == "" {
+			return fail(missing("Region"))
+		}
+		if !s.regions[c.region] {
+			return fail(errorf("UnsupportedRegion", "The region `%s` is not supported.", c.region))
+		}
 	}
 	p, e := decodeParams(body)
 	if e != nil {
 		return fail(e)
 	}
-	var ids []string
-	switch c.action {
-	case actionResetInstance:
-		ids, run, e = s.prepareResetInstance(c, p)
-	case actionDescribeInstances:
-		ids, run, e = s.prepareDescribeInstances(c, p)
-	case actionDescribeBlueprints:
-		run, e = s.prepareDescribeBlueprints(c, p)
-	case actionDescribeResetInstanceBlueprints:
-		ids, run, e = s.prepareDescribeResetInstanceBlueprints(c, p)
-	}
+	ids, run, e := spec.prepare(s, c, p)
 	if e != nil {
 		return fail(e)
 	}

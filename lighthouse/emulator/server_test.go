@@ -150,7 +150,7 @@ func TestBadInput(t *testing.T) {
 		{"GetMethod", rawRequest{action: "DescribeInstances", method: http.MethodGet}, "UnsupportedProtocol"},
 		{"ResetMissingInstanceID", rawRequest{action: "ResetInstance", body: `{}`}, "MissingParameter"},
 		{"ResetNullInstanceID", rawRequest{action: "ResetInstance", body: `{"InstanceId": null}`}, "MissingParameter"},
-		{"ResetUnknownParameter", rawRequest{action: "ResetInstance", body: `{"InstanceId": "lhins-t0000000", "LoginConfiguration": {}}`}, "UnknownParameter"},
+		{"ResetUnknownParameter", rawRequest{action: "ResetInstance", body: `{"InstanceId": "lhins-t0000000", "ClientToken": "x"}`}, "UnknownParameter"},
 		{"ResetLowerCaseParameter", rawRequest{action: "ResetInstance", body: `{"instanceId": "lhins-t0000000"}`}, "UnknownParameter"},
 		{"ResetInstanceIDNumber", rawRequest{action: "ResetInstance", body: `{"InstanceId": 5}`}, "InvalidParameter"},
 		{"ResetInstanceIDList", rawRequest{action: "ResetInstance", body: `{"InstanceId": ["lhins-t0000000"]}`}, "InvalidParameter"},

@@ -137,32 +137,38 @@ func sha256Hex(b []byte) string {
 }
 
 // verify checks r's TC3-HMAC-SHA256 signature over body, following the
-// server recipe of reference §2.5, and returns the API error to answer with,
-// or nil.
-func (s *Server) verify(r *http.Request, body []byte, now time.Time) *apiError {
+// server recipe of reference §2.5, and returns the credential scope's
+// service, or the API error to answer with. A temporary SecretId (from
+// AssumeRole) must come with its X-TC-Token and be unexpired; a permanent
+// one must come without a token.
+func (s *Server) verify(r *http.Request, body []byte, now time.Time) (string, *apiError) {
 	a, err := parseAuthorization(r.Header.Get("Authorization"))
 	if err != nil {
-		return errorf("AuthFailure.InvalidAuthorization", "The Authorization header is invalid: %v.", err)
+		return "", errorf("AuthFailure.InvalidAuthorization", "The Authorization header is invalid: %v.", err)
 	}
 	key, ok := s.credentials[a.secretID]
+	temp := s.tempCredential(a.secretID)
+	if !ok && temp == nil {
+		return "", errorf("AuthFailure.SecretIdNotFound", "The SecretId is not found; check that it is correct and enabled.")
+	}
 	if !ok {
-		return errorf("AuthFailure.SecretIdNotFound", "The SecretId is not found; check that it is correct and enabled.")
+		key = temp.key
 	}
 	ts := r.Header.Get("X-TC-Timestamp")
 	if ts == "" {
-		return errorf("MissingParameter", "The request is missing a required parameter `Timestamp`.")
+		return "", errorf("MissingParameter", "The request is missing a required parameter `Timestamp`.")
 	}
 	sec, err := strconv.ParseInt(ts, 10, 64)
 	if err != nil {
-		return errorf("InvalidParameter", "The parameter `Timestamp` must be Unix seconds.")
+		return "", errorf("InvalidParameter", "The parameter `Timestamp` must be Unix seconds.")
 	}
 	signedAt := time.Unix(sec, 0)
 	if skew := now.Sub(signedAt); skew > maxClockSkew || skew < -maxClockSkew {
-		return errorf("AuthFailure.SignatureExpire",
+		return "", errorf("AuthFailure.SignatureExpire",
 			"The signature expired: the request timestamp %d is more than 5 minutes from the server time %d.", sec, now.Unix())
 	}
 	if a.date != signedAt.UTC().Format(scopeDateLayout) {
-		return errorf("AuthFailure.SignatureFailure",
+		return "", errorf("AuthFailure.SignatureFailure",
 			"The credential scope date %s is not the UTC date of the request timestamp.", a.date)
 	}
 
@@ -173,7 +179,7 @@ func (s *Server) verify(r *http.Request, body []byte, now time.Time) *apiError {
 	k := signingKey(key, a.date, a.service)
 	want, err := hex.DecodeString(a.signature)
 	if err != nil {
-		return errorf("AuthFailure.InvalidAuthorization", "The Authorization header is invalid: malformed Signature.")
+		return "", errorf("AuthFailure.InvalidAuthorization", "The Authorization header is invalid: malformed Signature.")
 	}
 	// Go signs the Host header as sent (with the port); Node signs the host
 	// name without it (reference §2.5). The documentation lowercases header
@@ -187,11 +193,11 @@ func (s *Server) verify(r *http.Request, body []byte, now time.Time) *apiError {
 			cr := canonicalRequest(r.Method, r.URL.RawQuery, headers, a.signedHeaders, payloadHash)
 			got := hmacSHA256(k, stringToSign(ts, a.date, a.service, sha256Hex([]byte(cr))))
 			if hmac.Equal(got, want) {
-				return nil
+				return a.service, checkToken(temp, r.Header.Get("X-TC-Token"), now)
 			}
 		}
 	}
-	return errorf("AuthFailure.SignatureFailure",
+	return "", errorf("AuthFailure.SignatureFailure",
 		"The provided credentials could not be validated; check your signature is correct.")
 }
 

@@ -146,7 +146,7 @@ func TestVerifyVectors(t *testing.T) {
 					if tt.req != nil {
 						r = tt.req()
 					}
-					e := s.verify(r, []byte(orDefault(tt.body, v.body)), tt.now)
+					_, e := s.verify(r, []byte(orDefault(tt.body, v.body)), tt.now)
 					got := ""
 					if e != nil {
 						got = e.Code
@@ -214,11 +214,11 @@ func TestVerifyExtraSignedHeader(t *testing.T) {
 	r.Header.Set("X-TC-Action", "DescribeInstances")
 	r.Header.Set("X-TC-Timestamp", "1551113065")
 	r.Header.Set("Authorization", "TC3-HMAC-SHA256 Credential="+vectorSecretID+"/2019-02-25/lighthouse/tc3_request, SignedHeaders="+signed+", Signature="+sig)
-	if e := s.verify(r, []byte(body), now); e != nil {
+	if _, e := s.verify(r, []byte(body), now); e != nil {
 		t.Errorf("verify(signed with x-tc-action) = %v, want accepted", e)
 	}
 	r.Header.Set("X-TC-Action", "ResetInstance")
-	if e := s.verify(r, []byte(body), now); e == nil || e.Code != "AuthFailure.SignatureFailure" {
+	if _, e := s.verify(r, []byte(body), now); e == nil || e.Code != "AuthFailure.SignatureFailure" {
 		t.Errorf("verify(x-tc-action changed after signing) = %v, want AuthFailure.SignatureFailure", e)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
+	"slices"
 	"time"
 )
 
@@ -28,6 +29,11 @@ type operation struct {
 	ends        time.Time
 	result      string // SUCCESS or FAILED
 	target      *image // ResetInstance: the image installed on SUCCESS
+	// keyIDs, when not nil, are the key pairs bound on SUCCESS
+	// (ResetInstance with LoginConfiguration).
+	keyIDs *[]string
+	// agentLost means the TAT agent does not come back after it.
+	agentLost bool
 }
 
 func newOperation(name, requestID string, started, ends time.Time, result string, target *image) operation {
@@ -50,16 +56,22 @@ type instance struct {
 	bundleID, uuid, diskID   string
 	privateIP, publicIP      string
 	createdText, expiresText string
+	tags                     []wireTag
 
-	// img and state are the installed image and InstanceState before op
-	// takes effect; see current.
-	img   image
-	state string
-	op    operation
+	// stateUntil is when state becomes stateThen, if stateThen is set.
+	stateUntil time.Time
+	stateThen  string
+
+	// img, state and keyIDs are the installed image, InstanceState and
+	// bound key pairs before op takes effect; see current.
+	img    image
+	state  string
+	keyIDs []string
+	op     operation
 	// prev is the operation op replaced, shown during VisibilityLag.
 	prev operation
-	// resets are the RequestIds of the resets applied, in order.
-	resets []string
+	// resets are the resets applied, in order.
+	resets []ResetRecord
 }
 
 // newInstance builds the emulated instance for a filled Instance. Derived
@@ -76,14 +88,47 @@ func newInstance(in Instance, start time.Time) *instance {
 		publicIP:  fmt.Sprintf("170.106.%d.%d", r.IntN(256), 2+r.IntN(250)),
 		img:       image{blueprintID: in.BlueprintID, osName: in.OsName, platform: in.Platform},
 		state:     in.State,
+		keyIDs:    slices.Clone(in.KeyIDs),
+		tags:      make([]wireTag, len(in.Tags)),
+	}
+	for i, t := range in.Tags {
+		it.tags[i] = wireTag(t)
+	}
+	it.bundleID = orDefault(in.BundleID, it.bundleID)
+	it.privateIP = orDefault(in.PrivateIP, it.privateIP)
+	it.publicIP = orDefault(in.PublicIP, it.publicIP)
+	if in.StateFor > 0 {
+		it.stateUntil, it.stateThen = start.Add(in.StateFor), in.StateThen
 	}
 	created := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(r.Int64N(365*24*3600)) * time.Second)
 	it.createdText, it.expiresText = formatTime(created), formatTime(created.AddDate(1, 0, 0))
 	it.op = newOperation("StartInstances", uuidFrom(r), created, created, opSuccess, nil)
+	if op := transitionOperations[in.State]; in.StateFor > 0 && op != "" {
+		it.op = newOperation(op, uuidFrom(r), start, it.stateUntil, opSuccess, nil)
+	}
 	if in.BusyFor > 0 {
 		it.op = newOperation("RebootInstances", uuidFrom(r), start, start.Add(in.BusyFor), opSuccess, nil)
 	}
 	return it
+}
+
+// transitionOperations name the operation behind a transitional state.
+var transitionOperations = map[string]string{"STOPPING": "StopInstances", "STARTING": "StartInstances", "REBOOTING": "RebootInstances"}
+
+// baseState is InstanceState at now before op takes effect.
+func (in *instance) baseState(now time.Time) string {
+	if in.stateThen != "" && !now.Before(in.stateUntil) {
+		return in.stateThen
+	}
+	return in.state
+}
+
+// keys returns the key pairs bound at now.
+func (in *instance) keys(now time.Time) []string {
+	if in.op.keyIDs != nil && in.op.state(now) == opSuccess {
+		return *in.op.keyIDs
+	}
+	return in.keyIDs
 }
 
 // current returns the installed image and InstanceState at now, with the
@@ -92,7 +137,7 @@ func (in *instance) current(now time.Time) (image, string) {
 	if in.op.target != nil && in.op.state(now) == opSuccess {
 		return *in.op.target, stateRunning
 	}
-	return in.img, in.state
+	return in.img, in.baseState(now)
 }
 
 // shown returns what DescribeInstances shows at now: within lag of the
@@ -100,7 +145,7 @@ func (in *instance) current(now time.Time) (image, string) {
 // from before it.
 func (in *instance) shown(now time.Time, lag time.Duration) (*operation, image, string) {
 	if lag > 0 && in.prev.name != "" && now.Before(in.op.started.Add(lag)) {
-		return &in.prev, in.img, in.state
+		return &in.prev, in.img, in.baseState(now)
 	}
 	img, state := in.current(now)
 	return &in.op, img, state
@@ -109,6 +154,13 @@ func (in *instance) shown(now time.Time, lag time.Duration) (*operation, image, 
 // view is the instance as DescribeInstances shows it at now.
 func (in *instance) view(now time.Time, lag time.Duration) wireInstance {
 	op, img, state := in.shown(now, lag)
+	keys := in.keyIDs
+	if op == &in.op {
+		keys = in.keys(now)
+	}
+	if keys == nil {
+		keys = []string{}
+	}
 	return wireInstance{
 		InstanceID:         in.ID,
 		BundleID:           in.bundleID,
@@ -130,8 +182,8 @@ func (in *instance) view(now time.Time, lag time.Duration) wireInstance {
 			PublicIPAssigned:        true,
 		},
 		RenewFlag:                  "NOTIFY_AND_MANUAL_RENEW",
-		LoginSettings:              wireLoginSettings{KeyIDs: []string{}},
-		Tags:                       []wireTag{},
+		LoginSettings:              wireLoginSettings{KeyIDs: keys},
+		Tags:                       in.tags,
 		InstanceState:              state,
 		UUID:                       in.uuid,
 		LatestOperation:            op.name,

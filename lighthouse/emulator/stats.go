@@ -13,8 +13,36 @@ type Stats struct {
 	// it (accepted, including those whose answer a fault then spoiled), in
 	// the order they were applied. Instances never reset are absent.
 	Resets map[string][]string
+	// ResetLog maps an instance ID to the resets applied to it, in order,
+	// with what each did to the login settings. It never holds a password.
+	ResetLog map[string][]ResetRecord
+	// AssumedRoles lists the AssumeRole calls that handed out temporary
+	// credentials, in order.
+	AssumedRoles []AssumedRole
+	// Invocations lists the RunCommand invocations accepted, in order.
+	Invocations []InvocationRecord
 	// Actions maps an action name, as sent in X-TC-Action, to its counts.
 	Actions map[string]ActionStats
+}
+
+// ResetRecord is one reset the emulator applied. A password given in
+// LoginConfiguration is checked and then forgotten: only PasswordSet says
+// there was one.
+type ResetRecord struct {
+	// RequestID is the RequestId of the ResetInstance call.
+	RequestID string
+	// BlueprintID is the image the reset installs.
+	BlueprintID string
+	// KeyIDs are LoginConfiguration.KeyIds, bound when the reset succeeds;
+	// nil when the call gave none.
+	KeyIDs []string
+	// PasswordSet reports that LoginConfiguration.Password was given.
+	PasswordSet bool
+	// AutoGeneratePassword reports LoginConfiguration.AutoGeneratePassword
+	// YES.
+	AutoGeneratePassword bool
+	// Containers counts the Containers the call gave.
+	Containers int
 }
 
 // ActionStats counts the calls of one action.
@@ -140,13 +168,27 @@ func (rc *recorder) snapshot() map[string]ActionStats {
 // Stats returns a copy of what the emulator has seen so far. It is safe for
 // concurrent use.
 func (s *Server) Stats() Stats {
-	st := Stats{Resets: make(map[string][]string), Actions: s.stats.snapshot()}
+	st := Stats{Resets: make(map[string][]string), ResetLog: make(map[string][]ResetRecord), Actions: s.stats.snapshot()}
+	s.tempMu.RLock()
+	st.AssumedRoles = slices.Clone(s.assumed)
+	s.tempMu.RUnlock()
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	for _, in := range s.instances {
-		if len(in.resets) > 0 {
-			st.Resets[in.ID] = slices.Clone(in.resets)
+		if len(in.resets) == 0 {
+			continue
 		}
+		ids := make([]string, len(in.resets))
+		log := make([]ResetRecord, len(in.resets))
+		for i, r := range in.resets {
+			ids[i] = r.RequestID
+			r.KeyIDs = slices.Clone(r.KeyIDs)
+			log[i] = r
+		}
+		st.Resets[in.ID], st.ResetLog[in.ID] = ids, log
+	}
+	for _, inv := range s.invocations {
+		st.Invocations = append(st.Invocations, inv.record())
 	}
 	return st
 }
