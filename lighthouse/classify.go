@@ -18,10 +18,18 @@ const (
 const codeTokenFailure = "AuthFailure.TokenFailure"
 
 // classes holds every code of lighthouse-api.md §8 (§8.1 ResetInstance, §8.2
-// Describe*, §8.3 common and client-side codes), with its class as seen by
-// ResetInstance. Where the reference says "A, then P" or "R then F", the
-// first letter is kept: the runner caps the retries. ClassAmbiguous becomes
-// ClassRetryable for read-only actions (see Classify).
+// Describe*, §8.3 common and client-side codes) and more-apis.md §1b, with
+// its class as seen by ResetInstance. Where the reference says "A, then P"
+// or "R then F", the first letter is kept: the runner caps the retries.
+// ClassAmbiguous becomes ClassRetryable for read-only actions (see
+// Classify).
+//
+// The login-setting codes (a key pair, a password, a generated password)
+// are ClassPermanent where the reference proposes F: whether they succeed
+// depends on the instance (key pairs belong to one region, Windows takes no
+// keys and longer passwords), so one instance's refusal says nothing about
+// the next. A whole run misconfigured fails them one by one, within the
+// runner's failure budget.
 var classes = map[string]Class{
 	// §8.1 ResetInstance.
 	"FailedOperation":                                    ClassAmbiguous,
@@ -35,7 +43,7 @@ var classes = map[string]Class{
 	"InvalidParameterValue.Duplicated":                   ClassFatal,
 	"InvalidParameterValue.InstanceIdMalformed":          ClassPermanent,
 	"InvalidParameterValue.InvalidParameterCombination":  ClassFatal,
-	"InvalidParameterValue.InvalidPassword":              ClassFatal,
+	"InvalidParameterValue.InvalidPassword":              ClassPermanent,
 	"InvalidParameterValue.LimitExceeded":                ClassFatal,
 	"InvalidParameterValue.NotAllowToChangePlatformType": ClassPermanent,
 	"InvalidParameterValue.OutOfRange":                   ClassFatal,
@@ -46,16 +54,28 @@ var classes = map[string]Class{
 	"ResourceNotFound.BlueprintIdNotFound":        ClassFatal,
 	"ResourceNotFound.InstanceIdNotFound":         ClassPermanent,
 	"ResourceNotFound.InstanceNotFound":           ClassPermanent,
-	"ResourceNotFound.KeyPairNotFound":            ClassFatal,
+	"ResourceNotFound.KeyPairNotFound":            ClassPermanent,
 	// The reference distinguishes SYNCING (wait) from the rest (fatal); the
 	// runner's blueprint pre-check settles that, so one instance is enough.
 	"ResourceUnavailable.BlueprintUnavailable": ClassPermanent,
 	"UnauthorizedOperation.MFANotFound":        ClassFatal,
 	"UnauthorizedOperation.NoPermission":       ClassFatal,
-	// Transitional states are rechecked by the runner with DescribeInstances.
-	"UnsupportedOperation.InvalidInstanceState":      ClassPermanent,
+	// The API gives it for transitional states (PENDING, STARTING,
+	// STOPPING, REBOOTING, ENTER_RESCUE_MODE, EXIT_RESCUE_MODE), which
+	// pass by themselves, as for final ones; the code cannot tell them
+	// apart, so it waits: the caller bounds the wait, and DescribeInstances
+	// tells which (see Transitional).
+	"UnsupportedOperation.InvalidInstanceState":      ClassBusy,
 	"UnsupportedOperation.LatestOperationUnfinished": ClassBusy,
 	"UnsupportedOperation.SystemBusy":                ClassRetryable,
+
+	// more-apis.md §1b, newer than §8.1.
+	"InvalidParameter.GamePortalInstanceOnlySupportCurrentBlueprint": ClassPermanent,
+	"UnsupportedOperation.BlueprintTypeNotSupportOperation":          ClassPermanent,
+	"UnsupportedOperation.InstanceDisplayAreaNotSupportOperation":    ClassPermanent,
+	"UnsupportedOperation.OperationNotSupportAutoGeneratePassword":   ClassPermanent,
+	// more-apis.md §1c: the disk is busy with a snapshot.
+	"UnsupportedOperation.DiskBusy": ClassBusy,
 
 	// §8.2 DescribeInstances and DescribeBlueprints, beyond the codes above.
 	"InvalidParameter.FilterValueLimitExceeded":          ClassFatal,
@@ -72,7 +92,10 @@ var classes = map[string]Class{
 	"InvalidParameterValue.Negative":                     ClassFatal,
 	// The reference says "refresh credentials once, then F"; nothing here
 	// refreshes them.
-	"UnauthorizedOperation.TokenInvalid":                 ClassFatal,
+	"UnauthorizedOperation.TokenInvalid": ClassFatal,
+	// The reference says "refresh temporary credentials once, then F"; the
+	// Client does the refresh (see Client.call).
+	codeTokenFailure: ClassFatal,
 	"FailedOperation.DescribeBlueprintsFailed":           ClassRetryable,
 	"InvalidParameterValue.InvalidBlueprintPlatformType": ClassFatal,
 	"InvalidParameterValue.InvalidBlueprintState":        ClassFatal,
@@ -94,7 +117,6 @@ var classes = map[string]Class{
 	"AuthFailure.MFAFailure":                            ClassFatal,
 	"AuthFailure.UnauthorizedOperation":                 ClassFatal,
 	"AuthFailure.SignatureExpire":                       ClassFatal,
-	"AuthFailure.TokenFailure":                          ClassFatal,
 	"AuthFailure.InvalidRegion":                         ClassFatal,
 	"UnauthorizedOperation":                             ClassFatal,
 	"IpInBlacklist":                                     ClassFatal,
@@ -133,28 +155,26 @@ var classes = map[string]Class{
 }
 
 // Classify returns the class of an error code returned by action, following
-// lighthouse-api.md §8. For a read-only action (Describe*) nothing is
-// ambiguous: what would be ClassAmbiguous for ResetInstance is
-// ClassRetryable. A code not in the reference takes the class of its prefix
-// (the part before the first '.') when that is a common code; otherwise
-// InvalidParameter*, MissingParameter* and UnknownParameter* codes are
-// ClassFatal, and anything else is ClassAmbiguous (ClassRetryable for reads),
-// since an unknown failure of a reset may have reset the instance.
+// lighthouse-api.md §8 and more-apis.md §1b. For a read-only action
+// (Describe*, GetResources, AssumeRole) nothing is ambiguous: what would be
+// ClassAmbiguous is ClassRetryable.
+//
+// A code not in the table is judged by its prefix (the part before the
+// first '.'). For a read-only action it takes the class of its prefix when
+// that is a common code; otherwise InvalidParameter*, MissingParameter* and
+// UnknownParameter* codes are ClassFatal and anything else ClassRetryable.
+// For an action that changes something (ResetInstance, RunCommand), an
+// unknown code is never taken to mean the action did not run unless its
+// family says so: the API checks signatures and CAM (AuthFailure.*,
+// UnauthorizedOperation.*), throttles (RequestLimitExceeded.*) and
+// validates parameters (InvalidParameter*, MissingParameter*,
+// UnknownParameter*) before acting; ResourceInUse.* waits and reconciles
+// first anyway. Any other unknown code is ClassAmbiguous, since an unknown
+// failure of a reset may have reset the instance.
 func Classify(action, code string) Class {
 	c, ok := classes[code]
 	if !ok {
-		prefix, _, _ := strings.Cut(code, ".")
-		c, ok = classes[prefix]
-	}
-	if !ok {
-		switch {
-		case strings.HasPrefix(code, "InvalidParameter"),
-			strings.HasPrefix(code, "MissingParameter"),
-			strings.HasPrefix(code, "UnknownParameter"):
-			c = ClassFatal
-		default:
-			c = ClassAmbiguous
-		}
+		c = classifyUnknown(action, code)
 	}
 	if c == ClassAmbiguous && readOnly(action) {
 		return ClassRetryable
@@ -162,7 +182,56 @@ func Classify(action, code string) Class {
 	return c
 }
 
+// refusalFamilies are the common codes whose every sub-code the API
+// returns before it acts.
+var refusalFamilies = map[string]bool{
+	"AuthFailure":           true,
+	"UnauthorizedOperation": true,
+	"RequestLimitExceeded":  true,
+	"ResourceInUse":         true,
+}
+
+// classifyUnknown classifies a code not in classes.
+func classifyUnknown(action, code string) Class {
+	prefix, _, _ := strings.Cut(code, ".")
+	switch {
+	case strings.HasPrefix(code, "InvalidParameter"),
+		strings.HasPrefix(code, "MissingParameter"),
+		strings.HasPrefix(code, "UnknownParameter"):
+		return ClassFatal
+	case readOnly(action) || refusalFamilies[prefix]:
+		if c, ok := classes[prefix]; ok {
+			return c
+		}
+	}
+	return ClassAmbiguous
+}
+
 // readOnly reports whether action only reads, so that resending it is safe.
+// AssumeRole hands out a new key each time and changes nothing else.
 func readOnly(action string) bool {
-	return strings.HasPrefix(action, "Describe")
+	return strings.HasPrefix(action, "Describe") || action == ActionGetResources || action == ActionAssumeRole
+}
+
+// Values of Instance.InstanceState the instance leaves by itself.
+const (
+	StatePending         = "PENDING"
+	StateStarting        = "STARTING"
+	StateStopping        = "STOPPING"
+	StateRebooting       = "REBOOTING"
+	StateEnterRescueMode = "ENTER_RESCUE_MODE"
+	StateExitRescueMode  = "EXIT_RESCUE_MODE"
+)
+
+// Transitional reports whether state, an Instance.InstanceState, is one the
+// instance leaves by itself, so that a reset refused in it
+// (UnsupportedOperation.InvalidInstanceState) is worth waiting for. The
+// other states that refuse a reset (SHUTDOWN, TERMINATING, DELETING,
+// FREEZING, LAUNCH_FAILED, RESCUE_MODE) last until someone acts.
+func Transitional(state string) bool {
+	switch state {
+	case StatePending, StateStarting, StateStopping, StateRebooting, StateEnterRescueMode, StateExitRescueMode:
+		return true
+	}
+	return false
 }

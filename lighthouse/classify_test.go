@@ -11,8 +11,8 @@ const (
 	A = ClassAmbiguous
 )
 
-// referenceCodes lists every code of lighthouse-api.md §8 with its class for
-// ResetInstance and for a Describe action.
+// referenceCodes lists every code of lighthouse-api.md §8 and more-apis.md
+// §1b with its class for ResetInstance and for a read-only action.
 var referenceCodes = []struct {
 	code            string
 	reset, describe Class
@@ -29,7 +29,7 @@ var referenceCodes = []struct {
 	{"InvalidParameterValue.Duplicated", F, F},
 	{"InvalidParameterValue.InstanceIdMalformed", P, P},
 	{"InvalidParameterValue.InvalidParameterCombination", F, F},
-	{"InvalidParameterValue.InvalidPassword", F, F},
+	{"InvalidParameterValue.InvalidPassword", P, P},
 	{"InvalidParameterValue.LimitExceeded", F, F},
 	{"InvalidParameterValue.NotAllowToChangePlatformType", P, P},
 	{"InvalidParameterValue.OutOfRange", F, F},
@@ -39,13 +39,20 @@ var referenceCodes = []struct {
 	{"ResourceNotFound.BlueprintIdNotFound", F, F},
 	{"ResourceNotFound.InstanceIdNotFound", P, P},
 	{"ResourceNotFound.InstanceNotFound", P, P},
-	{"ResourceNotFound.KeyPairNotFound", F, F},
+	{"ResourceNotFound.KeyPairNotFound", P, P},
 	{"ResourceUnavailable.BlueprintUnavailable", P, P},
 	{"UnauthorizedOperation.MFANotFound", F, F},
 	{"UnauthorizedOperation.NoPermission", F, F},
-	{"UnsupportedOperation.InvalidInstanceState", P, P},
+	{"UnsupportedOperation.InvalidInstanceState", W, W},
 	{"UnsupportedOperation.LatestOperationUnfinished", W, W},
 	{"UnsupportedOperation.SystemBusy", R, R},
+
+	// more-apis.md §1b and §1c.
+	{"InvalidParameter.GamePortalInstanceOnlySupportCurrentBlueprint", P, P},
+	{"UnsupportedOperation.BlueprintTypeNotSupportOperation", P, P},
+	{"UnsupportedOperation.InstanceDisplayAreaNotSupportOperation", P, P},
+	{"UnsupportedOperation.OperationNotSupportAutoGeneratePassword", P, P},
+	{"UnsupportedOperation.DiskBusy", W, W},
 
 	// §8.2 DescribeInstances.
 	{"InvalidParameter.FilterValueLimitExceeded", F, F},
@@ -134,7 +141,12 @@ func TestClassifyReferenceCodes(t *testing.T) {
 		if got := Classify(ActionResetInstance, tt.code); got != tt.reset {
 			t.Errorf("Classify(ResetInstance, %s) = %v, want %v", tt.code, got, tt.reset)
 		}
-		for _, action := range []string{ActionDescribeInstances, ActionDescribeBlueprints, ActionDescribeResetInstanceBlueprints} {
+		if got := Classify(ActionRunCommand, tt.code); got != tt.reset {
+			t.Errorf("Classify(RunCommand, %s) = %v, want %v", tt.code, got, tt.reset)
+		}
+		for _, action := range []string{ActionDescribeInstances, ActionDescribeBlueprints, ActionDescribeResetInstanceBlueprints,
+			ActionDescribeKeyPairs, ActionDescribeRegions, ActionGetResources, ActionDescribeAutomationAgentStatus,
+			ActionDescribeInvocationTasks, ActionAssumeRole} {
 			if got := Classify(action, tt.code); got != tt.describe {
 				t.Errorf("Classify(%s, %s) = %v, want %v", action, tt.code, got, tt.describe)
 			}
@@ -147,6 +159,9 @@ func TestClassifyReferenceCodes(t *testing.T) {
 	}
 }
 
+// TestClassifyFallback checks codes the reference does not list: an action
+// that changes something takes them as ambiguous unless their family is
+// refused before the API acts; a read-only action takes its family's class.
 func TestClassifyFallback(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -156,27 +171,50 @@ func TestClassifyFallback(t *testing.T) {
 		{"RequestLimitExceeded.NewLimit", R, R},
 		{"AuthFailure.Something", F, F},
 		{"UnauthorizedOperation.Something", F, F},
-		{"ResourceUnavailable.Something", R, R},
-		{"ResourceNotFound.Something", P, P},
-		{"UnsupportedOperation.Something", P, P},
 		{"ResourceInUse.Something", W, W},
-		{"InternalError.Something", A, R},
-		{"FailedOperation.Something", A, R},
 		{"InvalidParameterValue.Something", F, F},
 		{"InvalidParameterCombination", F, F},
 		{"MissingParameterX.Y", F, F},
 		{"UnknownParameterX", F, F},
+		// Families the API may return after it acted, for all we know.
+		{"ResourceUnavailable.Something", A, R},
+		{"ResourceInsufficient.Something", A, R},
+		{"ResourceNotFound.Something", A, P},
+		{"UnsupportedOperation.Something", A, P},
+		{"LimitExceeded.Something", A, F},
+		{"InternalError.Something", A, R},
+		{"FailedOperation.Something", A, R},
 		{"OperationDenied.Something", A, R},
 		{"ClientError.Something", A, R},
 		{"SomethingNew", A, R},
 		{"", A, R},
 	}
 	for _, tt := range tests {
-		if got := Classify(ActionResetInstance, tt.code); got != tt.reset {
-			t.Errorf("Classify(ResetInstance, %q) = %v, want %v", tt.code, got, tt.reset)
+		for _, action := range []string{ActionResetInstance, ActionRunCommand} {
+			if got := Classify(action, tt.code); got != tt.reset {
+				t.Errorf("Classify(%s, %q) = %v, want %v", action, tt.code, got, tt.reset)
+			}
 		}
-		if got := Classify(ActionDescribeInstances, tt.code); got != tt.describe {
-			t.Errorf("Classify(DescribeInstances, %q) = %v, want %v", tt.code, got, tt.describe)
+		for _, action := range []string{ActionDescribeInstances, ActionGetResources, ActionAssumeRole} {
+			if got := Classify(action, tt.code); got != tt.describe {
+				t.Errorf("Classify(%s, %q) = %v, want %v", action, tt.code, got, tt.describe)
+			}
+		}
+	}
+}
+
+func TestTransitional(t *testing.T) {
+	t.Parallel()
+	// Every documented InstanceState (lighthouse-api.md §5.1).
+	want := map[string]bool{
+		"PENDING": true, "STARTING": true, "STOPPING": true, "REBOOTING": true,
+		"ENTER_RESCUE_MODE": true, "EXIT_RESCUE_MODE": true,
+		"RUNNING": false, "STOPPED": false, "LAUNCH_FAILED": false, "SHUTDOWN": false,
+		"TERMINATING": false, "DELETING": false, "FREEZING": false, "RESCUE_MODE": false, "": false,
+	}
+	for state, w := range want {
+		if got := Transitional(state); got != w {
+			t.Errorf("Transitional(%q) = %v, want %v", state, got, w)
 		}
 	}
 }
