@@ -1,8 +1,14 @@
 package emulator
 
 import (
+	"encoding/csv"
 	"fmt"
+	"hash/fnv"
+	"io"
+	"math"
 	"math/rand/v2"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -33,6 +39,74 @@ type FleetOptions struct {
 	OtherPlatform int
 	// BusyFor is how long busy instances stay OPERATING; zero means 30s.
 	BusyFor time.Duration
+	// Tags are spread over the instances by share: for each key, its values
+	// go to disjoint random sets of instances of the stated sizes (rounded
+	// so the counts add up), and the rest of the fleet lacks the key.
+	// ParseTagShares reads them from text. Nil means no tags.
+	Tags []TagShare
+}
+
+// TagShare is a tag and the share of a fleet that carries it.
+type TagShare struct {
+	Key, Value string
+	// Percent of the instances, 0..100.
+	Percent float64
+}
+
+// ParseTagShares parses a list of tag shares such as
+// "env=staging:30%,env=prod:70%". Each key's shares may add up to at most
+// 100%; several keys are independent of each other.
+func ParseTagShares(spec string) ([]TagShare, error) {
+	var out []TagShare
+	total := map[string]float64{}
+	for item := range strings.SplitSeq(spec, ",") {
+		item = strings.TrimSpace(item)
+		tag, share, ok := strings.Cut(item, ":")
+		key, value, hasValue := strings.Cut(tag, "=")
+		pct, isPct := strings.CutSuffix(share, "%")
+		if !ok || !hasValue || !isPct || key == "" {
+			return nil, fmt.Errorf("tag share %q: want key=value:N%%", item)
+		}
+		p, err := strconv.ParseFloat(pct, 64)
+		if err != nil || !(p >= 0 && p <= 100) {
+			return nil, fmt.Errorf("tag share %q: percent not in 0..100", item)
+		}
+		if total[key] += p; total[key] > 100 {
+			return nil, fmt.Errorf("tag share %q: shares of key %q add up to more than 100%%", item, key)
+		}
+		out = append(out, TagShare{Key: key, Value: value, Percent: p})
+	}
+	return out, nil
+}
+
+// assignTags gives all the tags of shares, each key's values to disjoint
+// random sets drawn from a source of its own, so that tags change no other
+// property of the fleet.
+func assignTags(all []Instance, shares []TagShare, seed int64) {
+	var keys []string
+	byKey := map[string][]TagShare{}
+	for _, sh := range shares {
+		if byKey[sh.Key] == nil {
+			keys = append(keys, sh.Key)
+		}
+		byKey[sh.Key] = append(byKey[sh.Key], sh)
+	}
+	n := len(all)
+	for _, key := range keys {
+		h := fnv.New64a()
+		h.Write([]byte(key))
+		r := rand.New(rand.NewPCG(uint64(seed), h.Sum64()))
+		perm := r.Perm(n)
+		cum, lo := 0.0, 0
+		for _, sh := range byKey[key] {
+			cum += sh.Percent
+			hi := min(n, int(math.Round(cum*float64(n)/100)))
+			for _, i := range perm[lo:hi] {
+				all[i].Tags = append(all[i].Tags, Tag{Key: key, Value: sh.Value})
+			}
+			lo = hi
+		}
+	}
 }
 
 // Seed names an instance the fleet must have and the blueprint it will be
@@ -134,6 +208,47 @@ func shape(in *Instance, cat category, opts FleetOptions, windows Blueprint) boo
 // so GenerateFleet(n, FleetOptions{Seed: s}) lists every ID, including
 // those a call with the same seed and Missing > 0 leaves out.
 func GenerateFleet(n int, opts FleetOptions) ([]Instance, []Blueprint) {
+	all, keep, blueprints := generate(n, opts)
+	instances := make([]Instance, 0, len(all))
+	for i := range all {
+		if keep[i] {
+			instances = append(instances, all[i])
+		}
+	}
+	return instances, blueprints
+}
+
+// FleetJobs returns the jobs of the fleet GenerateFleet(n, opts) makes: one
+// per instance, the Missing ones included, each to be reset to the
+// fleet's target blueprint (Blueprints[0]) in its region. WriteJobs writes
+// them as a jobs CSV.
+func FleetJobs(n int, opts FleetOptions) []Seed {
+	all, _, blueprints := generate(n, opts)
+	jobs := make([]Seed, len(all))
+	for i, in := range all {
+		jobs[i] = Seed{InstanceID: in.ID, BlueprintID: blueprints[0].ID, Region: in.Region}
+	}
+	return jobs
+}
+
+// WriteJobs writes jobs as a jobs CSV with the header
+// instance_id,blueprint_id,region, the format batchreset run --jobs reads.
+func WriteJobs(w io.Writer, jobs []Seed) error {
+	cw := csv.NewWriter(w)
+	cw.Write([]string{"instance_id", "blueprint_id", "region"})
+	for _, j := range jobs {
+		cw.Write([]string{j.InstanceID, j.BlueprintID, j.Region})
+	}
+	cw.Flush()
+	if err := cw.Error(); err != nil {
+		return fmt.Errorf("write jobs: %w", err)
+	}
+	return nil
+}
+
+// generate makes GenerateFleet's n instances, reporting which stay in the
+// fleet (the Missing ones do not), and its blueprints.
+func generate(n int, opts FleetOptions) (all []Instance, keep []bool, blueprints []Blueprint) {
 	n = max(n, 0)
 	r := fleetRand(opts.Seed)
 	regions := opts.Regions
@@ -141,7 +256,7 @@ func GenerateFleet(n int, opts FleetOptions) ([]Instance, []Blueprint) {
 		regions = []string{defaultRegion}
 	}
 	target, current, windows := fleetBlueprints(r, map[string]bool{})
-	all := make([]Instance, n)
+	all = make([]Instance, n)
 	ids := make(map[string]bool, n)
 	for i := range all {
 		id := "lhins-" + randomSuffix(r)
@@ -166,13 +281,12 @@ func GenerateFleet(n int, opts FleetOptions) ([]Instance, []Blueprint) {
 		}
 	}
 	cats := categories(r, n, opts)
-	instances := make([]Instance, 0, n)
+	assignTags(all, opts.Tags, opts.Seed)
+	keep = make([]bool, n)
 	for i := range all {
-		if shape(&all[i], cats[i], opts, windows) {
-			instances = append(instances, all[i])
-		}
+		keep[i] = shape(&all[i], cats[i], opts, windows)
 	}
-	return instances, []Blueprint{target, current, windows}
+	return all, keep, []Blueprint{target, current, windows}
 }
 
 // SeedFleet returns a fleet holding every instance seeds name, less

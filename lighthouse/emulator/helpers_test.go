@@ -85,6 +85,13 @@ func setup(t *testing.T, cfg emulator.Config) *bundle {
 // not nil, changes the profile first.
 func newClient(t testing.TB, srv *httptest.Server, secretID, secretKey, region string, edit func(*profile.ClientProfile)) *common.Client {
 	t.Helper()
+	return newCredentialClient(t, srv, common.NewCredential(secretID, secretKey), region, edit)
+}
+
+// newCredentialClient is newClient for any credential, such as a
+// temporary one with a token.
+func newCredentialClient(t testing.TB, srv *httptest.Server, cred common.CredentialIface, region string, edit func(*profile.ClientProfile)) *common.Client {
+	t.Helper()
 	cpf := profile.NewClientProfile()
 	cpf.HttpProfile.ReqMethod = http.MethodPost
 	cpf.HttpProfile.Scheme = "http"
@@ -99,7 +106,7 @@ func newClient(t testing.TB, srv *httptest.Server, secretID, secretKey, region s
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	t.Cleanup(tr.CloseIdleConnections)
-	return common.NewCommonClient(common.NewCredential(secretID, secretKey), region, cpf).WithHttpTransport(tr)
+	return common.NewCommonClient(cred, region, cpf).WithHttpTransport(tr)
 }
 
 // send calls action with params through c and decodes the "Response"
@@ -116,7 +123,21 @@ func sendVersion(t testing.TB, c *common.Client, version, action string, params 
 
 func sendContext(ctx context.Context, t testing.TB, c *common.Client, version, action string, params map[string]any, out any) error {
 	t.Helper()
-	req := tchttp.NewCommonRequest("lighthouse", version, action)
+	return sendService(ctx, t, c, "lighthouse", version, action, params, out)
+}
+
+// Services and versions other than Lighthouse's.
+const (
+	stsVersion = "2018-08-13"
+	tagVersion = "2018-08-13"
+	tatVersion = "2020-10-28"
+)
+
+// sendService calls action of service (which the SDK signs as the credential
+// scope) through c and decodes the "Response" object into out.
+func sendService(ctx context.Context, t testing.TB, c *common.Client, service, version, action string, params map[string]any, out any) error {
+	t.Helper()
+	req := tchttp.NewCommonRequest(service, version, action)
 	req.SetContext(ctx)
 	if params == nil {
 		params = map[string]any{}
@@ -311,5 +332,9 @@ func testBlueprints() []emulator.Blueprint {
 
 // noLimits lifts every rate limit.
 func noLimits() map[string]int {
-	return map[string]int{"ResetInstance": -1, "DescribeInstances": -1, "DescribeBlueprints": -1, "DescribeResetInstanceBlueprints": -1}
+	limits := emulator.DefaultRateLimits()
+	for action := range limits {
+		limits[action] = -1
+	}
+	return limits
 }

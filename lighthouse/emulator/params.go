@@ -192,7 +192,8 @@ func (p params) filters(supported []string, maxValues int) ([]filter, *apiError)
 
 func supportedFilter(supported []string, name string) bool {
 	for _, s := range supported {
-		if s == name || strings.HasSuffix(s, ":") && strings.HasPrefix(name, s) && len(name) > len(s) {
+		prefix := strings.HasSuffix(s, ":")
+		if !prefix && s == name || prefix && strings.HasPrefix(name, s) && len(name) > len(s) {
 			return true
 		}
 	}
