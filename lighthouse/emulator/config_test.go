@@ -38,6 +38,22 @@ func TestNewErrors(t *testing.T) {
 		{"VisibilityLag", emulator.Config{VisibilityLag: -time.Second}, "negative"},
 		{"FailUnknownInstance", emulator.Config{FailInstances: []string{"lhins-zzzzzzzz"}}, "unknown instance"},
 		{"BadFault", emulator.Config{Faults: []emulator.Fault{{Kind: emulator.FaultError}}}, "without a Code"},
+		{"RoleARN", emulator.Config{Roles: []string{"arn:aws:iam::1:role/x"}}, "malformed ARN"},
+		{"UIN", emulator.Config{UIN: "root"}, "not a number"},
+		{"KeyPairID", emulator.Config{KeyPairs: []emulator.KeyPair{{ID: "skey-1"}}}, "malformed ID"},
+		{"DuplicateKeyPair", emulator.Config{KeyPairs: []emulator.KeyPair{{ID: "lhkp-aaaaaaaa"}, {ID: "lhkp-aaaaaaaa", Region: "ap-tokyo"}}}, "duplicate ID"},
+		{"KeyPairOtherRegion", emulator.Config{KeyPairs: []emulator.KeyPair{{ID: "lhkp-aaaaaaaa", Region: "ap-tokyo"}},
+			Instances: []emulator.Instance{{ID: "lhins-aaaaaaaa", BlueprintID: bpCurrent, KeyIDs: []string{"lhkp-aaaaaaaa"}}}}, "not in region"},
+		{"EmptyTagKey", emulator.Config{Instances: []emulator.Instance{{ID: "lhins-aaaaaaaa", BlueprintID: bpCurrent, Tags: []emulator.Tag{{Value: "x"}}}}}, "tag key"},
+		{"RepeatedTagKey", emulator.Config{Instances: []emulator.Instance{{ID: "lhins-aaaaaaaa", BlueprintID: bpCurrent, Tags: []emulator.Tag{{Key: "a"}, {Key: "a"}}}}}, "tag key"},
+		{"StateThen", emulator.Config{Instances: []emulator.Instance{{ID: "lhins-aaaaaaaa", BlueprintID: bpCurrent, StateFor: time.Second, StateThen: "NAPPING"}}}, "unknown state"},
+		{"NegativeStateFor", emulator.Config{Instances: []emulator.Instance{{ID: "lhins-aaaaaaaa", BlueprintID: bpCurrent, StateFor: -1}}}, "negative StateFor"},
+		{"AgentLossRate", emulator.Config{AgentLossRate: -0.1}, "not in 0..1"},
+		{"CommandTimeoutRate", emulator.Config{CommandTimeoutRate: 2}, "not in 0..1"},
+		{"CommandDuration", emulator.Config{CommandDuration: emulator.Duration{Min: -time.Second}}, "invalid range"},
+		{"AgentLostUnknown", emulator.Config{AgentLostInstances: []string{"lhins-zzzzzzzz"}}, "unknown instance"},
+		{"CommandFailUnknown", emulator.Config{CommandFailInstances: []string{"lhins-zzzzzzzz"}}, "unknown instance"},
+		{"CredentialLifetime", emulator.Config{CredentialLifetime: -time.Second}, "negative"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

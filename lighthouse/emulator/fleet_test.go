@@ -3,6 +3,7 @@ package emulator_test
 import (
 	"regexp"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -208,5 +209,107 @@ func TestSeedFleetOptions(t *testing.T) {
 	}
 	if diff := cmp.Diff(wantCodes, got); diff != "" {
 		t.Errorf("resets of a seeded fleet mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestParseTagShares(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		spec    string
+		want    []emulator.TagShare
+		wantErr bool
+	}{
+		{spec: "env=staging:30%,env=prod:70%", want: []emulator.TagShare{{Key: "env", Value: "staging", Percent: 30}, {Key: "env", Value: "prod", Percent: 70}}},
+		{spec: "team=web:12.5%, env=prod:100%", want: []emulator.TagShare{{Key: "team", Value: "web", Percent: 12.5}, {Key: "env", Value: "prod", Percent: 100}}},
+		{spec: "env=:10%", want: []emulator.TagShare{{Key: "env", Percent: 10}}},
+		{spec: "env=staging:60%,env=prod:70%", wantErr: true},
+		{spec: "env=prod", wantErr: true},
+		{spec: "env:30%", wantErr: true},
+		{spec: "=prod:30%", wantErr: true},
+		{spec: "env=prod:30", wantErr: true},
+		{spec: "env=prod:-1%", wantErr: true},
+		{spec: "env=prod:x%", wantErr: true},
+		{spec: "", wantErr: true},
+	}
+	for _, tt := range tests {
+		got, err := emulator.ParseTagShares(tt.spec)
+		if (err != nil) != tt.wantErr {
+			t.Errorf("ParseTagShares(%q) error = %v, want error %v", tt.spec, err, tt.wantErr)
+			continue
+		}
+		if diff := cmp.Diff(tt.want, got); diff != "" {
+			t.Errorf("ParseTagShares(%q) mismatch (-want +got):\n%s", tt.spec, diff)
+		}
+	}
+}
+
+// TestGenerateFleetTags checks exact shares per key, keys independent, and
+// that tags change nothing else of the fleet.
+func TestGenerateFleetTags(t *testing.T) {
+	t.Parallel()
+	shares, err := emulator.ParseTagShares("env=staging:30%,env=prod:70%,team=web:25%,team=db:25%")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := emulator.FleetOptions{Seed: 9, Regions: []string{"ap-guangzhou", "ap-tokyo"}, Busy: 3, Stopped: 5}
+	plain, _ := emulator.GenerateFleet(1000, opts)
+	opts.Tags = shares
+	tagged, _ := emulator.GenerateFleet(1000, opts)
+	counts := map[emulator.Tag]int{}
+	for i, in := range tagged {
+		for _, tg := range in.Tags {
+			counts[tg]++
+		}
+		in.Tags = nil
+		if diff := cmp.Diff(plain[i], in); diff != "" {
+			t.Fatalf("instance %d differs beyond its tags (-plain +tagged):\n%s", i, diff)
+		}
+	}
+	want := map[emulator.Tag]int{{Key: "env", Value: "staging"}: 300, {Key: "env", Value: "prod"}: 700, {Key: "team", Value: "web"}: 250, {Key: "team", Value: "db"}: 250}
+	if diff := cmp.Diff(want, counts); diff != "" {
+		t.Errorf("tag counts mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestFleetJobs(t *testing.T) {
+	t.Parallel()
+	opts := emulator.FleetOptions{Seed: 4, Regions: []string{"ap-guangzhou", "ap-seoul"}, Missing: 2}
+	jobs := emulator.FleetJobs(5, opts)
+	instances, blueprints := emulator.GenerateFleet(5, opts)
+	all, _ := emulator.GenerateFleet(5, emulator.FleetOptions{Seed: 4, Regions: opts.Regions})
+	if len(jobs) != 5 || len(instances) != 3 {
+		t.Fatalf("FleetJobs = %d jobs, GenerateFleet = %d instances; want 5 jobs (the missing included) for 3 instances", len(jobs), len(instances))
+	}
+	var buf strings.Builder
+	if err := emulator.WriteJobs(&buf, jobs); err != nil {
+		t.Fatal(err)
+	}
+	want := "instance_id,blueprint_id,region\n"
+	for _, in := range all {
+		want += in.ID + "," + blueprints[0].ID + "," + in.Region + "\n"
+	}
+	if buf.String() != want {
+		t.Errorf("WriteJobs wrote\n%s\nwant\n%s", buf.String(), want)
+	}
+}
+
+// TestConfigGenerate serves a generated fleet beside configured instances.
+func TestConfigGenerate(t *testing.T) {
+	t.Parallel()
+	shares, err := emulator.ParseTagShares("env=prod:50%")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := setup(t, emulator.Config{Instances: fleet(2), Blueprints: testBlueprints(), Generate: 40,
+		Fleet: emulator.FleetOptions{Seed: 2, Tags: shares}})
+	var r describeInstancesResponse
+	if err := send(t, b.client, "DescribeInstances", map[string]any{"Limit": 100}, &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.TotalCount != 42 || r.InstanceSet[0].InstanceID != "lhins-t0000000" {
+		t.Errorf("DescribeInstances = %d instances starting %s, want the 2 configured then 40 generated", r.TotalCount, r.InstanceSet[0].InstanceID)
+	}
+	if err := send(t, b.client, "DescribeInstances", map[string]any{"Filters": []any{map[string]any{"Name": "tag:env", "Values": []string{"prod"}}}}, &r); err != nil || r.TotalCount != 20 {
+		t.Errorf("DescribeInstances(tag:env=prod) = %d, %v; want 20 of the generated", r.TotalCount, err)
 	}
 }
