@@ -9,8 +9,9 @@ import (
 // DescribeResetInstanceBlueprints accepts.
 const maxFilterValues = 5
 
-// filter is the API's Filter structure; values are ORed.
-type filter struct {
+// Filter is the API's Filter structure: it matches what has one of Values
+// under Name. Filters of one call are ANDed.
+type Filter struct {
 	Name   string   `json:"Name"`
 	Values []string `json:"Values"`
 }
@@ -49,7 +50,7 @@ type describeResetInstanceBlueprintsRequest struct {
 	InstanceID string   `json:"InstanceId"`
 	Offset     int      `json:"Offset,omitempty"`
 	Limit      int      `json:"Limit"`
-	Filters    []filter `json:"Filters,omitempty"`
+	Filters    []Filter `json:"Filters,omitempty"`
 }
 
 type describeResetInstanceBlueprintsResponse struct {
@@ -72,7 +73,7 @@ func (c *Client) DescribeResetInstanceBlueprints(ctx context.Context, region, in
 	}
 	var all []ResetInstanceBlueprint
 	for chunk := range slices.Chunk(blueprintIDs, maxFilterValues) {
-		set, err := c.describeResetInstanceBlueprints(ctx, region, instanceID, []filter{{Name: "blueprint-id", Values: chunk}})
+		set, err := c.describeResetInstanceBlueprints(ctx, region, instanceID, []Filter{{Name: "blueprint-id", Values: chunk}})
 		if err != nil {
 			return nil, err
 		}
@@ -82,7 +83,7 @@ func (c *Client) DescribeResetInstanceBlueprints(ctx context.Context, region, in
 }
 
 // describeResetInstanceBlueprints returns every page of one query.
-func (c *Client) describeResetInstanceBlueprints(ctx context.Context, region, instanceID string, filters []filter) ([]ResetInstanceBlueprint, error) {
+func (c *Client) describeResetInstanceBlueprints(ctx context.Context, region, instanceID string, filters []Filter) ([]ResetInstanceBlueprint, error) {
 	var all []ResetInstanceBlueprint
 	for {
 		req := describeResetInstanceBlueprintsRequest{InstanceID: instanceID, Offset: len(all), Limit: MaxIDsPerCall, Filters: filters}

@@ -56,18 +56,22 @@ func newTestClient(t *testing.T, cfg Config) *Client {
 }
 
 var fixtureInstance = Instance{
-	InstanceID:    "lhins-ruy9d2tw",
-	BlueprintID:   "lhbp-5e8807lo",
-	BundleID:      "bundle_bw_small1_1",
-	Zone:          "ap-guangzhou-3",
-	InstanceName:  "lighthouse-test",
-	CPU:           1,
-	Memory:        1,
-	OsName:        "CentOS 7.6 64bit",
-	Platform:      "CENTOS",
-	PlatformType:  "LINUX_UNIX",
-	SystemDisk:    SystemDisk{DiskType: "CLOUD_PREMIUM", DiskSize: 50, DiskID: "lhdisk-gayq6kyd"},
-	InstanceState: "RUNNING",
+	InstanceID:       "lhins-ruy9d2tw",
+	BlueprintID:      "lhbp-5e8807lo",
+	BundleID:         "bundle_bw_small1_1",
+	Zone:             "ap-guangzhou-3",
+	InstanceName:     "lighthouse-test",
+	CPU:              1,
+	Memory:           1,
+	OsName:           "CentOS 7.6 64bit",
+	Platform:         "CENTOS",
+	PlatformType:     "LINUX_UNIX",
+	SystemDisk:       SystemDisk{DiskType: "CLOUD_PREMIUM", DiskSize: 50, DiskID: "lhdisk-gayq6kyd"},
+	PrivateAddresses: []string{"10.0.0.5"},
+	PublicAddresses:  []string{"170.106.15.201"},
+	LoginSettings:    LoginSettings{KeyIDs: []string{}},
+	Tags:             []Tag{{Key: "lighthouse", Value: "great"}},
+	InstanceState:    "RUNNING",
 
 	LatestOperation:          "StartInstances",
 	LatestOperationState:     "SUCCESS",
@@ -82,6 +86,7 @@ func TestClientDecodesFixtures(t *testing.T) {
 
 	tests := []struct {
 		name       string
+		noRegion   bool // the call names no region
 		call       func(ctx context.Context, c *Client) (any, error)
 		want       any
 		wantParams map[string]any
@@ -163,6 +168,125 @@ func TestClientDecodesFixtures(t *testing.T) {
 				"Filters":    []any{map[string]any{"Name": "blueprint-id", "Values": []any{"lhbp-m1g6ap11"}}},
 			},
 		},
+		{
+			name: "ResetInstanceWithLogin",
+			call: func(ctx context.Context, c *Client) (any, error) {
+				return c.ResetInstanceWith(ctx, testRegion, ResetInstanceRequest{
+					InstanceID:         "lhins-ruy9d2tw",
+					BlueprintID:        "lhbp-5e8807lo",
+					LoginConfiguration: &LoginConfiguration{KeyIDs: []string{"lhkp-omd12oc1"}, AutoGeneratePassword: AutoGeneratePasswordNo},
+					Containers: []ContainerConfiguration{{
+						ContainerImage: "nginx:1.27", ContainerName: "web", RestartPolicy: "always",
+						Envs:         []ContainerEnv{{Key: "MODE", Value: "prod"}},
+						PublishPorts: []ContainerPublishing{{HostPort: 80, ContainerPort: 8080, Protocol: "tcp"}},
+						Volumes:      []ContainerVolume{{ContainerPath: "/data", HostPath: "/srv/data"}},
+					}},
+				})
+			},
+			want: "cb7aaa99-b31a-4767-9d41-4ebdbdf3ba9c",
+			wantParams: map[string]any{
+				"InstanceId":         "lhins-ruy9d2tw",
+				"BlueprintId":        "lhbp-5e8807lo",
+				"LoginConfiguration": map[string]any{"KeyIds": []any{"lhkp-omd12oc1"}, "AutoGeneratePassword": "NO"},
+				"Containers": []any{map[string]any{
+					"ContainerImage": "nginx:1.27", "ContainerName": "web", "RestartPolicy": "always",
+					"Envs":         []any{map[string]any{"Key": "MODE", "Value": "prod"}},
+					"PublishPorts": []any{map[string]any{"HostPort": 80.0, "ContainerPort": 8080.0, "Protocol": "tcp"}},
+					"Volumes":      []any{map[string]any{"ContainerPath": "/data", "HostPath": "/srv/data"}},
+				}},
+			},
+		},
+		{
+			name: "FilterInstances",
+			call: func(ctx context.Context, c *Client) (any, error) {
+				return c.FilterInstances(ctx, testRegion, []Filter{{Name: FilterTag("lighthouse"), Values: []string{"great"}}, {Name: FilterZone, Values: []string{"ap-guangzhou-3"}}})
+			},
+			want: []Instance{fixtureInstance},
+			wantParams: map[string]any{
+				"Limit": 100.0,
+				"Filters": []any{
+					map[string]any{"Name": "tag:lighthouse", "Values": []any{"great"}},
+					map[string]any{"Name": "zone", "Values": []any{"ap-guangzhou-3"}},
+				},
+			},
+		},
+		{
+			name: "DescribeKeyPairs",
+			call: func(ctx context.Context, c *Client) (any, error) {
+				return c.DescribeKeyPairs(ctx, testRegion, []string{"lhkp-omd12oc1"})
+			},
+			want:       []KeyPair{{KeyID: "lhkp-omd12oc1", KeyName: "test", AssociatedInstanceIDs: []string{}, CreatedTime: "2020-04-28T23:01:47Z"}},
+			wantParams: map[string]any{"KeyIds": []any{"lhkp-omd12oc1"}, "Limit": 1.0},
+		},
+		{
+			name:     "DescribeRegions",
+			noRegion: true,
+			call: func(ctx context.Context, c *Client) (any, error) {
+				return c.DescribeRegions(ctx)
+			},
+			want: []Region{
+				{Region: "ap-guangzhou", RegionName: "South China(Guangzhou)", RegionState: RegionAvailable, IsChinaMainland: true},
+				{Region: "ap-hongkong", RegionName: "Hong Kong, Macau and Taiwan (China)(Hong Kong, China)", RegionState: RegionAvailable},
+			},
+			wantParams: map[string]any{},
+		},
+		{
+			name:     "GetResources",
+			noRegion: true,
+			call: func(ctx context.Context, c *Client) (any, error) {
+				return c.GetResources(ctx, []TagFilter{{TagKey: "env", TagValues: []string{"prod"}}})
+			},
+			want: []TaggedResource{
+				{
+					Name: ResourceName{Service: "lighthouse", Region: "ap-guangzhou", Account: "100000000001", ResourceType: "instance", ResourceID: "lhins-ruy9d2tw"},
+					Tags: []Tag{{Key: "env", Value: "prod"}},
+				},
+				{
+					Name: ResourceName{Service: "cvm", Region: "ap-singapore", Account: "100000000001", ResourceType: "instance", ResourceID: "ins-2zvpghhn"},
+					Tags: []Tag{{Key: "env", Value: "prod"}, {Key: "team", Value: "web"}},
+				},
+			},
+			wantParams: map[string]any{"MaxResults": 200.0, "TagFilters": []any{map[string]any{"TagKey": "env", "TagValue": []any{"prod"}}}},
+		},
+		{
+			name: "DescribeAutomationAgentStatus",
+			call: func(ctx context.Context, c *Client) (any, error) {
+				return c.DescribeAutomationAgentStatus(ctx, testRegion, []string{"lhins-ruy9d2tw"})
+			},
+			want: []AutomationAgent{{
+				InstanceID: "lhins-ruy9d2tw", Version: "1.0.0", LastHeartbeatTime: "2021-03-08T02:44:19Z",
+				AgentStatus: AgentOnline, Environment: "Linux", SupportFeatures: []string{},
+			}},
+			wantParams: map[string]any{"InstanceIds": []any{"lhins-ruy9d2tw"}, "Limit": 1.0},
+		},
+		{
+			name: "RunCommand",
+			call: func(ctx context.Context, c *Client) (any, error) {
+				return c.RunCommand(ctx, testRegion, RunCommandRequest{
+					Content: []byte("echo healthy"), InstanceIDs: []string{"lhins-ruy9d2tw"},
+					Timeout: 30 * time.Second, Username: "root", CommandName: "health",
+				})
+			},
+			want: "inv-3ahsgwpf",
+			wantParams: map[string]any{
+				"Content": "ZWNobyBoZWFsdGh5", "InstanceIds": []any{"lhins-ruy9d2tw"}, "CommandType": "SHELL",
+				"Timeout": 30.0, "Username": "root", "CommandName": "health", "SaveCommand": false,
+			},
+		},
+		{
+			name: "DescribeInvocationTasks",
+			call: func(ctx context.Context, c *Client) (any, error) {
+				return c.DescribeInvocationTasks(ctx, testRegion, "inv-3ahsgwpf")
+			},
+			want: []InvocationTask{{
+				InvocationTaskID: "invt-ltoam8lf", InvocationID: "inv-3ahsgwpf", InstanceID: "lhins-ruy9d2tw", TaskStatus: TaskSuccess,
+				TaskResult: TaskResult{Output: "aGVhbHRoeQo=", ExecStartTime: "2021-03-08T02:44:20Z", ExecEndTime: "2021-03-08T02:44:21Z"},
+			}},
+			wantParams: map[string]any{
+				"Filters": []any{map[string]any{"Name": "invocation-id", "Values": []any{"inv-3ahsgwpf"}}},
+				"Limit":   100.0, "HideOutput": false,
+			},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -180,8 +304,12 @@ func TestClientDecodesFixtures(t *testing.T) {
 			if len(calls) != 1 {
 				t.Fatalf("%s made %d calls, want 1", tt.name, len(calls))
 			}
-			if calls[0].Region != testRegion || calls[0].Language != DefaultLanguage {
-				t.Errorf("%s: region %q, language %q; want %q, %q", tt.name, calls[0].Region, calls[0].Language, testRegion, DefaultLanguage)
+			wantRegion := testRegion
+			if tt.noRegion {
+				wantRegion = ""
+			}
+			if calls[0].Region != wantRegion || calls[0].Language != DefaultLanguage {
+				t.Errorf("%s: region %q, language %q; want %q, %q", tt.name, calls[0].Region, calls[0].Language, wantRegion, DefaultLanguage)
 			}
 			if diff := cmp.Diff(tt.wantParams, calls[0].Params); diff != "" {
 				t.Errorf("%s parameters mismatch (-want +got):\n%s", tt.name, diff)

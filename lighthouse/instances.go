@@ -2,12 +2,166 @@ package lighthouse
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
 	"slices"
+	"strings"
 )
 
+// ResetInstanceRequest is a ResetInstance call: the instance, the
+// blueprint, and what the China site also accepts.
+type ResetInstanceRequest struct {
+	InstanceID string
+	// BlueprintID is the blueprint to install; "" reinstalls the current one.
+	BlueprintID string
+	// LoginConfiguration sets how users log in after the reset; nil leaves
+	// it to the user. China site only: elsewhere the API refuses it with
+	// UnknownParameter.
+	LoginConfiguration *LoginConfiguration
+	// Containers are started on a Docker blueprint. China site only.
+	Containers []ContainerConfiguration
+}
+
+// LogValue reports the request without its password or container
+// environment.
+func (r ResetInstanceRequest) LogValue() slog.Value {
+	attrs := []slog.Attr{slog.String("instance_id", r.InstanceID), slog.String("blueprint_id", r.BlueprintID)}
+	if r.LoginConfiguration != nil {
+		attrs = append(attrs, slog.Any("login", r.LoginConfiguration))
+	}
+	if len(r.Containers) > 0 {
+		attrs = append(attrs, slog.Int("containers", len(r.Containers)))
+	}
+	return slog.GroupValue(attrs...)
+}
+
+// Values of LoginConfiguration.AutoGeneratePassword.
+const (
+	AutoGeneratePasswordYes = "YES"
+	AutoGeneratePasswordNo  = "NO"
+)
+
+// LoginConfiguration is how users log in after a reset: up to MaxKeyIDs key
+// pairs, or a password, or one the API generates (AutoGeneratePassword
+// YES), not more than one. Its String, GoString, LogValue and MarshalJSON
+// never show the password.
+type LoginConfiguration struct {
+	KeyIDs []string
+	// AutoGeneratePassword is AutoGeneratePasswordYes or
+	// AutoGeneratePasswordNo; "" sends none.
+	AutoGeneratePassword string
+	// Password: LINUX_UNIX 8–30 characters, WINDOWS 12–30, of at least 3
+	// kinds, not starting with "/".
+	Password string
+}
+
+// String returns the key IDs and whether a password is set.
+func (l LoginConfiguration) String() string {
+	return fmt.Sprintf("LoginConfiguration{KeyIDs: %v, AutoGeneratePassword: %q, Password: %s}", l.KeyIDs, l.AutoGeneratePassword, passwordPlaceholder(l.Password))
+}
+
+// GoString is String, so that %#v does not print the password either.
+func (l LoginConfiguration) GoString() string { return l.String() }
+
+// LogValue reports the key IDs and whether a password is set.
+func (l LoginConfiguration) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.Any("key_ids", l.KeyIDs),
+		slog.String("auto_generate_password", l.AutoGeneratePassword),
+		slog.String("password", passwordPlaceholder(l.Password)),
+	)
+}
+
+// MarshalJSON encodes placeholders for the password, for JSON logs; the
+// request sent holds the password itself.
+func (l LoginConfiguration) MarshalJSON() ([]byte, error) {
+	w := l.wire()
+	if w.Password != "" {
+		w.Password = redacted
+	}
+	return json.Marshal(w)
+}
+
+func passwordPlaceholder(p string) string {
+	if p == "" {
+		return "[NONE]"
+	}
+	return redacted
+}
+
+// loginConfiguration is LoginConfiguration on the wire.
+type loginConfiguration struct {
+	KeyIDs               []string `json:"KeyIds,omitempty"`
+	AutoGeneratePassword string   `json:"AutoGeneratePassword,omitempty"`
+	Password             string   `json:"Password,omitempty"`
+}
+
+func (l LoginConfiguration) wire() loginConfiguration {
+	return loginConfiguration{KeyIDs: l.KeyIDs, AutoGeneratePassword: l.AutoGeneratePassword, Password: l.Password}
+}
+
+// validate checks what the API documents and the client can check alone.
+func (l LoginConfiguration) validate() error {
+	switch l.AutoGeneratePassword {
+	case "", AutoGeneratePasswordYes, AutoGeneratePasswordNo:
+	default:
+		return fmt.Errorf("LoginConfiguration.AutoGeneratePassword %q: want YES or NO", l.AutoGeneratePassword)
+	}
+	if len(l.KeyIDs) > MaxKeyIDs {
+		return fmt.Errorf("LoginConfiguration.KeyIDs: %d key pairs, at most %d", len(l.KeyIDs), MaxKeyIDs)
+	}
+	n := 0
+	for _, set := range []bool{len(l.KeyIDs) > 0, l.Password != "", l.AutoGeneratePassword == AutoGeneratePasswordYes} {
+		if set {
+			n++
+		}
+	}
+	if n > 1 {
+		return errors.New("LoginConfiguration: key pairs, a password and a generated password exclude each other")
+	}
+	return nil
+}
+
+// ContainerConfiguration is a Docker container a reset to a Docker
+// blueprint starts (the API's DockerContainerConfiguration).
+type ContainerConfiguration struct {
+	ContainerImage string                `json:"ContainerImage"`
+	ContainerName  string                `json:"ContainerName,omitempty"`
+	Envs           []ContainerEnv        `json:"Envs,omitempty"`
+	PublishPorts   []ContainerPublishing `json:"PublishPorts,omitempty"`
+	Volumes        []ContainerVolume     `json:"Volumes,omitempty"`
+	Command        string                `json:"Command,omitempty"`
+	// RestartPolicy is "no", "on-failure", "on-failure:N" or "always".
+	RestartPolicy string `json:"RestartPolicy,omitempty"`
+}
+
+// ContainerEnv is an environment variable of a container.
+type ContainerEnv struct {
+	Key   string `json:"Key"`
+	Value string `json:"Value"`
+}
+
+// ContainerPublishing publishes a container port on the host.
+type ContainerPublishing struct {
+	HostPort      int    `json:"HostPort"`
+	ContainerPort int    `json:"ContainerPort"`
+	IP            string `json:"Ip,omitempty"`
+	Protocol      string `json:"Protocol,omitempty"` // "tcp" or "udp"
+}
+
+// ContainerVolume mounts a host path in a container.
+type ContainerVolume struct {
+	ContainerPath string `json:"ContainerPath"`
+	HostPath      string `json:"HostPath"`
+}
+
 type resetInstanceRequest struct {
-	InstanceID  string `json:"InstanceId"`
-	BlueprintID string `json:"BlueprintId,omitempty"`
+	InstanceID         string                   `json:"InstanceId"`
+	BlueprintID        string                   `json:"BlueprintId,omitempty"`
+	LoginConfiguration *loginConfiguration      `json:"LoginConfiguration,omitempty"`
+	Containers         []ContainerConfiguration `json:"Containers,omitempty"`
 }
 
 type resetInstanceResponse struct {
@@ -16,21 +170,44 @@ type resetInstanceResponse struct {
 
 // ResetInstance reinstalls the system disk of instance instanceID in region
 // with blueprint blueprintID, or with its current blueprint when blueprintID
-// is "". The reset is asynchronous: the returned RequestId identifies it, and
-// DescribeInstances reports its progress (LatestOperationRequestId,
-// LatestOperationState).
-//
-// ResetInstance formats the system disk and is not idempotent: when the
-// error's Class is ClassAmbiguous the reset may have been accepted, and it
-// must not be sent again before DescribeInstances proves it absent.
+// is "". It sends only the two fields every site knows; ResetInstanceWith
+// sends the rest.
 //
 // API docs: https://www.tencentcloud.com/document/product/1103/42490
 func (c *Client) ResetInstance(ctx context.Context, region, instanceID, blueprintID string) (requestID string, err error) {
-	// Only the two fields the international API knows: LoginConfiguration
-	// and Containers exist on the China site only (UnknownParameter elsewhere).
-	req := resetInstanceRequest{InstanceID: instanceID, BlueprintID: blueprintID}
+	return c.ResetInstanceWith(ctx, region, ResetInstanceRequest{InstanceID: instanceID, BlueprintID: blueprintID})
+}
+
+// ResetInstanceWith reinstalls the system disk of instance req.InstanceID
+// in region as req says. The reset is asynchronous: the returned RequestId
+// identifies it, and DescribeInstances reports its progress
+// (LatestOperationRequestId, LatestOperationState). A LoginConfiguration
+// that breaks the documented rules fails before sending, with
+// ClientError.InvalidParameter.
+//
+// ResetInstanceWith formats the system disk and is not idempotent: when the
+// error's Class is ClassAmbiguous the reset may have been accepted, and it
+// must not be sent again before DescribeInstances proves it absent.
+//
+// API docs: https://www.tencentcloud.com/document/product/1103/42490 (the
+// China site's page, cloud.tencent.com/document/api/1207/47578, has
+// LoginConfiguration and Containers)
+func (c *Client) ResetInstanceWith(ctx context.Context, region string, req ResetInstanceRequest) (requestID string, err error) {
+	wire := resetInstanceRequest{InstanceID: req.InstanceID, BlueprintID: req.BlueprintID, Containers: req.Containers}
+	password := ""
+	if lc := req.LoginConfiguration; lc != nil {
+		if err := lc.validate(); err != nil {
+			return "", invalidParameter(ActionResetInstance, err)
+		}
+		w := lc.wire()
+		wire.LoginConfiguration, password = &w, lc.Password
+	}
 	var resp resetInstanceResponse
-	if err := c.call(ctx, serviceLighthouse, region, ActionResetInstance, req, &resp); err != nil {
+	if err := c.call(ctx, serviceLighthouse, region, ActionResetInstance, wire, &resp); err != nil {
+		if ae, ok := errors.AsType[*APIError](err); ok && password != "" {
+			// An InvalidPassword message might quote it.
+			ae.Message = strings.ReplaceAll(ae.Message, password, redacted)
+		}
 		return "", err
 	}
 	return resp.RequestID, nil
@@ -38,6 +215,7 @@ func (c *Client) ResetInstance(ctx context.Context, region, instanceID, blueprin
 
 type describeInstancesRequest struct {
 	InstanceIDs []string `json:"InstanceIds,omitempty"`
+	Filters     []Filter `json:"Filters,omitempty"`
 	Offset      int      `json:"Offset,omitempty"`
 	Limit       int      `json:"Limit,omitempty"`
 }
@@ -86,6 +264,77 @@ func (c *Client) ListInstances(ctx context.Context, region string, offset, limit
 	}
 	setRegion(resp.InstanceSet, region)
 	return resp.TotalCount, resp.InstanceSet, nil
+}
+
+// Names of DescribeInstances filters (more-apis.md §1a). There is no
+// instance-id filter: DescribeInstances takes IDs instead.
+const (
+	FilterInstanceName     = "instance-name"
+	FilterPrivateIPAddress = "private-ip-address"
+	FilterPublicIPAddress  = "public-ip-address"
+	FilterZone             = "zone"
+	FilterInstanceState    = "instance-state"
+	FilterTagKey           = "tag-key"
+	FilterTagValue         = "tag-value"
+	FilterBundleID         = "bundle-id" // China site only
+)
+
+// FilterTag returns the name of the filter that matches instances whose
+// tag key has one of the filter's values.
+func FilterTag(key string) string { return "tag:" + key }
+
+// FilterInstances returns every instance of region that matches all of
+// filters (values within one filter are alternatives), with Region set, in
+// the API's order. It reads pages of MaxIDsPerCall one after the other and
+// stops at the first error. An instance seen on two pages (the fleet
+// changed while paging) is returned once. At most MaxFilters filters with
+// MaxFilterValues values in all are allowed (the documentation is unclear
+// whether the value limit is per filter, so this is the safe reading); no
+// filter at all lists every instance of region.
+//
+// API docs: https://www.tencentcloud.com/document/product/1103/42498
+func (c *Client) FilterInstances(ctx context.Context, region string, filters []Filter) ([]Instance, error) {
+	if err := checkFilters(filters, MaxFilters, MaxFilterValues); err != nil {
+		return nil, invalidParameter(ActionDescribeInstances, err)
+	}
+	var all []Instance
+	seen := make(map[string]bool)
+	for offset := 0; ; offset += MaxIDsPerCall {
+		req := describeInstancesRequest{Filters: filters, Offset: offset, Limit: MaxIDsPerCall}
+		var resp describeInstancesResponse
+		if err := c.call(ctx, serviceLighthouse, region, ActionDescribeInstances, req, &resp); err != nil {
+			return nil, err
+		}
+		for _, in := range resp.InstanceSet {
+			if !seen[in.InstanceID] {
+				seen[in.InstanceID] = true
+				all = append(all, in)
+			}
+		}
+		if len(resp.InstanceSet) < MaxIDsPerCall || offset+len(resp.InstanceSet) >= resp.TotalCount {
+			setRegion(all, region)
+			return all, nil
+		}
+	}
+}
+
+// checkFilters checks filters against the documented limits: at most
+// maxFilters filters, maxValues values in all, none empty.
+func checkFilters(filters []Filter, maxFilters, maxValues int) error {
+	if len(filters) > maxFilters {
+		return fmt.Errorf("%d filters, at most %d", len(filters), maxFilters)
+	}
+	n := 0
+	for _, f := range filters {
+		if f.Name == "" || len(f.Values) == 0 {
+			return fmt.Errorf("filter %q: want a name and at least one value", f.Name)
+		}
+		n += len(f.Values)
+	}
+	if n > maxValues {
+		return fmt.Errorf("%d filter values, at most %d", n, maxValues)
+	}
+	return nil
 }
 
 func setRegion(instances []Instance, region string) {

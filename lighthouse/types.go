@@ -51,11 +51,12 @@ const (
 	DescribeInstancesRateLimit               = 100
 	DescribeBlueprintsRateLimit              = 10
 	DescribeResetInstanceBlueprintsRateLimit = 20
-	// DescribeKeyPairsRateLimit and DescribeRegionsRateLimit are
-	// undocumented in the reference; 10/s is the lowest Lighthouse limit
-	// it lists, so a limiter set to it cannot overrun them.
-	DescribeKeyPairsRateLimit = 10
-	DescribeRegionsRateLimit  = 10
+	// DescribeKeyPairsRateLimit is from the DescribeKeyPairs page
+	// (tencentcloud.com/document/api/1103/42480).
+	DescribeKeyPairsRateLimit = 100
+	// DescribeRegionsRateLimit is not in the reference; 10/s is the lowest
+	// Lighthouse limit it lists, so a limiter set to it cannot overrun it.
+	DescribeRegionsRateLimit = 10
 	// GetResourcesRateLimit is Tag's GetResources.
 	GetResourcesRateLimit = 20
 	// TAT: 20/s per API, except DescribeAutomationAgentStatus.
@@ -97,18 +98,22 @@ const (
 // Instance is the part of the API's Instance structure that batchreset uses.
 // Fields absent or null in a response are left zero.
 type Instance struct {
-	InstanceID    string     `json:"InstanceId"`
-	BlueprintID   string     `json:"BlueprintId"`
-	BundleID      string     `json:"BundleId"`
-	Zone          string     `json:"Zone"`
-	InstanceName  string     `json:"InstanceName"`
-	CPU           int        `json:"CPU"`
-	Memory        int        `json:"Memory"` // GB
-	OsName        string     `json:"OsName"`
-	Platform      string     `json:"Platform"`
-	PlatformType  string     `json:"PlatformType"`
-	SystemDisk    SystemDisk `json:"SystemDisk"`
-	InstanceState string     `json:"InstanceState"`
+	InstanceID       string        `json:"InstanceId"`
+	BlueprintID      string        `json:"BlueprintId"`
+	BundleID         string        `json:"BundleId"`
+	Zone             string        `json:"Zone"`
+	InstanceName     string        `json:"InstanceName"`
+	CPU              int           `json:"CPU"`
+	Memory           int           `json:"Memory"` // GB
+	OsName           string        `json:"OsName"`
+	Platform         string        `json:"Platform"`
+	PlatformType     string        `json:"PlatformType"`
+	SystemDisk       SystemDisk    `json:"SystemDisk"`
+	PrivateAddresses []string      `json:"PrivateAddresses"`
+	PublicAddresses  []string      `json:"PublicAddresses"`
+	LoginSettings    LoginSettings `json:"LoginSettings"`
+	Tags             []Tag         `json:"Tags"`
+	InstanceState    string        `json:"InstanceState"`
 
 	LatestOperation          string `json:"LatestOperation"`
 	LatestOperationState     string `json:"LatestOperationState"`
@@ -133,6 +138,17 @@ func (in *Instance) StartedTime() (t time.Time, ok bool) {
 		}
 	}
 	return time.Time{}, false
+}
+
+// LoginSettings is how an instance's users log in.
+type LoginSettings struct {
+	KeyIDs []string `json:"KeyIds"` // bound key pairs, lhkp-…
+}
+
+// Tag is a resource tag.
+type Tag struct {
+	Key   string `json:"Key"`
+	Value string `json:"Value"`
 }
 
 // SystemDisk is an instance's system disk.
