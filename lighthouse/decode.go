@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"strings"
 )
 
@@ -114,7 +115,9 @@ func (x *exchange) read(resp *http.Response) {
 // quote the body: an STS reply holds a secret key.
 func (x *exchange) decode(statusCode int, status string, body []byte) {
 	// Nulls leave fields zero and unknown fields are ignored, as the API
-	// adds fields over time.
+	// adds fields over time. A resent call decodes into the same struct:
+	// nothing of the earlier reply may survive.
+	reflect.ValueOf(x.out).Elem().SetZero()
 	env := struct {
 		Response any `json:"Response"`
 	}{Response: x.out}
