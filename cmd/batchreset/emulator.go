@@ -32,6 +32,42 @@ type emulatorOptions struct {
 	stopped, platform  int
 	unlimited          bool
 	resetLimit         int
+
+	// Set by the emulator command's own flags (addFleetFlags); zero for
+	// run --emulate.
+	regions            []string
+	tags               []string
+	tagShares          []emulator.TagShare
+	agentOnlineAfter   time.Duration
+	agentLossRate      float64
+	commandFailureRate float64
+	commandTimeoutRate float64
+	credentialLifetime time.Duration
+}
+
+// addFleetFlags adds the flags only the emulator command has: where the
+// generated fleet lives and how it is tagged, and how STS and TAT behave.
+func (e *emulatorOptions) addFleetFlags(fs *pflag.FlagSet) {
+	fs.StringSliceVar(&e.regions, "regions", nil, "regions the generated instances are spread over, round-robin (default ap-guangzhou)")
+	fs.StringArrayVar(&e.tags, "tags", nil, "tag shares of the generated fleet, such as 'env=staging:30%,env=prod:70%' (repeatable)")
+	fs.DurationVar(&e.agentOnlineAfter, "agent-online-after", 0, "how long after a reset ends the TAT agent is Online again (default 10s)")
+	fs.Float64Var(&e.agentLossRate, "agent-loss-rate", 0, "share of resets after which the TAT agent never comes back")
+	fs.Float64Var(&e.commandFailureRate, "command-failure-rate", 0, "share of TAT commands that exit 1")
+	fs.Float64Var(&e.commandTimeoutRate, "command-timeout-rate", 0, "share of TAT commands that time out")
+	fs.DurationVar(&e.credentialLifetime, "credential-lifetime", 0, "lifetime of AssumeRole's temporary credentials (default: DurationSeconds as asked)")
+}
+
+// parseTags reads e.tags into e.tagShares.
+func (e *emulatorOptions) parseTags() error {
+	e.tagShares = nil
+	for _, spec := range e.tags {
+		shares, err := emulator.ParseTagShares(spec)
+		if err != nil {
+			return usageError("--tags: %v", err)
+		}
+		e.tagShares = append(e.tagShares, shares...)
+	}
+	return nil
 }
 
 func (e *emulatorOptions) addFlags(fs *pflag.FlagSet, prefix string) {
@@ -58,12 +94,18 @@ func (e *emulatorOptions) config(creds map[string]string, instances []emulator.I
 		ResetDuration: emulator.Duration{Min: e.resetMin, Max: e.resetMax},
 		FailureRate:   e.failureRate,
 		VisibilityLag: e.lag,
+
+		AgentOnlineAfter:   e.agentOnlineAfter,
+		AgentLossRate:      e.agentLossRate,
+		CommandFailureRate: e.commandFailureRate,
+		CommandTimeoutRate: e.commandTimeoutRate,
+		CredentialLifetime: e.credentialLifetime,
 	}
 	cfg.RateLimits = map[string]int{lighthouse.ActionResetInstance: e.resetLimit}
 	if e.unlimited {
-		cfg.RateLimits = map[string]int{
-			lighthouse.ActionResetInstance: -1, lighthouse.ActionDescribeInstances: -1,
-			lighthouse.ActionDescribeBlueprints: -1, lighthouse.ActionDescribeResetInstanceBlueprints: -1,
+		cfg.RateLimits = emulator.DefaultRateLimits()
+		for action := range cfg.RateLimits {
+			cfg.RateLimits[action] = -1
 		}
 	}
 	if e.latency > 0 {
@@ -79,7 +121,8 @@ func (e *emulatorOptions) config(creds map[string]string, instances []emulator.I
 }
 
 func (e *emulatorOptions) fleet() emulator.FleetOptions {
-	return emulator.FleetOptions{Missing: e.missing, Busy: e.busy, Stopped: e.stopped, OtherPlatform: e.platform, BusyFor: 20 * time.Second}
+	return emulator.FleetOptions{Missing: e.missing, Busy: e.busy, Stopped: e.stopped, OtherPlatform: e.platform, BusyFor: 20 * time.Second,
+		Regions: e.regions, Tags: e.tagShares}
 }
 
 // emulatorHandle is a running emulator on a loopback port.
@@ -146,6 +189,7 @@ func (a *app) emulatorCommand() *cobra.Command {
 		jobsPath  string
 		region    string
 		instances int
+		writeJobs string
 		o         emulatorOptions
 	)
 	cmd := &cobra.Command{
@@ -156,11 +200,15 @@ per-action rate limits, asynchronous resets, fault injection. Any Tencent Cloud
 SDK pointed at the printed endpoint works unchanged.
 
 Its fleet holds every instance and blueprint of --jobs, or --instances generated
-ones. It uses TENCENTCLOUD_SECRET_ID / TENCENTCLOUD_SECRET_KEY when set, and
-otherwise makes up a pair and prints it. What it saw (resets applied per
-instance, calls per second per action) is at GET /_emulator/stats.`,
+ones (over --regions, tagged by --tags); --write-jobs saves the generated fleet as
+a jobs CSV for batchreset run. The same listener serves STS AssumeRole, the Tag
+service's GetResources and TAT (agent status, RunCommand). It uses
+TENCENTCLOUD_SECRET_ID / TENCENTCLOUD_SECRET_KEY when set, and otherwise makes
+up a pair and prints it. What it saw (resets applied per instance, calls per
+second per action) is at GET /_emulator/stats.`,
 		Example: `  batchreset emulator --jobs jobs.example.csv
-  batchreset emulator --listen 127.0.0.1:8080 --instances 2000 --failure-rate 0.05 --busy 10`,
+  batchreset emulator --listen 127.0.0.1:8080 --instances 2000 --failure-rate 0.05 --busy 10
+  batchreset emulator --instances 2000 --regions ap-guangzhou,ap-singapore --tags 'env=staging:30%,env=prod:70%' --write-jobs fleet.csv`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -176,6 +224,12 @@ instance, calls per second per action) is at GET /_emulator/stats.`,
 			} else if instances <= 0 {
 				return usageError("give --jobs FILE.csv or --instances N")
 			}
+			if writeJobs != "" && jobsPath != "" {
+				return usageError("--write-jobs writes a generated fleet: give --instances N, not --jobs")
+			}
+			if err := o.parseTags(); err != nil {
+				return err
+			}
 			if host, _, err := net.SplitHostPort(listen); err == nil {
 				if ip := net.ParseIP(host); (ip == nil || !ip.IsLoopback()) && host != "localhost" {
 					a.log.Warn("emulator listening beyond loopback", "listen", listen)
@@ -186,6 +240,12 @@ instance, calls per second per action) is at GET /_emulator/stats.`,
 				return err
 			}
 			defer h.Close()
+			if writeJobs != "" {
+				if err := writeFleetJobs(writeJobs, emulator.FleetJobs(instances, o.fleet())); err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stdout, "wrote %d jobs to %s\n", instances, writeJobs)
+			}
 			fmt.Fprintf(a.stdout, "emulator listening on %s\n", h.endpoint)
 			if os.Getenv("TENCENTCLOUD_SECRET_KEY") == "" {
 				fmt.Fprintf(a.stdout, "export TENCENTCLOUD_SECRET_ID=%s TENCENTCLOUD_SECRET_KEY=%s\n", h.cred.SecretID, h.cred.SecretKey)
@@ -201,6 +261,24 @@ instance, calls per second per action) is at GET /_emulator/stats.`,
 	cmd.Flags().StringVar(&jobsPath, "jobs", "", "seed the fleet from this jobs CSV")
 	cmd.Flags().StringVar(&region, "region", "", "region for job rows that name none")
 	cmd.Flags().IntVar(&instances, "instances", 0, "generate this many instances")
+	cmd.Flags().StringVar(&writeJobs, "write-jobs", "", "write the generated fleet as a jobs CSV to this file")
 	o.addFlags(cmd.Flags(), "")
+	o.addFleetFlags(cmd.Flags())
 	return cmd
+}
+
+// writeFleetJobs writes jobs as a jobs CSV to path.
+func writeFleetJobs(path string, jobs []emulator.Seed) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("write jobs: %w", err)
+	}
+	if err := emulator.WriteJobs(f, jobs); err != nil {
+		f.Close()
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write jobs: %w", err)
+	}
+	return nil
 }
