@@ -1,8 +1,11 @@
 // Package emulator is an in-memory, wire-compatible emulator of the Tencent
-// Cloud Lighthouse API (version 2020-03-24) for the calls batchreset makes:
-// ResetInstance, DescribeInstances, DescribeBlueprints and
-// DescribeResetInstanceBlueprints. The demo, the end-to-end tests and the
-// benchmarks run against it.
+// Cloud APIs batchreset uses, all on one listener: Lighthouse (2020-03-24)
+// ResetInstance, DescribeInstances, DescribeBlueprints,
+// DescribeResetInstanceBlueprints, DescribeRegions and DescribeKeyPairs; STS
+// (2018-08-13) AssumeRole; Tag (2018-08-13) GetResources; and TAT
+// (2020-10-28) DescribeAutomationAgentStatus, RunCommand and
+// DescribeInvocationTasks. The demo, the end-to-end tests and the benchmarks
+// run against it.
 //
 // It follows the documented protocol (shared/reference/lighthouse-api.md),
 // not what batchreset's client happens to send, so any client that talks to
@@ -33,6 +36,29 @@
 // any credential-scope service is accepted (the Node SDKs take it from the
 // endpoint's first label).
 //
+// A call names its service by the first label of its Host (sts.…, tag.…,
+// tat.…, lighthouse.…), else by its credential scope (the Go SDK signs the
+// service name whatever the endpoint), else by its action, which is unique
+// across the four services. An action of another service than the one named
+// is InvalidAction; each service checks its own X-TC-Version
+// (NoSuchVersion). Lighthouse calls other than DescribeRegions and TAT calls
+// need X-TC-Region; STS, Tag and DescribeRegions ignore it.
+//
+// # Credentials
+//
+// Config.Credentials are the long-term keys. STS AssumeRole, signed with any
+// valid key, hands out a temporary SecretId, SecretKey and Token for a role
+// of Config.Roles (ResourceNotFound.RoleNotFound otherwise;
+// InvalidParameter.ResouceError for a malformed ARN,
+// InvalidParameter.ParamError for a bad RoleSessionName or a non-positive
+// DurationSeconds, InvalidParameter.OverTimeError past 43200), valid for
+// DurationSeconds (default 7200) or Config.CredentialLifetime, with
+// ExpiredTime (Unix seconds) and Expiration (ISO 8601 UTC). Every service
+// accepts them with the token in X-TC-Token; a missing, wrong or expired
+// token, or a token sent with a long-term key, is AuthFailure.TokenFailure
+// (reference §2.5 step 6), checked after the signature.
+// Stats.AssumedRoles records each call, without key or token.
+//
 // Every API error is answered with HTTP 200 and the envelope
 // {"Response":{"Error":{"Code","Message"},"RequestId"}}; success with
 // {"Response":{...,"RequestId"}}. RequestIds are random lowercase UUID v4s.
@@ -46,10 +72,10 @@
 // UnsupportedRegion for a region neither documented nor configured),
 // parameters, injected faults, and the action's own rules.
 //
-// Parameters follow the international site's models: a parameter the
-// action does not have is UnknownParameter (so the China-only
-// LoginConfiguration and Containers of ResetInstance are rejected), a
-// missing required one MissingParameter, malformed JSON and a value of the
+// Parameters follow the SDK models: a parameter the action does not have is
+// UnknownParameter (ResetInstance has Containers, and LoginConfiguration
+// unless Config.IntlSite, as the international site lacks it), a missing
+// required one MissingParameter, malformed JSON and a value of the
 // wrong JSON type InvalidParameter, a well-typed but unacceptable value
 // InvalidParameterValue.* (OutOfRange, Negative, LimitExceeded for more
 // than 100 IDs, Duplicated, InstanceIdMalformed, BlueprintIdMalformed), and
@@ -64,13 +90,30 @@
 //
 // ResetInstance checks, in order: InstanceId format
 // (InvalidParameterValue.InstanceIdMalformed), BlueprintId format
-// (InvalidParameterValue.BlueprintIdMalformed), the instance exists
-// (ResourceNotFound.InstanceIdNotFound), the blueprint exists
+// (InvalidParameterValue.BlueprintIdMalformed), the form of Containers
+// (each with a ContainerImage and a valid RestartPolicy) and of
+// LoginConfiguration (KeyIds at most 5 and distinct:
+// InvalidParameterValue.LimitExceeded, Duplicated; Password with KeyIds or
+// with AutoGeneratePassword YES:
+// InvalidParameterValue.InvalidParameterCombination; neither a password,
+// keys nor YES: MissingParameter), the instance exists
+// (ResourceNotFound.InstanceIdNotFound), a game-portal instance keeps its
+// image (InvalidParameter.GamePortalInstanceOnlySupportCurrentBlueprint),
+// the blueprint exists
 // (ResourceNotFound.BlueprintIdNotFound), it is NORMAL
 // (ResourceUnavailable.BlueprintUnavailable), its PlatformType is the
 // instance's (InvalidParameterValue.NotAllowToChangePlatformType), the
 // instance has its required disk and memory
-// (InvalidParameterValue.BlueprintConfigNotMatch), the instance is RUNNING
+// (InvalidParameterValue.BlueprintConfigNotMatch), Containers go to a DOCKER
+// image (UnsupportedOperation.BlueprintTypeNotSupportOperation), the key
+// pairs are the region's (ResourceNotFound.KeyPairNotFound) and the
+// instance not Windows (InvalidParameterValue.InvalidParameterCombination),
+// the password follows the rules (8-30 characters on LINUX_UNIX, 12-30 on
+// WINDOWS, three of lower, upper, digit and ()`~!@#$%^&*-+=_|{}[]:;'<>,.?/,
+// no leading /: InvalidParameterValue.InvalidPassword), the image allows
+// AutoGeneratePassword YES
+// (UnsupportedOperation.OperationNotSupportAutoGeneratePassword), the
+// instance is RUNNING
 // or STOPPED (UnsupportedOperation.InvalidInstanceState) and its latest
 // operation is not OPERATING
 // (UnsupportedOperation.LatestOperationUnfinished). Without BlueprintId the
@@ -78,13 +121,60 @@
 // latest operation ResetInstance, OPERATING, with the call's RequestId and
 // start time; after a duration drawn from Config.ResetDuration it is
 // SUCCESS (BlueprintId, OsName and Platform become the target's and the
-// instance RUNNING) or FAILED (nothing changes). Stats.Resets records it.
+// instance RUNNING, and LoginConfiguration's KeyIds the instance's
+// LoginSettings.KeyIds) or FAILED (nothing changes). Stats.Resets and
+// Stats.ResetLog record it; the ledger keeps the key IDs and whether a
+// password was set, never the password, which is checked and dropped.
 //
 // DescribeInstances lists instances by InstanceIds or, without them, the
-// region's whole fleet in configuration order, filtered by instance-name,
-// private-ip-address, public-ip-address, zone, instance-state and the tag
-// filters (emulated instances have no tags, so those match nothing), and
-// paged by Offset and Limit (default 20, at most 100) with TotalCount.
+// region's whole fleet in configuration order, filtered by the documented
+// names (more-apis §1a): instance-name, private-ip-address,
+// public-ip-address, zone, instance-state and bundle-id match exactly;
+// tag-key an instance with a tag of one of the keys, tag-value one with a
+// tag of one of the values, tag:<key> one whose tag <key> has one of the
+// values. There is no instance-id filter
+// (InvalidParameter.InvalidFilterNotSupportedName, as for any unknown
+// name); a malformed IP
+// is InvalidParameterValue.InvalidIpFormat, a malformed zone InvalidZone, a
+// name over 60 characters InstanceNameTooLong. Results are paged by Offset
+// and Limit (default 20, at most 100) with TotalCount.
+// DescribeKeyPairs lists the region's Config.KeyPairs (KeyIds or Filters
+// key-id, key-name by substring, tag-*; at most 5 values) with the
+// instances bound to each. DescribeRegions lists the documented regions and
+// any configured one.
+//
+// Tag GetResources scans every region's tagged instances in configuration
+// order as qcs::lighthouse:<region>:uin/<UIN>:instance/<id>, with their
+// tags: TagFilters (at most 6, ANDed; TagValue at most 10, ORed; no values
+// means the key with any value), ResourceList (at most 10 names; all
+// matches, MaxResults ignored), MaxResults (default 50, at most 200) and an
+// opaque PaginationToken, empty on the last page.
+//
+// # TAT
+//
+// DescribeAutomationAgentStatus (InstanceIds at most 100, or Filters
+// agent-status, environment, instance-id) shows each instance's agent:
+// Online with a current LastHeartbeatTime while the instance is RUNNING;
+// Offline from a reset's start until Config.AgentOnlineAfter past its end,
+// and for good when the reset lost the agent (Config.AgentLostInstances,
+// Config.AgentLossRate); Offline while the instance is not RUNNING.
+// RunCommand takes base64 Content (at most 64 KB:
+// InvalidParameterValue.CommandContentInvalid), InstanceIds (1 to 200), a
+// CommandType and a Timeout of 1 to 86400 s (default 60), refuses unknown
+// instances (ResourceNotFound.InstanceNotFound), ones not RUNNING
+// (ResourceUnavailable.InstanceStateNotRunning) and Offline agents
+// (ResourceUnavailable.AgentStatusNotOnline), and starts one task per
+// instance. A task is RUNNING for Config.CommandDuration, then SUCCESS (exit
+// 0), FAILED (exit 1: Config.CommandFailInstances, CommandFailureRate) or,
+// at its Timeout, TIMEOUT (Config.CommandTimeoutInstances,
+// CommandTimeoutRate, or a duration past the Timeout). Its output comes
+// from Config.CommandOutputFunc, truncated to 24 KB with the rest counted
+// in Dropped. DescribeInvocationTasks (InvocationTaskIds at most 100, or
+// Filters invocation-id, invocation-task-id, instance-id, command-id; paged)
+// shows them, Output base64 unless HideOutput is true (the default). TAT
+// errors use TAT's codes: InvalidParameterValue.InvalidFilter,
+// InvalidParameterValue.Range, InvalidParameter.ConflictParameter.
+// Stats.Invocations records each invocation with its decoded script.
 // DescribeBlueprints and DescribeResetInstanceBlueprints list the region's
 // blueprints the same way; the latter computes IsResettable and
 // NonResettableMessage from ResetInstance's blueprint rules.
@@ -92,8 +182,12 @@
 // # Rate limits
 //
 // Each action has its own limit (Config.RateLimits, by default the
-// documented 10, 100, 10 and 20 per second), enforced in fixed windows of
-// one Unix second of arrival by the emulator's clock. A call over the limit
+// documented ones DefaultRateLimits lists: ResetInstance 10,
+// DescribeInstances 100, DescribeBlueprints 10,
+// DescribeResetInstanceBlueprints 20, DescribeRegions 10, DescribeKeyPairs
+// 100, AssumeRole 600, GetResources 20, DescribeAutomationAgentStatus 60,
+// RunCommand and DescribeInvocationTasks 20 per second), enforced in fixed
+// windows of one Unix second of arrival by the emulator's clock. A call over the limit
 // is answered RequestLimitExceeded and not executed. Rate limiting happens
 // after authentication and the action and version checks, as a gateway
 // that limits per account and action must: unauthenticated calls and
@@ -126,12 +220,23 @@
 //     operation, while ResetInstance already refuses a second reset.
 //   - Instances given BusyFor run RebootInstances, OPERATING, from the
 //     emulator's creation, with InstanceState unchanged; a reset meanwhile
-//     gets LatestOperationUnfinished.
+//     gets LatestOperationUnfinished. Instances given StateFor stay in
+//     their State (STOPPING, STARTING, REBOOTING…) that long, with the
+//     matching operation OPERATING, then settle in StateThen; a reset
+//     meanwhile gets InvalidInstanceState.
+//   - Key pairs bound before a reset without LoginConfiguration stay bound
+//     (undocumented, more-apis §1b); a reset with a password binds none.
+//   - A malformed key pair ID in LoginConfiguration is KeyPairNotFound, the
+//     only key code ResetInstance documents; DescribeKeyPairs answers
+//     InvalidParameterValue.KeyPairIdMalformed.
+//   - A TIMEOUT task has ExitCode -1; TAT does not document one.
+//   - Config.Generate and Config.Fleet add a generated fleet (tags by
+//     share, FleetOptions.Tags), and FleetJobs and WriteJobs write it as a
+//     jobs CSV.
 //   - LatestOperationStartedTime (a China-site field) is returned, in the
 //     API's ISO 8601 UTC format.
 //   - Derived fields (UUID, disk ID, addresses, creation time) are a
 //     function of the instance ID, so output is stable across runs.
-//   - X-TC-Token is ignored: the emulator has no temporary credentials.
 //
 // State is computed from the clock when asked (an operation is OPERATING
 // until its end time), so no timers run and a fleet of 100,000 instances
