@@ -78,7 +78,9 @@ func TestInvalidRequests(t *testing.T) {
 	// The limits themselves pass.
 	for _, call := range []func() error{
 		reset(LoginConfiguration{KeyIDs: values(5), AutoGeneratePassword: AutoGeneratePasswordNo}),
-		run(with(func(r *RunCommandRequest) { r.Content, r.InstanceIDs, r.Timeout = make([]byte, 49152), values(200), MaxCommandTimeout })),
+		run(with(func(r *RunCommandRequest) {
+			r.Content, r.InstanceIDs, r.Timeout = make([]byte, 49152), values(200), MaxCommandTimeout
+		})),
 		filters([]Filter{{Name: FilterZone, Values: values(60)}, {Name: FilterInstanceName, Values: values(40)}}),
 	} {
 		if err := call(); err != nil {
