@@ -187,8 +187,8 @@
 // DescribeResetInstanceBlueprints 20, DescribeRegions 10, DescribeKeyPairs
 // 100, AssumeRole 600, GetResources 20, DescribeAutomationAgentStatus 60,
 // RunCommand and DescribeInvocationTasks 20 per second), enforced in fixed
-// windows of one Unix second of arrival by the emulator's clock. A call over the limit
-// is answered RequestLimitExceeded and not executed. Rate limiting happens
+// windows of one Unix second of arrival by the emulator's clock. A call over
+// the limit is answered RequestLimitExceeded and not executed. Rate limiting happens
 // after authentication and the action and version checks, as a gateway
 // that limits per account and action must: unauthenticated calls and
 // unknown actions do not use the budget. Stats counts arrivals per window
