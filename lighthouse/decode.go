@@ -25,7 +25,8 @@ const maxResponseBytes = 32 << 20
 // TryReadErr does not read) holding "{}". The SDK still builds, signs and
 // sends every request. On a 100-instance DescribeInstances over loopback
 // this cut the time per call from 1.76 ms to 0.68 ms and the memory from
-// 539 KB to 317 KB (BenchmarkDescribeInstances).
+// 539 KB to 317 KB (BenchmarkDescribeInstances, before Instance gained its
+// tags, addresses and key pairs, which bring it to about 0.87 ms).
 
 // exchangeKey is the context key under which send passes its exchange to
 // replyDecoder.
