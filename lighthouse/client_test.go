@@ -577,6 +577,13 @@ func TestClientErrors(t *testing.T) {
 			describeClass: ClassRetryable,
 		},
 		{
+			name:          "EventStream",
+			respond:       body(http.StatusOK, "text/event-stream", `{"Response":{"RequestId":"r"}}`),
+			want:          APIError{Code: CodeParseJSONError, Class: ClassAmbiguous},
+			wantMessage:   "text/event-stream",
+			describeClass: ClassRetryable,
+		},
+		{
 			name: "UnsupportedEncoding",
 			respond: func(w http.ResponseWriter, r *http.Request, c apiCall) {
 				w.Header().Set("Content-Encoding", "br")

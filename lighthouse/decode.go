@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"reflect"
 	"strings"
@@ -81,6 +82,12 @@ func (d *replyDecoder) RoundTrip(r *http.Request) (*http.Response, error) {
 // SDK gives the same replies.
 func (x *exchange) read(resp *http.Response) {
 	defer resp.Body.Close()
+	// The API never streams; the SDK reads such a reply as events, leaving
+	// no response to decode.
+	if ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); ct == "text/event-stream" {
+		x.fail(CodeParseJSONError, "read response: unexpected Content-Type "+ct, nil)
+		return
+	}
 	var body io.Reader = resp.Body
 	// Go's transport undoes a gzip encoding it asked for itself; a server
 	// may still send one unasked, as the SDK allows.
