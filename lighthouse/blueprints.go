@@ -5,9 +5,9 @@ import (
 	"slices"
 )
 
-// maxFilterValues is the most values one filter of
+// maxBlueprintFilterValues is the most values one filter of
 // DescribeResetInstanceBlueprints accepts.
-const maxFilterValues = 5
+const maxBlueprintFilterValues = 5
 
 // Filter is the API's Filter structure: it matches what has one of Values
 // under Name. Filters of one call are ANDed.
@@ -72,7 +72,7 @@ func (c *Client) DescribeResetInstanceBlueprints(ctx context.Context, region, in
 		return c.describeResetInstanceBlueprints(ctx, region, instanceID, nil)
 	}
 	var all []ResetInstanceBlueprint
-	for chunk := range slices.Chunk(blueprintIDs, maxFilterValues) {
+	for chunk := range slices.Chunk(blueprintIDs, maxBlueprintFilterValues) {
 		set, err := c.describeResetInstanceBlueprints(ctx, region, instanceID, []Filter{{Name: "blueprint-id", Values: chunk}})
 		if err != nil {
 			return nil, err

@@ -39,8 +39,6 @@ const (
 	// temporary keys.
 	STSService = "sts"
 	STSVersion = "2018-08-13"
-	// DefaultSTSEndpoint is the endpoint the SDK's role providers use.
-	DefaultSTSEndpoint = "https://sts.tencentcloudapi.com"
 )
 
 // Documented rate limits, in requests per second. The documented scope is
