@@ -27,6 +27,36 @@ func newWatchedStore(st runner.Store) *watchedStore {
 	return &watchedStore{Store: st, sending: make(chan struct{})}
 }
 
+// slowReads delays every DescribeInstances answer but the first.
+type slowReads struct {
+	runner.API
+	delay time.Duration
+	calls atomic.Int64
+}
+
+func (s *slowReads) DescribeInstances(ctx context.Context, region string, ids []string) ([]lighthouse.Instance, error) {
+	insts, err := s.API.DescribeInstances(ctx, region, ids)
+	if s.calls.Add(1) > 1 {
+		select {
+		case <-time.After(s.delay):
+		case <-ctx.Done():
+		}
+	}
+	return insts, err
+}
+
+// The runner finds the Queue's lease deadlines and shared limits through
+// the wrapper.
+func (s *watchedStore) LeaseDeadline(j store.Job) time.Time {
+	return s.Store.(runner.Leaser).LeaseDeadline(j)
+}
+
+func (s *watchedStore) SlotSource(action string, interval time.Duration) store.SlotSource {
+	return s.Store.(runner.SharedLimits).SlotSource(action, interval)
+}
+
+func (s *watchedStore) Guard() time.Duration { return s.Store.(runner.SharedLimits).Guard() }
+
 func (s *watchedStore) Claim(ctx context.Context, n int) ([]store.Job, bool, error) {
 	jobs, waiting, err := s.Store.Claim(ctx, n)
 	for _, j := range jobs {
@@ -70,6 +100,10 @@ func TestFaultLeaseLostDuringCall(t *testing.T) {
 		}
 	}
 	cfgA := b.configPG(t, pg.st, pg.run, "runner-a", 600*time.Millisecond, edit(time.Hour))
+	// A cuts each call at the end of its lease, and would record what the
+	// cloud shows at once: its reads after the first are slow too, so that
+	// its leases lapse before it can.
+	cfgA.API = &slowReads{API: cfgA.API, delay: 1500 * time.Millisecond}
 	stA := newWatchedStore(cfgA.Store)
 	cfgA.Store = stA
 	cfgB := b.configPG(t, openPG(t, pg.url), pg.run, "runner-b", 5*time.Second, edit(300*time.Millisecond))

@@ -486,7 +486,7 @@ func TestFaultBusyOnResend(t *testing.T) {
 			b.waitUntil(t, func(in lighthouse.Instance) bool {
 				return in.LatestOperation == lighthouse.ActionResetInstance && in.LatestOperationState == lighthouse.OperationSuccess
 			})
-			changed, err := runner.Reconcile(t.Context(), b.client, jobs)
+			changed, _, err := runner.Reconcile(t.Context(), b.cloud(t), jobs, b.config(t, nil).SettleTime)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -707,7 +707,7 @@ func TestFaultFailedAndUnfinished(t *testing.T) {
 					unknown = append(unknown, j)
 				}
 			}
-			changed, err := runner.Reconcile(t.Context(), b.client, unknown)
+			changed, _, err := runner.Reconcile(t.Context(), b.cloud(t), unknown, b.config(t, nil).SettleTime)
 			if err != nil {
 				t.Fatal(err)
 			}

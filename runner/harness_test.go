@@ -156,6 +156,16 @@ func (b *bundle) config(t *testing.T, st runner.Store) runner.Config {
 	}
 }
 
+// cloud returns a Cloud over the scenario's client, at its rate.
+func (b *bundle) cloud(t *testing.T) *runner.Cloud {
+	t.Helper()
+	c, err := runner.NewCloud(runner.CloudConfig{API: b.client, Rate: float64(b.limit)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // open opens (or reopens, to resume) the scenario's CSV store.
 func (b *bundle) open(t *testing.T) *csvstore.Store {
 	t.Helper()
@@ -264,26 +274,11 @@ func (pg *pgRun) jobs(t *testing.T) []store.Job {
 }
 
 // configPG returns the runner configuration for owner on st: a Queue with
-// the lease ttl, and the store's shared Buckets as limiters at the rates
-// that edit leaves in the configuration.
+// the lease ttl, whose shared limits the runner takes.
 func (b *bundle) configPG(t *testing.T, st *postgres.Store, run, owner string, ttl time.Duration, edit func(*runner.Config)) runner.Config {
 	cfg := b.config(t, st.Queue(run, owner, ttl))
 	if edit != nil {
 		edit(&cfg)
-	}
-	guard := cfg.Guard
-	if guard == 0 {
-		guard = 20 * time.Millisecond
-	}
-	if cfg.ResetLimiter == nil {
-		cfg.ResetLimiter = st.Bucket(lighthouse.ActionResetInstance, cfg.Rate, guard)
-	}
-	if cfg.DescribeLimiter == nil {
-		rate := cfg.DescribeRate
-		if rate == 0 {
-			rate = lighthouse.DescribeInstancesRateLimit / 2
-		}
-		cfg.DescribeLimiter = st.Bucket(lighthouse.ActionDescribeInstances, rate, guard)
 	}
 	return cfg
 }

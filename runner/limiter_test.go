@@ -67,6 +67,25 @@ func TestNewLimiterWindows(t *testing.T) {
 	}
 }
 
+func TestInterval(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		perSecond float64
+		guard     time.Duration
+		want      time.Duration
+	}{
+		{50, 0, 20 * time.Millisecond},
+		{50, 100 * time.Millisecond, 22 * time.Millisecond},
+		{20, 50 * time.Millisecond, 52500 * time.Microsecond},
+		{3, 0, 333334 * time.Microsecond}, // rounded up, never down
+		{0.5, 0, 2 * time.Second},
+	} {
+		if got := Interval(tc.perSecond, tc.guard); got != tc.want {
+			t.Errorf("Interval(%v, %v) = %v, want %v", tc.perSecond, tc.guard, got, tc.want)
+		}
+	}
+}
+
 func TestBackoffGate(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {

@@ -2,21 +2,11 @@ package runner
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"time"
 
 	"github.com/batchreset/batchreset/lighthouse"
 	"github.com/batchreset/batchreset/store"
 )
-
-// PlanAPI is what planning calls, on top of API. *lighthouse.Client
-// satisfies it. Planning never calls ResetInstance.
-type PlanAPI interface {
-	API
-	DescribeBlueprints(ctx context.Context, region string, ids []string) ([]lighthouse.Blueprint, error)
-	DescribeResetInstanceBlueprints(ctx context.Context, region, instanceID string, blueprintIDs []string) ([]lighthouse.ResetInstanceBlueprint, error)
-}
 
 // PlanItem is what a run would do with one job.
 type PlanItem struct {
@@ -55,99 +45,62 @@ func Check(j store.Job, in *lighthouse.Instance, bp *lighthouse.Blueprint) strin
 	return ""
 }
 
-// Plan checks jobs against the fleet without changing it: instances,
-// their state, and their target blueprints; with resettable, it also asks
-// DescribeResetInstanceBlueprints for the service's own verdict on each
-// instance that passed the other checks. It never calls ResetInstance.
-func Plan(ctx context.Context, api PlanAPI, jobs []store.Job, resettable bool) ([]PlanItem, error) {
-	byRegion := map[string][]store.Job{}
-	var regions []string
+// Plan checks jobs against the fleet without changing it, through cloud:
+// instances, their state, and their target blueprints; with resettable, it
+// also asks DescribeResetInstanceBlueprints for the service's own verdict on
+// each instance that passed the other checks. It never calls ResetInstance.
+func Plan(ctx context.Context, cloud *Cloud, jobs []store.Job, resettable bool) ([]PlanItem, error) {
+	byRegion := map[string][]string{}
+	bpIDs := map[string][]string{}
 	for _, j := range jobs {
-		if _, ok := byRegion[j.Region]; !ok {
-			regions = append(regions, j.Region)
+		byRegion[j.Region] = append(byRegion[j.Region], j.InstanceID)
+		if j.BlueprintID != "" {
+			bpIDs[j.Region] = append(bpIDs[j.Region], j.BlueprintID)
 		}
-		byRegion[j.Region] = append(byRegion[j.Region], j)
 	}
-	items := map[int64]PlanItem{}
-	// One call per instance: spaced at the action's documented limit.
-	lim := NewLimiter(lighthouse.DescribeResetInstanceBlueprintsRateLimit, 20*time.Millisecond)
-	for _, region := range regions {
-		rjobs := byRegion[region]
-		ids := make([]string, len(rjobs))
-		bpSet := map[string]bool{}
-		var bpIDs []string
-		for i, j := range rjobs {
-			ids[i] = j.InstanceID
-			if j.BlueprintID != "" && !bpSet[j.BlueprintID] {
-				bpSet[j.BlueprintID] = true
-				bpIDs = append(bpIDs, j.BlueprintID)
-			}
-		}
-		insts, err := api.DescribeInstances(ctx, region, ids)
+	seen, failed, err := cloud.DescribeRegions(ctx, byRegion)
+	if err != nil {
+		return nil, err
+	}
+	for region, err := range failed {
+		return nil, fmt.Errorf("describe instances in %s: %w", region, err)
+	}
+	bps := map[string]map[string]*lighthouse.Blueprint{}
+	for region, ids := range bpIDs {
+		m, err := cloud.Blueprints(ctx, region, ids)
 		if err != nil {
-			return nil, fmt.Errorf("describe instances in %s: %w", region, err)
+			return nil, err
 		}
-		bps, err := api.DescribeBlueprints(ctx, region, bpIDs)
-		if err != nil {
-			return nil, fmt.Errorf("describe blueprints in %s: %w", region, err)
-		}
-		instByID := map[string]*lighthouse.Instance{}
-		for i := range insts {
-			instByID[insts[i].InstanceID] = &insts[i]
-		}
-		bpByID := map[string]*lighthouse.Blueprint{}
-		for i := range bps {
-			bpByID[bps[i].BlueprintID] = &bps[i]
-		}
-		for _, j := range rjobs {
-			in := instByID[j.InstanceID]
-			it := PlanItem{Job: j, Instance: in, Reason: Check(j, in, bpByID[j.BlueprintID])}
-			it.Reset = it.Reason == ""
-			if it.Reset && resettable && j.BlueprintID != "" {
-				rbs, err := resetBlueprints(ctx, api, lim, region, j)
-				if err != nil {
-					return nil, fmt.Errorf("describe reset blueprints of %s: %w", j.InstanceID, err)
-				}
-				for _, rb := range rbs {
-					if rb.BlueprintInfo.BlueprintID == j.BlueprintID && !rb.IsResettable {
-						it.Reset, it.Reason = false, "not resettable: "+rb.NonResettableMessage
-					}
-				}
-			}
-			if it.Reset && in.LatestOperationState == lighthouse.OperationOperating {
-				it.Reason = fmt.Sprintf("busy with %s now; the run waits for it", in.LatestOperation)
-			}
-			items[j.ID] = it
-		}
+		bps[region] = m
 	}
 	out := make([]PlanItem, 0, len(jobs))
 	for _, j := range jobs {
-		out = append(out, items[j.ID])
+		var in *lighthouse.Instance
+		if v, ok := seen.Get(j.Region, j.InstanceID); ok {
+			in = &v
+		}
+		it := PlanItem{Job: j, Instance: in, Reason: Check(j, in, bps[j.Region][j.BlueprintID])}
+		it.Reset = it.Reason == ""
+		if it.Reset && resettable && j.BlueprintID != "" {
+			rbs, err := cloud.ResetBlueprints(ctx, j.Region, j.InstanceID, []string{j.BlueprintID})
+			if err != nil {
+				return nil, fmt.Errorf("describe reset blueprints of %s: %w", j.InstanceID, err)
+			}
+			for _, rb := range rbs {
+				if rb.BlueprintInfo.BlueprintID == j.BlueprintID && !rb.IsResettable {
+					it.Reset, it.Reason = false, "not resettable: "+rb.NonResettableMessage
+				}
+			}
+		}
+		switch {
+		case it.Reset && in.LatestOperationState == lighthouse.OperationOperating:
+			it.Reason = fmt.Sprintf("busy with %s now; the run waits for it", in.LatestOperation)
+		case it.Reset && busy(*in):
+			it.Reason = fmt.Sprintf("instance is %s now; the run waits for it", in.InstanceState)
+		}
+		out = append(out, it)
 	}
 	return out, nil
-}
-
-// resetBlueprints asks DescribeResetInstanceBlueprints about j's target,
-// under lim, retrying calls the API rejected (throttled, busy) a few times.
-func resetBlueprints(ctx context.Context, api PlanAPI, lim Limiter, region string, j store.Job) ([]lighthouse.ResetInstanceBlueprint, error) {
-	retry := newBackoff(500*time.Millisecond, 5*time.Second)
-	for attempt := 0; ; attempt++ {
-		if err := lim.Wait(ctx); err != nil {
-			return nil, err
-		}
-		rbs, err := api.DescribeResetInstanceBlueprints(ctx, region, j.InstanceID, []string{j.BlueprintID})
-		ae, _ := errors.AsType[*lighthouse.APIError](err)
-		if err == nil || ae == nil || ae.Class != lighthouse.ClassRetryable || attempt >= 5 {
-			return rbs, err
-		}
-		t := time.NewTimer(retry.next())
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, ctx.Err()
-		case <-t.C:
-		}
-	}
 }
 
 // resettableState reports whether state is RUNNING or STOPPED, or a

@@ -46,6 +46,9 @@ type Rollout struct {
 	// ExpectedDuration is the reset duration assumed before any reset of
 	// this run has finished; default 5m.
 	ExpectedDuration time.Duration
+	// BudgetNote explains a rounding of MaxFailures the operator should know
+	// about (see ResolveBudget); the runner only reports it.
+	BudgetNote string
 
 	mu       sync.Mutex
 	failures int
@@ -125,7 +128,7 @@ func (ro *Rollout) waveSize(i int) int {
 	return ro.Waves[min(i, len(ro.Waves)-1)]
 }
 
-func (ro *Rollout) start(r *Runner) {
+func (ro *Rollout) start() {
 	if ro.ExpectedDuration <= 0 {
 		ro.ExpectedDuration = 5 * time.Minute
 	}
@@ -172,7 +175,7 @@ func (ro *Rollout) admit(ctx context.Context, r *Runner) string {
 		}
 		r.log.Info("wave finished", "wave", ro.wave+1, "resets_started", ro.admitted)
 		if ro.PauseBetweenWaves > 0 {
-			if r.sleep(ctx, ro.PauseBetweenWaves) != nil {
+			if sleep(ctx, ro.PauseBetweenWaves) != nil {
 				return "run stopped"
 			}
 		}

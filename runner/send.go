@@ -10,36 +10,6 @@ import (
 	"github.com/batchreset/batchreset/store"
 )
 
-// taskKind says what the tracker waits for.
-type taskKind int
-
-const (
-	kindSend     taskKind = iota // queued for the senders
-	kindWaitIdle                 // instance busy with another operation; send when idle
-	kindInDoubt                  // a call may have landed; reconcile
-	kindTracking                 // submitted; wait for the operation to end
-)
-
-// task is a claimed job and what the runner knows about it in memory.
-type task struct {
-	job  store.Job
-	kind taskKind
-	// doubt: some call for this job may have landed and was not proven
-	// absent. A job in doubt is never sent again before reconciliation.
-	doubt    bool
-	lastSend time.Time // when the latest call was about to be sent
-	since    time.Time // when the current wait began
-	slot     bool      // holds an in-flight slot
-	lastSeen string    // the instance's last observed operation, for messages
-	misses   int       // polls in a row that did not return the instance
-	// busySince is when the instance was first found busy with another
-	// operation, or a call for it first rejected; ResetTimeout bounds the
-	// wait from then (see kindWaitIdle).
-	busySince time.Time
-	lastErr   error
-	admitted  bool // counted in the rollout's current wave
-}
-
 // work sends ResetInstance for queued jobs until the run finishes.
 func (r *Runner) work(ctx context.Context) error {
 	for {
@@ -60,104 +30,95 @@ func (r *Runner) work(ctx context.Context) error {
 	}
 }
 
+// leaseMargin is kept between a call's deadline and the end of the job's
+// lease, for the time between the check and the request leaving.
+const leaseMargin = 100 * time.Millisecond
+
+// minCallTime is the least time a call must have before its deadline (and
+// so before its lease ends) for it to be sent at all.
+const minCallTime = 100 * time.Millisecond
+
 // send performs one ResetInstance for t, durably recording the intent first
 // and the RequestId right after.
 func (r *Runner) send(ctx context.Context, t *task) {
 	if !r.admit(ctx, t) {
 		return
 	}
-	if err := r.gate.wait(ctx); err != nil {
-		r.release(t)
-		return
-	}
-
 	// The intent is recorded before the rate slot is taken, so that the
 	// store's latency (an fsync, a commit) never sits between the slot and
 	// the call: the limiter's jitter allowance is for the network alone.
-	prevIntent := t.job.IntentAt
-	t.job.Status = store.StatusSubmitting
-	t.job.Attempts++
-	if t.job.IntentAt.IsZero() {
-		t.job.IntentAt = time.Now()
-	}
-	if !r.save(ctx, t) {
+	t.intent(time.Now())
+	if err := r.save(ctx, t); err != nil {
+		r.intentRefused(ctx, t, err)
 		return
 	}
 	r.failpoint(FailpointAfterIntent)
 
-	if !r.waitSlot(ctx) || r.halted() || r.stopReason() != "" || r.paused() {
+	slotErr := r.cloud.WaitReset(ctx)
+	deadline, leased := r.leaseDeadline(t)
+	callCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if r.cfg.RequestTimeout > 0 {
+		callCtx, cancel = context.WithTimeout(callCtx, r.cfg.RequestTimeout)
+		defer cancel()
+	}
+	if leased {
+		// A call never outlives the lease it left under: once the lease
+		// ends another runner may take the job over and prove the call
+		// absent.
+		callCtx, cancel = context.WithDeadline(callCtx, deadline.Add(-leaseMargin))
+		defer cancel()
+	}
+	callDeadline, _ := callCtx.Deadline()
+	st := r.adm.load()
+	leaseShort := leased && time.Until(callDeadline) < minCallTime
+	if slotErr != nil || st.mode != admitOpen || leaseShort {
 		// Nothing was sent: say so before the job goes anywhere else, so
 		// that it is not reconciled as a call in doubt.
-		t.job.Status = store.StatusPending
-		t.job.Attempts--
-		t.job.IntentAt = prevIntent
-		if !r.save(context.WithoutCancel(ctx), t) {
+		t.unsent()
+		if r.save(context.WithoutCancel(ctx), t) != nil {
 			return
 		}
-		if ctx.Err() == nil && r.paused() && !r.halted() && r.stopReason() == "" {
+		switch {
+		case slotErr == nil && st.mode == admitOpen:
+			// The lease was too short (the runner was suspended, or the
+			// database slow to renew); the save above renewed it.
+			r.log.Warn("lease too short for a call; not sent", "instance_id", t.job.InstanceID)
+			r.requeue(ctx, t)
+		case ctx.Err() == nil && r.adm.load().mode == admitPaused:
 			r.requeue(ctx, t) // admit holds it until the run resumes
-			return
+		default:
+			r.admitDenied(ctx, t)
 		}
-		r.admitDenied(ctx, t)
 		return
 	}
-	// SettleTime counts from the moment the call leaves, not from the
-	// intent: recording the intent can take long (a slow or retried store
-	// write), and a clock started before it expired early, so that a reset
-	// landing late was "proven absent" and sent again (a double reset with
-	// SettleTime above lag + call timeout; TestFaultBusyOnResend).
-	t.lastSend = time.Now()
-	r.stats.Calls.Add(1)
+	t.sent(time.Now())
 	r.stats.onSend(t)
-	callCtx := ctx
 	if r.cfg.Failpoint != nil {
-		callCtx = context.WithValue(ctx, failpointKey{}, r.cfg.Failpoint)
+		callCtx = context.WithValue(callCtx, failpointKey{}, r.cfg.Failpoint)
 	}
-	reqID, err := r.cfg.API.ResetInstance(callCtx, t.job.Region, t.job.InstanceID, t.job.BlueprintID)
+	reqID, err := r.cloud.Reset(callCtx, t.job.Region, t.job.InstanceID, t.job.BlueprintID)
 	r.failpoint(FailpointAfterCall)
-	if err == nil {
-		r.gate.success()
-		t.job.Status = store.StatusSubmitted
-		t.job.RequestID = reqID
-		t.job.ErrorCode, t.job.ErrorMessage = "", ""
-		if t.job.SubmittedAt.IsZero() {
-			t.job.SubmittedAt = t.lastSend
-		}
-		if !r.save(ctx, t) {
-			return
-		}
-		r.log.Debug("reset accepted", "instance_id", t.job.InstanceID, "request_id", reqID, "attempt", t.job.Attempts)
-		t.kind, t.since = kindTracking, t.lastSend
-		r.toTracker(ctx, t)
+	if err != nil {
+		r.handleSendError(ctx, t, err)
 		return
 	}
-	r.handleSendError(ctx, t, err)
+	t.accepted(reqID)
+	if r.save(ctx, t) != nil {
+		return
+	}
+	r.log.Debug("reset accepted", "instance_id", t.job.InstanceID, "request_id", reqID, "attempt", t.job.Attempts)
+	r.toTracker(ctx, t)
 }
 
-// waitSlot waits for a ResetInstance rate slot, and again while a throttling
-// pause is in force: a throttle answered while this sender waited pauses it
-// too, or every sender already queued at the limiter when the pause began
-// would still send, and a throttle storm would see calls at the full rate
-// (TestFaultThrottled/Storm). It reports false when ctx ended or the
-// limiter failed.
-func (r *Runner) waitSlot(ctx context.Context) bool {
-	for {
-		if err := r.gate.wait(ctx); err != nil {
-			return false
-		}
-		start := time.Now()
-		err := r.reset.Wait(ctx)
-		r.stats.limiterWait.Add(int64(time.Since(start)))
-		if err != nil {
-			if ctx.Err() == nil {
-				r.log.Warn("wait for a rate slot", "err", err)
-			}
-			return false
-		}
-		if !r.gate.paused() {
-			return true
-		}
+// leaseDeadline returns when t's lease ends on this host's clocks, if the
+// store leases jobs.
+func (r *Runner) leaseDeadline(t *task) (time.Time, bool) {
+	l, ok := r.cfg.Store.(Leaser)
+	if !ok {
+		return time.Time{}, false
 	}
+	return l.LeaseDeadline(t.job), true
 }
 
 type failpointKey struct{}
@@ -176,32 +137,29 @@ func (r *Runner) handleSendError(ctx context.Context, t *task, err error) {
 	if !ok {
 		ae = &lighthouse.APIError{Action: lighthouse.ActionResetInstance, Code: "Error", Message: err.Error(), Class: lighthouse.ClassAmbiguous, Err: err}
 	}
-	t.lastErr = ae
-	t.job.ErrorCode, t.job.ErrorMessage = ae.Code, ae.Message
-	log := r.log.With("instance_id", t.job.InstanceID, "attempt", t.job.Attempts, "code", ae.Code)
-	if ctx.Err() != nil && ae.Class != lighthouse.ClassRetryable {
+	class := ae.Class
+	if ctx.Err() != nil && class != lighthouse.ClassRetryable {
 		// The run was cancelled mid-call: the call may have landed.
-		ae.Class = lighthouse.ClassAmbiguous
+		class = lighthouse.ClassAmbiguous
 	}
-	switch ae.Class {
+	if class == lighthouse.ClassFatal && regionProblem(ae) {
+		class = lighthouse.ClassPermanent // one bad row does not stop the fleet
+	}
+	log := r.log.With("instance_id", t.job.InstanceID, "attempt", t.job.Attempts, "code", ae.Code)
+	now := time.Now()
+	switch class {
 	case lighthouse.ClassRetryable:
 		// Rejected, so not executed: it does not count as an attempt, and
 		// however long the API keeps rejecting (a network outage, a busy
 		// backend) the job is not failed before ResetTimeout.
-		t.job.Attempts--
-		now := time.Now()
-		if t.busySince.IsZero() {
-			t.busySince = now
-		}
-		t.job.Status = store.StatusPending
-		if !r.save(ctx, t) {
+		throttled := ae.Throttled()
+		t.rejected(ae, now, !throttled)
+		if r.save(ctx, t) != nil {
 			return
 		}
-		if ae.Throttled() {
-			// The shared gate pauses every sender; the job goes straight
+		if throttled {
+			// The Cloud's gate pauses every sender; the job goes straight
 			// back in line.
-			r.stats.Throttled.Add(1)
-			r.gate.hit()
 			log.Debug("reset throttled; will retry", "err", ae)
 			r.requeue(ctx, t)
 			return
@@ -214,56 +172,84 @@ func (r *Runner) handleSendError(ctx context.Context, t *task, err error) {
 		// without holding a sender.
 		log.Warn("reset rejected; will retry", "err", ae)
 		r.freeSlot(t)
-		t.kind, t.since = kindWaitIdle, now
 		r.toTracker(ctx, t)
 	case lighthouse.ClassBusy:
 		if t.doubt {
 			// It may be our own earlier reset that is running (the previous
 			// call was judged absent too early): reconcile, never fail.
 			log.Warn("instance busy after an earlier call of ours; reconciling", "err", ae)
-			t.kind, t.since = kindInDoubt, time.Now()
+			t.inDoubt(ae, now)
 			r.toTracker(ctx, t)
 			return
 		}
-		now := time.Now()
-		if t.busySince.IsZero() {
-			t.busySince = now
-		}
-		t.job.Attempts--
+		t.rejected(ae, now, true)
 		if now.Sub(t.busySince) > r.cfg.ResetTimeout {
 			// The API keeps refusing while DescribeInstances shows the
 			// instance idle, so the tracker sends again at once, forever:
-			// ResetTimeout bounds the wait however the instance shows
-			// (TestFaultBusyOnResend/BusyWhileIdle).
+			// ResetTimeout bounds the wait however the instance shows.
 			r.finish(ctx, t, store.StatusFailed, ae.Code, fmt.Sprintf("instance stayed busy for %s: %s", r.cfg.ResetTimeout, ae.Message))
 			return
 		}
 		log.Info("instance busy; waiting for it", "err", ae)
-		t.job.Status = store.StatusPending
-		if !r.save(ctx, t) {
+		if r.save(ctx, t) != nil {
 			return
 		}
 		r.freeSlot(t)
-		t.kind, t.since = kindWaitIdle, now
 		r.toTracker(ctx, t)
 	case lighthouse.ClassPermanent:
 		log.Error("reset refused", "err", ae)
 		r.finish(ctx, t, store.StatusFailed, ae.Code, ae.Message)
 	case lighthouse.ClassFatal:
-		log.Error("fatal error; no new resets", "err", ae)
-		r.fatal.CompareAndSwap(nil, ae)
-		t.job.Status = store.StatusPending
-		t.job.Attempts--
-		if r.save(ctx, t) {
+		r.fatal(ae)
+		t.rejected(ae, now, false)
+		if r.save(ctx, t) == nil {
 			r.release(t)
 		}
 	default: // ambiguous
 		log.Warn("reset outcome unknown; reconciling before any resend", "err", ae)
-		t.doubt = true
-		t.kind, t.since = kindInDoubt, time.Now()
+		t.inDoubt(ae, now)
 		r.toTracker(ctx, t)
 	}
 }
+
+// refusedIntent reports whether err is a store's refusal of an intent,
+// which writes nothing and leaves the job with the runner.
+func refusedIntent(err error) bool {
+	return errors.Is(err, store.ErrInstanceBusy) || errors.Is(err, store.ErrResetElsewhere) || errors.Is(err, store.ErrStopped)
+}
+
+// intentRefused handles an intent the store refused (see refusedIntent).
+// Another run has the instance in flight: the job waits, as for a busy
+// instance, and the instance is looked at again before anything is sent.
+// Another run reset it during this one: the job ends skipped. The run is
+// paused or cancelled: the job waits for the runner to read the control.
+func (r *Runner) intentRefused(ctx context.Context, t *task, err error) {
+	if !refusedIntent(err) {
+		return // the job was dropped
+	}
+	now := time.Now()
+	switch {
+	case errors.Is(err, store.ErrInstanceBusy):
+		ae := &lighthouse.APIError{Action: lighthouse.ActionResetInstance, Code: CodeInFlightElsewhere, Message: err.Error(), Class: lighthouse.ClassBusy}
+		r.log.Info("instance in flight in another run; waiting", "instance_id", t.job.InstanceID, "err", err)
+		t.refused(ae, now)
+		r.freeSlot(t)
+		r.toTracker(ctx, t)
+	case errors.Is(err, store.ErrResetElsewhere):
+		t.unsent()
+		r.finish(ctx, t, store.StatusSkipped, CodeResetByOther, "not reset again: "+err.Error())
+	default:
+		t.unsent()
+		if c, err := r.cfg.Store.Control(ctx); err == nil {
+			r.applyControl(c)
+		}
+		r.requeue(ctx, t)
+	}
+}
+
+// CodeInFlightElsewhere is the error code of a job that waited because
+// another run had its instance in flight.
+const CodeInFlightElsewhere = "InFlightElsewhere"
 
 // requeue puts t back in the send queue.
 func (r *Runner) requeue(ctx context.Context, t *task) {
@@ -278,13 +264,13 @@ func (r *Runner) requeue(ctx context.Context, t *task) {
 // admit holds t until the rollout lets it start and an in-flight slot is
 // free. It reports false when t was handed elsewhere.
 func (r *Runner) admit(ctx context.Context, t *task) bool {
-	for r.paused() && !r.halted() && r.stopReason() == "" {
-		if r.sleep(ctx, r.cfg.PollInterval/4) != nil {
+	for r.adm.load().mode == admitPaused {
+		if sleep(ctx, r.cfg.PollInterval/4) != nil {
 			r.release(t)
 			return false
 		}
 	}
-	if r.halted() || r.stopReason() != "" {
+	if r.adm.load().mode != admitOpen {
 		r.admitDenied(ctx, t)
 		return false
 	}
@@ -311,16 +297,15 @@ func (r *Runner) admit(ctx context.Context, t *task) bool {
 // halting (it stays pending for the next run), skipped when a rollout rule
 // or the operator stopped new resets.
 func (r *Runner) admitDenied(ctx context.Context, t *task) {
-	if why := r.stopReason(); why != "" && !r.halted() && !t.doubt {
-		r.finish(ctx, t, store.StatusSkipped, "", why)
+	if st := r.adm.load(); st.mode == admitStopped && !t.doubt {
+		r.finish(ctx, t, store.StatusSkipped, "", st.reason)
 		return
 	}
 	r.release(t)
 }
 
-// release gives t back to the store unstarted (or as it is) and forgets it.
+// release gives t back to the store as it is and forgets it.
 func (r *Runner) release(t *task) {
-	r.freeSlot(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := r.cfg.Store.Release(ctx, []store.Job{t.job}); err != nil {
@@ -336,10 +321,12 @@ func (r *Runner) freeSlot(t *task) {
 	}
 }
 
-// save records t.job durably. When the store refuses (lease lost) or cannot
-// be reached in time, the job is dropped from this runner, and false is
-// returned: whoever holds it now, or the next run, reconciles it.
-func (r *Runner) save(ctx context.Context, t *task) bool {
+// save records t.job durably. When the store refuses (lease lost, the
+// instance in flight elsewhere) or cannot be reached in time, the job is
+// dropped from this runner, except for ErrInstanceBusy (the caller decides),
+// and the error is returned: whoever holds the job now, or the next run,
+// reconciles it.
+func (r *Runner) save(ctx context.Context, t *task) error {
 	var err error
 	retry := newBackoff(200*time.Millisecond, 5*time.Second)
 	wctx := context.WithoutCancel(ctx)
@@ -348,34 +335,31 @@ func (r *Runner) save(ctx context.Context, t *task) bool {
 		err = r.cfg.Store.Save(sctx, &t.job)
 		cancel()
 		if err == nil {
-			return true
+			return nil
+		}
+		if refusedIntent(err) {
+			return err // nothing was written; the caller decides
 		}
 		if errors.Is(err, store.ErrLeaseLost) || attempt >= 20 {
 			break
 		}
 		d := retry.next()
 		r.log.Warn("save job; retrying", "instance_id", t.job.InstanceID, "err", err, "retry_in", d)
-		if r.sleep(wctx, d) != nil {
+		if sleep(wctx, d) != nil {
 			break
 		}
 	}
 	r.log.Error("job dropped: its state could not be recorded", "instance_id", t.job.InstanceID, "status", t.job.Status, "err", err)
 	r.stats.Dropped.Add(1)
-	r.freeSlot(t)
 	r.done(t)
-	return false
+	return err
 }
 
 // finish records a terminal outcome for t.
 func (r *Runner) finish(ctx context.Context, t *task, st store.Status, code, msg string) {
 	r.failpoint(FailpointBeforeOutcome)
-	t.job.Status = st
-	t.job.ErrorCode, t.job.ErrorMessage = code, msg
-	if st == store.StatusSucceeded {
-		t.job.ErrorCode, t.job.ErrorMessage = "", ""
-	}
-	t.job.FinishedAt = time.Now()
-	if !r.save(ctx, t) {
+	t.finished(st, code, msg, time.Now())
+	if r.save(ctx, t) != nil {
 		return
 	}
 	r.stats.onFinish(t)
@@ -390,7 +374,6 @@ func (r *Runner) finish(ctx context.Context, t *task, st store.Status, code, msg
 	default:
 		r.log.Error("reset "+string(st), "instance_id", t.job.InstanceID, "request_id", t.job.RequestID, "code", code, "reason", msg)
 	}
-	r.freeSlot(t)
 	r.done(t)
 }
 

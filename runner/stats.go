@@ -9,33 +9,50 @@ import (
 	"github.com/batchreset/batchreset/store"
 )
 
-// Stats are a run's live counters. Fields are safe to read at any time.
+// Stats are a run's live counters. Fields and methods are safe to use at
+// any time; the zero value reads as a run that has done nothing.
 type Stats struct {
-	Calls     atomic.Int64 // ResetInstance calls sent
-	Describes atomic.Int64 // DescribeInstances calls sent
-	Throttled atomic.Int64 // calls answered RequestLimitExceeded
-	Dropped   atomic.Int64 // jobs given up because their state could not be saved
+	Dropped    atomic.Int64 // jobs given up because their state could not be saved
+	ResetTwice atomic.Int64 // instances another process reset too
 
 	Submitted atomic.Int64 // distinct jobs for which a reset was sent
 	InFlight  atomic.Int64 // resets sent and not yet settled
 	Waiting   atomic.Int64 // jobs waiting on the cloud (busy, in doubt, tracking)
 
-	paused      atomic.Bool
-	limiterWait atomic.Int64 // nanoseconds senders waited for the reset limiter
+	cloud *Cloud     // the run's calls and throttles
+	adm   *admission // the run's admission state
 
 	mu        sync.Mutex
 	totals    store.Totals
 	durations []time.Duration // submission to outcome, of finished resets
-	firstSend time.Time
-	lastSend  time.Time
 }
 
-// LimiterWait returns the total time senders waited for the ResetInstance
-// rate limiter.
-func (s *Stats) LimiterWait() time.Duration { return time.Duration(s.limiterWait.Load()) }
+// Calls returns how many ResetInstance calls were sent.
+func (s *Stats) Calls() int64 {
+	if s.cloud == nil {
+		return 0
+	}
+	return s.cloud.Calls.Load()
+}
+
+// LimiterWait returns the total time senders waited for ResetInstance slots.
+func (s *Stats) LimiterWait() time.Duration {
+	if s.cloud == nil {
+		return 0
+	}
+	return time.Duration(s.cloud.resetWait.Load())
+}
+
+// Throttled returns how many calls were answered RequestLimitExceeded.
+func (s *Stats) Throttled() int64 {
+	if s.cloud == nil {
+		return 0
+	}
+	return s.cloud.Throttled.Load()
+}
 
 // Paused reports whether the operator has paused the run.
-func (s *Stats) Paused() bool { return s.paused.Load() }
+func (s *Stats) Paused() bool { return s.adm != nil && s.adm.load().mode == admitPaused }
 
 // Totals returns the outcomes recorded so far by this runner.
 func (s *Stats) Totals() store.Totals {
@@ -57,24 +74,10 @@ func (s *Stats) Durations() []time.Duration {
 	return d
 }
 
-// SendSpan returns the first and last time a reset was sent.
-func (s *Stats) SendSpan() (first, last time.Time) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.firstSend, s.lastSend
-}
-
 func (s *Stats) onSend(t *task) {
 	if t.job.Attempts == 1 && !t.doubt {
 		s.Submitted.Add(1)
 	}
-	now := time.Now()
-	s.mu.Lock()
-	if s.firstSend.IsZero() {
-		s.firstSend = now
-	}
-	s.lastSend = now
-	s.mu.Unlock()
 }
 
 func (s *Stats) onFinish(t *task) {
@@ -114,12 +117,13 @@ func (s *Stats) setWaiting(tasks map[int64]*task) {
 
 func (s *Stats) summary() Summary {
 	return Summary{
-		Totals:    s.Totals(),
-		Throttled: s.Throttled.Load(),
-		Calls:     s.Calls.Load(),
-		Describes: s.Describes.Load(),
-		Dropped:   s.Dropped.Load(),
-		Durations: s.Durations(),
+		Totals:     s.Totals(),
+		Throttled:  s.cloud.Throttled.Load(),
+		Calls:      s.cloud.Calls.Load(),
+		Describes:  s.cloud.Describes.Load(),
+		Dropped:    s.Dropped.Load(),
+		ResetTwice: s.ResetTwice.Load(),
+		Durations:  s.Durations(),
 	}
 }
 

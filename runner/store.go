@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"time"
 
 	"github.com/batchreset/batchreset/store"
 )
@@ -20,7 +21,9 @@ type Store interface {
 	Claim(ctx context.Context, n int) (jobs []store.Job, waiting bool, err error)
 	// Save durably records j. When it returns nil the write survives a crash
 	// of this process. It returns store.ErrLeaseLost, and writes nothing, when
-	// j.Fence is no longer the job's lease.
+	// j.Fence is no longer the job's lease, and store.ErrInstanceBusy, writing
+	// nothing, when j is saved submitting while another run has the same
+	// instance in flight.
 	Save(ctx context.Context, j *store.Job) error
 	// Renew extends the leases this runner holds. It is called periodically.
 	Renew(ctx context.Context) error
@@ -31,9 +34,11 @@ type Store interface {
 	Control(ctx context.Context) (store.Control, error)
 }
 
-// Limiter spaces calls of one API action. Wait blocks until one call may be
-// sent, or ctx is done. *rate.Limiter satisfies it, and so does the Postgres
-// store's shared bucket.
-type Limiter interface {
-	Wait(ctx context.Context) error
+// Leaser is implemented by a store that leases jobs to one runner at a time
+// (the Postgres store). LeaseDeadline returns when j's lease ends, on this
+// process's clocks, by the most cautious reckoning: a runner sends no call
+// that could outlive it, because after it another runner may take the job
+// over. A runner that has lost the lease gets a time in the past.
+type Leaser interface {
+	LeaseDeadline(j store.Job) time.Time
 }

@@ -3,6 +3,7 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"time"
 )
@@ -102,6 +103,17 @@ var (
 	ErrSchemaOutdated = errors.New("database schema is out of date: run `batchreset migrate`")
 	// ErrLocked reports a store already in use by another process.
 	ErrLocked = errors.New("store is in use by another batchreset process")
+	// ErrInstanceBusy reports an intent refused because another run has the
+	// same instance in flight (submitting or submitted): two runs never
+	// both have a call for one instance on its way.
+	ErrInstanceBusy = errors.New("instance is in flight in another run")
+	// ErrResetElsewhere reports an intent refused because another run sent
+	// a reset for the same instance after this run started: the job ends
+	// skipped rather than reset again.
+	ErrResetElsewhere = errors.New("instance was reset by another run during this one")
+	// ErrStopped reports an intent refused because the run is paused or
+	// cancelled.
+	ErrStopped = errors.New("run is paused or cancelled")
 )
 
 // Control is an operator's instruction for a run, set with
@@ -114,3 +126,11 @@ const (
 	ControlPaused    Control = "paused"    // start nothing new; keep tracking
 	ControlCancelled Control = "cancelled" // start nothing new; remaining jobs become skipped
 )
+
+// SlotSource hands out the slots of one API action's calls, for a rate
+// limiter (runner.Spacer). Reserve takes the next free slot for good and
+// returns how long from now until it comes; a slot its caller does not use
+// is wasted, never given to another.
+type SlotSource interface {
+	Reserve(ctx context.Context) (wait time.Duration, err error)
+}

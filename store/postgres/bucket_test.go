@@ -8,28 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/batchreset/batchreset/runner"
 	"github.com/batchreset/batchreset/store/postgres"
 )
-
-func TestBucketInterval(t *testing.T) {
-	t.Parallel()
-	s := setup(t).store
-	for _, tc := range []struct {
-		perSecond float64
-		guard     time.Duration
-		want      time.Duration
-	}{
-		{50, 0, 20 * time.Millisecond},
-		{50, 100 * time.Millisecond, 22 * time.Millisecond},
-		{20, 50 * time.Millisecond, 52500 * time.Microsecond},
-		{3, 0, 333334 * time.Microsecond}, // rounded up, never down
-		{0.5, 0, 2 * time.Second},
-	} {
-		if got := s.Bucket("b", tc.perSecond, tc.guard).Interval(); got != tc.want {
-			t.Errorf("Bucket(%v, %v).Interval() = %v, want %v", tc.perSecond, tc.guard, got, tc.want)
-		}
-	}
-}
 
 // TestBucketShared has two processes' worth of Buckets on one name, four
 // goroutines each, take 60 slots at 50/s, and checks on the database's clock
@@ -51,8 +32,8 @@ func TestBucketShared(t *testing.T) {
 			)
 			tb := setup(t)
 			buckets := []*postgres.Bucket{
-				tb.store.Bucket("ResetInstances", perSecond, tc.guard),
-				open(t, tb.url).Bucket("ResetInstances", perSecond, tc.guard),
+				tb.store.Bucket("ResetInstances", runner.Interval(perSecond, tc.guard)),
+				open(t, tb.url).Bucket("ResetInstances", runner.Interval(perSecond, tc.guard)),
 			}
 			var (
 				mu    sync.Mutex
@@ -115,7 +96,7 @@ func TestBucketShared(t *testing.T) {
 func TestBucketWaitCancelled(t *testing.T) {
 	t.Parallel()
 	tb := setup(t)
-	b := tb.store.Bucket("slow", 0.1, 0) // one slot every 10s
+	b := runner.NewSpacer(tb.store.Bucket("slow", 10*time.Second), 0) // one slot every 10s
 
 	if err := b.Wait(t.Context()); err != nil {
 		t.Fatalf("first Wait() = %v, want nil at once", err)

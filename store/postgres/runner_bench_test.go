@@ -97,12 +97,11 @@ func BenchmarkSharedLimit(b *testing.B) {
 					}
 					cleanup = append(cleanup, client.CloseIdleConnections, s.Close)
 					rs[i], err = runner.New(runner.Config{
-						API:             clockedAPI{API: client, clock: clock},
-						Store:           s.Queue("bench", fmt.Sprintf("bench-runner-%d", i), time.Minute),
-						ResetLimiter:    s.Bucket(lighthouse.ActionResetInstance, limit, guard),
-						DescribeLimiter: s.Bucket(lighthouse.ActionDescribeInstances, lighthouse.DescribeInstancesRateLimit/2, guard),
-						Rate:            limit,
-						PollInterval:    time.Second,
+						API:          clockedAPI{API: client, clock: clock},
+						Store:        s.Queue("bench", fmt.Sprintf("bench-runner-%d", i), time.Minute),
+						Rate:         limit,
+						Guard:        guard,
+						PollInterval: time.Second,
 					})
 					if err != nil {
 						b.Fatal(err)

@@ -1,0 +1,167 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/batchreset/batchreset/store"
+)
+
+// admitMode says whether new resets may start, and what becomes of the jobs
+// not yet sent when they may not.
+type admitMode int
+
+const (
+	admitOpen     admitMode = iota // new resets start
+	admitPaused                    // the operator paused the run: unsent jobs wait
+	admitStopped                   // a rollout rule or a cancel: unsent jobs end skipped
+	admitDraining                  // an interrupt: unsent jobs are handed back, for a rerun
+	admitFatal                     // a fatal error: unsent jobs are handed back
+)
+
+// admState is the runner's admission state, one value read as a whole.
+type admState struct {
+	mode   admitMode
+	reason string // why new resets stopped for good; kept when the run then halts
+	fatal  error  // what stopped the run (admitFatal)
+}
+
+// halted reports whether unsent jobs are handed back rather than skipped.
+func (s admState) halted() bool { return s.mode == admitDraining || s.mode == admitFatal }
+
+// admission holds the admState. It is safe for concurrent use.
+type admission struct {
+	mu      sync.Mutex
+	st      admState
+	drainCh chan struct{} // closed when the run halts
+}
+
+func (a *admission) init() { a.drainCh = make(chan struct{}) }
+
+func (a *admission) load() admState {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.st
+}
+
+// halting returns a channel closed once the run drains or fails.
+func (a *admission) halting() <-chan struct{} { return a.drainCh }
+
+// pause pauses or resumes the run; it reports whether that changed anything.
+func (a *admission) pause(on bool) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	switch {
+	case on && a.st.mode == admitOpen:
+		a.st.mode = admitPaused
+	case !on && a.st.mode == admitPaused:
+		a.st.mode = admitOpen
+	default:
+		return false
+	}
+	return true
+}
+
+// stop stops new resets for good; it reports whether this was the first stop.
+func (a *admission) stop(why string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.st.reason != "" {
+		return false
+	}
+	a.st.reason = why
+	if !a.st.halted() {
+		a.st.mode = admitStopped
+	}
+	return true
+}
+
+// drain halts the run for an interrupt; it reports whether it was the first.
+func (a *admission) drain() bool { return a.halt(admitDraining, nil) }
+
+// fail halts the run for a fatal error; it reports whether it was the first.
+func (a *admission) fail(err error) bool { return a.halt(admitFatal, err) }
+
+func (a *admission) halt(m admitMode, err error) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.st.halted() {
+		return false
+	}
+	a.st.mode, a.st.fatal = m, err
+	close(a.drainCh)
+	return true
+}
+
+// ErrUnreachable reports a run stopped because no API call got an answer
+// for Config.Unreachable.
+var ErrUnreachable = errors.New("the API does not answer")
+
+// stopStarting makes every job not yet sent end skipped with why.
+func (r *Runner) stopStarting(why string) {
+	if r.adm.stop(why) {
+		r.log.Warn("no new resets", "reason", why)
+	}
+}
+
+// fatal stops submission for err; resets already sent are still tracked.
+func (r *Runner) fatal(err error) {
+	if r.adm.fail(err) {
+		r.log.Error("fatal error; no new resets", "err", err)
+		r.poke()
+	}
+}
+
+// housekeep renews leases, reads the operator's control for the run, and
+// stops the run when the API has not answered for Config.Unreachable.
+func (r *Runner) housekeep(ctx context.Context) error {
+	renew := time.NewTicker(r.cfg.LeaseRenewInterval)
+	defer renew.Stop()
+	control := time.NewTicker(r.cfg.PollInterval)
+	defer control.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-r.finished:
+			return nil
+		case <-renew.C:
+			if err := r.cfg.Store.Renew(ctx); err != nil && ctx.Err() == nil {
+				r.log.Warn("renew leases", "err", err)
+			}
+		case <-control.C:
+			if d, err := r.cloud.Silence(); err != nil && d > r.cfg.Unreachable {
+				// Everything is left as a rerun resumes it: in-flight jobs
+				// stay submitted or submitting, unsent ones pending.
+				return fmt.Errorf("%w: no call has had an answer for %s (last error: %v)", ErrUnreachable, d.Round(time.Second), err)
+			}
+			c, err := r.cfg.Store.Control(ctx)
+			if err != nil {
+				if ctx.Err() == nil {
+					r.log.Warn("read run control", "err", err)
+				}
+				continue
+			}
+			r.applyControl(c)
+		}
+	}
+}
+
+func (r *Runner) applyControl(c store.Control) {
+	switch c {
+	case store.ControlPaused:
+		if r.adm.pause(true) {
+			r.log.Warn("run paused by operator")
+		}
+	case store.ControlCancelled:
+		r.adm.pause(false)
+		r.stopStarting("cancelled by operator")
+	default:
+		if r.adm.pause(false) {
+			r.log.Info("run resumed by operator")
+		}
+	}
+}

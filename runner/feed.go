@@ -1,0 +1,247 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/batchreset/batchreset/lighthouse"
+	"github.com/batchreset/batchreset/store"
+)
+
+// feed claims jobs, takes a DescribeInstances snapshot of each batch, and
+// routes every job: pending ones to the senders, in-doubt and submitted ones
+// (left by a crash or taken over from a dead runner) to the tracker.
+func (r *Runner) feed(ctx context.Context) error {
+	retry := newBackoff(time.Second, 30*time.Second)
+	for {
+		st := r.adm.load()
+		if st.halted() {
+			return nil
+		}
+		if st.mode == admitPaused && r.live.Load() == 0 {
+			// Paused with nothing of ours in flight: claim nothing, so
+			// that no job is leased away from other runners meanwhile.
+			if sleep(ctx, r.cfg.PollInterval) != nil {
+				return nil
+			}
+			continue
+		}
+		// Keep at most a few batches claimed ahead of the senders: claimed
+		// jobs are leased, and other runners should get their share. The
+		// senders signal sendLow as they take the queue under a batch.
+		if len(r.sendq) >= claimBatch || st.mode == admitPaused {
+			t := time.NewTimer(50 * time.Millisecond)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil
+			case <-r.sendLow:
+			case <-r.adm.halting():
+			case <-t.C:
+			}
+			t.Stop()
+			continue
+		}
+		jobs, waiting, err := r.cfg.Store.Claim(ctx, claimBatch)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			d := retry.next()
+			r.log.Warn("claim jobs", "err", err, "retry_in", d)
+			if sleep(ctx, d) != nil {
+				return nil
+			}
+			continue
+		}
+		retry.reset()
+		if len(jobs) == 0 {
+			if !waiting {
+				return nil
+			}
+			if sleep(ctx, r.cfg.PollInterval) != nil {
+				return nil
+			}
+			continue
+		}
+		r.live.Add(int64(len(jobs)))
+		r.failpoint(FailpointAfterClaim)
+		if err := r.route(ctx, jobs); err != nil {
+			return err
+		}
+	}
+}
+
+// route snapshots a claimed batch and hands each job on.
+func (r *Runner) route(ctx context.Context, jobs []store.Job) error {
+	now := time.Now()
+	tasks := make([]*task, 0, len(jobs))
+	for _, j := range jobs {
+		t := claimed(j, now)
+		if t.kind == kindClaimed && r.adm.load().mode == admitStopped {
+			// New resets are stopped for good: pending jobs are skipped
+			// without asking the cloud anything; others are still settled.
+			r.finish(ctx, t, store.StatusSkipped, "", r.adm.load().reason)
+			continue
+		}
+		tasks = append(tasks, t)
+	}
+	snap, complete := r.snapshot(ctx, tasks)
+	var bps map[string]map[string]*lighthouse.Blueprint
+	if r.cfg.Rollout != nil && r.cfg.Rollout.Preflight && complete {
+		bps = r.preflightBlueprints(ctx, tasks)
+	}
+	for _, t := range tasks {
+		switch t.kind {
+		case kindInDoubt:
+			r.log.Info("reconciling job left in doubt", "instance_id", t.job.InstanceID)
+			r.toTracker(ctx, t)
+			continue
+		case kindTracking:
+			r.toTracker(ctx, t)
+			continue
+		}
+		in, seen := snap.Get(t.job.Region, t.job.InstanceID)
+		if !seen && !complete {
+			// The run stopped before the instance could be described: it
+			// stays pending, for a later run.
+			r.release(t)
+			continue
+		}
+		if seen {
+			t.observe(in, true)
+		}
+		if r.cfg.Rollout != nil && r.cfg.Rollout.Preflight {
+			var inp *lighthouse.Instance
+			if seen {
+				inp = &in
+			}
+			var bp *lighthouse.Blueprint
+			if t.job.BlueprintID != "" {
+				bp = unknownBlueprint(t.job.BlueprintID)
+				if m, ok := bps[t.job.Region]; ok {
+					bp = m[t.job.BlueprintID]
+				}
+			}
+			if why := Check(t.job, inp, bp); why != "" {
+				r.finish(ctx, t, store.StatusSkipped, "Preflight", "preflight: "+why)
+				continue
+			}
+		}
+		switch {
+		case seen && t.job.PrevRequestID != "" && foreignReset(in, t.job):
+			// A job resumed with its instance's operation on record: a
+			// reset since then is another process's.
+			v := resetByOther(in)
+			r.finish(ctx, t, v.status, v.code, v.msg)
+			continue
+		case seen && busy(in):
+			t.waitIdle(now)
+			r.toTracker(ctx, t)
+			continue
+		}
+		t.ready(in.LatestOperationRequestID)
+		select {
+		case r.sendq <- t:
+		case <-ctx.Done():
+			return nil
+		}
+	}
+	return nil
+}
+
+// unknownBlueprint stands for a blueprint whose lookup failed: it says
+// nothing, so preflight passes it (the API decides when the reset is sent),
+// never judging it absent.
+func unknownBlueprint(id string) *lighthouse.Blueprint { return &lighthouse.Blueprint{BlueprintID: id} }
+
+// preflightBlueprints looks up the target blueprints of tasks, by region.
+// A region whose lookup failed is left out.
+func (r *Runner) preflightBlueprints(ctx context.Context, tasks []*task) map[string]map[string]*lighthouse.Blueprint {
+	ids := map[string][]string{}
+	for _, t := range tasks {
+		if t.kind == kindClaimed && t.job.BlueprintID != "" {
+			ids[t.job.Region] = append(ids[t.job.Region], t.job.BlueprintID)
+		}
+	}
+	out := map[string]map[string]*lighthouse.Blueprint{}
+	for region, bpIDs := range ids {
+		bps, err := r.cloud.Blueprints(ctx, region, bpIDs)
+		if err != nil {
+			r.log.Warn("describe blueprints for preflight", "region", region, "err", err)
+			continue
+		}
+		out[region] = bps
+	}
+	return out
+}
+
+// snapshot describes the instances of the pending tasks, by region, before
+// anything is sent. A region whose call was rejected (throttled, 5xx, timed
+// out, malformed) is described again, with backoff, until it answers:
+// without the snapshot a job's PrevRequestID is unknown, and an in-doubt
+// call of it could later be "reconciled" against an older reset of the same
+// instance, while preflight would skip the whole batch as "not found". A
+// fatal error (credentials, permissions) stops submission. complete is
+// false when the run stopped first.
+func (r *Runner) snapshot(ctx context.Context, tasks []*task) (snap Instances, complete bool) {
+	byRegion := map[string][]string{}
+	for _, t := range tasks {
+		if t.kind == kindClaimed {
+			byRegion[t.job.Region] = append(byRegion[t.job.Region], t.job.InstanceID)
+		}
+	}
+	snap = Instances{}
+	retry := newBackoff(time.Second, 30*time.Second)
+	for len(byRegion) > 0 {
+		seen, failed, err := r.cloud.DescribeRegions(ctx, byRegion)
+		if err != nil {
+			return snap, false
+		}
+		for k, in := range seen {
+			snap[k] = in
+		}
+		for region := range byRegion {
+			err, bad := failed[region]
+			if !bad {
+				delete(byRegion, region)
+				continue
+			}
+			ae, _ := errors.AsType[*lighthouse.APIError](err)
+			switch {
+			case ae != nil && ae.Class == lighthouse.ClassFatal && regionProblem(ae):
+				// One bad region (a row naming a region that does not
+				// exist) does not stop the fleet: its jobs are sent, and
+				// the API's answer becomes their outcome.
+				r.log.Warn("describe before sending: region rejected", "region", region, "err", ae)
+				delete(byRegion, region)
+			case ae != nil && ae.Class == lighthouse.ClassFatal:
+				r.fatal(ae)
+				return snap, false
+			case ae == nil || ae.Class == lighthouse.ClassRetryable || ae.Class == lighthouse.ClassAmbiguous:
+				r.log.Warn("describe before sending; will retry", "region", region, "err", err)
+			default:
+				r.log.Warn("describe before sending", "region", region, "err", err)
+				delete(byRegion, region)
+			}
+		}
+		if len(byRegion) == 0 {
+			break
+		}
+		if r.adm.load().halted() || sleep(ctx, retry.next()) != nil {
+			return snap, false
+		}
+	}
+	return snap, true
+}
+
+// regionProblem reports whether ae rejects the call's region rather than the
+// account or the request.
+func regionProblem(ae *lighthouse.APIError) bool {
+	switch ae.Code {
+	case "UnsupportedRegion", "InvalidParameterValue.Region", "InvalidParameterValue.InvalidZone", "InvalidRegion":
+		return true
+	}
+	return false
+}

@@ -1,0 +1,220 @@
+package runner
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/batchreset/batchreset/lighthouse"
+	"github.com/batchreset/batchreset/store"
+)
+
+// act is what a verdict tells the caller to do with a task.
+type act int
+
+const (
+	actKeep   act = iota // nothing changes; look again at the next poll
+	actResend            // back to the senders (sendAgain with v.latest)
+	actAdopt             // an in-doubt call landed as v.requestID (adopted)
+	actFinish            // record v.status, v.code, v.msg (finished)
+)
+
+// verdict is what one observation decides for a task.
+type verdict struct {
+	act       act
+	status    store.Status
+	code, msg string
+	requestID string // actAdopt
+	latest    string // actResend: the instance's latest operation now
+}
+
+// limits are the runner's bounds that judge applies.
+type limits struct {
+	settle       time.Duration // SettleTime
+	resetTimeout time.Duration // ResetTimeout
+	maxAttempts  int           // MaxAttempts
+}
+
+// Codes of outcomes the runner decides itself.
+const (
+	CodeResetTwice   = "ResetTwice"   // another ResetInstance landed on the instance during ours
+	CodeResetByOther = "ResetByOther" // another ResetInstance landed during this run, before ours was sent
+	CodeNotApplied   = "NotApplied"   // reconcile proved the reset never took effect
+)
+
+// judge decides what in (present when ok), seen at now, means for t. It is a
+// pure function of its arguments: t is read, never changed (observe has
+// already recorded the observation in t).
+//
+// No decision compares the cloud's clock with ours: "ours" and "absent" are
+// RequestId identity against t.job.PrevRequestID, the operation recorded
+// before our first call, and every duration is measured on this runner's
+// clock between two of its own events.
+func judge(t *task, in lighthouse.Instance, ok bool, now time.Time, lim limits) verdict {
+	switch t.kind {
+	case kindWaitIdle:
+		return judgeWaitIdle(t, in, ok, now, lim)
+	case kindInDoubt:
+		return judgeInDoubt(t, in, ok, now, lim)
+	case kindTracking:
+		return judgeTracking(t, in, ok, now, lim)
+	}
+	return verdict{}
+}
+
+func judgeWaitIdle(t *task, in lighthouse.Instance, ok bool, now time.Time, lim limits) verdict {
+	switch {
+	case !ok:
+		// Gone, or not shown: ResetInstance will say which with its own code.
+		return verdict{act: actResend}
+	case busy(in):
+		if now.Sub(t.busySince) <= lim.resetTimeout {
+			return verdict{}
+		}
+		code := "InstanceBusy"
+		if t.job.ErrorCode != "" {
+			code = t.job.ErrorCode
+		}
+		return verdict{act: actFinish, status: store.StatusFailed, code: code,
+			msg: fmt.Sprintf("instance stayed busy for %s; last seen: %s", lim.resetTimeout, t.lastSeen)}
+	case foreignReset(in, t.job) && t.doubt:
+		// An earlier call of ours was proven absent, but a lag beyond the
+		// settle time can beat that proof: this may be it.
+		return verdict{act: actAdopt, requestID: in.LatestOperationRequestID}
+	case foreignReset(in, t.job):
+		return resetByOther(in)
+	}
+	return verdict{act: actResend, latest: in.LatestOperationRequestID}
+}
+
+// resetByOther is the verdict for a job none of whose calls landed, on an
+// instance that another ResetInstance reset during this run.
+func resetByOther(in lighthouse.Instance) verdict {
+	return verdict{act: actFinish, status: store.StatusSkipped, code: CodeResetByOther,
+		msg: fmt.Sprintf("not reset again: another ResetInstance (RequestId %s, state %s) reached the instance during this run",
+			in.LatestOperationRequestID, orNone(in.LatestOperationState))}
+}
+
+func judgeInDoubt(t *task, in lighthouse.Instance, ok bool, now time.Time, lim limits) verdict {
+	settled := now.Sub(t.lastSend) >= lim.settle
+	switch {
+	case ok && landed(in, t.job):
+		// The same observation may already show it finished; the next
+		// poll records that.
+		return verdict{act: actAdopt, requestID: in.LatestOperationRequestID}
+	case !ok && t.misses >= 3 && settled:
+		// The instance is not there (deleted, or never existed): no reset
+		// can have landed on it. The call goes again, and the API's answer
+		// (InstanceIdNotFound) becomes the outcome, rather than waiting
+		// ResetTimeout to say unknown.
+		if t.job.Attempts >= lim.maxAttempts {
+			return verdict{act: actFinish, status: store.StatusFailed, code: "InstanceNotFound",
+				msg: fmt.Sprintf("DescribeInstances does not return the instance, and %d calls got no answer (last error: %s)", t.job.Attempts, orNone(t.job.ErrorMessage))}
+		}
+		return verdict{act: actResend}
+	case ok && settled && provenAbsent(in, t.job):
+		if t.job.Attempts < lim.maxAttempts {
+			return verdict{act: actResend, latest: in.LatestOperationRequestID}
+		}
+		if t.lastErr != nil && t.lastErr.Class == lighthouse.ClassBusy {
+			// The API kept saying an operation runs while DescribeInstances
+			// showed none: it may be our own reset, not yet visible (a lag
+			// above SettleTime). Busy answers are never a failure by
+			// themselves; a later reconcile settles the job.
+			return verdict{act: actFinish, status: store.StatusUnknown, code: t.job.ErrorCode,
+				msg: fmt.Sprintf("gave up after %d calls: the API answered %s while DescribeInstances showed no operation in progress, so an earlier call of ours may be running unseen; last seen: %s; run `batchreset reconcile` later", t.job.Attempts, t.lastErr.Code, t.lastSeen)}
+		}
+		return verdict{act: actFinish, status: store.StatusFailed, code: t.job.ErrorCode,
+			msg: fmt.Sprintf("gave up after %d calls, none of which took effect; last error: %s", t.job.Attempts, t.job.ErrorMessage)}
+	case now.Sub(t.since) > lim.resetTimeout+lim.settle:
+		return verdict{act: actFinish, status: store.StatusUnknown, code: t.job.ErrorCode,
+			msg: fmt.Sprintf("could not establish whether the reset was applied (last error: %s); last seen: %s; run `batchreset reconcile` later", orNone(t.job.ErrorMessage), t.lastSeen)}
+	}
+	return verdict{}
+}
+
+func judgeTracking(t *task, in lighthouse.Instance, ok bool, now time.Time, lim limits) verdict {
+	if ok && in.LatestOperation == lighthouse.ActionResetInstance && in.LatestOperationRequestID == t.job.RequestID {
+		switch in.LatestOperationState {
+		case lighthouse.OperationSuccess:
+			if t.foreign != "" {
+				return resetTwice(t, "before ours finished")
+			}
+			if t.job.BlueprintID != "" && in.BlueprintID != "" && in.BlueprintID != t.job.BlueprintID {
+				return verdict{act: actFinish, status: store.StatusFailed, code: "BlueprintMismatch",
+					msg: fmt.Sprintf("reset reported SUCCESS but the instance runs %s, not %s", in.BlueprintID, t.job.BlueprintID)}
+			}
+			return verdict{act: actFinish, status: store.StatusSucceeded}
+		case lighthouse.OperationFailed:
+			return verdict{act: actFinish, status: store.StatusFailed, code: "OperationFailed",
+				msg: "the ResetInstance operation ended FAILED"}
+		}
+	}
+	if t.foreign != "" && (t.sawOurs || now.Sub(t.lastSend) >= lim.settle) {
+		// Another process reset the instance too, and its operation, not
+		// ours, is now the latest: ours will never be shown again. Say so
+		// rather than wait for ResetTimeout.
+		return resetTwice(t, "and displaced ours as the latest operation")
+	}
+	if now.Sub(t.since) > lim.resetTimeout {
+		return verdict{act: actFinish, status: store.StatusUnknown, code: "ResetTimeout",
+			msg: fmt.Sprintf("reset not finished after %s; last seen: %s", lim.resetTimeout, t.lastSeen)}
+	}
+	return verdict{}
+}
+
+func resetTwice(t *task, how string) verdict {
+	return verdict{act: actFinish, status: store.StatusUnknown, code: CodeResetTwice,
+		msg: fmt.Sprintf("the instance was reset twice: another ResetInstance, RequestId %s, landed %s (RequestId %s); check the instance", t.foreign, how, t.job.RequestID)}
+}
+
+// landed reports whether in shows a ResetInstance that a call of j in doubt
+// started: a reset newer than the operation seen before the first call. It
+// cannot tell ours from another process's reset; stores keep two runs from
+// having one instance in flight (see the README's guarantees).
+func landed(in lighthouse.Instance, j store.Job) bool {
+	return in.LatestOperation == lighthouse.ActionResetInstance && in.LatestOperationRequestID != "" &&
+		in.LatestOperationRequestID != j.PrevRequestID
+}
+
+// foreignReset reports whether in shows a ResetInstance that none of j's
+// calls made: neither the operation recorded before the first call nor the
+// one the cloud accepted from us.
+func foreignReset(in lighthouse.Instance, j store.Job) bool {
+	return landed(in, j) && in.LatestOperationRequestID != j.RequestID
+}
+
+// provenAbsent reports whether in proves that none of j's calls took effect:
+// nothing is in progress and the latest operation is still the one seen
+// before the first call (a landed reset of ours would have become the
+// latest operation). An answer that names no operation proves nothing: the
+// API documents the LatestOperation fields as possibly null, and an answer
+// without them looks the same whether or not our reset landed.
+func provenAbsent(in lighthouse.Instance, j store.Job) bool {
+	return in.LatestOperationRequestID != "" && !busy(in) && in.LatestOperationRequestID == j.PrevRequestID
+}
+
+// busy reports whether in is in the middle of something that passes: an
+// operation in progress, or a transitional state that becomes RUNNING or
+// STOPPED by itself. A reset is waited for, never sent, on a busy instance.
+func busy(in lighthouse.Instance) bool {
+	if in.LatestOperationState == lighthouse.OperationOperating {
+		return true
+	}
+	switch in.InstanceState {
+	case "PENDING", "STARTING", "STOPPING", "REBOOTING", "ENTER_RESCUE_MODE", "EXIT_RESCUE_MODE":
+		return true
+	}
+	return false
+}
+
+func describeOp(in lighthouse.Instance) string {
+	return fmt.Sprintf("InstanceState=%s LatestOperation=%s LatestOperationState=%s LatestOperationRequestId=%s",
+		orNone(in.InstanceState), orNone(in.LatestOperation), orNone(in.LatestOperationState), orNone(in.LatestOperationRequestID))
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
