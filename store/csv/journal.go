@@ -37,6 +37,9 @@ var ErrOtherRun = errors.New("state file belongs to another run")
 type journalHeader struct {
 	Version *int   `json:"batchreset_state"`
 	RunID   string `json:"run_id"`
+	// Started is when the run began (RFC 3339), for the host registry's
+	// "reset by another run during this one"; absent in older journals.
+	Started string `json:"started,omitempty"`
 }
 
 // record is a store.Job as one journal line. Times are RFC 3339 with
@@ -72,9 +75,9 @@ func Fingerprint(jobs []store.Job) string {
 	return "sha256:" + hex.EncodeToString(h.Sum(nil))
 }
 
-func encodeHeader(runID string) []byte {
+func encodeHeader(runID string, started time.Time) []byte {
 	v := journalVersion
-	b, err := json.Marshal(journalHeader{Version: &v, RunID: runID})
+	b, err := json.Marshal(journalHeader{Version: &v, RunID: runID, Started: formatNano(started)})
 	if err != nil {
 		panic(err) // a struct of an int and a string always encodes
 	}
@@ -221,7 +224,7 @@ func (s *Store) replay(runID string) (end int64, err error) {
 		}
 		line = line[:len(line)-1] // the line break
 		if n == 1 {
-			if err := checkHeader(line, runID); err != nil {
+			if s.started, err = checkHeader(line, runID); err != nil {
 				return 0, &RowError{Path: s.path, Line: n, Err: err}
 			}
 		} else {
@@ -256,18 +259,21 @@ func checkSameJob(in, j *store.Job) error {
 	return nil
 }
 
-func checkHeader(line []byte, runID string) error {
+func checkHeader(line []byte, runID string) (started time.Time, err error) {
 	var h journalHeader
 	if err := json.Unmarshal(line, &h); err != nil || h.Version == nil {
-		return errors.New("not a batchreset state file")
+		return time.Time{}, errors.New("not a batchreset state file")
+	}
+	if h.Started != "" {
+		started, _ = time.Parse(time.RFC3339Nano, h.Started)
 	}
 	if *h.Version != journalVersion {
-		return fmt.Errorf("state format version %d, want %d", *h.Version, journalVersion)
+		return time.Time{}, fmt.Errorf("state format version %d, want %d", *h.Version, journalVersion)
 	}
 	if h.RunID != runID {
-		return fmt.Errorf("%w (run_id %q, this input is %q): finish that run or move the file away", ErrOtherRun, h.RunID, runID)
+		return time.Time{}, fmt.Errorf("%w (run_id %q, this input is %q): finish that run or move the file away", ErrOtherRun, h.RunID, runID)
 	}
-	return nil
+	return started, nil
 }
 
 // readJournalLine appends the next line of br, with its line break, to buf.

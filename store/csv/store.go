@@ -60,7 +60,15 @@ type Store struct {
 	spare   *batch      // a written batch's buffers, for reuse
 	closed  bool        // Close was called
 	failed  error       // the journal write that failed; sticky
+
+	started time.Time // when the run began
+	guard   *Registry // the host's instances in flight; nil: none
 }
+
+// Guard makes the Store keep reg, the host's registry of instances in
+// flight, up to date, and consult it before every intent (see Registry).
+// Call it before the Store is used.
+func (s *Store) Guard(reg *Registry) { s.guard = reg }
 
 // syncWriter is where the journal goes.
 type syncWriter interface {
@@ -154,7 +162,8 @@ func (s *Store) prepare(runID string) error {
 		}
 	}
 	if end == 0 {
-		if _, err := s.f.Write(encodeHeader(runID)); err != nil {
+		s.started = time.Now()
+		if _, err := s.f.Write(encodeHeader(runID, s.started)); err != nil {
 			return err
 		}
 		if err := s.f.Sync(); err != nil {
@@ -163,11 +172,18 @@ func (s *Store) prepare(runID string) error {
 		// The file may be new: make its name durable too.
 		return syncDir(filepath.Dir(s.path))
 	}
+	if s.started.IsZero() {
+		s.started = time.Now()
+	}
 	if st.Size() != end {
 		return s.f.Sync()
 	}
 	return nil
 }
+
+// Started returns when the run began: when its journal was created (or,
+// for a journal written before that was recorded, when it was opened).
+func (s *Store) Started() time.Time { return s.started }
 
 // Resumed reports whether the state file already held records when the
 // Store was opened, that is, whether this run continues an earlier one.
@@ -259,6 +275,12 @@ func (s *Store) Control(ctx context.Context) (store.Control, error) {
 func (s *Store) Save(ctx context.Context, j *store.Job) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("save %s: %w", j.InstanceID, err)
+	}
+	if s.guard != nil {
+		run := s.path + "@" + s.started.UTC().Format(time.RFC3339Nano)
+		if err := s.guard.update(j, run, s.started); err != nil {
+			return fmt.Errorf("save %s: %w", j.InstanceID, err)
+		}
 	}
 	b, err := s.enqueue(j)
 	if err != nil {

@@ -190,7 +190,7 @@ func writeJournal(t testing.TB, path string, jobs []store.Job) {
 	}
 	defer f.Close()
 	w := bufio.NewWriter(f)
-	w.Write(encodeHeader(Fingerprint(jobs)))
+	w.Write(encodeHeader(Fingerprint(jobs), time.Now()))
 	now := time.Now()
 	for i := range jobs {
 		j := jobs[i]

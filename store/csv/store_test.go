@@ -133,13 +133,14 @@ func TestStoreJournalFormat(t *testing.T) {
 	j.Status = store.StatusSubmitting
 	j.IntentAt = time.Date(2025, 3, 1, 10, 0, 0, 5, time.UTC)
 	save(t, s, j)
+	started := s.Started().UTC().Format(time.RFC3339Nano)
 	closeStore(t, s)
 
 	got, err := os.ReadFile(tb.path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"batchreset_state":1,"run_id":"` + tb.runID + `"}` + "\n" +
+	want := `{"batchreset_state":1,"run_id":"` + tb.runID + `","started":"` + started + `"}` + "\n" +
 		`{"id":3,"run":"","instance_id":"lhins-00000001","blueprint_id":"","region":"ap-guangzhou",` +
 		`"status":"submitting","request_id":"","prev_request_id":"","error_code":"","error_message":"",` +
 		`"attempts":0,"not_before":"","intent_at":"2025-03-01T10:00:00.000000005Z","submitted_at":"",` +

@@ -37,8 +37,40 @@ type Queue struct {
 	owner string
 	ttl   time.Duration
 
-	mu   sync.Mutex
-	held map[int64]int64 // job ID → fencing token
+	mu      sync.Mutex
+	held    map[int64]lease // by job ID
+	started bool            // the run's started_at is recorded
+}
+
+// lease is one job's lease as this Queue knows it: its fencing token, and
+// when it ends at the latest on this host's clocks, reckoned from before the
+// statement that set it left (the database's expiry is later still).
+type lease struct {
+	fence int64
+	until time.Time // monotonic
+	wall  time.Time // the same end on the wall clock, which runs on in a suspend
+}
+
+// newLease returns the lease fence, taken by a statement sent at asked.
+func (q *Queue) newLease(fence int64, asked time.Time) lease {
+	return lease{fence: fence, until: asked.Add(q.ttl), wall: asked.Round(0).Add(q.ttl)}
+}
+
+// LeaseDeadline returns when j's lease ends at the latest, on this host's
+// clocks: the earlier of the monotonic and the wall-clock reckoning, so that
+// neither a stepped clock nor a suspended host (whose monotonic clock stops)
+// makes a lease look longer than it is. A job this Queue no longer holds
+// under j.Fence gets a time in the past. It satisfies runner.Leaser.
+func (q *Queue) LeaseDeadline(j store.Job) time.Time {
+	q.mu.Lock()
+	l, ok := q.held[j.ID]
+	q.mu.Unlock()
+	now := time.Now()
+	if !ok || l.fence != j.Fence {
+		return now.Add(-time.Second)
+	}
+	left := min(l.until.Sub(now), l.wall.Sub(now.Round(0)))
+	return now.Add(left)
 }
 
 // Queue returns the queue of run for the runner named owner, which must be
@@ -50,7 +82,7 @@ func (s *Store) Queue(run, owner string, leaseTTL time.Duration) *Queue {
 	if run == "" || owner == "" || leaseTTL <= 0 {
 		panic(fmt.Sprintf("postgres: Queue(%q, %q, %v): need a run, an owner and a positive lease TTL", run, owner, leaseTTL))
 	}
-	return &Queue{s: s, run: run, owner: owner, ttl: leaseTTL, held: make(map[int64]int64)}
+	return &Queue{s: s, run: run, owner: owner, ttl: leaseTTL, held: make(map[int64]lease)}
 }
 
 // Claim leases up to n jobs of the run that are not terminal, are due
@@ -71,9 +103,14 @@ func (q *Queue) Claim(ctx context.Context, n int) (jobs []store.Job, waiting boo
 	if n < 1 {
 		return nil, false, fmt.Errorf("claim jobs: n = %d, want at least 1", n)
 	}
+	if err := q.markStarted(ctx); err != nil {
+		return nil, false, err
+	}
 	// The candidates are locked by an InitPlan and the UPDATE looks them up
 	// by primary key: unlike a join, this plan stays cheap even when pgx's
-	// prepared statement gets a generic plan, which cannot see n.
+	// prepared statement gets a generic plan, which cannot see n. A paused
+	// or cancelled run hands out no pending job: the control is part of the
+	// claim, so it holds from the first one.
 	const claimSQL = `UPDATE jobs
 		SET lease_owner = $2,
 		    lease_token = nextval('jobs_lease_token_seq'),
@@ -86,10 +123,13 @@ func (q *Queue) Claim(ctx context.Context, n int) (jobs []store.Job, waiting boo
 			  AND not_before <= now()
 			  AND (lease_expires_at IS NULL OR lease_expires_at < now())
 			  AND id <> ALL ($4::bigint[])
+			  AND (status <> 'pending'
+			       OR coalesce((SELECT control FROM runs WHERE name = $1), 'running') = 'running')
 			ORDER BY not_before, id
 			LIMIT $3
 			FOR UPDATE SKIP LOCKED))
 		RETURNING ` + jobColumns
+	asked := time.Now()
 	rows, err := q.s.pool.Query(ctx, claimSQL, q.run, q.owner, n, q.heldIDs(), micros(q.ttl))
 	if err != nil {
 		return nil, false, fmt.Errorf("claim jobs: %w", err)
@@ -102,7 +142,7 @@ func (q *Queue) Claim(ctx context.Context, n int) (jobs []store.Job, waiting boo
 	q.mu.Lock()
 	for i, r := range claimed {
 		jobs[i] = r.job()
-		q.held[r.ID] = r.LeaseToken
+		q.held[r.ID] = q.newLease(r.LeaseToken, asked)
 	}
 	q.mu.Unlock()
 	slices.SortFunc(jobs, func(a, b store.Job) int {
@@ -124,6 +164,8 @@ func (q *Queue) Claim(ctx context.Context, n int) (jobs []store.Job, waiting boo
 		  AND status IN ('pending', 'submitting', 'submitted')
 		  AND not_before <= now()
 		  AND id <> ALL ($2::bigint[])
+		  AND (status <> 'pending'
+		       OR coalesce((SELECT control FROM runs WHERE name = $1), 'running') = 'running')
 		ORDER BY not_before, id
 		LIMIT 1`
 	var other int64
@@ -148,7 +190,12 @@ func (q *Queue) Claim(ctx context.Context, n int) (jobs []store.Job, waiting boo
 // A non-terminal save also extends the lease by the TTL. A save to
 // submitting (the intent to send ResetInstance) additionally requires the
 // lease to be live, not merely unclaimed, so a runner never sends a reset on a
-// lease another runner may be about to take. A terminal save ends the lease;
+// lease another runner may be about to take, and the run to be neither
+// paused nor cancelled (store.ErrStopped). It also guards the instance
+// across runs: while another run has it in flight the intent fails with
+// store.ErrInstanceBusy, and when another run recorded an intent for it
+// after this run started, with store.ErrResetElsewhere, naming that run and
+// its RequestId. A terminal save ends the lease;
 // saving the same terminal outcome again under the same fence (a retry after
 // an ambiguous error) succeeds, but nothing can be saved after it.
 func (q *Queue) Save(ctx context.Context, j *store.Job) error {
@@ -173,17 +220,28 @@ func (q *Queue) Save(ctx context.Context, j *store.Job) error {
 		  AND lease_token = $2
 		  AND lease_owner = $3
 		  AND run = $16
-		  AND ($4 <> 'submitting' OR lease_expires_at > now())`
+		  AND ($4 <> 'submitting' OR (lease_expires_at > now()
+		       AND coalesce((SELECT control FROM runs WHERE name = $16), 'running') = 'running'
+		       AND NOT EXISTS (` + resetElsewhereSQL + `)))`
 	terminal := j.Status.Terminal()
+	asked := time.Now()
 	tag, err := q.s.pool.Exec(ctx, saveSQL,
 		j.ID, j.Fence, q.owner,
 		string(j.Status), j.RequestID, j.PrevRequestID, j.ErrorCode, j.ErrorMessage, j.Attempts,
 		nullTime(j.NotBefore), nullTime(j.IntentAt), nullTime(j.SubmittedAt), nullTime(j.FinishedAt),
 		micros(q.ttl), terminal, q.run)
+	if pgCode(err) == codeUniqueViolation {
+		return fmt.Errorf("save job %d (%s): %w", j.ID, j.InstanceID, store.ErrInstanceBusy)
+	}
 	if err != nil {
 		return fmt.Errorf("save job %d (%s): %w", j.ID, j.InstanceID, err)
 	}
 	if tag.RowsAffected() == 0 {
+		if j.Status == store.StatusSubmitting {
+			if err := q.refusal(ctx, j); err != nil {
+				return err
+			}
+		}
 		if terminal {
 			saved, err := q.savedTerminal(ctx, j)
 			if err != nil {
@@ -201,8 +259,61 @@ func (q *Queue) Save(ctx context.Context, j *store.Job) error {
 	if terminal {
 		delete(q.held, j.ID)
 	} else {
-		q.held[j.ID] = j.Fence
+		q.held[j.ID] = q.newLease(j.Fence, asked)
 	}
+	q.mu.Unlock()
+	return nil
+}
+
+// resetElsewhereSQL finds a job of another run on the same instance (the
+// saved row is jobs; its run is $16) whose intent was recorded after this
+// run started, and which may have reached the cloud.
+const resetElsewhereSQL = `SELECT 1 FROM jobs o
+	WHERE o.instance_id = jobs.instance_id
+	  AND o.run <> $16
+	  AND o.status IN ('submitting', 'submitted', 'succeeded', 'unknown')
+	  AND o.intent_at >= (SELECT r.started_at FROM runs r WHERE r.name = $16)`
+
+// refusal explains an intent that matched no row when the lease was not the
+// cause: the run is paused or cancelled, or another run reset the instance
+// after this one started. It returns nil when neither holds.
+func (q *Queue) refusal(ctx context.Context, j *store.Job) error {
+	const whySQL = `SELECT coalesce((SELECT control FROM runs WHERE name = $1), 'running'),
+		       coalesce((SELECT o.run || ' (RequestId ' || coalesce(nullif(o.request_id, ''), 'unknown') || ', ' || o.status || ')'
+		                 FROM jobs o
+		                 WHERE o.instance_id = $2 AND o.run <> $1
+		                   AND o.status IN ('submitting', 'submitted', 'succeeded', 'unknown')
+		                   AND o.intent_at >= (SELECT r.started_at FROM runs r WHERE r.name = $1)
+		                 ORDER BY o.intent_at DESC LIMIT 1), '')`
+	var c store.Control
+	var other string
+	if err := q.s.pool.QueryRow(ctx, whySQL, q.run, j.InstanceID).Scan(&c, &other); err != nil {
+		return fmt.Errorf("save job %d (%s): %w", j.ID, j.InstanceID, err)
+	}
+	switch {
+	case other != "":
+		return fmt.Errorf("save job %d (%s): run %s reset it after this run started: %w", j.ID, j.InstanceID, other, store.ErrResetElsewhere)
+	case c != store.ControlRunning:
+		return fmt.Errorf("save job %d (%s): run is %s: %w", j.ID, j.InstanceID, c, store.ErrStopped)
+	}
+	return nil
+}
+
+// markStarted records, once, when the run's first runner claimed.
+func (q *Queue) markStarted(ctx context.Context) error {
+	q.mu.Lock()
+	done := q.started
+	q.mu.Unlock()
+	if done {
+		return nil
+	}
+	const startSQL = `INSERT INTO runs (name, started_at) VALUES ($1, now())
+		ON CONFLICT (name) DO UPDATE SET started_at = coalesce(runs.started_at, now())`
+	if _, err := q.s.pool.Exec(ctx, startSQL, q.run); err != nil {
+		return fmt.Errorf("claim jobs: record the run's start: %w", err)
+	}
+	q.mu.Lock()
+	q.started = true
 	q.mu.Unlock()
 	return nil
 }
@@ -237,6 +348,7 @@ func (q *Queue) Renew(ctx context.Context) error {
 		  AND lease_owner = $3
 		  AND status IN ('pending', 'submitting', 'submitted')
 		RETURNING id`
+	asked := time.Now()
 	rows, err := q.s.pool.Query(ctx, renewSQL, ids, fences, q.owner, micros(q.ttl))
 	if err != nil {
 		return fmt.Errorf("renew leases: %w", err)
@@ -245,16 +357,20 @@ func (q *Queue) Renew(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("renew leases: %w", err)
 	}
-	if len(renewed) == len(ids) {
-		return nil
-	}
 	ok := make(map[int64]bool, len(renewed))
 	for _, id := range renewed {
 		ok[id] = true
 	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
 	for i, id := range ids {
-		if !ok[id] {
-			q.drop(id, fences[i])
+		l, held := q.held[id]
+		switch {
+		case !held || l.fence != fences[i]:
+		case ok[id]:
+			q.held[id] = q.newLease(l.fence, asked)
+		default:
+			delete(q.held, id)
 		}
 	}
 	return nil
@@ -329,9 +445,9 @@ func (q *Queue) heldPairs() (ids, fences []int64) {
 	defer q.mu.Unlock()
 	ids = make([]int64, 0, len(q.held))
 	fences = make([]int64, 0, len(q.held))
-	for id, f := range q.held {
+	for id, l := range q.held {
 		ids = append(ids, id)
-		fences = append(fences, f)
+		fences = append(fences, l.fence)
 	}
 	return ids, fences
 }
@@ -340,7 +456,7 @@ func (q *Queue) heldPairs() (ids, fences []int64) {
 func (q *Queue) drop(id, fence int64) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.held[id] == fence {
+	if q.held[id].fence == fence {
 		delete(q.held, id)
 	}
 }

@@ -30,12 +30,29 @@ func (s *Store) SetControl(ctx context.Context, run string, c store.Control) err
 		   OR EXISTS (SELECT 1 FROM runs WHERE name = $1)
 		ON CONFLICT (name) DO UPDATE
 		SET control = excluded.control, updated_at = now()`
-	tag, err := s.pool.Exec(ctx, setSQL, run, string(c))
+	// A cancel skips at once every pending job that no runner holds, so
+	// that a run cancelled before it started sends nothing; a runner holding
+	// pending jobs skips them itself, its next intent being refused.
+	const skipSQL = `UPDATE jobs
+		SET status = 'skipped', error_message = 'cancelled by operator',
+		    finished_at = now(), updated_at = now()
+		WHERE run = $1 AND status = 'pending'
+		  AND (lease_expires_at IS NULL OR lease_expires_at < now())`
+	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, setSQL, run, string(c))
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return store.ErrNotFound
+		}
+		if c == store.ControlCancelled {
+			_, err = tx.Exec(ctx, skipSQL, run)
+		}
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("set control of run %q: %w", run, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("set control of run %q: %w", run, store.ErrNotFound)
 	}
 	return nil
 }
