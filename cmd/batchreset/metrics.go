@@ -49,9 +49,9 @@ func (m *metrics) observe(st *runner.Stats) {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "batchreset_resets_submitted_total", Help: "Instances for which a reset was sent."},
 			func() float64 { return float64(st.Submitted.Load()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "batchreset_reset_calls_total", Help: "ResetInstance calls sent."},
-			func() float64 { return float64(st.Calls.Load()) }),
+			func() float64 { return float64(st.Calls()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "batchreset_throttled_total", Help: "Calls answered RequestLimitExceeded."},
-			func() float64 { return float64(st.Throttled.Load()) }),
+			func() float64 { return float64(st.Throttled()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "batchreset_resets_in_flight", Help: "Resets sent and not yet settled."},
 			func() float64 { return float64(st.InFlight.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "batchreset_limiter_wait_seconds_total", Help: "Time senders spent waiting for the ResetInstance rate limiter."},
@@ -126,5 +126,12 @@ func (i instrumentedAPI) DescribeBlueprints(ctx context.Context, region string, 
 	start := time.Now()
 	out, err := i.api.DescribeBlueprints(ctx, region, ids)
 	i.record(lighthouse.ActionDescribeBlueprints, start, err)
+	return out, err
+}
+
+func (i instrumentedAPI) DescribeResetInstanceBlueprints(ctx context.Context, region, instanceID string, blueprintIDs []string) ([]lighthouse.ResetInstanceBlueprint, error) {
+	start := time.Now()
+	out, err := i.api.DescribeResetInstanceBlueprints(ctx, region, instanceID, blueprintIDs)
+	i.record(lighthouse.ActionDescribeResetInstanceBlueprints, start, err)
 	return out, err
 }

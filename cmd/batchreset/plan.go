@@ -15,7 +15,7 @@ import (
 )
 
 func (a *app) planCommand() *cobra.Command {
-	o := &runOptions{}
+	o := &planFlags{}
 	cmd := &cobra.Command{
 		Use:   "plan (--jobs FILE.csv | --database-url URL) [flags]",
 		Short: "Check a fleet and show what run would do, without changing anything",
@@ -32,31 +32,60 @@ blueprint, and the expected duration at --rate. plan never calls ResetInstance.`
 			return a.runPlan(cmd.Context(), o)
 		},
 	}
-	o.addSourceFlags(cmd.Flags())
-	o.addAPIFlags(cmd.Flags())
-	cmd.Flags().Float64Var(&o.rate, "rate", 10, "ResetInstance calls per second, for the duration estimate")
+	o.src.add(cmd.Flags())
+	o.api.add(cmd.Flags())
+	cmd.Flags().Float64Var(&o.rate, "rate", runner.DefaultRate, "ResetInstance calls per second, for the duration estimate")
 	cmd.Flags().DurationVar(&o.expectedDuration, "expected-duration", 5*time.Minute, "one reset's duration, for the estimate")
 	return cmd
 }
 
-func (a *app) runPlan(ctx context.Context, o *runOptions) error {
-	src, err := a.openSource(ctx, o, false)
+// planFlags are the flags of `plan`.
+type planFlags struct {
+	src              sourceFlags
+	api              apiFlags
+	rate             float64
+	expectedDuration time.Duration
+}
+
+func (a *app) runPlan(ctx context.Context, o *planFlags) error {
+	if err := o.src.resolve(osEnv); err != nil {
+		return err
+	}
+	if err := o.api.check(); err != nil {
+		return err
+	}
+	if !(o.rate > 0) {
+		return usageError("--rate must be a positive number of calls per second, not %v", o.rate)
+	}
+	cred, err := a.credential(o.api)
 	if err != nil {
 		return err
 	}
-	defer src.closer()
+	src, err := a.openSource(ctx, o.src, false, false, 0)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	jobs, err := src.Jobs(ctx)
+	if err != nil {
+		return &exitError{code: exitFatal, err: err}
+	}
 	var todo []store.Job
-	for _, j := range src.jobs {
+	for _, j := range jobs {
 		if !j.Status.Terminal() {
 			todo = append(todo, j)
 		}
 	}
-	client, emu, err := a.connect(ctx, o, src.jobs, 4)
+	conn, err := a.connect(o.api, cred, jobs, 4)
 	if err != nil {
 		return err
 	}
-	defer emu.Close()
-	items, err := runner.Plan(ctx, client, todo, true)
+	defer conn.Close()
+	cloud, err := conn.cloud(src, o.rate, runner.DefaultDescribeRate)
+	if err != nil {
+		return err
+	}
+	items, err := runner.Plan(ctx, cloud, todo, true)
 	if err != nil {
 		return &exitError{code: exitFatal, err: err}
 	}

@@ -14,16 +14,18 @@ import (
 
 // report is the JSON report of a run (--report, `batchreset report --format json`).
 type report struct {
-	GeneratedAt time.Time        `json:"generated_at"`
-	StartedAt   *time.Time       `json:"started_at,omitempty"`
-	FinishedAt  *time.Time       `json:"finished_at,omitempty"`
-	Totals      map[string]int   `json:"totals"`
-	Instances   int              `json:"instances"`
-	StopReason  string           `json:"stop_reason,omitempty"`
-	Durations   *durationSummary `json:"durations,omitempty"`
-	Calls       *callSummary     `json:"calls,omitempty"`
-	Settings    map[string]any   `json:"settings,omitempty"`
-	Outcomes    []outcome        `json:"outcomes"`
+	GeneratedAt time.Time      `json:"generated_at"`
+	StartedAt   *time.Time     `json:"started_at,omitempty"`
+	FinishedAt  *time.Time     `json:"finished_at,omitempty"`
+	Totals      map[string]int `json:"totals"`
+	Instances   int            `json:"instances"`
+	StopReason  string         `json:"stop_reason,omitempty"`
+	// ResetTwice counts instances another process reset too, during ours.
+	ResetTwice int64            `json:"reset_twice,omitempty"`
+	Durations  *durationSummary `json:"durations,omitempty"`
+	Calls      *callSummary     `json:"calls,omitempty"`
+	Settings   map[string]any   `json:"settings,omitempty"`
+	Outcomes   []outcome        `json:"outcomes"`
 }
 
 type durationSummary struct {
@@ -95,23 +97,31 @@ func newReport(jobs []store.Job, outcomes bool) *report {
 }
 
 // buildReport is the report of a run that just ended.
-func buildReport(jobs []store.Job, outcomes bool, sum runner.Summary, o *runOptions, started, finished time.Time) *report {
+func buildReport(jobs []store.Job, outcomes bool, sum runner.Summary, s runSettings, started, finished time.Time) *report {
 	rep := newReport(jobs, outcomes)
 	rep.StartedAt, rep.FinishedAt = timePtr(started), timePtr(finished)
 	rep.StopReason = sum.StopReason
 	rep.Calls = &callSummary{ResetInstance: sum.Calls, DescribeInstances: sum.Describes, Throttled: sum.Throttled}
-	rep.Settings = map[string]any{
-		"rate": o.rate, "workers": o.workers, "max_in_flight": o.maxInFlight,
-		"poll_interval": o.pollInterval.String(), "reset_timeout": o.resetTimeout.String(),
-		"settle_time": o.settleTime.String(), "request_timeout": o.timeout.String(),
-		"preflight": !o.noPreflight, "max_failures": o.maxFailures, "canary": o.canary, "waves": o.waves,
-		"pause_between_waves": o.pauseWaves.String(), "window_end": o.windowEnd,
-		"window": o.window.String(), "emulated": o.emulate,
+	rc, ro := s.runner, s.rollout
+	windowEnd := ""
+	if !ro.windowEnd.IsZero() {
+		windowEnd = ro.windowEnd.Format(time.RFC3339)
 	}
-	if o.jobsPath != "" {
-		rep.Settings["jobs"] = o.jobsPath
+	rep.Settings = map[string]any{
+		"rate": rc.Rate, "describe_rate": rc.DescribeRate, "workers": rc.Workers, "max_in_flight": rc.MaxInFlight,
+		"poll_interval": rc.PollInterval.String(), "reset_timeout": rc.ResetTimeout.String(),
+		"settle_time": rc.SettleTime.String(), "request_timeout": rc.RequestTimeout.String(),
+		"preflight": ro.preflight, "max_failures": ro.maxFailures, "canary": ro.canary, "waves": ro.waves,
+		"pause_between_waves": ro.pauseWaves.String(), "window_end": windowEnd,
+		"emulated": s.api.emulate,
+	}
+	if sum.ResetTwice > 0 {
+		rep.ResetTwice = sum.ResetTwice
+	}
+	if s.src.jobsPath != "" {
+		rep.Settings["jobs"] = s.src.jobsPath
 	} else {
-		rep.Settings["run"] = o.runName
+		rep.Settings["run"] = s.src.runName
 	}
 	return rep
 }
@@ -138,7 +148,7 @@ func (rep *report) writeFile(path string) error {
 }
 
 // printSummary prints the end-of-run summary to stderr.
-func (a *app) printSummary(rep *report, src *source, sum runner.Summary) {
+func (a *app) printSummary(rep *report, src jobSource, sum runner.Summary) {
 	w := a.stderr
 	fmt.Fprintf(w, "\n%d instances: %d succeeded, %d failed, %d unknown, %d skipped\n", rep.Instances,
 		rep.Totals["succeeded"], rep.Totals["failed"], rep.Totals["unknown"], rep.Totals["skipped"])
@@ -152,10 +162,13 @@ func (a *app) printSummary(rep *report, src *source, sum runner.Summary) {
 	if sum.Dropped > 0 {
 		fmt.Fprintf(w, "%d job(s) handed back: their state could not be recorded by this runner (taken over by another, or the store unreachable); the runner holding them, or the next run, settles them\n", sum.Dropped)
 	}
+	if sum.ResetTwice > 0 {
+		fmt.Fprintf(w, "%d instance(s) were reset by another process too while ours ran (error code %s): check them\n", sum.ResetTwice, runner.CodeResetTwice)
+	}
 	if sum.StopReason != "" {
 		fmt.Fprintf(w, "new resets stopped: %s\n", sum.StopReason)
 	}
-	if src.out != "" {
-		fmt.Fprintf(w, "results: %s\n", src.out)
+	if _, ok := src.(*csvSource); ok {
+		fmt.Fprintln(w, src.Describe())
 	}
 }

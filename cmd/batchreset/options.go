@@ -1,0 +1,286 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/batchreset/batchreset/lighthouse"
+	"github.com/batchreset/batchreset/runner"
+)
+
+// sourceFlags name where a command's jobs are.
+type sourceFlags struct {
+	jobsPath    string
+	databaseURL string
+	runName     string
+	region      string
+	outPath     string // CSV mode: results file
+}
+
+func (o *sourceFlags) add(fs *pflag.FlagSet) {
+	fs.StringVar(&o.jobsPath, "jobs", "", "jobs CSV file (CSV mode): columns instance_id, blueprint_id, region")
+	fs.StringVar(&o.databaseURL, "database-url", "", "PostgreSQL URL (Postgres mode; env DATABASE_URL)")
+	fs.StringVar(&o.runName, "run", "default", "run name (Postgres mode)")
+	fs.StringVar(&o.region, "region", "", "region for rows that name none (env TENCENTCLOUD_REGION)")
+}
+
+// resolve applies the environment and checks that exactly one mode is named.
+func (o *sourceFlags) resolve(getenv func(string) string) error {
+	if o.jobsPath != "" && o.databaseURL != "" {
+		// Both given as flags: running CSV mode instead of the shared
+		// Postgres run would escape the account-wide rate limit.
+		return usageError("give --jobs FILE.csv (CSV mode) or --database-url URL (Postgres mode), not both")
+	}
+	if o.region == "" {
+		o.region = getenv("TENCENTCLOUD_REGION")
+	}
+	if o.jobsPath == "" && o.databaseURL == "" {
+		// An explicit --jobs wins over DATABASE_URL from the environment.
+		o.databaseURL = getenv("DATABASE_URL")
+	}
+	if o.jobsPath == "" && o.databaseURL == "" {
+		return usageError("give --jobs FILE.csv (CSV mode) or --database-url URL (Postgres mode)")
+	}
+	return nil
+}
+
+// apiFlags say how to reach the API.
+type apiFlags struct {
+	endpoint string
+	timeout  time.Duration
+	emulate  bool
+	emu      emulatorOptions
+}
+
+func (o *apiFlags) add(fs *pflag.FlagSet) {
+	fs.StringVar(&o.endpoint, "endpoint", lighthouse.DefaultEndpoint, "Lighthouse API endpoint URL (http://127.0.0.1:PORT for an emulator)")
+	fs.DurationVar(&o.timeout, "request-timeout", 30*time.Second, "timeout of one API call")
+	fs.BoolVar(&o.emulate, "emulate", false, "run against a built-in emulator seeded from the jobs (no cloud account needed)")
+	o.emu.addFlags(fs, "emulate-")
+}
+
+func (o *apiFlags) check() error {
+	if o.timeout <= 0 {
+		return usageError("--request-timeout must be positive, not %s", o.timeout)
+	}
+	return nil
+}
+
+// runFlags are the flags of `run`, as typed.
+type runFlags struct {
+	src sourceFlags
+	api apiFlags
+
+	force        bool
+	rate         float64
+	describeRate float64
+	workers      int
+	maxInFlight  int
+	pollInterval time.Duration
+	resetTimeout time.Duration
+	settleTime   time.Duration
+	leaseTTL     time.Duration
+	unreachable  time.Duration
+
+	yes              bool
+	noPreflight      bool
+	maxFailures      string
+	canary           int
+	waves            string
+	pauseWaves       time.Duration
+	windowEnd        string
+	window           time.Duration
+	expectedDuration time.Duration
+
+	reportPath  string
+	metricsAddr string
+}
+
+// defaultMaxFailures is the failure budget of a run that names none: new
+// resets stop once more than a tenth of the instances have failed.
+const defaultMaxFailures = "10%"
+
+func (o *runFlags) add(fs *pflag.FlagSet) {
+	o.src.add(fs)
+	o.api.add(fs)
+	fs.StringVar(&o.src.outPath, "out", "", "results CSV (CSV mode; default results.csv beside the jobs file)")
+	fs.BoolVar(&o.force, "force", false, "replace a results file that belongs to no resumable run")
+	fs.Float64Var(&o.rate, "rate", runner.DefaultRate, "ResetInstance calls per second for the whole account (API limit: 10)")
+	fs.Float64Var(&o.describeRate, "describe-rate", runner.DefaultDescribeRate, "DescribeInstances calls per second for the whole account (API limit: 100; half leaves room for other tools)")
+	fs.IntVar(&o.workers, "workers", runner.DefaultWorkers, "ResetInstance calls outstanding at once")
+	fs.IntVar(&o.maxInFlight, "max-in-flight", 0, "most resets in progress at once (0: no cap)")
+	fs.DurationVar(&o.pollInterval, "poll-interval", runner.DefaultPollInterval, "how often in-flight resets are checked")
+	fs.DurationVar(&o.resetTimeout, "reset-timeout", runner.DefaultResetTimeout, "how long one reset is tracked before it is recorded unknown")
+	fs.DurationVar(&o.settleTime, "settle-time", runner.DefaultSettleTime, "wait after a call of unknown outcome before concluding it never landed (must exceed --request-timeout plus the API's visibility lag)")
+	fs.DurationVar(&o.leaseTTL, "lease-ttl", 60*time.Second, "Postgres mode: how long a claimed job stays leased without renewal")
+	fs.DurationVar(&o.unreachable, "unreachable-timeout", runner.DefaultUnreachable, "stop the run (exit 3) when no API call has had an answer for this long")
+	fs.BoolVar(&o.yes, "yes", false, "do not ask for confirmation (required when not on a terminal)")
+	fs.BoolVar(&o.noPreflight, "no-preflight", false, "do not skip instances that certainly cannot be reset")
+	fs.StringVar(&o.maxFailures, "max-failures", defaultMaxFailures, "failure budget, N or P% of the run's instances (rounded down), or none: new resets stop as soon as MORE than that many have failed or ended unknown; the rest are skipped")
+	fs.IntVar(&o.canary, "canary", 0, "reset this many instances first; start the rest only if all of them succeed")
+	fs.StringVar(&o.waves, "waves", "", "wave sizes, counts or percentages, e.g. 1,5,10%,100% (the last repeats); each wave finishes before the next starts")
+	fs.DurationVar(&o.pauseWaves, "pause-between-waves", 0, "wait this long between waves")
+	fs.StringVar(&o.windowEnd, "window-end", "", "maintenance window end (RFC 3339, or HH:MM today in the local time zone): start no reset expected to finish later")
+	fs.DurationVar(&o.window, "window", 0, "maintenance window length from the start of the run")
+	fs.DurationVar(&o.expectedDuration, "expected-duration", 5*time.Minute, "reset duration assumed for the window until resets of this run have finished")
+	fs.StringVar(&o.reportPath, "report", "", "also write a JSON report to this file")
+	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus metrics on this address (e.g. 127.0.0.1:9090)")
+}
+
+// runSettings are what `run` does, resolved from its flags and the
+// environment by settings: every value checked, every default applied.
+type runSettings struct {
+	src sourceFlags
+	api apiFlags
+
+	runner   runner.Config // without API, Store and Logger
+	rollout  budgetedRollout
+	leaseTTL time.Duration
+	yes      bool
+	force    bool
+
+	reportPath  string
+	metricsAddr string
+}
+
+// budgetedRollout is the rollout before the run's size is known: the budget
+// and waves may be percentages of it.
+type budgetedRollout struct {
+	preflight        bool
+	maxFailures      string // "none", N or P%
+	canary           int
+	waves            string
+	pauseWaves       time.Duration
+	windowEnd        time.Time
+	expectedDuration time.Duration
+}
+
+// settings maps run's flags to its settings, without running anything: a
+// nonsensical value is a usage error, never silently replaced.
+func (o *runFlags) settings(now time.Time, getenv func(string) string) (runSettings, error) {
+	if err := o.src.resolve(getenv); err != nil {
+		return runSettings{}, err
+	}
+	if err := o.api.check(); err != nil {
+		return runSettings{}, err
+	}
+	for _, r := range []struct {
+		flag string
+		v    float64
+	}{{"--rate", o.rate}, {"--describe-rate", o.describeRate}} {
+		if r.v <= 0 || math.IsInf(r.v, 0) || math.IsNaN(r.v) {
+			return runSettings{}, usageError("%s must be a positive number of calls per second, not %v", r.flag, r.v)
+		}
+	}
+	for _, c := range []struct {
+		flag string
+		v    int
+		min  int
+	}{{"--workers", o.workers, 1}, {"--max-in-flight", o.maxInFlight, 0}, {"--canary", o.canary, 0}} {
+		if c.v < c.min {
+			return runSettings{}, usageError("%s must be at least %d, not %d", c.flag, c.min, c.v)
+		}
+	}
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+		zero bool // 0 is allowed
+	}{
+		{"--poll-interval", o.pollInterval, false}, {"--reset-timeout", o.resetTimeout, false},
+		{"--settle-time", o.settleTime, false}, {"--lease-ttl", o.leaseTTL, false},
+		{"--unreachable-timeout", o.unreachable, false}, {"--expected-duration", o.expectedDuration, false},
+		{"--pause-between-waves", o.pauseWaves, true}, {"--window", o.window, true},
+	} {
+		if d.v < 0 || (d.v == 0 && !d.zero) {
+			return runSettings{}, usageError("%s must be positive, not %s", d.flag, d.v)
+		}
+	}
+	if o.settleTime <= o.api.timeout {
+		return runSettings{}, usageError("--settle-time (%s) must exceed --request-timeout (%s): a call may land until it times out", o.settleTime, o.api.timeout)
+	}
+	if o.maxFailures == "" {
+		return runSettings{}, usageError("--max-failures: give N, P%% or none")
+	}
+	s := runSettings{
+		src: o.src, api: o.api, leaseTTL: o.leaseTTL, yes: o.yes, force: o.force,
+		reportPath: o.reportPath, metricsAddr: o.metricsAddr,
+		runner: runner.Config{
+			Rate: o.rate, DescribeRate: o.describeRate, Workers: o.workers, MaxInFlight: o.maxInFlight,
+			PollInterval: o.pollInterval, ResetTimeout: o.resetTimeout, SettleTime: o.settleTime,
+			RequestTimeout: o.api.timeout, Unreachable: o.unreachable,
+		},
+		rollout: budgetedRollout{
+			preflight: !o.noPreflight, maxFailures: o.maxFailures, canary: o.canary, waves: o.waves,
+			pauseWaves: o.pauseWaves, expectedDuration: o.expectedDuration,
+		},
+	}
+	if s.src.databaseURL != "" {
+		s.runner.LeaseRenewInterval = o.leaseTTL / 3
+	}
+	// Checked now, with a size of 1, so that a bad value is a usage error
+	// before anything is opened.
+	if _, err := s.rollout.resolve(1); err != nil {
+		return runSettings{}, err
+	}
+	switch {
+	case o.windowEnd != "" && o.window != 0:
+		return runSettings{}, usageError("give --window-end or --window, not both")
+	case o.windowEnd != "":
+		t, err := parseTime(o.windowEnd, now)
+		if err != nil {
+			return runSettings{}, usageError("--window-end: %v", err)
+		}
+		if !t.After(now) {
+			return runSettings{}, usageError("--window-end %s is already past (it is now %s)", t.Format(time.RFC3339), now.Format(time.RFC3339))
+		}
+		s.rollout.windowEnd = t
+	case o.window != 0:
+		s.rollout.windowEnd = now.Add(o.window)
+	}
+	return s, nil
+}
+
+// resolve makes the rollout of a run of total jobs; note explains a
+// rounding of the budget the operator should know about.
+func (b budgetedRollout) resolve(total int) (*runner.Rollout, error) {
+	ro := &runner.Rollout{Preflight: b.preflight, MaxFailures: -1, ExpectedDuration: b.expectedDuration,
+		Canary: b.canary, PauseBetweenWaves: b.pauseWaves, WindowEnd: b.windowEnd}
+	if !strings.EqualFold(b.maxFailures, "none") {
+		n, note, err := runner.ResolveBudget(b.maxFailures, total)
+		if err != nil {
+			return nil, usageError("--max-failures: %v (or none, for no budget)", err)
+		}
+		ro.MaxFailures, ro.BudgetNote = n, note
+	}
+	if b.waves != "" {
+		w, err := runner.ParseWaves(b.waves, total)
+		if err != nil {
+			return nil, usageError("--waves: %v", err)
+		}
+		ro.Waves = w
+	}
+	return ro, nil
+}
+
+// parseTime accepts the time forms every flag takes: RFC 3339 (with its
+// zone), or HH:MM, today in now's zone (the local one). An HH:MM already
+// past is not moved to tomorrow: the caller says whether a past time makes
+// sense.
+func parseTime(s string, now time.Time) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	hm, err := time.ParseInLocation("15:04", s, now.Location())
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q is neither RFC 3339 (2026-12-01T06:30:00Z) nor HH:MM", s)
+	}
+	return time.Date(now.Year(), now.Month(), now.Day(), hm.Hour(), hm.Minute(), 0, 0, now.Location()), nil
+}
+
+// osEnv is the process environment, for settings.
+var osEnv = os.Getenv

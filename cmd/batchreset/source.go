@@ -1,0 +1,260 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/batchreset/batchreset/runner"
+	"github.com/batchreset/batchreset/store"
+	csvstore "github.com/batchreset/batchreset/store/csv"
+	"github.com/batchreset/batchreset/store/postgres"
+)
+
+// jobSource is where a command's jobs live, opened: a CSV file and its
+// journal, or a Postgres run. Commands speak only to it, so CSV and Postgres
+// differ in one place.
+type jobSource interface {
+	// Jobs returns every job as recorded now.
+	Jobs(ctx context.Context) ([]store.Job, error)
+	// Store is what a runner works on; nil for commands that claim nothing.
+	Store() runner.Store
+	// Limits are the rate limits the source shares with other processes
+	// (Postgres: every runner on the database); nil when it shares none.
+	Limits() runner.SharedLimits
+	// Record writes a job's outcome settled later (reconcile).
+	Record(ctx context.Context, j *store.Job) error
+	// Finish writes what the source keeps after a command changed jobs
+	// (CSV mode: the results file) and returns the jobs as the results
+	// report them.
+	Finish(ctx context.Context) ([]store.Job, error)
+	// OK reports whether the run's outcome is a success: every instance of
+	// the CSV file succeeded, or, in Postgres mode, every job this runner
+	// finished (sum).
+	OK(jobs []store.Job, sum runner.Summary) bool
+	// Describe names the source in messages: the results file, or the run.
+	Describe() string
+	// Started marks that the command changed something, so that Close keeps
+	// what it created.
+	Started()
+	Close()
+}
+
+// openSource reads and validates the jobs named by o and opens their store;
+// forRun opens it for a runner (CSV: the journal, created if need be).
+func (a *app) openSource(ctx context.Context, o sourceFlags, forRun, force bool, leaseTTL time.Duration) (jobSource, error) {
+	if o.jobsPath != "" {
+		return openCSV(o, forRun, force)
+	}
+	db, err := postgres.Open(ctx, o.databaseURL)
+	if err != nil {
+		return nil, &exitError{code: exitFatal, err: err}
+	}
+	if err := db.CheckSchema(ctx); err != nil {
+		db.Close()
+		return nil, &exitError{code: exitFatal, err: err}
+	}
+	src := &dbSource{db: db, run: o.runName}
+	if _, err := db.Status(ctx, o.runName); err != nil {
+		db.Close()
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, usageError("run %q has no jobs: import some with `batchreset import --run %s`", o.runName, o.runName)
+		}
+		return nil, &exitError{code: exitFatal, err: err}
+	}
+	if forRun {
+		host, _ := os.Hostname()
+		src.owner = fmt.Sprintf("%s:%d:%s", host, os.Getpid(), randomHex(4))
+		src.queue = db.Queue(o.runName, src.owner, leaseTTL)
+	}
+	return src, nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// csvSource is a jobs CSV file, with the journal of its run when opened for
+// one.
+type csvSource struct {
+	jobs  []store.Job // the input, when no journal is open
+	st    *csvstore.Store
+	out   string // results file
+	state string // journal
+	// fresh: the journal was created by this command. Until started is set,
+	// closing removes it again, so that a command that stops before the run
+	// starts (unconfirmed, bad flags, no credentials) leaves nothing that
+	// would tie the next run to this input.
+	fresh, started bool
+}
+
+func openCSV(o sourceFlags, forRun, force bool) (*csvSource, error) {
+	jobs, err := csvstore.ReadJobs(o.jobsPath, o.region)
+	if err != nil {
+		return nil, &exitError{code: exitUsage, err: err}
+	}
+	if len(jobs) == 0 {
+		return nil, usageError("%s: no jobs: the file has a header and no rows", o.jobsPath)
+	}
+	src := &csvSource{jobs: jobs, out: o.outPath}
+	if src.out == "" {
+		src.out = filepath.Join(filepath.Dir(o.jobsPath), "results.csv")
+	}
+	src.state = src.out + ".state"
+	_, err = os.Stat(src.state)
+	src.fresh = errors.Is(err, os.ErrNotExist)
+	if !forRun {
+		if src.fresh {
+			return src, nil
+		}
+		// Read the journal of the run, if one exists, without holding it.
+		st, err := csvstore.Open(src.state, jobs, csvstore.Fingerprint(jobs))
+		if err != nil {
+			return nil, &exitError{code: exitUsage, err: err}
+		}
+		src.jobs = st.Jobs()
+		st.Close()
+		return src, nil
+	}
+	if src.fresh && !force {
+		if _, err := os.Stat(src.out); err == nil {
+			return nil, usageError("%s already exists and has no state file beside it: it belongs to another run; move it away, choose --out, or pass --force", src.out)
+		}
+	}
+	st, err := csvstore.Open(src.state, jobs, csvstore.Fingerprint(jobs))
+	if err != nil {
+		return nil, &exitError{code: exitUsage, err: err}
+	}
+	src.st, src.jobs = st, nil
+	return src, nil
+}
+
+func (s *csvSource) Jobs(context.Context) ([]store.Job, error) {
+	if s.st != nil {
+		return s.st.Jobs(), nil
+	}
+	return s.jobs, nil
+}
+
+func (s *csvSource) Store() runner.Store {
+	if s.st == nil {
+		return nil
+	}
+	return s.st
+}
+
+func (s *csvSource) Limits() runner.SharedLimits { return nil }
+
+func (s *csvSource) Record(ctx context.Context, j *store.Job) error { return s.st.Save(ctx, j) }
+
+// Finish writes the results file, which speaks for this run alone: jobs it
+// left unstarted are skipped, jobs left in flight unknown. The journal keeps
+// their real status for the next run.
+func (s *csvSource) Finish(context.Context) ([]store.Job, error) {
+	jobs := resultsView(s.st.Jobs())
+	if err := csvstore.WriteResultsFile(s.out, jobs); err != nil {
+		return jobs, &exitError{code: exitFatal, err: fmt.Errorf("write results: %w", err)}
+	}
+	return jobs, nil
+}
+
+func (s *csvSource) OK(jobs []store.Job, _ runner.Summary) bool {
+	for _, j := range jobs {
+		if j.Status != store.StatusSucceeded {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *csvSource) Describe() string { return "results: " + s.out }
+func (s *csvSource) Started()         { s.started = true }
+
+func (s *csvSource) Close() {
+	if s.st == nil {
+		return
+	}
+	if s.fresh && !s.started {
+		// Nothing was recorded: only this command had the file (it holds
+		// the lock), so removing it is safe.
+		os.Remove(s.state)
+	}
+	s.st.Close()
+}
+
+// dbSource is a Postgres run.
+type dbSource struct {
+	db    *postgres.Store
+	run   string
+	owner string
+	queue *postgres.Queue
+}
+
+func (s *dbSource) Jobs(ctx context.Context) ([]store.Job, error) { return s.db.Jobs(ctx, s.run) }
+
+func (s *dbSource) Store() runner.Store {
+	if s.queue == nil {
+		return nil
+	}
+	return s.queue
+}
+
+func (s *dbSource) Limits() runner.SharedLimits { return s.db }
+
+func (s *dbSource) Record(ctx context.Context, j *store.Job) error { return s.db.Settle(ctx, j) }
+
+// Finish returns the rows as they are: pending jobs are due later, or left
+// for another runner, and a later run takes them.
+func (s *dbSource) Finish(ctx context.Context) ([]store.Job, error) {
+	return s.db.Jobs(context.WithoutCancel(ctx), s.run)
+}
+
+func (s *dbSource) OK(_ []store.Job, sum runner.Summary) bool {
+	for st, n := range sum.Totals {
+		if st != store.StatusSucceeded && n > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *dbSource) Describe() string { return fmt.Sprintf("run %q", s.run) }
+func (s *dbSource) Started()         {}
+func (s *dbSource) Close()           { s.db.Close() }
+
+// resultsView rewrites, in place, every job to the outcome a results file
+// reports: jobs a run left unstarted are skipped, jobs left in flight are
+// unknown. The store keeps their real status for the next run.
+func resultsView(jobs []store.Job) []store.Job {
+	out := jobs
+	for i := range out {
+		switch out[i].Status {
+		case store.StatusPending:
+			out[i].Status = store.StatusSkipped
+			out[i].ErrorMessage = "not started: the run stopped before this instance; rerun to resume"
+		case store.StatusSubmitting, store.StatusSubmitted:
+			out[i].Status = store.StatusUnknown
+			out[i].ErrorMessage = "still in flight when the run stopped; rerun to resume tracking"
+		}
+	}
+	return out
+}
+
+// countPending counts the jobs not yet finished and their regions.
+func countPending(jobs []store.Job) (n, regions int) {
+	seen := map[string]bool{}
+	for _, j := range jobs {
+		if !j.Status.Terminal() {
+			n++
+			seen[j.Region] = true
+		}
+	}
+	return n, len(seen)
+}
