@@ -33,12 +33,16 @@ const (
 	// StatusUnknown: the tool could not establish what happened;
 	// ErrorMessage explains, and a later reconcile may settle it.
 	StatusUnknown Status = "unknown"
+	// StatusUnhealthy: the reset happened (it ended SUCCESS) but the health
+	// check after it did not pass; ErrorMessage says why. Never sent again
+	// as if the reset had not happened.
+	StatusUnhealthy Status = "unhealthy"
 )
 
 // Terminal reports whether s is a final outcome.
 func (s Status) Terminal() bool {
 	switch s {
-	case StatusSucceeded, StatusFailed, StatusSkipped, StatusUnknown:
+	case StatusSucceeded, StatusFailed, StatusSkipped, StatusUnknown, StatusUnhealthy:
 		return true
 	}
 	return false
@@ -63,6 +67,13 @@ type Job struct {
 	InstanceID  string
 	BlueprintID string // "" reinstalls the instance's current image
 	Region      string
+	// KeyIDs are the key pairs the reset binds (at most MaxKeyIDs); nil
+	// leaves it to the run-wide login setting.
+	KeyIDs []string
+	// AutoGeneratePassword asks the reset to generate the default user's
+	// password. A password itself is never part of a job: it comes only
+	// run-wide, from a file or the environment.
+	AutoGeneratePassword bool
 
 	Status Status
 	// RequestID is the RequestId of the ResetInstance call the cloud ran.
@@ -87,6 +98,13 @@ type Job struct {
 	// share jobs between processes refuse writes carrying a stale one.
 	Fence int64
 }
+
+// MaxKeyIDs is the most key pairs one reset binds (ResetInstance's
+// LoginConfiguration.KeyIds).
+const MaxKeyIDs = 5
+
+// KeyIDSeparator separates key IDs in the jobs CSV and the database.
+const KeyIDSeparator = ";"
 
 // Totals counts jobs by status.
 type Totals map[Status]int
