@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -17,10 +18,14 @@ import (
 // that a bad row is named before anything is sent to the database.
 var instanceIDFormat = regexp.MustCompile(`^lhins-[a-z0-9]+$`)
 
+// keyIDFormat mirrors the jobs_key_ids_format check constraint for one ID.
+var keyIDFormat = regexp.MustCompile(`^lhkp-[a-z0-9]+$`)
+
 // Import adds jobs to run as pending jobs, all or none, in one transaction,
 // and creates the run's control row (running) if it has none. Only
-// InstanceID, BlueprintID, Region and NotBefore are read from each job; a zero
-// NotBefore takes notBefore, and a zero notBefore means now. An instance that
+// InstanceID, BlueprintID, Region, KeyIDs, AutoGeneratePassword and
+// NotBefore are read from each job; a zero NotBefore takes notBefore, and a
+// zero notBefore means now. An instance that
 // appears twice in jobs, or is already in the run, fails the whole import
 // with an error naming it. Import may add jobs to an existing run.
 func (s *Store) Import(ctx context.Context, run string, jobs []store.Job, notBefore time.Time) (n int, err error) {
@@ -34,6 +39,13 @@ func (s *Store) Import(ctx context.Context, run string, jobs []store.Job, notBef
 			return 0, fmt.Errorf("import run %q: job %d: instance ID %q does not match lhins-[a-z0-9]+", run, i+1, j.InstanceID)
 		case j.Region == "":
 			return 0, fmt.Errorf("import run %q: job %d (%s): empty region", run, i+1, j.InstanceID)
+		case len(j.KeyIDs) > store.MaxKeyIDs:
+			return 0, fmt.Errorf("import run %q: job %d (%s): %d key pairs, at most %d", run, i+1, j.InstanceID, len(j.KeyIDs), store.MaxKeyIDs)
+		}
+		for _, k := range j.KeyIDs {
+			if !keyIDFormat.MatchString(k) {
+				return 0, fmt.Errorf("import run %q: job %d (%s): key pair ID %q does not match lhkp-[a-z0-9]+", run, i+1, j.InstanceID, k)
+			}
 		}
 		if first, dup := seen[j.InstanceID]; dup {
 			return 0, fmt.Errorf("import run %q: instance %s appears twice (jobs %d and %d)", run, j.InstanceID, first, i+1)
@@ -64,20 +76,22 @@ func importTx(ctx context.Context, tx pgx.Tx, run string, jobs []store.Job, notB
 		instance_id text NOT NULL,
 		blueprint_id text NOT NULL,
 		region text NOT NULL,
+		key_ids text NOT NULL,
+		auto_generate_password boolean NOT NULL,
 		not_before timestamptz
 	) ON COMMIT DROP`
 	if _, err := tx.Exec(ctx, createSQL); err != nil {
 		return 0, fmt.Errorf("import run %q: %w", run, err)
 	}
 	_, err := tx.CopyFrom(ctx, pgx.Identifier{"batchreset_import"},
-		[]string{"ord", "instance_id", "blueprint_id", "region", "not_before"},
+		[]string{"ord", "instance_id", "blueprint_id", "region", "key_ids", "auto_generate_password", "not_before"},
 		pgx.CopyFromSlice(len(jobs), func(i int) ([]any, error) {
 			j := &jobs[i]
 			nb := j.NotBefore
 			if nb.IsZero() {
 				nb = notBefore
 			}
-			return []any{int32(i), j.InstanceID, j.BlueprintID, j.Region, nullTime(nb)}, nil
+			return []any{int32(i), j.InstanceID, j.BlueprintID, j.Region, strings.Join(j.KeyIDs, store.KeyIDSeparator), j.AutoGeneratePassword, nullTime(nb)}, nil
 		}))
 	if err != nil {
 		return 0, fmt.Errorf("import run %q: copy: %w", run, err)
@@ -102,8 +116,8 @@ func importTx(ctx context.Context, tx pgx.Tx, run string, jobs []store.Job, notB
 		return 0, fmt.Errorf("import run %q: check duplicates: %w", run, err)
 	}
 
-	const insertSQL = `INSERT INTO jobs (run, instance_id, blueprint_id, region, not_before)
-		SELECT $1, instance_id, blueprint_id, region, coalesce(not_before, now())
+	const insertSQL = `INSERT INTO jobs (run, instance_id, blueprint_id, region, key_ids, auto_generate_password, not_before)
+		SELECT $1, instance_id, blueprint_id, region, key_ids, auto_generate_password, coalesce(not_before, now())
 		FROM batchreset_import
 		ORDER BY ord`
 	tag, err := tx.Exec(ctx, insertSQL, run)
