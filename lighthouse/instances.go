@@ -285,37 +285,54 @@ func FilterTag(key string) string { return "tag:" + key }
 
 // FilterInstances returns every instance of region that matches all of
 // filters (values within one filter are alternatives), with Region set, in
-// the API's order. It reads pages of MaxIDsPerCall one after the other and
-// stops at the first error. An instance seen on two pages (the fleet
-// changed while paging) is returned once. At most MaxFilters filters with
-// MaxFilterValues values in all are allowed (the documentation is unclear
-// whether the value limit is per filter, so this is the safe reading); no
-// filter at all lists every instance of region.
+// the API's order. It reads pages of MaxIDsPerCall with
+// DescribeInstancesPage one after the other and stops at the first error.
+// An instance seen on two pages (the fleet changed while paging) is
+// returned once. At most MaxFilters filters with MaxFilterValues values in
+// all are allowed (the documentation is unclear whether the value limit is
+// per filter, so this is the safe reading); no filter at all lists every
+// instance of region. A caller with a rate limit to keep pages with
+// DescribeInstancesPage itself.
 //
 // API docs: https://www.tencentcloud.com/document/product/1103/42498
 func (c *Client) FilterInstances(ctx context.Context, region string, filters []Filter) ([]Instance, error) {
-	if err := checkFilters(filters, MaxFilters, MaxFilterValues); err != nil {
-		return nil, invalidParameter(ActionDescribeInstances, err)
-	}
 	var all []Instance
 	seen := make(map[string]bool)
 	for offset := 0; ; offset += MaxIDsPerCall {
-		req := describeInstancesRequest{Filters: filters, Offset: offset, Limit: MaxIDsPerCall}
-		var resp describeInstancesResponse
-		if err := c.call(ctx, serviceLighthouse, region, ActionDescribeInstances, req, &resp); err != nil {
+		total, page, err := c.DescribeInstancesPage(ctx, region, filters, offset, MaxIDsPerCall)
+		if err != nil {
 			return nil, err
 		}
-		for _, in := range resp.InstanceSet {
+		for _, in := range page {
 			if !seen[in.InstanceID] {
 				seen[in.InstanceID] = true
 				all = append(all, in)
 			}
 		}
-		if len(resp.InstanceSet) < MaxIDsPerCall || offset+len(resp.InstanceSet) >= resp.TotalCount {
-			setRegion(all, region)
+		if len(page) < MaxIDsPerCall || offset+len(page) >= total {
 			return all, nil
 		}
 	}
+}
+
+// DescribeInstancesPage returns one page of the instances of region that
+// match all of filters, with Region set, and how many match in all
+// (TotalCount): the instances at offset, at most limit of them. limit is at
+// most MaxIDsPerCall; 0 means the API's default, 20. The filters follow
+// FilterInstances' rules.
+//
+// API docs: https://www.tencentcloud.com/document/product/1103/42498
+func (c *Client) DescribeInstancesPage(ctx context.Context, region string, filters []Filter, offset, limit int) (total int, instances []Instance, err error) {
+	if err := checkFilters(filters, MaxFilters, MaxFilterValues); err != nil {
+		return 0, nil, invalidParameter(ActionDescribeInstances, err)
+	}
+	req := describeInstancesRequest{Filters: filters, Offset: offset, Limit: limit}
+	var resp describeInstancesResponse
+	if err := c.call(ctx, serviceLighthouse, region, ActionDescribeInstances, req, &resp); err != nil {
+		return 0, nil, err
+	}
+	setRegion(resp.InstanceSet, region)
+	return resp.TotalCount, resp.InstanceSet, nil
 }
 
 // checkFilters checks filters against the documented limits: at most

@@ -83,45 +83,62 @@ type getResourcesResponse struct {
 }
 
 // GetResources returns every resource, of every service and region, that
-// matches all of filters, reading pages of 200 one after the other until
-// the API returns no PaginationToken; it stops at the first error. One scan
-// covers all regions: keep the names for which LighthouseInstance is true.
-// A name that is not in the six-segment form fails the call as
-// ClientError.ParseJsonError, ClassFatal: retrying would read it again.
+// matches all of filters, reading pages of 200 with GetResourcesPage one
+// after the other until the API returns no PaginationToken; it stops at the
+// first error. One scan covers all regions: keep the names for which
+// LighthouseInstance is true. A caller with a rate limit to keep pages with
+// GetResourcesPage itself.
 //
 // API docs: https://www.tencentcloud.com/document/api/651/46539
 func (c *Client) GetResources(ctx context.Context, filters []TagFilter) ([]TaggedResource, error) {
-	if len(filters) > MaxTagFilters {
-		return nil, invalidParameter(ActionGetResources, fmt.Errorf("%d tag filters, at most %d", len(filters), MaxTagFilters))
-	}
-	for _, f := range filters {
-		if f.TagKey == "" || len(f.TagValues) > MaxTagFilterValues {
-			return nil, invalidParameter(ActionGetResources, fmt.Errorf("tag filter %q: want a key and at most %d values", f.TagKey, MaxTagFilterValues))
-		}
-	}
 	var all []TaggedResource
 	token := ""
 	for {
-		req := getResourcesRequest{TagFilters: filters, PaginationToken: token, MaxResults: maxResults}
-		var resp getResourcesResponse
-		if err := c.call(ctx, serviceTag, "", ActionGetResources, req, &resp); err != nil {
+		page, next, err := c.GetResourcesPage(ctx, filters, token)
+		if err != nil {
 			return nil, err
 		}
-		for _, m := range resp.ResourceTagMappingList {
-			name, err := ParseResourceName(m.Resource)
-			if err != nil {
-				return nil, &APIError{Action: ActionGetResources, Code: CodeParseJSONError, Message: err.Error(), RequestID: resp.RequestID, Class: ClassFatal, Err: err}
-			}
-			r := TaggedResource{Name: name}
-			for _, t := range m.Tags {
-				r.Tags = append(r.Tags, Tag{Key: t.TagKey, Value: t.TagValue})
-			}
-			all = append(all, r)
-		}
+		all = append(all, page...)
 		// A token that does not move would page forever.
-		if resp.PaginationToken == "" || resp.PaginationToken == token {
+		if next == "" || next == token {
 			return all, nil
 		}
-		token = resp.PaginationToken
+		token = next
 	}
+}
+
+// GetResourcesPage returns one page of up to 200 resources that match all
+// of filters, from the page token names ("" for the first), and the token
+// of the next page, "" after the last. At most MaxTagFilters filters are
+// allowed, each with a key and at most MaxTagFilterValues values. A name
+// that is not in the six-segment form fails the call as
+// ClientError.ParseJsonError, ClassFatal: retrying would read it again.
+//
+// API docs: https://www.tencentcloud.com/document/api/651/46539
+func (c *Client) GetResourcesPage(ctx context.Context, filters []TagFilter, token string) (resources []TaggedResource, next string, err error) {
+	if len(filters) > MaxTagFilters {
+		return nil, "", invalidParameter(ActionGetResources, fmt.Errorf("%d tag filters, at most %d", len(filters), MaxTagFilters))
+	}
+	for _, f := range filters {
+		if f.TagKey == "" || len(f.TagValues) > MaxTagFilterValues {
+			return nil, "", invalidParameter(ActionGetResources, fmt.Errorf("tag filter %q: want a key and at most %d values", f.TagKey, MaxTagFilterValues))
+		}
+	}
+	req := getResourcesRequest{TagFilters: filters, PaginationToken: token, MaxResults: maxResults}
+	var resp getResourcesResponse
+	if err := c.call(ctx, serviceTag, "", ActionGetResources, req, &resp); err != nil {
+		return nil, "", err
+	}
+	for _, m := range resp.ResourceTagMappingList {
+		name, err := ParseResourceName(m.Resource)
+		if err != nil {
+			return nil, "", &APIError{Action: ActionGetResources, Code: CodeParseJSONError, Message: err.Error(), RequestID: resp.RequestID, Class: ClassFatal, Err: err}
+		}
+		r := TaggedResource{Name: name}
+		for _, t := range m.Tags {
+			r.Tags = append(r.Tags, Tag{Key: t.TagKey, Value: t.TagValue})
+		}
+		resources = append(resources, r)
+	}
+	return resources, resp.PaginationToken, nil
 }
