@@ -22,6 +22,11 @@ type API interface {
 	DescribeInstances(ctx context.Context, region string, ids []string) ([]lighthouse.Instance, error)
 	DescribeBlueprints(ctx context.Context, region string, ids []string) ([]lighthouse.Blueprint, error)
 	DescribeResetInstanceBlueprints(ctx context.Context, region, instanceID string, blueprintIDs []string) ([]lighthouse.ResetInstanceBlueprint, error)
+	// Selection (cloud_select.go): one page per call, so that every page
+	// waits for its action's limiter.
+	DescribeInstancesPage(ctx context.Context, region string, filters []lighthouse.Filter, offset, limit int) (total int, instances []lighthouse.Instance, err error)
+	GetResourcesPage(ctx context.Context, filters []lighthouse.TagFilter, token string) (resources []lighthouse.TaggedResource, next string, err error)
+	DescribeRegions(ctx context.Context) ([]lighthouse.Region, error)
 }
 
 // SharedLimits are rate limits that several processes share: the Postgres
@@ -109,6 +114,8 @@ func cloudRates(cfg CloudConfig) map[string]float64 {
 		lighthouse.ActionDescribeInstances:               cfg.DescribeRate,
 		lighthouse.ActionDescribeBlueprints:              lighthouse.DescribeBlueprintsRateLimit,
 		lighthouse.ActionDescribeResetInstanceBlueprints: lighthouse.DescribeResetInstanceBlueprintsRateLimit,
+		lighthouse.ActionDescribeRegions:                 lighthouse.DescribeRegionsRateLimit,
+		lighthouse.ActionGetResources:                    lighthouse.GetResourcesRateLimit,
 	}
 }
 

@@ -135,3 +135,24 @@ func (i instrumentedAPI) DescribeResetInstanceBlueprints(ctx context.Context, re
 	i.record(lighthouse.ActionDescribeResetInstanceBlueprints, start, err)
 	return out, err
 }
+
+func (i instrumentedAPI) DescribeInstancesPage(ctx context.Context, region string, filters []lighthouse.Filter, offset, limit int) (int, []lighthouse.Instance, error) {
+	start := time.Now()
+	total, out, err := i.api.DescribeInstancesPage(ctx, region, filters, offset, limit)
+	i.record(lighthouse.ActionDescribeInstances, start, err)
+	return total, out, err
+}
+
+func (i instrumentedAPI) GetResourcesPage(ctx context.Context, filters []lighthouse.TagFilter, token string) ([]lighthouse.TaggedResource, string, error) {
+	start := time.Now()
+	out, next, err := i.api.GetResourcesPage(ctx, filters, token)
+	i.record(lighthouse.ActionGetResources, start, err)
+	return out, next, err
+}
+
+func (i instrumentedAPI) DescribeRegions(ctx context.Context) ([]lighthouse.Region, error) {
+	start := time.Now()
+	out, err := i.api.DescribeRegions(ctx)
+	i.record(lighthouse.ActionDescribeRegions, start, err)
+	return out, err
+}
