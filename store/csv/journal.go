@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/batchreset/batchreset/store"
@@ -45,32 +47,41 @@ type journalHeader struct {
 // record is a store.Job as one journal line. Times are RFC 3339 with
 // nanoseconds in UTC, "" when zero.
 type record struct {
-	ID            int64        `json:"id"`
-	Run           string       `json:"run"`
-	InstanceID    string       `json:"instance_id"`
-	BlueprintID   string       `json:"blueprint_id"`
-	Region        string       `json:"region"`
-	Status        store.Status `json:"status"`
-	RequestID     string       `json:"request_id"`
-	PrevRequestID string       `json:"prev_request_id"`
-	ErrorCode     string       `json:"error_code"`
-	ErrorMessage  string       `json:"error_message"`
-	Attempts      int          `json:"attempts"`
-	NotBefore     string       `json:"not_before"`
-	IntentAt      string       `json:"intent_at"`
-	SubmittedAt   string       `json:"submitted_at"`
-	FinishedAt    string       `json:"finished_at"`
-	Fence         int64        `json:"fence"`
+	ID          int64  `json:"id"`
+	Run         string `json:"run"`
+	InstanceID  string `json:"instance_id"`
+	BlueprintID string `json:"blueprint_id"`
+	Region      string `json:"region"`
+	// KeyIDs are ';'-separated; absent in records of jobs without them,
+	// which parseFast decodes.
+	KeyIDs               string       `json:"key_ids,omitempty"`
+	AutoGeneratePassword bool         `json:"auto_generate_password,omitempty"`
+	Status               store.Status `json:"status"`
+	RequestID            string       `json:"request_id"`
+	PrevRequestID        string       `json:"prev_request_id"`
+	ErrorCode            string       `json:"error_code"`
+	ErrorMessage         string       `json:"error_message"`
+	Attempts             int          `json:"attempts"`
+	NotBefore            string       `json:"not_before"`
+	IntentAt             string       `json:"intent_at"`
+	SubmittedAt          string       `json:"submitted_at"`
+	FinishedAt           string       `json:"finished_at"`
+	Fence                int64        `json:"fence"`
 }
 
 // Fingerprint returns a run ID for Open computed from what the jobs ask for
-// (instance, blueprint and region, in order), so that a state file is only
-// resumed with the input that started it.
+// (instance, blueprint, region and login settings, in order), so that a
+// state file is only resumed with the input that started it. A job without
+// login settings hashes as before they existed.
 func Fingerprint(jobs []store.Job) string {
 	h := sha256.New()
 	for i := range jobs {
 		j := &jobs[i]
-		fmt.Fprintf(h, "%s\x00%s\x00%s\n", j.InstanceID, j.BlueprintID, j.Region)
+		fmt.Fprintf(h, "%s\x00%s\x00%s", j.InstanceID, j.BlueprintID, j.Region)
+		if len(j.KeyIDs) > 0 || j.AutoGeneratePassword {
+			fmt.Fprintf(h, "\x00%s\x00%t", strings.Join(j.KeyIDs, store.KeyIDSeparator), j.AutoGeneratePassword)
+		}
+		h.Write([]byte{'\n'})
 	}
 	return "sha256:" + hex.EncodeToString(h.Sum(nil))
 }
@@ -87,22 +98,24 @@ func encodeHeader(runID string, started time.Time) []byte {
 // encodeRecord returns j as a journal line.
 func encodeRecord(j *store.Job) ([]byte, error) {
 	b, err := json.Marshal(record{
-		ID:            j.ID,
-		Run:           j.Run,
-		InstanceID:    j.InstanceID,
-		BlueprintID:   j.BlueprintID,
-		Region:        j.Region,
-		Status:        j.Status,
-		RequestID:     j.RequestID,
-		PrevRequestID: j.PrevRequestID,
-		ErrorCode:     j.ErrorCode,
-		ErrorMessage:  j.ErrorMessage,
-		Attempts:      j.Attempts,
-		NotBefore:     formatNano(j.NotBefore),
-		IntentAt:      formatNano(j.IntentAt),
-		SubmittedAt:   formatNano(j.SubmittedAt),
-		FinishedAt:    formatNano(j.FinishedAt),
-		Fence:         j.Fence,
+		ID:                   j.ID,
+		Run:                  j.Run,
+		InstanceID:           j.InstanceID,
+		BlueprintID:          j.BlueprintID,
+		Region:               j.Region,
+		KeyIDs:               strings.Join(j.KeyIDs, store.KeyIDSeparator),
+		AutoGeneratePassword: j.AutoGeneratePassword,
+		Status:               j.Status,
+		RequestID:            j.RequestID,
+		PrevRequestID:        j.PrevRequestID,
+		ErrorCode:            j.ErrorCode,
+		ErrorMessage:         j.ErrorMessage,
+		Attempts:             j.Attempts,
+		NotBefore:            formatNano(j.NotBefore),
+		IntentAt:             formatNano(j.IntentAt),
+		SubmittedAt:          formatNano(j.SubmittedAt),
+		FinishedAt:           formatNano(j.FinishedAt),
+		Fence:                j.Fence,
 	})
 	if err != nil {
 		return nil, err
@@ -149,18 +162,22 @@ func (r *record) job() (store.Job, error) {
 		return store.Job{}, fmt.Errorf("unknown status %q", r.Status)
 	}
 	j := store.Job{
-		ID:            r.ID,
-		Run:           r.Run,
-		InstanceID:    r.InstanceID,
-		BlueprintID:   r.BlueprintID,
-		Region:        r.Region,
-		Status:        r.Status,
-		RequestID:     r.RequestID,
-		PrevRequestID: r.PrevRequestID,
-		ErrorCode:     r.ErrorCode,
-		ErrorMessage:  r.ErrorMessage,
-		Attempts:      r.Attempts,
-		Fence:         r.Fence,
+		ID:                   r.ID,
+		Run:                  r.Run,
+		InstanceID:           r.InstanceID,
+		BlueprintID:          r.BlueprintID,
+		Region:               r.Region,
+		AutoGeneratePassword: r.AutoGeneratePassword,
+		Status:               r.Status,
+		RequestID:            r.RequestID,
+		PrevRequestID:        r.PrevRequestID,
+		ErrorCode:            r.ErrorCode,
+		ErrorMessage:         r.ErrorMessage,
+		Attempts:             r.Attempts,
+		Fence:                r.Fence,
+	}
+	if r.KeyIDs != "" {
+		j.KeyIDs = strings.Split(r.KeyIDs, store.KeyIDSeparator)
 	}
 	var err error
 	if j.NotBefore, err = parseNano("not_before", r.NotBefore); err != nil {
@@ -241,7 +258,7 @@ func (s *Store) replay(runID string) (end int64, err error) {
 				return 0, &RowError{Path: s.path, Line: n, Err: fmt.Errorf("record for %s: %w", j.InstanceID, err)}
 			}
 			// Share the input's strings rather than keep a copy per job.
-			j.ID, j.InstanceID, j.BlueprintID, j.Region = in.ID, in.InstanceID, in.BlueprintID, in.Region
+			j.ID, j.InstanceID, j.BlueprintID, j.Region, j.KeyIDs = in.ID, in.InstanceID, in.BlueprintID, in.Region, in.KeyIDs
 			s.jobs[i] = j
 			s.records++
 		}
@@ -250,11 +267,16 @@ func (s *Store) replay(runID string) (end int64, err error) {
 }
 
 // checkSameJob reports a record j that does not describe input job in: what
-// a job resets (instance, blueprint, region) is fixed by the input.
+// a job resets (instance, blueprint, region, login settings) is fixed by
+// the input.
 func checkSameJob(in, j *store.Job) error {
 	if j.BlueprintID != in.BlueprintID || j.Region != in.Region {
 		return fmt.Errorf("blueprint %q in region %q, but the input has %q in %q",
 			j.BlueprintID, j.Region, in.BlueprintID, in.Region)
+	}
+	if !slices.Equal(j.KeyIDs, in.KeyIDs) || j.AutoGeneratePassword != in.AutoGeneratePassword {
+		return fmt.Errorf("login settings (key pairs %q, generated password %t), but the input has %q, %t",
+			j.KeyIDs, j.AutoGeneratePassword, in.KeyIDs, in.AutoGeneratePassword)
 	}
 	return nil
 }

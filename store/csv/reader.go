@@ -36,6 +36,8 @@ const (
 	colInstanceID  = "instance_id"
 	colBlueprintID = "blueprint_id"
 	colRegion      = "region"
+	colKeyIDs      = "key_ids"
+	colAutoPass    = "auto_generate_password"
 )
 
 var errLineTooLong = fmt.Errorf("line too long (over %d bytes)", maxRecordBytes)
@@ -192,6 +194,12 @@ func countRows(r io.Reader) (int, error) {
 //     current image.
 //   - region (optional): the instance's region, such as ap-guangzhou; empty
 //     or absent means the default region given to NewReader.
+//   - key_ids (optional): up to 5 key pairs of the instance's region for the
+//     reset to bind, lhkp- followed by 8 lowercase letters or digits,
+//     separated by ";"; empty or absent leaves it to the run-wide setting.
+//   - auto_generate_password (optional): yes to have the reset generate the
+//     default user's password; empty, no or absent does not. A password
+//     itself never goes in the file.
 //
 // Other columns are ignored. A UTF-8 byte order mark, CRLF line endings,
 // blank lines, spaces around values and quoted fields are accepted. Every
@@ -211,7 +219,7 @@ type Reader struct {
 	started    bool
 	headerLine int
 	nfields    int
-	cols       [3]int // index of instance_id, blueprint_id, region; -1 if absent
+	cols       [5]int // index of instance_id, blueprint_id, region, key_ids, auto_generate_password; -1 if absent
 
 	seen   map[[8]byte]int // instance ID suffix → line, for duplicates
 	intern map[string]string
@@ -227,6 +235,8 @@ const (
 	slotInstanceID = iota
 	slotBlueprintID
 	slotRegion
+	slotKeyIDs
+	slotAutoPass
 )
 
 // NewReader returns a Reader that reads a jobs CSV from r. name is the file
@@ -243,7 +253,7 @@ func NewReader(r io.Reader, name, defaultRegion string) *Reader {
 		defaultRegion: defaultRegion,
 		br:            br,
 		cr:            cr,
-		cols:          [3]int{-1, -1, -1},
+		cols:          [5]int{-1, -1, -1, -1, -1},
 		seen:          make(map[[8]byte]int),
 		intern:        make(map[string]string),
 	}
@@ -389,6 +399,10 @@ func (r *Reader) readHeader() bool {
 				slot = slotBlueprintID
 			case colRegion:
 				slot = slotRegion
+			case colKeyIDs:
+				slot = slotKeyIDs
+			case colAutoPass:
+				slot = slotAutoPass
 			}
 			if slot < 0 {
 				continue
@@ -468,16 +482,71 @@ func (r *Reader) job(rec []string) (store.Job, bool) {
 		ok = false
 	}
 
+	keys, keysLine, err := r.value(rec, slotKeyIDs)
+	var keyIDs []string
+	if err == nil && keys != "" {
+		keyIDs, err = parseKeyIDs(keys)
+	}
+	if err != nil {
+		r.add(keysLine, colKeyIDs, err)
+		ok = false
+	}
+
+	auto, autoLine, err := r.value(rec, slotAutoPass)
+	var autoPass bool
+	if err == nil {
+		autoPass, err = parseYesNo(auto)
+	}
+	if err == nil && autoPass && len(keyIDs) > 0 {
+		err = errors.New("yes together with key_ids: a reset takes key pairs or a generated password, not both")
+	}
+	if err != nil {
+		r.add(autoLine, colAutoPass, err)
+		ok = false
+	}
+
 	if !ok {
 		return store.Job{}, false
 	}
 	return store.Job{
-		ID:          int64(line),
-		InstanceID:  strings.Clone(id), // not pinning the whole record
-		BlueprintID: r.share(bp),
-		Region:      r.share(region),
-		Status:      store.StatusPending,
+		ID:                   int64(line),
+		InstanceID:           strings.Clone(id), // not pinning the whole record
+		BlueprintID:          r.share(bp),
+		Region:               r.share(region),
+		KeyIDs:               keyIDs,
+		AutoGeneratePassword: autoPass,
+		Status:               store.StatusPending,
 	}, true
+}
+
+// parseKeyIDs reads a key_ids value: distinct key pair IDs separated by ";".
+func parseKeyIDs(s string) ([]string, error) {
+	var ids []string
+	for _, id := range strings.Split(s, store.KeyIDSeparator) {
+		id = strings.TrimSpace(id)
+		switch {
+		case !validID(id, "lhkp-"):
+			return nil, fmt.Errorf("malformed key pair ID %q (want lhkp- and 8 lowercase letters or digits, separated by %q)", id, store.KeyIDSeparator)
+		case slices.Contains(ids, id):
+			return nil, fmt.Errorf("duplicate key pair %s", id)
+		}
+		ids = append(ids, id)
+	}
+	if len(ids) > store.MaxKeyIDs {
+		return nil, fmt.Errorf("%d key pairs, at most %d", len(ids), store.MaxKeyIDs)
+	}
+	return ids, nil
+}
+
+// parseYesNo reads a yes/no value; empty is no.
+func parseYesNo(s string) (bool, error) {
+	switch strings.ToLower(s) {
+	case "", "no", "false":
+		return false, nil
+	case "yes", "true":
+		return true, nil
+	}
+	return false, fmt.Errorf("%q: want yes or no", s)
 }
 
 // value returns the trimmed value in column slot of rec ("" if the column is
