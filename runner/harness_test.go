@@ -3,7 +3,6 @@ package runner_test
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -17,6 +16,7 @@ import (
 	"github.com/batchreset/batchreset/lighthouse"
 	"github.com/batchreset/batchreset/lighthouse/emulator"
 	"github.com/batchreset/batchreset/runner"
+	"github.com/batchreset/batchreset/runner/runnertest"
 	"github.com/batchreset/batchreset/store"
 	csvstore "github.com/batchreset/batchreset/store/csv"
 	"github.com/batchreset/batchreset/store/postgres"
@@ -321,19 +321,6 @@ func (b *bundle) verify(t *testing.T, jobs []store.Job, v verdict) store.Totals 
 		t.Fatal(err)
 	}
 	stats := b.emu.Stats()
-	records := map[string]int{}
-	for _, j := range jobs {
-		records[j.InstanceID]++
-	}
-	for _, j := range b.jobs {
-		if records[j.InstanceID] != 1 {
-			t.Errorf("%s: %d job records, want exactly 1", j.InstanceID, records[j.InstanceID])
-		}
-		delete(records, j.InstanceID)
-	}
-	for id := range records {
-		t.Errorf("%s: job record for an instance that is not in the input", id)
-	}
 	byRegion := map[string][]string{}
 	for _, j := range jobs {
 		byRegion[j.Region] = append(byRegion[j.Region], j.InstanceID)
@@ -348,61 +335,12 @@ func (b *bundle) verify(t *testing.T, jobs []store.Job, v verdict) store.Totals 
 			now[in.InstanceID] = in
 		}
 	}
-	totals := store.Totals{}
-	for _, j := range jobs {
-		totals[j.Status]++
-		applied := b.applied(stats, j.InstanceID)
-		in := now[j.InstanceID]
-		where := fmt.Sprintf("%s (status %s, request %s, %s: %s)", j.InstanceID, j.Status, j.RequestID, j.ErrorCode, j.ErrorMessage)
-		if len(applied) > 1 {
-			t.Errorf("%s: reset applied %d times (%v), want at most once", where, len(applied), applied)
-		}
-		switch j.Status {
-		case store.StatusSucceeded:
-			if len(applied) != 1 || applied[0] != j.RequestID {
-				t.Errorf("%s: succeeded but the emulator applied %v", where, applied)
-			}
-			if in.LatestOperationRequestID != j.RequestID || in.LatestOperationState != lighthouse.OperationSuccess {
-				t.Errorf("%s: succeeded but the instance shows %s %s", where, in.LatestOperationRequestID, in.LatestOperationState)
-			}
-		case store.StatusFailed:
-			if j.ErrorCode == "" {
-				t.Errorf("%s: failed without an error code", where)
-			}
-			if j.ErrorCode == "OperationFailed" {
-				if len(applied) != 1 || applied[0] != j.RequestID || in.LatestOperationState != lighthouse.OperationFailed {
-					t.Errorf("%s: failed as an operation, but the emulator applied %v and shows %s", where, applied, in.LatestOperationState)
-				}
-			} else if len(applied) != 0 {
-				t.Errorf("%s: failed as refused, but the emulator applied %v", where, applied)
-			}
-		case store.StatusSkipped:
-			if len(applied) != 0 || j.ErrorMessage == "" {
-				t.Errorf("%s: skipped, but applied %v / no reason", where, applied)
-			}
-		case store.StatusUnknown:
-			if !v.allowUnknown && v.unknown[j.InstanceID] == "" {
-				t.Errorf("%s: unknown, and this scenario leaves nothing unknowable", where)
-			}
-			if j.ErrorMessage == "" {
-				t.Errorf("%s: unknown without an explanation", where)
-			}
-			if j.RequestID != "" && (len(applied) != 1 || applied[0] != j.RequestID) {
-				t.Errorf("%s: unknown with a RequestId the emulator did not apply (applied %v)", where, applied)
-			}
-		default:
-			t.Errorf("%s: not terminal", where)
-		}
+	ledger := runnertest.Ledger{Input: jobIDs(b.jobs), Applied: map[string][]string{}, Now: now}
+	for id := range stats.Resets {
+		ledger.Applied[id] = b.applied(stats, id)
 	}
-	for action, as := range stats.Actions {
-		limit, ok := b.limits[action]
-		if !ok || limit < 0 {
-			continue
-		}
-		if as.OverLimit != 0 || as.MaxPerSecond > limit {
-			t.Errorf("%s: %d calls over the limit, at most %d in one second; want 0 and at most %d", action, as.OverLimit, as.MaxPerSecond, limit)
-		}
-	}
+	totals := runnertest.Check(t, jobs, ledger, runnertest.Allow{Failed: true, Skipped: true, Unknown: v.unknown, AnyUnknown: v.allowUnknown})
+	runnertest.CheckRates(t, stats.Actions, b.limits)
 	b.checkSecrets(t, jobs)
 	return totals
 }

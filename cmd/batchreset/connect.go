@@ -11,41 +11,31 @@ import (
 	csvstore "github.com/batchreset/batchreset/store/csv"
 )
 
-// credentialInfo is the key a command signs with and where it came from.
+// credentialInfo is who a command acts as: the key it signs with, where it
+// came from, and the role assumed with it. Its String names the account for
+// banners and prompts, never a secret.
 type credentialInfo struct {
-	cred   lighthouse.Credential
-	source string
+	id lighthouse.Identity
 }
 
-// String names the account for banners and prompts: the masked SecretId
-// and the credential's source, never the key.
-func (c credentialInfo) String() string {
-	return fmt.Sprintf("SecretId %s (%s)", maskID(c.cred.SecretID), c.source)
-}
+func (c credentialInfo) String() string { return c.id.String() }
 
-// maskID shows the first four and the last four characters of a SecretId.
-func maskID(id string) string {
-	if len(id) <= 8 {
-		return strings.Repeat("*", len(id))
-	}
-	return id[:4] + "…" + id[len(id)-4:]
-}
-
-// credential loads the key the command signs with: the emulator's own, or
-// the user's, saying where keys come from when none is found.
+// credential loads who the command acts as: the emulator's own key, or the
+// user's, from the credential chain (see lighthouse.LoadIdentity).
 func (a *app) credential(api apiFlags) (credentialInfo, error) {
 	if api.emulate {
-		return credentialInfo{cred: emulatorCredential(), source: "built-in emulator"}, nil
+		return credentialInfo{id: lighthouse.Identity{Credential: emulatorCredential(), Source: "the built-in emulator"}}, nil
 	}
-	cred, err := lighthouse.LoadCredential()
+	id, err := lighthouse.LoadIdentity(lighthouse.CredentialConfig{
+		Profile: api.profile, RoleARN: api.roleARN, RoleSessionName: api.roleSession,
+	})
 	if err != nil {
 		if !strings.Contains(err.Error(), lighthouse.EnvSecretID) {
-			// The SDK names only the profile file it could not read.
-			err = fmt.Errorf("%w (set %s and %s, or name a profile file in %s)", err, lighthouse.EnvSecretID, lighthouse.EnvSecretKey, lighthouse.EnvCredentialsFile)
+			err = fmt.Errorf("%w (set %s and %s, or name a profile with --profile)", err, lighthouse.EnvSecretID, lighthouse.EnvSecretKey)
 		}
 		return credentialInfo{}, &exitError{code: exitFatal, err: err}
 	}
-	return credentialInfo{cred: cred, source: "environment or profile file"}, nil
+	return credentialInfo{id: id}, nil
 }
 
 // connection is how a command reaches the API: a client for reads and one
@@ -85,7 +75,7 @@ func (a *app) connect(api apiFlags, cred credentialInfo, jobs []store.Job, worke
 			return nil, err
 		}
 		c.emu, c.endpoint = emu, emu.endpoint
-		cred.cred = emu.cred
+		cred.id.Credential = emu.cred
 		a.log.Info("emulator started", "endpoint", c.endpoint, "instances", len(jobs))
 	}
 	var err error
@@ -95,7 +85,8 @@ func (a *app) connect(api apiFlags, cred credentialInfo, jobs []store.Job, worke
 	}{{&c.reads, 2 * workers}, {&c.sends, workers + 1}} {
 		*cl.c, err = lighthouse.New(lighthouse.Config{
 			Endpoint:            c.endpoint,
-			Credential:          cred.cred,
+			Credential:          cred.id.Credential,
+			Role:                cred.id.Role,
 			Timeout:             api.timeout,
 			MaxIdleConnsPerHost: cl.conns,
 		})
@@ -104,7 +95,9 @@ func (a *app) connect(api apiFlags, cred credentialInfo, jobs []store.Job, worke
 			return nil, usageError("%v", err)
 		}
 	}
-	c.stateDir = runner.AccountDir(c.endpoint, cred.cred.SecretID)
+	// A role's temporary keys change; the account is the long-term key's
+	// and the role's.
+	c.stateDir = runner.AccountDir(c.endpoint, cred.id.Credential.SecretID+"\x00"+cred.id.Role.ARN)
 	c.hostLimits, err = runner.NewHostLimits(filepath.Join(c.stateDir, "limits"))
 	if err != nil {
 		c.Close()

@@ -25,6 +25,7 @@ import (
 
 	"github.com/batchreset/batchreset/lighthouse"
 	"github.com/batchreset/batchreset/lighthouse/emulator"
+	"github.com/batchreset/batchreset/runner/runnertest"
 	"github.com/batchreset/batchreset/store"
 	csvstore "github.com/batchreset/batchreset/store/csv"
 )
@@ -322,56 +323,26 @@ type verdict struct {
 // instance was never reset claims no reset. It returns the totals.
 func checkOutcomes(t *testing.T, f *fleet, jobs []store.Job, v verdict) store.Totals {
 	t.Helper()
-	want := countJobs(t, f.jobsPath)
-	if len(jobs) != want {
-		t.Errorf("%d job records, want %d (one per instance)", len(jobs), want)
+	input, err := csvstore.ReadJobs(f.jobsPath, "")
+	if err != nil {
+		t.Fatal(err)
 	}
-	ledger := f.emu.Stats().Resets
-	totals := store.Totals{}
-	seen := map[string]bool{}
-	for _, j := range jobs {
-		totals[j.Status]++
-		if seen[j.InstanceID] {
-			t.Errorf("%s: more than one record", j.InstanceID)
-		}
-		seen[j.InstanceID] = true
-		applied := ledger[j.InstanceID]
-		if len(applied) > 1 {
-			t.Errorf("%s: reset %d times (RequestIds %v): DOUBLE RESET", j.InstanceID, len(applied), applied)
-		}
-		if !j.Status.Terminal() {
-			t.Errorf("%s: status %s, want a terminal outcome", j.InstanceID, j.Status)
-		}
-		switch {
-		case j.Status == store.StatusSucceeded || (j.Status == store.StatusFailed && j.ErrorCode == "OperationFailed"):
-			if len(applied) != 1 || j.RequestID != applied[0] {
-				t.Errorf("%s: %s with RequestId %q, but the emulator applied %v", j.InstanceID, j.Status, j.RequestID, applied)
-			}
-		case len(applied) > 0 && j.Status != store.StatusUnknown:
-			t.Errorf("%s: %s (%s: %s), but the emulator applied reset %v: the outcome of a reset sent was lost", j.InstanceID, j.Status, j.ErrorCode, j.ErrorMessage, applied)
-		case j.RequestID != "" && len(applied) == 0:
-			t.Errorf("%s: records RequestId %q, but the emulator applied no reset", j.InstanceID, j.RequestID)
-		}
-		if !v.allowOther && j.Status != store.StatusSucceeded {
-			t.Errorf("%s: %s (%s: %s), want succeeded", j.InstanceID, j.Status, j.ErrorCode, j.ErrorMessage)
-		}
+	ids := make([]string, len(input))
+	for i, j := range input {
+		ids[i] = j.InstanceID
 	}
-	for id, applied := range ledger {
-		if !seen[id] {
-			t.Errorf("%s: reset %v but not among the jobs", id, applied)
-		}
+	allow := runnertest.Allow{}
+	if v.allowOther {
+		allow = runnertest.All
 	}
-	return totals
+	return runnertest.Check(t, jobs, runnertest.Ledger{Input: ids, Applied: f.emu.Stats().Resets}, allow)
 }
 
 // checkRate checks that the emulator never saw more ResetInstance calls in
 // one second than its limit (runners ask for f.rate).
 func checkRate(t *testing.T, f *fleet) {
 	t.Helper()
-	st := f.emu.Stats().Actions[lighthouse.ActionResetInstance]
-	if st.OverLimit != 0 || st.MaxPerSecond > f.limit {
-		t.Errorf("ResetInstance: OverLimit = %d, MaxPerSecond = %d, want 0 and at most the limit %d", st.OverLimit, st.MaxPerSecond, f.limit)
-	}
+	runnertest.CheckRates(t, f.emu.Stats().Actions, map[string]int{lighthouse.ActionResetInstance: f.limit})
 }
 
 func countJobs(t *testing.T, path string) int {

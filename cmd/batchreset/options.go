@@ -51,22 +51,38 @@ func (o *sourceFlags) resolve(getenv func(string) string) error {
 
 // apiFlags say how to reach the API.
 type apiFlags struct {
-	endpoint string
-	timeout  time.Duration
-	emulate  bool
-	emu      emulatorOptions
+	endpoint    string
+	timeout     time.Duration
+	profile     string
+	roleARN     string
+	roleSession string
+	emulate     bool
+	emu         emulatorOptions
 }
 
 func (o *apiFlags) add(fs *pflag.FlagSet) {
 	fs.StringVar(&o.endpoint, "endpoint", lighthouse.DefaultEndpoint, "Lighthouse API endpoint URL (http://127.0.0.1:PORT for an emulator)")
 	fs.DurationVar(&o.timeout, "request-timeout", 30*time.Second, "timeout of one API call")
+	fs.StringVar(&o.profile, "profile", "", "credential profile: a section of ~/.tencentcloud/credentials, else tccli's ~/.tccli/NAME.credential (env TENCENTCLOUD_PROFILE, TCCLI_PROFILE)")
+	fs.StringVar(&o.roleARN, "role-arn", "", "CAM role to assume through STS with the loaded key, refreshed before expiry (env TENCENTCLOUD_ROLE_ARN)")
+	fs.StringVar(&o.roleSession, "role-session-name", "", "role session name, as CloudAudit shows it (env TENCENTCLOUD_ROLE_SESSION_NAME; default batchreset-TIME)")
 	fs.BoolVar(&o.emulate, "emulate", false, "run against a built-in emulator seeded from the jobs (no cloud account needed)")
 	o.emu.addFlags(fs, "emulate-")
 }
 
-func (o *apiFlags) check() error {
+// resolve applies the environment and checks the values.
+func (o *apiFlags) resolve(getenv func(string) string) error {
 	if o.timeout <= 0 {
 		return usageError("--request-timeout must be positive, not %s", o.timeout)
+	}
+	if o.roleARN == "" {
+		o.roleARN = getenv("TENCENTCLOUD_ROLE_ARN")
+	}
+	if o.roleSession == "" {
+		o.roleSession = getenv("TENCENTCLOUD_ROLE_SESSION_NAME")
+	}
+	if o.emulate && o.endpoint != lighthouse.DefaultEndpoint {
+		return usageError("give --emulate (a built-in emulator) or --endpoint, not both")
 	}
 	return nil
 }
@@ -166,7 +182,7 @@ func (o *runFlags) settings(now time.Time, getenv func(string) string) (runSetti
 	if err := o.src.resolve(getenv); err != nil {
 		return runSettings{}, err
 	}
-	if err := o.api.check(); err != nil {
+	if err := o.api.resolve(getenv); err != nil {
 		return runSettings{}, err
 	}
 	for _, r := range []struct {

@@ -51,7 +51,7 @@ func (a *app) runPlan(ctx context.Context, o *planFlags) error {
 	if err := o.src.resolve(osEnv); err != nil {
 		return err
 	}
-	if err := o.api.check(); err != nil {
+	if err := o.api.resolve(osEnv); err != nil {
 		return err
 	}
 	if !(o.rate > 0) {

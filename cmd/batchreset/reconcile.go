@@ -47,7 +47,7 @@ func (a *app) runReconcile(ctx context.Context, o *reconcileFlags) error {
 	if err := o.src.resolve(osEnv); err != nil {
 		return err
 	}
-	if err := o.api.check(); err != nil {
+	if err := o.api.resolve(osEnv); err != nil {
 		return err
 	}
 	if o.settleTime <= o.api.timeout {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http/httptrace"
 	"os"
-	"os/signal"
 	"strings"
 	"syscall"
 	"time"
@@ -72,15 +71,22 @@ func (a *app) runRun(ctx context.Context, s runSettings) error {
 	if err != nil {
 		return &exitError{code: exitFatal, err: err}
 	}
-	todo, regions := countPending(jobs)
+	todo, regions, sample := countPending(jobs)
 	rollout, err := s.rollout.resolve(len(jobs))
 	if err != nil {
 		return err
 	}
+	what := fmt.Sprintf("reset %d instance(s) in %s (%s): %s, as %s, at %s", todo, plural(len(regions), "region"), strings.Join(regions, ", "), sample, cred, s.api.endpoint)
+	if s.api.emulate {
+		what = fmt.Sprintf("reset %d instance(s) of the built-in emulator in %s (%s): %s", todo, plural(len(regions), "region"), strings.Join(regions, ", "), sample)
+	}
 	if todo > 0 && !s.api.emulate {
-		if err := a.confirm(s.yes, todo, regions, cred, s.api.endpoint); err != nil {
+		if err := a.confirm(s.yes, what); err != nil {
 			return err
 		}
+	}
+	if todo > 0 {
+		a.notef("batchreset: %s", what)
 	}
 	a.describeStart(len(jobs), todo, rollout)
 
@@ -121,7 +127,7 @@ func (a *app) runRun(ctx context.Context, s runSettings) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	interrupted := a.handleSignals(ctx, r, cancel)
-	prog := a.startProgress(r.Stats(), todo)
+	prog := a.startProgress(r.Stats(), rollout, todo)
 	started := time.Now()
 	src.Started()
 	sum, runErr := r.Run(ctx)
@@ -137,12 +143,15 @@ func (a *app) runRun(ctx context.Context, s runSettings) error {
 			return &exitError{code: exitFatal, err: fmt.Errorf("write report: %w", err)}
 		}
 	}
-	a.printSummary(rep, src, sum)
+	signal := ""
+	if sig := interrupted(); sig != nil {
+		signal = signalName(sig)
+	}
+	a.printSummary(newRunSummary(rep, jobs, src, sum, signal))
 
 	switch {
-	case interrupted():
-		fmt.Fprintln(a.stderr, "interrupted: rerun the same command to resume")
-		return &exitError{code: exitInterrupt}
+	case interrupted() != nil:
+		return &exitError{code: signalExit(interrupted())}
 	case errors.Is(runErr, runner.ErrUnreachable):
 		return &exitError{code: exitFatal, err: fmt.Errorf("%s: %w; every job is left as a rerun resumes it", s.api.endpoint, runErr)}
 	case runErr != nil:
@@ -163,12 +172,13 @@ type hostLimited struct {
 	runner.SharedLimits
 }
 
-// confirm asks the operator to confirm, or requires --yes without a terminal.
-func (a *app) confirm(yes bool, todo, regions int, cred credentialInfo, endpoint string) error {
+// confirm asks the operator to confirm what, or requires --yes without a
+// terminal.
+func (a *app) confirm(yes bool, what string) error {
 	if yes {
 		return nil
 	}
-	what := fmt.Sprintf("reset %d instance(s) in %d region(s) as %s at %s: this FORMATS their system disks", todo, regions, cred, endpoint)
+	what += ": this FORMATS their system disks"
 	f, ok := a.stdin.(*os.File)
 	if !ok || !term.IsTerminal(int(f.Fd())) {
 		return usageError("refusing to %s without --yes (no terminal to ask on)", what)
@@ -184,56 +194,24 @@ func (a *app) confirm(yes bool, todo, regions int, cred credentialInfo, endpoint
 // describeStart prints what the run is about to do.
 func (a *app) describeStart(total, todo int, ro *runner.Rollout) {
 	if done := total - todo; done > 0 {
-		fmt.Fprintf(a.stderr, "resuming: %d of %d instances already finished\n", done, total)
+		a.notef("resuming: %d of %d instances already finished", done, total)
 	}
 	if ro.MaxFailures >= 0 {
-		fmt.Fprintf(a.stderr, "failure budget: %d (new resets stop once more than %d instance(s) have failed or ended unknown; --max-failures none turns it off)\n", ro.MaxFailures, ro.MaxFailures)
+		a.notef("failure budget: %d (new resets stop once more than %d instance(s) have failed or ended unknown; --max-failures none turns it off)", ro.MaxFailures, ro.MaxFailures)
 		if ro.BudgetNote != "" {
-			fmt.Fprintf(a.stderr, "  note: %s\n", ro.BudgetNote)
+			a.notef("  note: %s", ro.BudgetNote)
 		}
 	} else {
-		fmt.Fprintln(a.stderr, "failure budget: none (--max-failures none)")
+		a.notef("failure budget: none (--max-failures none)")
 	}
 	if ro.Canary > 0 {
-		fmt.Fprintf(a.stderr, "canary: %d instance(s) first; the rest only if all succeed\n", ro.Canary)
+		a.notef("canary: %d instance(s) first; the rest only if all succeed", ro.Canary)
 	}
 	if len(ro.Waves) > 0 {
-		fmt.Fprintf(a.stderr, "waves: %v (the last repeats)\n", ro.Waves)
+		a.notef("waves: %v (the last repeats)", ro.Waves)
 	}
 	if !ro.WindowEnd.IsZero() {
-		fmt.Fprintf(a.stderr, "maintenance window ends %s\n", ro.WindowEnd.Format(time.RFC3339))
-	}
-}
-
-// handleSignals drains the runner on the first SIGINT/SIGTERM and cancels
-// everything on the second. The returned func reports whether a signal came.
-func (a *app) handleSignals(ctx context.Context, r *runner.Runner, cancel context.CancelFunc) func() bool {
-	ch := make(chan os.Signal, 2)
-	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
-	got := make(chan struct{})
-	go func() {
-		defer signal.Stop(ch)
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return
-		}
-		close(got)
-		r.Drain()
-		fmt.Fprintln(a.stderr, "\nstopping: no new resets; waiting for those in flight (Ctrl-C again to exit now)")
-		select {
-		case <-ch:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	return func() bool {
-		select {
-		case <-got:
-			return true
-		default:
-			return false
-		}
+		a.notef("maintenance window ends %s", ro.WindowEnd.Format(time.RFC3339))
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/batchreset/batchreset/runner"
@@ -88,6 +90,9 @@ type csvSource struct {
 	st    *csvstore.Store
 	out   string // results file
 	state string // journal
+	// jobsPath is the jobs file; outSet: --out named the results file.
+	jobsPath string
+	outSet   bool
 	// fresh: the journal was created by this command. Until started is set,
 	// closing removes it again, so that a command that stops before the run
 	// starts (unconfirmed, bad flags, no credentials) leaves nothing that
@@ -103,7 +108,7 @@ func openCSV(o sourceFlags, forRun, force bool) (*csvSource, error) {
 	if len(jobs) == 0 {
 		return nil, usageError("%s: no jobs: the file has a header and no rows", o.jobsPath)
 	}
-	src := &csvSource{jobs: jobs, out: o.outPath}
+	src := &csvSource{jobs: jobs, out: o.outPath, jobsPath: o.jobsPath, outSet: o.outPath != ""}
 	if src.out == "" {
 		src.out = filepath.Join(filepath.Dir(o.jobsPath), "results.csv")
 	}
@@ -247,14 +252,36 @@ func resultsView(jobs []store.Job) []store.Job {
 	return out
 }
 
-// countPending counts the jobs not yet finished and their regions.
-func countPending(jobs []store.Job) (n, regions int) {
+// countPending counts the jobs not yet finished, lists their regions, and
+// names a few of their instances.
+func countPending(jobs []store.Job) (n int, regions []string, sample string) {
 	seen := map[string]bool{}
+	var ids []string
 	for _, j := range jobs {
-		if !j.Status.Terminal() {
-			n++
+		if j.Status.Terminal() {
+			continue
+		}
+		n++
+		if !seen[j.Region] {
 			seen[j.Region] = true
+			regions = append(regions, j.Region)
+		}
+		if len(ids) < 3 {
+			ids = append(ids, j.InstanceID)
 		}
 	}
-	return n, len(seen)
+	slices.Sort(regions)
+	sample = strings.Join(ids, ", ")
+	if n > len(ids) {
+		sample += fmt.Sprintf(" and %d more", n-len(ids))
+	}
+	return n, regions, sample
+}
+
+// plural returns "1 region" or "3 regions".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/batchreset/batchreset/runner"
+)
+
+// TestRunSettings maps argv and the environment to run's settings, without
+// running anything: every nonsensical value is a usage error naming the
+// flag, never silently replaced.
+func TestRunSettings(t *testing.T) {
+	t.Parallel()
+	loc := time.FixedZone("CET", 3600)
+	now := time.Date(2026, 12, 1, 6, 46, 0, 0, loc)
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		check   func(t *testing.T, s runSettings)
+		wantErr string // substring of the usage error; "" for none
+	}{
+		{name: "Defaults", args: []string{"--jobs", "j.csv"}, check: func(t *testing.T, s runSettings) {
+			rc := s.runner
+			if rc.Rate != runner.DefaultRate || rc.DescribeRate != runner.DefaultDescribeRate || rc.Workers != runner.DefaultWorkers ||
+				rc.PollInterval != runner.DefaultPollInterval || rc.ResetTimeout != runner.DefaultResetTimeout ||
+				rc.SettleTime != runner.DefaultSettleTime || rc.Unreachable != runner.DefaultUnreachable || rc.RequestTimeout != 30*time.Second {
+				t.Errorf("runner config = %+v, want the runner's defaults", rc)
+			}
+			if s.rollout.maxFailures != "10%" || !s.rollout.preflight || !s.rollout.windowEnd.IsZero() {
+				t.Errorf("rollout = %+v, want a 10%% budget, preflight, no window", s.rollout)
+			}
+			ro, err := s.rollout.resolve(200)
+			if err != nil || ro.MaxFailures != 20 {
+				t.Errorf("resolve(200) = %+v, %v; want a budget of 20", ro, err)
+			}
+			if s.runner.LeaseRenewInterval != 0 {
+				t.Errorf("CSV mode renews leases every %s, want never", s.runner.LeaseRenewInterval)
+			}
+		}},
+		{name: "NoBudget", args: []string{"--jobs", "j.csv", "--max-failures", "none"}, check: func(t *testing.T, s runSettings) {
+			if ro, err := s.rollout.resolve(10); err != nil || ro.MaxFailures != -1 {
+				t.Errorf("resolve() = %+v, %v; want no budget", ro, err)
+			}
+		}},
+		{name: "BudgetBad", args: []string{"--jobs", "j.csv", "--max-failures", "lots"}, wantErr: "--max-failures"},
+		{name: "BudgetEmpty", args: []string{"--jobs", "j.csv", "--max-failures", ""}, wantErr: "--max-failures"},
+		{name: "WorkersZero", args: []string{"--jobs", "j.csv", "--workers", "0"}, wantErr: "--workers must be at least 1"},
+		{name: "MaxInFlightNegative", args: []string{"--jobs", "j.csv", "--max-in-flight", "-1"}, wantErr: "--max-in-flight"},
+		{name: "CanaryNegative", args: []string{"--jobs", "j.csv", "--canary", "-2"}, wantErr: "--canary"},
+		{name: "ResetTimeoutZero", args: []string{"--jobs", "j.csv", "--reset-timeout", "0s"}, wantErr: "--reset-timeout must be positive"},
+		{name: "ExpectedDurationZero", args: []string{"--jobs", "j.csv", "--expected-duration", "0s"}, wantErr: "--expected-duration"},
+		{name: "PollIntervalNegative", args: []string{"--jobs", "j.csv", "--poll-interval", "-1s"}, wantErr: "--poll-interval"},
+		{name: "UnreachableZero", args: []string{"--jobs", "j.csv", "--unreachable-timeout", "0s"}, wantErr: "--unreachable-timeout"},
+		{name: "RateZero", args: []string{"--jobs", "j.csv", "--rate", "0"}, wantErr: "--rate"},
+		{name: "RateNaN", args: []string{"--jobs", "j.csv", "--describe-rate", "NaN"}, wantErr: "--describe-rate"},
+		{name: "SettleBelowTimeout", args: []string{"--jobs", "j.csv", "--settle-time", "20s"}, wantErr: "--settle-time"},
+		{name: "RequestTimeoutZero", args: []string{"--jobs", "j.csv", "--request-timeout", "0s"}, wantErr: "--request-timeout"},
+		{name: "WavesBad", args: []string{"--jobs", "j.csv", "--waves", "1,x"}, wantErr: "--waves"},
+		{name: "WindowEndLaterToday", args: []string{"--jobs", "j.csv", "--window-end", "07:30"}, check: func(t *testing.T, s runSettings) {
+			if want := time.Date(2026, 12, 1, 7, 30, 0, 0, loc); !s.rollout.windowEnd.Equal(want) {
+				t.Errorf("window end = %v, want %v", s.rollout.windowEnd, want)
+			}
+		}},
+		{name: "WindowEndPastHHMM", args: []string{"--jobs", "j.csv", "--window-end", "06:36"}, wantErr: "--window-end 2026-12-01T06:36:00+01:00 is already past"},
+		{name: "WindowEndPastRFC3339", args: []string{"--jobs", "j.csv", "--window-end", "2026-12-01T05:00:00Z"}, wantErr: "already past"},
+		{name: "WindowEndRFC3339", args: []string{"--jobs", "j.csv", "--window-end", "2026-12-01T07:00:00Z"}, check: func(t *testing.T, s runSettings) {
+			if want := time.Date(2026, 12, 1, 7, 0, 0, 0, time.UTC); !s.rollout.windowEnd.Equal(want) {
+				t.Errorf("window end = %v, want %v", s.rollout.windowEnd, want)
+			}
+		}},
+		{name: "WindowEndGarbage", args: []string{"--jobs", "j.csv", "--window-end", "tonight"}, wantErr: "neither RFC 3339"},
+		{name: "WindowAndWindowEnd", args: []string{"--jobs", "j.csv", "--window", "1h", "--window-end", "07:30"}, wantErr: "not both"},
+		{name: "Window", args: []string{"--jobs", "j.csv", "--window", "1h"}, check: func(t *testing.T, s runSettings) {
+			if want := now.Add(time.Hour); !s.rollout.windowEnd.Equal(want) {
+				t.Errorf("window end = %v, want %v", s.rollout.windowEnd, want)
+			}
+		}},
+		{name: "NoSource", args: nil, wantErr: "give --jobs"},
+		{name: "BothSources", args: []string{"--jobs", "j.csv", "--database-url", "postgres://x"}, wantErr: "not both"},
+		{name: "DatabaseFromEnv", args: nil, env: map[string]string{"DATABASE_URL": "postgres://db/ops"}, check: func(t *testing.T, s runSettings) {
+			if s.src.databaseURL != "postgres://db/ops" || s.src.jobsPath != "" {
+				t.Errorf("source = %+v, want Postgres mode from DATABASE_URL", s.src)
+			}
+			if s.runner.LeaseRenewInterval != 20*time.Second {
+				t.Errorf("lease renewal every %s, want a third of the 60s lease", s.runner.LeaseRenewInterval)
+			}
+		}},
+		{name: "JobsBeatsDatabaseEnv", args: []string{"--jobs", "j.csv"}, env: map[string]string{"DATABASE_URL": "postgres://db/ops"}, check: func(t *testing.T, s runSettings) {
+			if s.src.databaseURL != "" {
+				t.Errorf("source = %+v, want CSV mode", s.src)
+			}
+		}},
+		{name: "RegionFromEnv", args: []string{"--jobs", "j.csv"}, env: map[string]string{"TENCENTCLOUD_REGION": "ap-beijing"}, check: func(t *testing.T, s runSettings) {
+			if s.src.region != "ap-beijing" {
+				t.Errorf("region = %q, want ap-beijing", s.src.region)
+			}
+		}},
+		{name: "RoleFromEnv", args: []string{"--jobs", "j.csv"}, env: map[string]string{"TENCENTCLOUD_ROLE_ARN": "qcs::cam::uin/1:roleName/r"}, check: func(t *testing.T, s runSettings) {
+			if s.api.roleARN != "qcs::cam::uin/1:roleName/r" {
+				t.Errorf("role = %q, want the one from the environment", s.api.roleARN)
+			}
+		}},
+		{name: "EmulateWithEndpoint", args: []string{"--jobs", "j.csv", "--emulate", "--endpoint", "http://127.0.0.1:1"}, wantErr: "not both"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var o runFlags
+			fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
+			o.add(fs)
+			if err := fs.Parse(tc.args); err != nil {
+				t.Fatal(err)
+			}
+			s, err := o.settings(now, func(k string) string { return tc.env[k] })
+			if tc.wantErr != "" {
+				var ee *exitError
+				if !errors.As(err, &ee) || ee.code != exitUsage || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("settings(%q) error = %v, want a usage error containing %q", tc.args, err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("settings(%q) error = %v", tc.args, err)
+			}
+			tc.check(t, s)
+		})
+	}
+}
