@@ -32,12 +32,21 @@ type Store struct {
 // keyword/value strings are not shown at all. Open does not migrate or check
 // the schema: see Migrate and CheckSchema. Close the Store when done.
 func Open(ctx context.Context, connString string) (*Store, error) {
+	return open(ctx, connString, nil)
+}
+
+// open is Open with a tracer of every statement (nil: none), for the
+// benchmarks' round-trip counts.
+func open(ctx context.Context, connString string, tracer pgx.QueryTracer) (*Store, error) {
 	where := describeConnString(connString)
 	cfg, err := pgxpool.ParseConfig(connString)
 	if err != nil {
 		// Not wrapped: pgconn's ParseConfigError keeps the raw string in a
 		// public field, and its own masking is only best effort.
 		return nil, &openError{msg: fmt.Sprintf("open %s: cannot parse connection string: %s", where, scrub(parseProblem(err), secrets(connString, "")))}
+	}
+	if tracer != nil {
+		cfg.ConnConfig.Tracer = tracer
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -156,6 +165,9 @@ func interpret(err error) error {
 const (
 	codeUniqueViolation = "23505"
 	codeCheckViolation  = "23514"
+	// codeDeadlockDetected: the statement was rolled back to break a
+	// deadlock with another transaction.
+	codeDeadlockDetected = "40P01"
 )
 
 // pgCode returns the SQLSTATE of err, or "".

@@ -37,6 +37,8 @@ type Queue struct {
 	owner string
 	ttl   time.Duration
 
+	group saveGroup // concurrent Saves, written together
+
 	mu      sync.Mutex
 	held    map[int64]lease // by job ID
 	started bool            // the run's started_at is recorded
@@ -198,10 +200,27 @@ func (q *Queue) Claim(ctx context.Context, n int) (jobs []store.Job, waiting boo
 // its RequestId. A terminal save ends the lease;
 // saving the same terminal outcome again under the same fence (a retry after
 // an ambiguous error) succeeds, but nothing can be saved after it.
+//
+// Concurrent Saves of one Queue share one statement (group commit, as the
+// CSV store shares one fsync): the first Save sends its own job and every
+// one that arrived meanwhile waits for the next statement, which takes them
+// all; each row is checked on its own, so one job's refusal is not
+// another's. A Save still returns only once its row is committed, and the
+// intent is still durable before the call it announces. A batch that the
+// database refuses as a whole (an instance in flight in another run, a
+// deadlock between runs) is retried one job per statement, so every job
+// gets its own answer.
 func (q *Queue) Save(ctx context.Context, j *store.Job) error {
 	if !j.Status.Valid() {
 		return fmt.Errorf("save job %d: invalid status %q", j.ID, j.Status)
 	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("save job %d (%s): %w", j.ID, j.InstanceID, err)
+	}
+	return q.group.save(ctx, q, j)
+}
+
+func (q *Queue) saveOne(ctx context.Context, j *store.Job) error {
 	const saveSQL = `UPDATE jobs
 		SET status = $4,
 		    request_id = $5,
@@ -237,32 +256,45 @@ func (q *Queue) Save(ctx context.Context, j *store.Job) error {
 		return fmt.Errorf("save job %d (%s): %w", j.ID, j.InstanceID, err)
 	}
 	if tag.RowsAffected() == 0 {
-		if j.Status == store.StatusSubmitting {
-			if err := q.refusal(ctx, j); err != nil {
-				return err
-			}
-		}
-		if terminal {
-			saved, err := q.savedTerminal(ctx, j)
-			if err != nil {
-				return fmt.Errorf("save job %d (%s): %w", j.ID, j.InstanceID, err)
-			}
-			if saved {
-				q.drop(j.ID, j.Fence)
-				return nil
-			}
-		}
-		q.drop(j.ID, j.Fence)
-		return fmt.Errorf("save job %d (%s) with fence %d: %w", j.ID, j.InstanceID, j.Fence, store.ErrLeaseLost)
+		return q.unsaved(ctx, j)
 	}
+	q.saved(j, asked)
+	return nil
+}
+
+// unsaved explains a save that matched no row: the intent was refused
+// (paused, cancelled, reset elsewhere), the same terminal outcome was already
+// recorded (nil), or the lease is lost.
+func (q *Queue) unsaved(ctx context.Context, j *store.Job) error {
+	if j.Status == store.StatusSubmitting {
+		if err := q.refusal(ctx, j); err != nil {
+			return err
+		}
+	}
+	if j.Status.Terminal() {
+		saved, err := q.savedTerminal(ctx, j)
+		if err != nil {
+			return fmt.Errorf("save job %d (%s): %w", j.ID, j.InstanceID, err)
+		}
+		if saved {
+			q.drop(j.ID, j.Fence)
+			return nil
+		}
+	}
+	q.drop(j.ID, j.Fence)
+	return fmt.Errorf("save job %d (%s) with fence %d: %w", j.ID, j.InstanceID, j.Fence, store.ErrLeaseLost)
+}
+
+// saved updates the held set after j was written by a statement sent at
+// asked.
+func (q *Queue) saved(j *store.Job, asked time.Time) {
 	q.mu.Lock()
-	if terminal {
+	defer q.mu.Unlock()
+	if j.Status.Terminal() {
 		delete(q.held, j.ID)
 	} else {
 		q.held[j.ID] = q.newLease(j.Fence, asked)
 	}
-	q.mu.Unlock()
-	return nil
 }
 
 // resetElsewhereSQL finds a job of another run on the same instance (the
@@ -348,12 +380,15 @@ func (q *Queue) Renew(ctx context.Context) error {
 		  AND lease_owner = $3
 		  AND status IN ('pending', 'submitting', 'submitted')
 		RETURNING id`
+	q.group.multi.Lock()
 	asked := time.Now()
 	rows, err := q.s.pool.Query(ctx, renewSQL, ids, fences, q.owner, micros(q.ttl))
 	if err != nil {
+		q.group.multi.Unlock()
 		return fmt.Errorf("renew leases: %w", err)
 	}
 	renewed, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	q.group.multi.Unlock()
 	if err != nil {
 		return fmt.Errorf("renew leases: %w", err)
 	}
@@ -402,7 +437,10 @@ func (q *Queue) Release(ctx context.Context, jobs []store.Job) error {
 	for i, id := range ids {
 		q.drop(id, fences[i])
 	}
-	if _, err := q.s.pool.Exec(ctx, releaseSQL, ids, fences, q.owner); err != nil {
+	q.group.multi.Lock()
+	_, err := q.s.pool.Exec(ctx, releaseSQL, ids, fences, q.owner)
+	q.group.multi.Unlock()
+	if err != nil {
 		return fmt.Errorf("release jobs: %w", err)
 	}
 	return nil
