@@ -19,18 +19,10 @@ func (r *Runner) feed(ctx context.Context) error {
 		if st.halted() {
 			return nil
 		}
-		if st.mode == admitPaused && r.live.Load() == 0 {
-			// Paused with nothing of ours in flight: claim nothing, so
-			// that no job is leased away from other runners meanwhile.
-			if sleep(ctx, r.cfg.PollInterval) != nil {
-				return nil
-			}
-			continue
-		}
 		// Keep at most a few batches claimed ahead of the senders: claimed
 		// jobs are leased, and other runners should get their share. The
 		// senders signal sendLow as they take the queue under a batch.
-		if len(r.sendq) >= claimBatch || st.mode == admitPaused {
+		if len(r.sendq) >= claimBatch {
 			t := time.NewTimer(50 * time.Millisecond)
 			select {
 			case <-ctx.Done():
@@ -57,7 +49,11 @@ func (r *Runner) feed(ctx context.Context) error {
 		}
 		retry.reset()
 		if len(jobs) == 0 {
-			if !waiting {
+			// A paused run hands out no pending job. A runner holding
+			// jobs waits for the resume; one holding none (started while
+			// the run was paused, say from cron) ends, having sent nothing.
+			paused := r.adm.load().mode == admitPaused && r.live.Load() > 0
+			if !waiting && !paused {
 				return nil
 			}
 			if sleep(ctx, r.cfg.PollInterval) != nil {
