@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/batchreset/batchreset/store"
@@ -18,17 +19,51 @@ import (
 //
 // Bucket is a GCRA (generic cell rate algorithm) without burst: the
 // rate_buckets row holds tat, the time of the next free slot on the
-// database's clock. Each Reserve takes the slot greatest(tat,
-// clock_timestamp()) and moves tat one interval past it, in one upsert, and
-// returns the time left until that slot. Every duration is computed on the
-// database's clock, so the runners' own clocks may disagree without harm.
-// A reserved slot that its caller does not use is wasted, never handed out
-// twice.
+// database's clock. A Bucket leases a run of consecutive slots in one
+// upsert, taking them from greatest(tat, clock_timestamp() + lead) and
+// moving tat past the last, and then hands them out one per Reserve from
+// memory: the row is written once per run, not once per call, so runners
+// do not queue on it. A run spans about leaseSpan (one slot at the API's
+// real limits, up to maxLeaseRun when limits are lifted), so what one
+// runner leases and cannot use soon is little. Every slot is placed on this
+// host's clock once, when its run is leased, from the middle of that
+// statement; lead, the statement's latest round trip, makes the first slot
+// of a run come after the answer rather than before it, so the database's
+// latency is never mistaken for lateness by the Spacer. Runners' slots
+// never overlap, whatever their clocks: the spacing rule holds across them.
+// A slot its caller does not use is wasted, never handed out twice; one
+// already staleSlot past when asked for is skipped.
 type Bucket struct {
 	s        *Store
 	name     string
 	interval time.Duration
+	run      int // slots leased per statement
+
+	mu      sync.Mutex
+	slots   slotRun       // leased, not yet handed out
+	rtt     time.Duration // the latest lease statement's round trip
+	leasing chan struct{} // closed when the lease in flight ends; nil: none
 }
+
+// slotRun is what remains of a leased run of slots.
+type slotRun struct {
+	next  time.Time // the next slot, on the database's clock
+	local time.Time // the same slot on this host's monotonic clock
+	left  int
+}
+
+// Bucket lease sizes.
+const (
+	// leaseSpan is about how much time one lease covers.
+	leaseSpan = 20 * time.Millisecond
+	// maxLeaseRun caps the slots of one lease.
+	maxLeaseRun = 256
+	// maxLead caps how far ahead a lease starts.
+	maxLead = 100 * time.Millisecond
+	// staleSlot is how far past a leased slot may be and still be handed
+	// out; runner.Spacer gives up slots later than half its guard.
+	staleSlot = 5 * time.Millisecond
+)
 
 // Bucket returns the shared slot source called name whose slots are interval
 // apart across all processes. All users of one name must pass the same
@@ -38,7 +73,9 @@ func (s *Store) Bucket(name string, interval time.Duration) *Bucket {
 	if name == "" || interval < time.Microsecond {
 		panic(fmt.Sprintf("postgres: Bucket(%q, %v): need a name and an interval of at least 1µs", name, interval))
 	}
-	return &Bucket{s: s, name: name, interval: interval.Truncate(time.Microsecond)}
+	interval = interval.Truncate(time.Microsecond)
+	run := int(min(maxLeaseRun, max(1, leaseSpan/interval)))
+	return &Bucket{s: s, name: name, interval: interval, run: run}
 }
 
 // SlotSource returns the shared Bucket of action with slots interval apart.
@@ -70,28 +107,88 @@ func (q *Queue) Guard() time.Duration { return sharedGuard }
 func (b *Bucket) Interval() time.Duration { return b.interval }
 
 // Reserve takes the bucket's next slot and returns the time left until it,
-// on the database's clock.
+// reckoned from the middle of the call, as runner.Spacer reads it.
 func (b *Bucket) Reserve(ctx context.Context) (time.Duration, error) {
-	_, wait, err := b.reserve(ctx)
-	return wait, err
+	start := time.Now()
+	_, local, err := b.reserve(ctx)
+	if err != nil {
+		return 0, err
+	}
+	end := time.Now()
+	return local.Sub(start.Add(end.Sub(start) / 2)), nil
 }
 
-// reserve takes the next slot and returns it, with the time left until it on
-// the database's clock.
-func (b *Bucket) reserve(ctx context.Context) (slot time.Time, wait time.Duration, err error) {
-	if err := ctx.Err(); err != nil {
-		// Do not waste a slot that nobody will use.
-		return time.Time{}, 0, fmt.Errorf("reserve slot in rate bucket %q: %w", b.name, context.Cause(ctx))
+// reserve takes the next slot and returns it on the database's clock and on
+// this host's, leasing a new run of slots when none is left.
+func (b *Bucket) reserve(ctx context.Context) (slot, local time.Time, err error) {
+	for {
+		if err := ctx.Err(); err != nil {
+			// Do not waste a slot that nobody will use.
+			return time.Time{}, time.Time{}, fmt.Errorf("reserve slot in rate bucket %q: %w", b.name, context.Cause(ctx))
+		}
+		b.mu.Lock()
+		now := time.Now()
+		for b.slots.left > 0 && now.Sub(b.slots.local) > staleSlot {
+			b.slots.take(b.interval)
+		}
+		if b.slots.left > 0 {
+			slot, local = b.slots.take(b.interval)
+			b.mu.Unlock()
+			return slot, local, nil
+		}
+		if ch := b.leasing; ch != nil {
+			b.mu.Unlock()
+			select {
+			case <-ch:
+				continue
+			case <-ctx.Done():
+				continue
+			}
+		}
+		ch := make(chan struct{})
+		b.leasing = ch
+		lead := min(b.rtt, maxLead)
+		b.mu.Unlock()
+
+		run, rtt, err := b.lease(ctx, lead)
+		b.mu.Lock()
+		b.leasing = nil
+		close(ch)
+		if err != nil {
+			b.mu.Unlock()
+			return time.Time{}, time.Time{}, err
+		}
+		b.rtt, b.slots = rtt, run
+		b.mu.Unlock()
 	}
-	const reserveSQL = `INSERT INTO rate_buckets AS b (name, tat)
-		VALUES ($1, clock_timestamp() + $2 * interval '1 microsecond')
+}
+
+// take hands out the run's next slot.
+func (r *slotRun) take(interval time.Duration) (slot, local time.Time) {
+	slot, local = r.next, r.local
+	r.next, r.local = r.next.Add(interval), r.local.Add(interval)
+	r.left--
+	return slot, local
+}
+
+// lease takes the next b.run slots from the row, none earlier than lead
+// from now on the database's clock, and places them on this host's clock.
+func (b *Bucket) lease(ctx context.Context, lead time.Duration) (slotRun, time.Duration, error) {
+	const leaseSQL = `INSERT INTO rate_buckets AS b (name, tat)
+		VALUES ($1, clock_timestamp() + ($4::bigint + $2::bigint * $3::bigint) * interval '1 microsecond')
 		ON CONFLICT (name) DO UPDATE
-		SET tat = greatest(b.tat, clock_timestamp()) + $2 * interval '1 microsecond'
-		RETURNING b.tat - $2 * interval '1 microsecond', clock_timestamp()`
-	var now time.Time
-	err = b.s.pool.QueryRow(ctx, reserveSQL, b.name, micros(b.interval)).Scan(&slot, &now)
+		SET tat = greatest(b.tat, clock_timestamp() + $4::bigint * interval '1 microsecond')
+		          + $2::bigint * $3::bigint * interval '1 microsecond'
+		RETURNING b.tat - $2::bigint * $3::bigint * interval '1 microsecond', clock_timestamp()`
+	var first, dbNow time.Time
+	asked := time.Now()
+	err := b.s.pool.QueryRow(ctx, leaseSQL, b.name, micros(b.interval), b.run, micros(lead)).Scan(&first, &dbNow)
+	answered := time.Now()
 	if err != nil {
-		return time.Time{}, 0, fmt.Errorf("reserve slot in rate bucket %q: %w", b.name, err)
+		return slotRun{}, 0, fmt.Errorf("reserve slot in rate bucket %q: %w", b.name, err)
 	}
-	return slot, slot.Sub(now), nil
+	// The database read its clock somewhere between asking and hearing
+	// back: take the middle.
+	mid := asked.Add(answered.Sub(asked) / 2)
+	return slotRun{next: first, local: mid.Add(first.Sub(dbNow)), left: b.run}, answered.Sub(asked), nil
 }

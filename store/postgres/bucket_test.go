@@ -13,27 +13,29 @@ import (
 )
 
 // TestBucketShared has two processes' worth of Buckets on one name, four
-// goroutines each, take 60 slots at 50/s, and checks on the database's clock
-// that no second holds more than 50 of them.
+// goroutines each, take slots at 50/s and at 5,000/s (where one statement
+// leases a run of them), and checks on the database's clock
+// that no second holds more than the rate and no two slots are closer than
+// the interval.
 func TestBucketShared(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		name  string
-		guard time.Duration
+		name             string
+		guard            time.Duration
+		perSecond, slots int
 	}{
-		{"NoGuard", 0},
-		{"Guard", 100 * time.Millisecond},
+		{"NoGuard", 0, 50, 60},
+		{"Guard", 100 * time.Millisecond, 50, 60},
+		// Slots 200µs apart: each statement leases a run of them.
+		{"Leased", 0, 5000, 6000},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			const (
-				perSecond = 50
-				slots     = 60
-			)
+			perSecond, slots := tc.perSecond, tc.slots
 			tb := setup(t)
 			buckets := []*postgres.Bucket{
-				tb.store.Bucket("ResetInstances", runner.Interval(perSecond, tc.guard)),
-				open(t, tb.url).Bucket("ResetInstances", runner.Interval(perSecond, tc.guard)),
+				tb.store.Bucket("ResetInstances", runner.Interval(float64(perSecond), tc.guard)),
+				open(t, tb.url).Bucket("ResetInstances", runner.Interval(float64(perSecond), tc.guard)),
 			}
 			var (
 				mu    sync.Mutex

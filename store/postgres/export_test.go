@@ -15,11 +15,11 @@ import (
 // WaitSlot reserves a slot and sleeps until it, returning the slot taken on
 // the database's clock.
 func (b *Bucket) WaitSlot(ctx context.Context) (time.Time, error) {
-	slot, wait, err := b.reserve(ctx)
+	slot, local, err := b.reserve(ctx)
 	if err != nil {
 		return time.Time{}, err
 	}
-	t := time.NewTimer(wait)
+	t := time.NewTimer(time.Until(local))
 	defer t.Stop()
 	select {
 	case <-t.C:

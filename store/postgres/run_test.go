@@ -144,3 +144,42 @@ func TestRunsAndJobs(t *testing.T) {
 		t.Errorf("Jobs() of an unknown run = %v, want %v", err, store.ErrNotFound)
 	}
 }
+
+func TestCount(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	tb := setup(t)
+	if _, err := tb.store.Count(ctx, "none"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Count(none) = %v, want %v", err, store.ErrNotFound)
+	}
+	jobs := makeJobs(0, 5)
+	jobs[1].Region, jobs[3].Region = "ap-singapore", "ap-beijing"
+	if _, err := tb.store.Import(ctx, "r1", jobs, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	q := tb.store.Queue("r1", "runner-1", time.Minute)
+	got, _, err := q.Claim(ctx, 2)
+	if err != nil || len(got) != 2 {
+		t.Fatalf("Claim() = %d jobs, %v, want 2", len(got), err)
+	}
+	for i := range got {
+		got[i].Status = store.StatusSucceeded
+		if err := q.Save(ctx, &got[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := tb.store.Count(ctx, "r1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := postgres.Count{
+		Totals:     store.Totals{store.StatusSucceeded: 2, store.StatusPending: 3},
+		Jobs:       5,
+		Unfinished: 3,
+		Regions:    []string{"ap-beijing", "ap-guangzhou"},
+		Sample:     []string{"lhins-00000002", "lhins-00000003", "lhins-00000004"},
+	}
+	if diff := cmp.Diff(want, c); diff != "" {
+		t.Errorf("Count() mismatch (-want +got):\n%s", diff)
+	}
+}
