@@ -202,7 +202,10 @@ func countRows(r io.Reader) (int, error) {
 //     itself never goes in the file.
 //
 // Other columns are ignored. A UTF-8 byte order mark, CRLF line endings,
-// blank lines, spaces around values and quoted fields are accepted. Every
+// blank lines, spaces around values and quoted fields are accepted. A line
+// starting with "#" is a comment and ignored, wherever it is: `batchreset
+// select` records there how the list was made, and a row commented out is
+// left out. Every
 // problem (a malformed or duplicate value, a row with the wrong number of
 // fields, text that is not UTF-8, a line over 64 KiB) is collected as a
 // RowError and the row is skipped.
@@ -247,6 +250,7 @@ func NewReader(r io.Reader, name, defaultRegion string) *Reader {
 	cr := csv.NewReader(br)
 	cr.FieldsPerRecord = -1 // checked against the header by Read, to report it our way
 	cr.TrimLeadingSpace = true
+	cr.Comment = '#'
 	cr.ReuseRecord = true // values are copied out of the record
 	return &Reader{
 		name:          name,
