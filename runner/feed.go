@@ -83,10 +83,12 @@ func (r *Runner) route(ctx context.Context, jobs []store.Job) error {
 		}
 		tasks = append(tasks, t)
 	}
-	snap, complete := r.snapshot(ctx, tasks)
+	snap, rejected, complete := r.snapshot(ctx, tasks)
 	var bps map[string]map[string]*lighthouse.Blueprint
+	var keys map[string]map[string]bool
 	if r.cfg.Rollout != nil && r.cfg.Rollout.Preflight && complete {
 		bps = r.preflightBlueprints(ctx, tasks)
+		keys = r.preflightKeyPairs(ctx, tasks)
 	}
 	for _, t := range tasks {
 		switch t.kind {
@@ -105,6 +107,10 @@ func (r *Runner) route(ctx context.Context, jobs []store.Job) error {
 			r.release(t)
 			continue
 		}
+		if ae := rejected[t.job.Region]; ae != nil {
+			r.finish(ctx, t, store.StatusFailed, ae.Code, ae.Message)
+			continue
+		}
 		if seen {
 			t.observe(in, true)
 		}
@@ -120,7 +126,11 @@ func (r *Runner) route(ctx context.Context, jobs []store.Job) error {
 					bp = m[t.job.BlueprintID]
 				}
 			}
-			if why := Check(t.job, inp, bp); why != "" {
+			why := Check(t.job, inp, bp)
+			if why == "" {
+				why = CheckLogin(t.job, loginFor(t.job, r.cfg.Login), inp, bp, keys[t.job.Region])
+			}
+			if why != "" {
 				r.finish(ctx, t, store.StatusSkipped, "Preflight", "preflight: "+why)
 				continue
 			}
@@ -181,7 +191,7 @@ func (r *Runner) preflightBlueprints(ctx context.Context, tasks []*task) map[str
 // instance, while preflight would skip the whole batch as "not found". A
 // fatal error (credentials, permissions) stops submission. complete is
 // false when the run stopped first.
-func (r *Runner) snapshot(ctx context.Context, tasks []*task) (snap Instances, complete bool) {
+func (r *Runner) snapshot(ctx context.Context, tasks []*task) (snap Instances, rejected map[string]*lighthouse.APIError, complete bool) {
 	byRegion := map[string][]string{}
 	for _, t := range tasks {
 		if t.kind == kindClaimed {
@@ -193,7 +203,7 @@ func (r *Runner) snapshot(ctx context.Context, tasks []*task) (snap Instances, c
 	for len(byRegion) > 0 {
 		seen, failed, err := r.cloud.DescribeRegions(ctx, byRegion)
 		if err != nil {
-			return snap, false
+			return snap, rejected, false
 		}
 		for k, in := range seen {
 			snap[k] = in
@@ -208,13 +218,17 @@ func (r *Runner) snapshot(ctx context.Context, tasks []*task) (snap Instances, c
 			switch {
 			case ae != nil && ae.Class == lighthouse.ClassFatal && regionProblem(ae):
 				// One bad region (a row naming a region that does not
-				// exist) does not stop the fleet: its jobs are sent, and
-				// the API's answer becomes their outcome.
+				// exist) does not stop the fleet: its jobs fail with the
+				// API's answer, and the others go on.
 				r.log.Warn("describe before sending: region rejected", "region", region, "err", ae)
+				if rejected == nil {
+					rejected = map[string]*lighthouse.APIError{}
+				}
+				rejected[region] = ae
 				delete(byRegion, region)
 			case ae != nil && ae.Class == lighthouse.ClassFatal:
 				r.fatal(ae)
-				return snap, false
+				return snap, rejected, false
 			case ae == nil || ae.Class == lighthouse.ClassRetryable || ae.Class == lighthouse.ClassAmbiguous:
 				r.log.Warn("describe before sending; will retry", "region", region, "err", err)
 			default:
@@ -226,10 +240,10 @@ func (r *Runner) snapshot(ctx context.Context, tasks []*task) (snap Instances, c
 			break
 		}
 		if r.adm.load().halted() || sleep(ctx, retry.next()) != nil {
-			return snap, false
+			return snap, rejected, false
 		}
 	}
-	return snap, true
+	return snap, rejected, true
 }
 
 // regionProblem reports whether ae rejects the call's region rather than the

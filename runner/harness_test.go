@@ -86,12 +86,7 @@ func setup(t *testing.T, sc scenario) *bundle {
 	if sc.emu != nil {
 		sc.emu(&cfg)
 	}
-	limits := map[string]int{
-		lighthouse.ActionResetInstance:                   lighthouse.ResetInstanceRateLimit,
-		lighthouse.ActionDescribeInstances:               lighthouse.DescribeInstancesRateLimit,
-		lighthouse.ActionDescribeBlueprints:              lighthouse.DescribeBlueprintsRateLimit,
-		lighthouse.ActionDescribeResetInstanceBlueprints: lighthouse.DescribeResetInstanceBlueprintsRateLimit,
-	}
+	limits := emulator.DefaultRateLimits() // every action is checked
 	for action, l := range cfg.RateLimits {
 		if l != 0 {
 			limits[action] = l
