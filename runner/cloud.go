@@ -18,7 +18,7 @@ import (
 // API is the part of the Lighthouse API batchreset calls.
 // *lighthouse.Client satisfies it. Nothing calls it but a Cloud.
 type API interface {
-	ResetInstance(ctx context.Context, region, instanceID, blueprintID string) (requestID string, err error)
+	ResetInstanceWith(ctx context.Context, region string, req lighthouse.ResetInstanceRequest) (requestID string, err error)
 	DescribeInstances(ctx context.Context, region string, ids []string) ([]lighthouse.Instance, error)
 	DescribeBlueprints(ctx context.Context, region string, ids []string) ([]lighthouse.Blueprint, error)
 	DescribeResetInstanceBlueprints(ctx context.Context, region, instanceID string, blueprintIDs []string) ([]lighthouse.ResetInstanceBlueprint, error)
@@ -27,6 +27,11 @@ type API interface {
 	DescribeInstancesPage(ctx context.Context, region string, filters []lighthouse.Filter, offset, limit int) (total int, instances []lighthouse.Instance, err error)
 	GetResourcesPage(ctx context.Context, filters []lighthouse.TagFilter, token string) (resources []lighthouse.TaggedResource, next string, err error)
 	DescribeRegions(ctx context.Context) ([]lighthouse.Region, error)
+	// Login settings and health (cloud_health.go).
+	DescribeKeyPairs(ctx context.Context, region string, ids []string) ([]lighthouse.KeyPair, error)
+	DescribeAutomationAgentStatus(ctx context.Context, region string, ids []string) ([]lighthouse.AutomationAgent, error)
+	RunCommand(ctx context.Context, region string, req lighthouse.RunCommandRequest) (invocationID string, err error)
+	DescribeInvocationTasks(ctx context.Context, region, invocationID string) ([]lighthouse.InvocationTask, error)
 }
 
 // SharedLimits are rate limits that several processes share: the Postgres
@@ -105,6 +110,9 @@ type Cloud struct {
 
 	bpMu sync.Mutex
 	bps  map[string]*lighthouse.Blueprint // by region/id; nil: absent
+
+	kpMu sync.Mutex
+	kps  map[string]bool // key pairs by region/id: whether the region has it
 }
 
 // cloudActions are the actions a Cloud calls, with their rates.
@@ -116,6 +124,10 @@ func cloudRates(cfg CloudConfig) map[string]float64 {
 		lighthouse.ActionDescribeResetInstanceBlueprints: lighthouse.DescribeResetInstanceBlueprintsRateLimit,
 		lighthouse.ActionDescribeRegions:                 lighthouse.DescribeRegionsRateLimit,
 		lighthouse.ActionGetResources:                    lighthouse.GetResourcesRateLimit,
+		lighthouse.ActionDescribeKeyPairs:                lighthouse.DescribeKeyPairsRateLimit,
+		lighthouse.ActionDescribeAutomationAgentStatus:   lighthouse.DescribeAutomationAgentStatusRateLimit,
+		lighthouse.ActionRunCommand:                      lighthouse.RunCommandRateLimit,
+		lighthouse.ActionDescribeInvocationTasks:         lighthouse.DescribeInvocationTasksRateLimit,
 	}
 }
 
@@ -222,9 +234,9 @@ func (c *Cloud) WaitReset(ctx context.Context) error {
 func (c *Cloud) ResetPaused() bool { return c.gate[lighthouse.ActionResetInstance].paused() }
 
 // Reset sends one ResetInstance, in a slot taken with WaitReset.
-func (c *Cloud) Reset(ctx context.Context, region, instanceID, blueprintID string) (string, error) {
+func (c *Cloud) Reset(ctx context.Context, region string, req lighthouse.ResetInstanceRequest) (string, error) {
 	c.Calls.Add(1)
-	id, err := c.send.ResetInstance(ctx, region, instanceID, blueprintID)
+	id, err := c.send.ResetInstanceWith(ctx, region, req)
 	c.observe(lighthouse.ActionResetInstance, err)
 	return id, err
 }

@@ -20,10 +20,13 @@ const (
 	kindWaitIdle                 // the instance is busy, or a call was rejected: send when idle
 	kindInDoubt                  // a call may have landed: reconcile before anything else
 	kindTracking                 // submitted: wait for our operation to end
+	kindAgent                    // reset done: wait for the TAT agent to come back (health)
+	kindCommand                  // agent back: run the health command and wait for its exit
+	kindBaking                   // healthy: wait out Health.Bake, then check again
 	kindDone                     // a terminal outcome is recorded
 )
 
-var kindNames = [...]string{"claimed", "send", "wait-idle", "in-doubt", "tracking", "done"}
+var kindNames = [...]string{"claimed", "send", "wait-idle", "in-doubt", "tracking", "agent", "command", "baking", "done"}
 
 func (k taskKind) String() string { return kindNames[k] }
 
@@ -46,6 +49,10 @@ type task struct {
 	misses   int    // polls in a row that did not return the instance
 	sawOurs  bool   // our RequestID has been the instance's latest operation
 	foreign  string // a ResetInstance not ours seen on the instance, for messages
+
+	// The health check after the reset (health.go); the job stays
+	// submitted in the store meanwhile.
+	health healthState
 
 	slot       bool      // holds an in-flight slot
 	admitted   bool      // counted in the rollout's current wave
@@ -208,6 +215,39 @@ func (t *task) sendAgain(latest string) {
 		t.job.PrevRequestID = latest
 	}
 	t.kind = kindSend
+}
+
+// checking: the reset ended SUCCESS and the job's health is checked next,
+// from now: the TAT agent first. The job stays submitted in the store: it
+// is in flight until its health is known, and a runner that takes it over
+// (or a rerun) checks again.
+func (t *task) checking(now time.Time) {
+	t.health = healthState{started: now, baked: t.health.baked}
+	t.kind, t.since = kindAgent, now
+}
+
+// agentBack: the agent is Online with a heartbeat after the reset; the
+// health command runs next (it is sent at the next poll).
+func (t *task) agentBack(now time.Time) {
+	t.health.lastSeen = "agent Online"
+	t.kind, t.since = kindCommand, now
+}
+
+// commandSent records the RunCommand invocation that runs the health
+// command on the instance.
+func (t *task) commandSent(invocationID string) {
+	t.health.invocationID = invocationID
+	t.health.sendErr = ""
+}
+
+// commandRefused records why RunCommand did not start the health command;
+// it is sent again at the next poll, within the health timeout.
+func (t *task) commandRefused(why string) { t.health.sendErr = why }
+
+// baking: healthy; the job waits out the bake time, then is checked again.
+func (t *task) baking(now time.Time) {
+	t.health.baked = true
+	t.kind, t.since = kindBaking, now
 }
 
 // finished records a terminal outcome.

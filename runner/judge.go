@@ -12,10 +12,11 @@ import (
 type act int
 
 const (
-	actKeep   act = iota // nothing changes; look again at the next poll
-	actResend            // back to the senders (sendAgain with v.latest)
-	actAdopt             // an in-doubt call landed as v.requestID (adopted)
-	actFinish            // record v.status, v.code, v.msg (finished)
+	actKeep    act = iota // nothing changes; look again at the next poll
+	actResend             // back to the senders (sendAgain with v.latest)
+	actAdopt              // an in-doubt call landed as v.requestID (adopted)
+	actFinish             // record v.status, v.code, v.msg (finished)
+	actHealthy            // the health check passed (health.go moves the job on)
 )
 
 // verdict is what one observation decides for a task.
@@ -218,3 +219,86 @@ func orNone(s string) string {
 	}
 	return s
 }
+
+// healthLimits are the bounds of a health check that judgeAgent and
+// judgeCommand apply.
+type healthLimits struct {
+	timeout time.Duration // Health.Timeout
+}
+
+// Codes of unhealthy outcomes.
+const (
+	CodeAgentOffline         = "AgentOffline"         // the TAT agent did not come back Online after the reset
+	CodeHealthCommandFailed  = "HealthCommandFailed"  // the health command exited non-zero
+	CodeHealthCommandTimeout = "HealthCommandTimeout" // the health command ran past its timeout
+	CodeHealthCommandNotRun  = "HealthCommandNotRun"  // TAT could not deliver or start the health command
+	CodeHealthTimeout        = "HealthTimeout"        // the health command did not finish within Health.Timeout
+)
+
+// judgeAgent decides a task waiting for its TAT agent after the reset, from
+// what DescribeInstances (in, present when inOK) and
+// DescribeAutomationAgentStatus (recorded by observeAgent) showed at now.
+// The agent is back when it is Online, the instance RUNNING, and its
+// heartbeat newer than the first one seen since the check began: that
+// heartbeat was sent after the reset had ended. Only the cloud's times are
+// compared with each other, and the timeout on this runner's clock.
+func judgeAgent(t *task, in lighthouse.Instance, inOK bool, now time.Time, lim healthLimits) verdict {
+	h := &t.health
+	running := !inOK || in.InstanceState == lighthouse.StateRunning
+	if h.online && running && h.haveBaseline && h.heartbeat.After(h.baseline) {
+		return verdict{act: actHealthy}
+	}
+	if now.Sub(h.started) > lim.timeout {
+		seen := h.lastSeen
+		if inOK && !running {
+			seen = "instance " + in.InstanceState + ", " + seen
+		}
+		when := "after the reset"
+		if h.baked {
+			when = "after baking"
+		}
+		return verdict{act: actFinish, status: store.StatusUnhealthy, code: CodeAgentOffline,
+			msg: fmt.Sprintf("reset succeeded, but the TAT agent was not Online with a new heartbeat within %s %s; last seen: %s", lim.timeout, when, orNone(seen))}
+	}
+	return verdict{}
+}
+
+// judgeCommand decides a task whose health command runs (or could not be
+// started yet), from the invocation task it (present when ok) seen at now:
+// exit code 0 passes; a non-zero exit, a command timeout or a command TAT
+// could not run ends the job unhealthy, with the first lines of the
+// output; so does the health timeout.
+func judgeCommand(t *task, it lighthouse.InvocationTask, ok bool, now time.Time, lim healthLimits) verdict {
+	unhealthy := func(code, format string, args ...any) verdict {
+		return verdict{act: actFinish, status: store.StatusUnhealthy, code: code, msg: "reset succeeded, but " + fmt.Sprintf(format, args...)}
+	}
+	if ok && it.Done() {
+		out, _ := it.TaskResult.DecodedOutput()
+		switch it.TaskStatus {
+		case lighthouse.TaskSuccess:
+			if it.TaskResult.ExitCode == 0 {
+				return verdict{act: actHealthy}
+			}
+			return unhealthy(CodeHealthCommandFailed, "the health command exited %d: %s", it.TaskResult.ExitCode, orNone(firstLines(out)))
+		case lighthouse.TaskFailed:
+			return unhealthy(CodeHealthCommandFailed, "the health command exited %d: %s", it.TaskResult.ExitCode, orNone(firstLines(out)))
+		case lighthouse.TaskTimeout:
+			return unhealthy(CodeHealthCommandTimeout, "the health command timed out: %s", orNone(firstLines(out)))
+		}
+		return unhealthy(CodeHealthCommandNotRun, "TAT could not run the health command (%s): %s", it.TaskStatus, orNone(it.ErrorInfo))
+	}
+	if now.Sub(t.health.started) > lim.timeout {
+		if t.health.invocationID == "" {
+			return unhealthy(CodeHealthTimeout, "the health command could not be started within %s: %s", lim.timeout, orNone(t.health.sendErr))
+		}
+		status := "not reported"
+		if ok {
+			status = it.TaskStatus
+		}
+		return unhealthy(CodeHealthTimeout, "the health command (invocation %s) did not finish within %s; task %s", t.health.invocationID, lim.timeout, status)
+	}
+	return verdict{}
+}
+
+// bakeDone reports whether a baking task has waited out bake at now.
+func bakeDone(t *task, now time.Time, bake time.Duration) bool { return now.Sub(t.since) >= bake }

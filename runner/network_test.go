@@ -277,12 +277,12 @@ func newRefusingAPI(t *testing.T, api runner.API, refuse func(action, instance s
 	return &refusingAPI{API: api, closed: closed, refuse: refuse}
 }
 
-func (a *refusingAPI) ResetInstance(ctx context.Context, region, instanceID, blueprintID string) (string, error) {
-	if a.refuse(lighthouse.ActionResetInstance, instanceID) {
+func (a *refusingAPI) ResetInstanceWith(ctx context.Context, region string, req lighthouse.ResetInstanceRequest) (string, error) {
+	if a.refuse(lighthouse.ActionResetInstance, req.InstanceID) {
 		a.count.Add(1)
-		return a.closed.ResetInstance(ctx, region, instanceID, blueprintID)
+		return a.closed.ResetInstanceWith(ctx, region, req)
 	}
-	return a.API.ResetInstance(ctx, region, instanceID, blueprintID)
+	return a.API.ResetInstanceWith(ctx, region, req)
 }
 
 func (a *refusingAPI) DescribeInstances(ctx context.Context, region string, ids []string) ([]lighthouse.Instance, error) {

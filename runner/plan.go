@@ -46,16 +46,22 @@ func Check(j store.Job, in *lighthouse.Instance, bp *lighthouse.Blueprint) strin
 }
 
 // Plan checks jobs against the fleet without changing it, through cloud:
-// instances, their state, and their target blueprints; with resettable, it
-// also asks DescribeResetInstanceBlueprints for the service's own verdict on
-// each instance that passed the other checks. It never calls ResetInstance.
-func Plan(ctx context.Context, cloud *Cloud, jobs []store.Job, resettable bool) ([]PlanItem, error) {
+// instances, their state, their target blueprints, and the login setting
+// each reset would send (the job's, else login; see CheckLogin) with the
+// key pairs of its region; with resettable, it also asks
+// DescribeResetInstanceBlueprints for the service's own verdict on each
+// instance that passed the other checks. It never calls ResetInstance.
+func Plan(ctx context.Context, cloud *Cloud, jobs []store.Job, login Login, resettable bool) ([]PlanItem, error) {
 	byRegion := map[string][]string{}
 	bpIDs := map[string][]string{}
+	keyIDs := map[string][]string{}
 	for _, j := range jobs {
 		byRegion[j.Region] = append(byRegion[j.Region], j.InstanceID)
 		if j.BlueprintID != "" {
 			bpIDs[j.Region] = append(bpIDs[j.Region], j.BlueprintID)
+		}
+		if lc := loginFor(j, login); lc != nil {
+			keyIDs[j.Region] = append(keyIDs[j.Region], lc.KeyIDs...)
 		}
 	}
 	seen, failed, err := cloud.DescribeRegions(ctx, byRegion)
@@ -73,13 +79,28 @@ func Plan(ctx context.Context, cloud *Cloud, jobs []store.Job, resettable bool) 
 		}
 		bps[region] = m
 	}
+	keys := map[string]map[string]bool{}
+	for region, ids := range keyIDs {
+		if len(ids) == 0 {
+			continue
+		}
+		m, err := cloud.KeyPairs(ctx, region, ids)
+		if err != nil {
+			return nil, err
+		}
+		keys[region] = m
+	}
 	out := make([]PlanItem, 0, len(jobs))
 	for _, j := range jobs {
 		var in *lighthouse.Instance
 		if v, ok := seen.Get(j.Region, j.InstanceID); ok {
 			in = &v
 		}
-		it := PlanItem{Job: j, Instance: in, Reason: Check(j, in, bps[j.Region][j.BlueprintID])}
+		bp := bps[j.Region][j.BlueprintID]
+		it := PlanItem{Job: j, Instance: in, Reason: Check(j, in, bp)}
+		if it.Reason == "" {
+			it.Reason = CheckLogin(j, loginFor(j, login), in, bp, keys[j.Region])
+		}
 		it.Reset = it.Reason == ""
 		if it.Reset && resettable && j.BlueprintID != "" {
 			rbs, err := cloud.ResetBlueprints(ctx, j.Region, j.InstanceID, []string{j.BlueprintID})

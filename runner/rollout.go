@@ -17,11 +17,13 @@ import (
 // starts every job at once with no budget; set MaxFailures to -1 for "no
 // budget" explicitly.
 //
-// Waves admit jobs in batches: a wave's resets must all finish before the
-// next wave starts. The first wave is a canary when Canary is set: the rest
+// Waves admit jobs in batches: a wave's resets must all finish (and, with
+// Config.Health, pass their health check or end unhealthy) before the next
+// wave starts. The first wave is a canary when Canary is set: the rest
 // starts only if every canary reset succeeded. The failure budget applies
-// throughout: as soon as more than MaxFailures jobs have failed or ended
-// unknown, no new reset starts and the remaining jobs are skipped.
+// throughout: as soon as more than MaxFailures jobs have failed, ended
+// unknown or ended unhealthy, no new reset starts and the remaining jobs
+// are skipped.
 //
 // In Postgres mode every runner process applies its Rollout to the jobs it
 // claims; run a single runner when a canary must gate the whole run.
@@ -38,7 +40,8 @@ type Rollout struct {
 	// PauseBetweenWaves is waited after a wave finishes, before the next.
 	PauseBetweenWaves time.Duration
 	// MaxFailures is the failure budget: once more than MaxFailures jobs
-	// have ended failed or unknown, no new reset starts. Negative: no budget.
+	// have ended failed, unknown or unhealthy, no new reset starts.
+	// Negative: no budget.
 	MaxFailures int
 	// WindowEnd is when the maintenance window closes: a reset starts only
 	// if it is expected to finish by then. Zero means no window.
@@ -211,9 +214,10 @@ func (ro *Rollout) check(r *Runner) string {
 	return ""
 }
 
-// finished counts an outcome against the failure budget.
+// finished counts an outcome against the failure budget: failed, unknown
+// and unhealthy (a reset that happened but left the instance unhealthy).
 func (ro *Rollout) finished(r *Runner, j store.Job) {
-	if j.Status != store.StatusFailed && j.Status != store.StatusUnknown {
+	if j.Status != store.StatusFailed && j.Status != store.StatusUnknown && j.Status != store.StatusUnhealthy {
 		return
 	}
 	ro.mu.Lock()

@@ -73,6 +73,12 @@ type Config struct {
 	// Rollout decides which jobs may start; nil starts every job.
 	Rollout *Rollout
 
+	// Login is the login setting of every reset whose job names none; the
+	// zero value sends none. Health is the check after each reset; the zero
+	// value checks nothing.
+	Login  Login
+	Health Health
+
 	// Logger receives the runner's logs; nil discards them.
 	Logger *slog.Logger
 	// Failpoint, if set, is called at each dangerous point with its name

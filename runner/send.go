@@ -97,7 +97,7 @@ func (r *Runner) send(ctx context.Context, t *task) {
 	if r.cfg.Failpoint != nil {
 		callCtx = context.WithValue(callCtx, failpointKey{}, r.cfg.Failpoint)
 	}
-	reqID, err := r.cloud.Reset(callCtx, t.job.Region, t.job.InstanceID, t.job.BlueprintID)
+	reqID, err := r.cloud.Reset(callCtx, t.job.Region, resetRequest(t.job, r.cfg.Login))
 	r.failpoint(FailpointAfterCall)
 	if err != nil {
 		r.handleSendError(ctx, t, err)

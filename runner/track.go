@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/batchreset/batchreset/store"
 )
 
 // track owns every task that waits on the cloud: submitted resets, calls in
@@ -47,7 +49,9 @@ func (r *Runner) track(ctx context.Context) error {
 func (r *Runner) poll(ctx context.Context, tasks map[int64]*task) (resend []*task) {
 	byRegion := map[string][]string{}
 	for _, t := range tasks {
-		byRegion[t.job.Region] = append(byRegion[t.job.Region], t.job.InstanceID)
+		if t.kind != kindBaking {
+			byRegion[t.job.Region] = append(byRegion[t.job.Region], t.job.InstanceID)
+		}
 	}
 	seen, failed, err := r.cloud.DescribeRegions(ctx, byRegion)
 	if err != nil {
@@ -63,13 +67,22 @@ func (r *Runner) poll(ctx context.Context, tasks map[int64]*task) (resend []*tas
 	}
 	var todo []decided
 	for id, t := range tasks {
-		if failed[t.job.Region] != nil {
-			continue
+		if failed[t.job.Region] != nil || t.inHealth() {
+			continue // health states are judged by pollHealth below
 		}
 		in, ok := seen.Get(t.job.Region, t.job.InstanceID)
 		t.observe(in, ok)
 		v := judge(t, in, ok, now, r.lim)
 		if v.act == actKeep {
+			continue
+		}
+		if v.act == actFinish && v.status == store.StatusSucceeded && r.cfg.Health.enabled() {
+			r.log.Info("reset succeeded; checking health", "instance_id", t.job.InstanceID, "request_id", t.job.RequestID)
+			if r.cfg.Health.Mode == HealthNone {
+				t.baking(now)
+			} else {
+				t.checking(now)
+			}
 			continue
 		}
 		todo = append(todo, decided{t, v})
@@ -114,5 +127,6 @@ func (r *Runner) poll(ctx context.Context, tasks map[int64]*task) (resend []*tas
 			resend = append(resend, d.t)
 		}
 	}
+	r.pollHealth(ctx, tasks, seen, now)
 	return resend
 }

@@ -32,6 +32,11 @@ type emulatorOptions struct {
 	stopped, platform  int
 	unlimited          bool
 	resetLimit         int
+	agentLost          int
+
+	// keyPairs are the run-wide --key-ids, which the emulated account
+	// holds, as it holds the jobs' key_ids (see fleetKeyPairs).
+	keyPairs []string
 
 	// Set by the emulator command's own flags (addFleetFlags); zero for
 	// run --emulate.
@@ -84,6 +89,7 @@ func (e *emulatorOptions) addFlags(fs *pflag.FlagSet, prefix string) {
 	fs.IntVar(&e.platform, prefix+"other-platform", 0, "emulator: instances whose target blueprint is of another platform")
 	fs.BoolVar(&e.unlimited, prefix+"unlimited", false, "emulator: lift the API rate limits (benchmarks)")
 	fs.IntVar(&e.resetLimit, prefix+"reset-limit", lighthouse.ResetInstanceRateLimit, "emulator: ResetInstance calls accepted per second")
+	fs.IntVar(&e.agentLost, prefix+"agent-lost", 0, "emulator: instances (the last of the fleet) whose TAT agent never comes back after a reset")
 }
 
 func (e *emulatorOptions) config(creds map[string]string, instances []emulator.Instance, blueprints []emulator.Blueprint) emulator.Config {
@@ -159,7 +165,12 @@ func startEmulator(addr string, jobs []store.Job, n int, o emulatorOptions, log 
 		}
 		instances, blueprints = emulator.SeedFleet(seeds, o.fleet())
 	}
-	srv, err := emulator.New(o.config(map[string]string{cred.SecretID: cred.SecretKey}, instances, blueprints))
+	cfg := o.config(map[string]string{cred.SecretID: cred.SecretKey}, instances, blueprints)
+	cfg.KeyPairs = fleetKeyPairs(instances, jobs, o.keyPairs)
+	for i := max(0, len(instances)-o.agentLost); i < len(instances); i++ {
+		cfg.AgentLostInstances = append(cfg.AgentLostInstances, instances[i].ID)
+	}
+	srv, err := emulator.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("emulator: %w", err)
 	}
@@ -171,6 +182,31 @@ func startEmulator(addr string, jobs []store.Job, n int, o emulatorOptions, log 
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 	go hs.Serve(ln)
 	return &emulatorHandle{srv: srv, http: hs, endpoint: "http://" + ln.Addr().String(), cred: cred}, nil
+}
+
+// fleetKeyPairs returns the key pairs an emulated account needs for jobs:
+// each job's key_ids in its region, and the run-wide ones in the region of
+// the fleet's first instance (a key pair belongs to one region).
+func fleetKeyPairs(instances []emulator.Instance, jobs []store.Job, runWide []string) []emulator.KeyPair {
+	var out []emulator.KeyPair
+	seen := map[string]bool{} // key ID; an emulated key pair is in one region
+	add := func(id, region string) {
+		if !seen[id] && keyIDPattern(id) {
+			seen[id] = true
+			out = append(out, emulator.KeyPair{ID: id, Region: region})
+		}
+	}
+	for _, j := range jobs {
+		for _, id := range j.KeyIDs {
+			add(id, j.Region)
+		}
+	}
+	if len(instances) > 0 {
+		for _, id := range runWide {
+			add(id, instances[0].Region)
+		}
+	}
+	return out
 }
 
 // emulatorCredential returns the credentials from the environment when set,

@@ -108,9 +108,9 @@ func (i instrumentedAPI) record(action string, start time.Time, err error) {
 	i.m.latency.WithLabelValues(action, result).Observe(time.Since(start).Seconds())
 }
 
-func (i instrumentedAPI) ResetInstance(ctx context.Context, region, instanceID, blueprintID string) (string, error) {
+func (i instrumentedAPI) ResetInstanceWith(ctx context.Context, region string, req lighthouse.ResetInstanceRequest) (string, error) {
 	start := time.Now()
-	id, err := i.api.ResetInstance(ctx, region, instanceID, blueprintID)
+	id, err := i.api.ResetInstanceWith(ctx, region, req)
 	i.record(lighthouse.ActionResetInstance, start, err)
 	return id, err
 }
@@ -154,5 +154,33 @@ func (i instrumentedAPI) DescribeRegions(ctx context.Context) ([]lighthouse.Regi
 	start := time.Now()
 	out, err := i.api.DescribeRegions(ctx)
 	i.record(lighthouse.ActionDescribeRegions, start, err)
+	return out, err
+}
+
+func (i instrumentedAPI) DescribeKeyPairs(ctx context.Context, region string, ids []string) ([]lighthouse.KeyPair, error) {
+	start := time.Now()
+	out, err := i.api.DescribeKeyPairs(ctx, region, ids)
+	i.record(lighthouse.ActionDescribeKeyPairs, start, err)
+	return out, err
+}
+
+func (i instrumentedAPI) DescribeAutomationAgentStatus(ctx context.Context, region string, ids []string) ([]lighthouse.AutomationAgent, error) {
+	start := time.Now()
+	out, err := i.api.DescribeAutomationAgentStatus(ctx, region, ids)
+	i.record(lighthouse.ActionDescribeAutomationAgentStatus, start, err)
+	return out, err
+}
+
+func (i instrumentedAPI) RunCommand(ctx context.Context, region string, req lighthouse.RunCommandRequest) (string, error) {
+	start := time.Now()
+	out, err := i.api.RunCommand(ctx, region, req)
+	i.record(lighthouse.ActionRunCommand, start, err)
+	return out, err
+}
+
+func (i instrumentedAPI) DescribeInvocationTasks(ctx context.Context, region, invocationID string) ([]lighthouse.InvocationTask, error) {
+	start := time.Now()
+	out, err := i.api.DescribeInvocationTasks(ctx, region, invocationID)
+	i.record(lighthouse.ActionDescribeInvocationTasks, start, err)
 	return out, err
 }

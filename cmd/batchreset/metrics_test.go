@@ -42,7 +42,7 @@ func TestMetrics(t *testing.T) {
 	m.observe(&st)
 	ctx := context.Background()
 	for _, in := range instances {
-		api.ResetInstance(ctx, in.Region, in.ID, blueprints[0].ID) // one is refused: another platform
+		api.ResetInstanceWith(ctx, in.Region, lighthouse.ResetInstanceRequest{InstanceID: in.ID, BlueprintID: blueprints[0].ID}) // one is refused: another platform
 	}
 	api.DescribeInstances(ctx, instances[0].Region, []string{instances[0].ID})
 

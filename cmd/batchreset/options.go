@@ -113,6 +113,9 @@ type runFlags struct {
 	window           time.Duration
 	expectedDuration time.Duration
 
+	login  loginFlags
+	health healthFlags
+
 	reportPath  string
 	metricsAddr string
 }
@@ -137,13 +140,15 @@ func (o *runFlags) add(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.unreachable, "unreachable-timeout", runner.DefaultUnreachable, "stop the run (exit 3) when no API call has had an answer for this long")
 	fs.BoolVar(&o.yes, "yes", false, "do not ask for confirmation (required when not on a terminal)")
 	fs.BoolVar(&o.noPreflight, "no-preflight", false, "do not skip instances that certainly cannot be reset")
-	fs.StringVar(&o.maxFailures, "max-failures", defaultMaxFailures, "failure budget, N or P% of the run's instances (rounded down), or none: new resets stop as soon as MORE than that many have failed or ended unknown; the rest are skipped")
+	fs.StringVar(&o.maxFailures, "max-failures", defaultMaxFailures, "failure budget, N or P% of the run's instances (rounded down), or none: new resets stop as soon as MORE than that many have failed, ended unknown or ended unhealthy; the rest are skipped")
 	fs.IntVar(&o.canary, "canary", 0, "reset this many instances first; start the rest only if all of them succeed")
 	fs.StringVar(&o.waves, "waves", "", "wave sizes, counts or percentages, e.g. 1,5,10%,100% (the last repeats); each wave finishes before the next starts")
 	fs.DurationVar(&o.pauseWaves, "pause-between-waves", 0, "wait this long between waves")
 	fs.StringVar(&o.windowEnd, "window-end", "", "maintenance window end (RFC 3339, or HH:MM today in the local time zone): start no reset expected to finish later")
 	fs.DurationVar(&o.window, "window", 0, "maintenance window length from the start of the run")
 	fs.DurationVar(&o.expectedDuration, "expected-duration", 5*time.Minute, "reset duration assumed for the window until resets of this run have finished")
+	o.login.add(fs)
+	o.health.add(fs)
 	fs.StringVar(&o.reportPath, "report", "", "also write a JSON report to this file")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus metrics on this address (e.g. 127.0.0.1:9090)")
 }
@@ -238,6 +243,14 @@ func (o *runFlags) settings(now time.Time, getenv func(string) string) (runSetti
 	if s.src.databaseURL != "" {
 		s.runner.LeaseRenewInterval = o.leaseTTL / 3
 	}
+	var err error
+	if s.runner.Login, err = o.login.resolve(getenv); err != nil {
+		return runSettings{}, err
+	}
+	if s.runner.Health, err = o.health.resolve(); err != nil {
+		return runSettings{}, err
+	}
+	s.api.emu.keyPairs = s.runner.Login.KeyIDs
 	// Checked now, with a size of 1, so that a bad value is a usage error
 	// before anything is opened.
 	if _, err := s.rollout.resolve(1); err != nil {

@@ -36,6 +36,7 @@ blueprint, and the expected duration at --rate. plan never calls ResetInstance.`
 	o.api.add(cmd.Flags())
 	cmd.Flags().Float64Var(&o.rate, "rate", runner.DefaultRate, "ResetInstance calls per second, for the duration estimate")
 	cmd.Flags().DurationVar(&o.expectedDuration, "expected-duration", 5*time.Minute, "one reset's duration, for the estimate")
+	o.login.add(cmd.Flags())
 	return cmd
 }
 
@@ -45,6 +46,7 @@ type planFlags struct {
 	api              apiFlags
 	rate             float64
 	expectedDuration time.Duration
+	login            loginFlags
 }
 
 func (a *app) runPlan(ctx context.Context, o *planFlags) error {
@@ -57,6 +59,11 @@ func (a *app) runPlan(ctx context.Context, o *planFlags) error {
 	if !(o.rate > 0) {
 		return usageError("--rate must be a positive number of calls per second, not %v", o.rate)
 	}
+	login, err := o.login.resolve(osEnv)
+	if err != nil {
+		return err
+	}
+	o.api.emu.keyPairs = login.KeyIDs
 	cred, err := a.credential(o.api)
 	if err != nil {
 		return err
@@ -85,7 +92,7 @@ func (a *app) runPlan(ctx context.Context, o *planFlags) error {
 	if err != nil {
 		return err
 	}
-	items, err := runner.Plan(ctx, cloud, todo, true)
+	items, err := runner.Plan(ctx, cloud, todo, login, true)
 	if err != nil {
 		return &exitError{code: exitFatal, err: err}
 	}
