@@ -5,6 +5,28 @@ through batched DescribeInstances calls, and records exactly one outcome per
 job. It holds every decision about retries and reconciliation; the stores
 only persist what it decides.
 
+# Where things are
+
+  - job.go: a job's life. The task type, its kinds, and the named
+    transitions (intent, unsent, accepted, rejected, inDoubt, adopted,
+    sendAgain, finished, …): the only code that assigns a job's status, the
+    runner's kind for it, or its times.
+  - judge.go: what one DescribeInstances observation means for a task, as a
+    pure function of the task, the observation and an explicit now; the
+    tracker and Reconcile apply its verdicts. judge_test.go is its table.
+  - cloud.go: Cloud, the one way every command calls the API: a Spacer per
+    action at its limit, a throttle gate per action, retries, batching and
+    bisection of DescribeInstances, the blueprint cache, the counters.
+  - limiter.go, hostlimits.go: the rate rule (Spacer) over a SlotSource:
+    local, shared by the processes of one host (HostLimits), or shared
+    through the database (the Postgres store).
+  - feed.go (claim, snapshot, route), send.go (admit, intent, slot, call),
+    track.go (poll and apply), control.go (admission state: open, paused,
+    stopped, draining, fatal; leases, the operator's control, an API that
+    does not answer), rollout.go (canary, waves, budget, window).
+  - plan.go and reconcile.go: the read-only commands, through a Cloud and the
+    same judge.
+
 # The promise
 
 ResetInstance formats the system disk and has no idempotency token. The runner
@@ -12,30 +34,54 @@ therefore sends a reset for an instance again only when DescribeInstances has
 proven that no earlier call of this run took effect, and it records the intent
 to send durably before every call, so that a crash can always be reconciled.
 
+No decision compares the cloud's clock with ours. "Ours" and "absent" are
+RequestId identity against PrevRequestID, the instance's latest operation as
+the run first recorded it, and every duration (SettleTime, ResetTimeout) is
+measured on this runner's clock between two of its own events.
+
 # Job states
 
 		pending ──intent saved──▶ submitting ──RequestId saved──▶ submitted ──▶ succeeded | failed | unknown
 		   ▲                          │                               (tracked by DescribeInstances)
 		   └──── proven not sent ─────┘ (rejected, or reconciled as absent)
-		pending ──▶ skipped (preflight, failure budget, window closed, cancelled)
+		pending ──▶ skipped (preflight, failure budget, window closed, cancelled, reset by another run)
 
 	  - pending: nothing of this run reached the cloud for the job.
 	  - submitting: the intent is durable and a ResetInstance call may have been
 	    sent. A job is left here when the call's outcome is ambiguous (timeout,
 	    dropped connection, 5xx) and when the process dies mid-call. Such a job is
-	    reconciled: if DescribeInstances shows a ResetInstance operation newer than
-	    the one seen before the first send (LatestOperationRequestId differs from
-	    PrevRequestID and the operation started after the intent), that operation
-	    is adopted as ours; if, after Config.SettleTime, the instance still shows
-	    PrevRequestID and nothing in progress, the call is proven absent and the
-	    job returns to pending.
+	    reconciled: if DescribeInstances shows a ResetInstance whose RequestId
+	    differs from PrevRequestID, that operation is adopted as ours; if, after
+	    Config.SettleTime, the instance still shows PrevRequestID and nothing in
+	    progress, the call is proven absent and the job returns to pending.
 	  - submitted: the cloud returned RequestID. The reset is finished only when
 	    LatestOperation is ResetInstance, LatestOperationRequestId equals RequestID
 	    and LatestOperationState is SUCCESS or FAILED; a state left over from an
 	    earlier operation never ends tracking. Config.ResetTimeout after
-	    submission the job ends unknown, with the last observed state.
+	    submission the job ends unknown, with the last observed state. A
+	    ResetInstance of another process seen on the instance while ours is
+	    tracked ends the job unknown with CodeResetTwice, never succeeded.
 	  - succeeded, failed, skipped, unknown: terminal. An unknown job can be
-	    settled later by a reconcile run, which sends nothing.
+	    settled later by Reconcile, which sends nothing.
+
+# Other processes on the same instances
+
+A pending job whose instance shows a ResetInstance that is neither
+PrevRequestID nor ours (when it is claimed on resume, or when a busy instance
+becomes idle) ends skipped with CodeResetByOther: another process reset it
+during this run. Stores close the window the cloud's visibility lag leaves
+open: an intent is refused (store.ErrInstanceBusy) while another run has the
+instance in flight, and (store.ErrResetElsewhere) when another run recorded
+an intent for it after this run started.
+
+# Leases
+
+With a Store that leases jobs (Leaser), a call leaves only while the job's
+lease, reckoned on this host's monotonic and wall clocks, outlives it: the
+call's deadline is the lease's end, and a runner that finds its lease gone or
+about to end sends nothing. A runner taking a job over in submitting treats
+the previous holder's call as in doubt, its SettleTime counted from the
+takeover, which is after the previous lease ended.
 
 # Errors
 
@@ -43,14 +89,18 @@ Failed calls are classified by the lighthouse package. Rejected calls
 (throttling, system busy, a request that never left) were not executed: they
 do not count as attempts, the job returns to pending and is sent again after
 the next poll, and it fails only when the API keeps rejecting it for
-Config.ResetTimeout. Throttling also pauses every sender, and the pause grows
-while throttling persists and ends once calls are accepted. An instance busy
-with another operation waits, watched by the tracker, until it is idle, then
-is sent again; if an earlier call of ours may have landed, it is reconciled
-instead, and if it cannot be settled it ends unknown, never failed.
-Permanent errors fail the job. Fatal errors (credentials, permissions,
-configuration) stop new submissions; resets already sent are still tracked to
-the end, and the run reports the error.
+Config.ResetTimeout. Throttling also pauses every caller of that action, and
+the pause grows while throttling persists and ends once calls are accepted.
+An instance busy with another operation, or in a state that passes
+(STOPPING, STARTING, REBOOTING, PENDING, rescue-mode transitions), waits,
+watched by the tracker, until it is idle, then is sent again; if an earlier
+call of ours may have landed, it is reconciled instead, and if it cannot be
+settled it ends unknown, never failed. Permanent errors fail the job, as does
+a region the API rejects (its jobs only). Fatal errors (credentials,
+permissions) stop new submissions; resets already sent are still tracked to
+the end, and the run reports the error. When no call has had an answer for
+Config.Unreachable the run stops with ErrUnreachable, every job left as a
+rerun resumes it.
 
 A DescribeInstances call that the API fails as a whole because of one
 instance (not found, malformed) is split until that instance is alone; it is
@@ -58,13 +108,17 @@ then treated as absent.
 
 # Rate
 
-All senders share one Limiter per action. The default local limiter spaces
-calls (1s+Guard)/Rate apart, so that Rate+1 consecutive calls span more than
-one second plus the jitter allowance: the server, counting calls per fixed
-one-second window by arrival, never sees more than Rate in one window. A
-sender records its intent first and takes its rate slot after, so that only
-the network's jitter lies between the slot and the call's arrival; a slot
-taken when the run has stopped or paused sends nothing, and the intent is
+Each action has one Spacer for the whole process (or every process sharing
+the SlotSource). It spaces calls (1s+guard)/rate apart, so that rate+1
+consecutive calls span more than one second plus the jitter allowance: the
+server, counting calls per fixed one-second window by arrival, never sees
+more than rate in one window as long as the calls' delays on the way differ
+by less than guard (DefaultGuard for one host, the Postgres store's 100ms for
+runners on several). A sender records its intent first and takes its rate
+slot after, so that only the network lies between the slot and the call's
+arrival; it sends on connections of its own, so that no read holds the
+connection it needs; and a slot taken when the run has stopped or paused, or
+when the lease would not outlive the call, sends nothing, and the intent is
 undone.
 */
 package runner
