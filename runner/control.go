@@ -104,6 +104,7 @@ var ErrUnreachable = errors.New("the API does not answer")
 func (r *Runner) stopStarting(why string) {
 	if r.adm.stop(why) {
 		r.log.Warn("no new resets", "reason", why)
+		r.emit(EventStopped, 0, why)
 	}
 }
 
@@ -150,18 +151,33 @@ func (r *Runner) housekeep(ctx context.Context) error {
 	}
 }
 
+// SetControl applies an operator's instruction to this run now, as if read
+// from the store: pause, resume or cancel. It is how a process that owns
+// its store (CSV mode) is controlled; in Postgres mode set the run's
+// control in the database instead, or every other runner misses it. Safe
+// for concurrent use.
+func (r *Runner) SetControl(c store.Control) {
+	r.applyControl(c)
+	r.poke()
+}
+
 func (r *Runner) applyControl(c store.Control) {
 	switch c {
 	case store.ControlPaused:
 		if r.adm.pause(true) {
 			r.log.Warn("run paused by operator")
+			r.emit(EventPaused, 0, "paused by operator")
 		}
 	case store.ControlCancelled:
 		r.adm.pause(false)
+		if r.adm.load().reason == "" {
+			r.emit(EventCancelled, 0, "cancelled by operator")
+		}
 		r.stopStarting("cancelled by operator")
 	default:
 		if r.adm.pause(false) {
 			r.log.Info("run resumed by operator")
+			r.emit(EventResumed, 0, "resumed by operator")
 		}
 	}
 }

@@ -177,6 +177,7 @@ func (ro *Rollout) admit(ctx context.Context, r *Runner) string {
 			return why
 		}
 		r.log.Info("wave finished", "wave", ro.wave+1, "resets_started", ro.admitted)
+		r.emit(EventWaveFinished, ro.wave+1, "")
 		if ro.PauseBetweenWaves > 0 {
 			if sleep(ctx, ro.PauseBetweenWaves) != nil {
 				return "run stopped"
@@ -228,6 +229,25 @@ func (ro *Rollout) finished(r *Runner, j store.Job) {
 	if over {
 		r.stopStarting(fmt.Sprintf("failure budget exceeded (%d failed, budget %d)", n, ro.MaxFailures))
 	}
+}
+
+// Wave returns the current wave, counted from 1, and whether it is the
+// canary; 0 before New has started the rollout.
+func (ro *Rollout) Wave() (n int, canary bool) {
+	ro.mu.Lock()
+	defer ro.mu.Unlock()
+	if ro.changed == nil {
+		return 0, false
+	}
+	return ro.wave + 1, ro.Canary > 0 && ro.wave == 0
+}
+
+// Failures returns how many admitted jobs have failed or ended unknown,
+// the count the failure budget is held against.
+func (ro *Rollout) Failures() int {
+	ro.mu.Lock()
+	defer ro.mu.Unlock()
+	return ro.failures
 }
 
 // onSettled records that an admitted job left the runner.

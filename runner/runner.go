@@ -79,6 +79,11 @@ type Config struct {
 	Login  Login
 	Health Health
 
+	// OnEvent, if set, is told of the run's moments (see EventKind), from
+	// the runner's goroutines. It must return at once (hand the event off),
+	// or it holds up what reported it.
+	OnEvent func(Event)
+
 	// Logger receives the runner's logs; nil discards them.
 	Logger *slog.Logger
 	// Failpoint, if set, is called at each dangerous point with its name
@@ -105,6 +110,9 @@ type Summary struct {
 	ResetTwice int64 // instances another process reset too (CodeResetTwice)
 	Durations  []time.Duration
 	StopReason string // why submission stopped early, "" if it did not
+	// Paused reports that the run was paused by the operator when this
+	// runner ended: the jobs it did not start wait for `resume`.
+	Paused bool
 }
 
 // Runner resets the jobs of one Store. Use New, then Run once.
@@ -192,7 +200,9 @@ const claimBatch = 100
 // what the first interrupt does. Safe to call more than once.
 func (r *Runner) Drain() {
 	if r.adm.drain() {
-		r.log.Warn("draining: no new resets; tracking those already sent")
+		r.emit(EventDraining, 0, "interrupted")
+		// Debug: the command that drains tells the operator itself.
+		r.log.Debug("draining: no new resets; tracking those already sent")
 		r.poke()
 	}
 }
@@ -212,6 +222,7 @@ func (r *Runner) Run(ctx context.Context) (Summary, error) {
 	} else if ctx.Err() == nil {
 		r.log.Warn("read run control", "err", err)
 	}
+	r.emit(EventStarted, 0, "")
 	g, ctx := errgroup.WithContext(ctx)
 	feedDone := make(chan struct{})
 	g.Go(func() error {
@@ -243,7 +254,7 @@ func (r *Runner) Run(ctx context.Context) (Summary, error) {
 	err := g.Wait()
 	sum := r.stats.summary()
 	st := r.adm.load()
-	sum.StopReason = st.reason
+	sum.StopReason, sum.Paused = st.reason, st.mode == admitPaused
 	if st.fatal != nil && sum.StopReason == "" {
 		sum.StopReason = "fatal error: " + st.fatal.Error()
 	}

@@ -190,7 +190,7 @@ func (r *Runner) handleSendError(ctx context.Context, t *task, err error) {
 			r.finish(ctx, t, store.StatusFailed, ae.Code, fmt.Sprintf("instance stayed busy for %s: %s", r.cfg.ResetTimeout, ae.Message))
 			return
 		}
-		log.Info("instance busy; waiting for it", "err", ae)
+		log.Debug("instance busy; waiting for it", "err", ae)
 		if r.save(ctx, t) != nil {
 			return
 		}
@@ -368,9 +368,9 @@ func (r *Runner) finish(ctx context.Context, t *task, st store.Status, code, msg
 	}
 	switch st {
 	case store.StatusSucceeded:
-		r.log.Info("reset succeeded", "instance_id", t.job.InstanceID, "request_id", t.job.RequestID)
+		r.log.Debug("reset succeeded", "instance_id", t.job.InstanceID, "request_id", t.job.RequestID)
 	case store.StatusSkipped:
-		r.log.Info("skipped", "instance_id", t.job.InstanceID, "reason", msg)
+		r.log.Debug("skipped", "instance_id", t.job.InstanceID, "reason", msg)
 	default:
 		r.log.Error("reset "+string(st), "instance_id", t.job.InstanceID, "request_id", t.job.RequestID, "code", code, "reason", msg)
 	}

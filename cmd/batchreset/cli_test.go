@@ -113,8 +113,8 @@ func TestRunExample(t *testing.T) {
 	if rep.Instances != len(jobs) || !cmp.Equal(rep.Totals, totals) || len(rep.Outcomes) != len(jobs) {
 		t.Errorf("report: %d instances, totals %v, %d outcomes; want %d, %v, %d", rep.Instances, rep.Totals, len(rep.Outcomes), len(jobs), totals, len(jobs))
 	}
-	if want := fmt.Sprintf("%d instances: %d succeeded", len(jobs), totals["succeeded"]); !strings.Contains(res.stderr, want) {
-		t.Errorf("stderr has no summary %q:\n%s", want, tail(res.stderr, 10))
+	if want := fmt.Sprintf("%d instances: %d succeeded", len(jobs), totals["succeeded"]); !strings.Contains(res.stdout, want) {
+		t.Errorf("stdout has no summary %q:\n%s", want, tail(res.stdout, 10))
 	}
 }
 
@@ -475,7 +475,7 @@ func mustReadJobs(t *testing.T, path string) []store.Job {
 // TestHelp compares every command's --help with testdata/<command>.golden.
 func TestHelp(t *testing.T) {
 	t.Parallel()
-	for _, command := range []string{"", "run", "plan", "reconcile", "emulator", "migrate", "import", "status", "report", "pause", "resume", "cancel"} {
+	for _, command := range []string{"", "run", "plan", "reconcile", "emulator", "migrate", "import", "status", "runs", "retry", "report", "pause", "resume", "cancel"} {
 		name := command
 		if name == "" {
 			name = "batchreset"

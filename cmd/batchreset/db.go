@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -59,10 +57,15 @@ nothing. The schema is the first one in the URL's search_path.`,
 				return err
 			}
 			defer db.Close()
-			if err := db.Migrate(cmd.Context()); err != nil {
+			n, v, err := db.MigrateCount(cmd.Context())
+			if err != nil {
 				return &exitError{code: exitFatal, err: fmt.Errorf("migrate: %w", err)}
 			}
-			fmt.Fprintln(a.stdout, "schema is up to date")
+			if n == 0 {
+				fmt.Fprintf(a.stdout, "schema is up to date at version %d\n", v)
+			} else {
+				fmt.Fprintf(a.stdout, "applied %s; schema at version %d\n", plural(n, "migration"), v)
+			}
 			return nil
 		},
 	}
@@ -119,52 +122,6 @@ once per run.`,
 	cmd.Flags().StringVar(&region, "region", "", "region for rows that name none (env TENCENTCLOUD_REGION)")
 	cmd.Flags().StringVar(&notBefore, "not-before", "", "start none of these jobs before this time (RFC 3339)")
 	return cmd
-}
-
-func (a *app) statusCommand() *cobra.Command {
-	var url, run string
-	cmd := &cobra.Command{
-		Use:     "status --database-url URL [--run NAME]",
-		Short:   "Show a Postgres run's counts by status, resets in flight and the last errors",
-		Example: `  batchreset status --run nightly`,
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			db, err := openDB(cmd.Context(), url, true)
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			st, err := db.Status(cmd.Context(), run)
-			if errors.Is(err, store.ErrNotFound) {
-				return usageError("run %q does not exist", run)
-			}
-			if err != nil {
-				return &exitError{code: exitFatal, err: err}
-			}
-			printStatus(a.stdout, run, st)
-			return nil
-		},
-	}
-	addDatabaseFlag(cmd.Flags(), &url)
-	cmd.Flags().StringVar(&run, "run", "default", "run name")
-	return cmd
-}
-
-func printStatus(w io.Writer, run string, st postgres.Status) {
-	fmt.Fprintf(w, "run %s (%s)\n", run, st.Control)
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	for _, s := range []store.Status{store.StatusPending, store.StatusSubmitting, store.StatusSubmitted,
-		store.StatusSucceeded, store.StatusFailed, store.StatusUnknown, store.StatusSkipped} {
-		fmt.Fprintf(tw, "  %s\t%d\n", s, st.Totals[s])
-	}
-	tw.Flush()
-	fmt.Fprintf(w, "in flight: %d, leased by runners: %d\n", st.InFlight, st.Leased)
-	if len(st.LastErrors) > 0 {
-		fmt.Fprintln(w, "last errors:")
-		for _, e := range st.LastErrors {
-			fmt.Fprintf(w, "  %s  %s  %s: %s\n", e.At.UTC().Format(time.RFC3339), e.InstanceID, e.Code, e.Message)
-		}
-	}
 }
 
 func (a *app) reportCommand() *cobra.Command {

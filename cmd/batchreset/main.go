@@ -12,7 +12,6 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"github.com/batchreset/batchreset/lighthouse"
 	csvstore "github.com/batchreset/batchreset/store/csv"
@@ -27,7 +26,8 @@ const (
 	exitFailures  = 1   // some instance failed, is unknown, or was skipped
 	exitUsage     = 2   // invalid input or usage
 	exitFatal     = 3   // a fatal error stopped the run (credentials, permission, database)
-	exitInterrupt = 130 // interrupted by a signal
+	exitInterrupt = 130 // interrupted by SIGINT (Ctrl-C): 128 + 2
+	exitTerm      = 143 // stopped by SIGTERM: 128 + 15
 )
 
 func main() {
@@ -102,7 +102,12 @@ type app struct {
 
 	logFormat string
 	logLevel  string
+	quiet     bool
 	log       *slog.Logger
+	// progressLog writes progress lines: info whatever --log-level says.
+	progressLog *slog.Logger
+	sayLog      *slog.Logger // what the operator must see, whatever the level
+	runnerID    string       // names this process in logs and in the runs it works
 }
 
 func (a *app) rootCommand() *cobra.Command {
@@ -118,63 +123,34 @@ outcome per instance.
 
 Try it with no cloud account (a built-in emulator):
   batchreset run --jobs jobs.example.csv --emulate --yes`,
-		Version:       version,
+		Version:       buildVersion(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			return a.setupLogging()
+			return a.setupLogging(cmd)
 		},
 	}
 	root.PersistentFlags().StringVar(&a.logFormat, "log-format", "text", "log format: text or json")
-	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "info", "log level: debug, info, warn, error (progress shows whatever the level)")
+	root.PersistentFlags().BoolVarP(&a.quiet, "quiet", "q", false, "print the summary and errors only: no progress, no warnings")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return &exitError{code: exitUsage, err: err}
 	})
 	root.AddCommand(
 		a.runCommand(),
+		a.retryCommand(),
 		a.planCommand(),
+		a.selectCommand(),
 		a.reconcileCommand(),
 		a.emulatorCommand(),
 		a.migrateCommand(),
 		a.importCommand(),
 		a.statusCommand(),
+		a.runsCommand(),
 		a.reportCommand(),
 		a.controlCommand("pause", "Stop starting new resets in a run (resets in flight are still tracked)"),
 		a.controlCommand("resume", "Let a paused run start resets again"),
 		a.controlCommand("cancel", "Stop a run for good: no new resets; remaining jobs become skipped"),
 	)
 	return root
-}
-
-func (a *app) setupLogging() error {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(a.logLevel)); err != nil {
-		return usageError("--log-level: %v", err)
-	}
-	opts := &slog.HandlerOptions{Level: level}
-	w := a.stderr
-	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		w = clearLine{w}
-	}
-	switch a.logFormat {
-	case "text":
-		a.log = slog.New(slog.NewTextHandler(w, opts))
-	case "json":
-		a.log = slog.New(slog.NewJSONHandler(w, opts))
-	default:
-		return usageError("--log-format must be text or json, not %q", a.logFormat)
-	}
-	return nil
-}
-
-// clearLine erases the terminal line before each log record, so that a log
-// line replaces the progress bar drawn there instead of running into it; the
-// bar is drawn again below it at its next tick.
-type clearLine struct{ w io.Writer }
-
-func (c clearLine) Write(p []byte) (int, error) {
-	if _, err := io.WriteString(c.w, "\r\x1b[K"); err != nil {
-		return 0, err
-	}
-	return c.w.Write(p)
 }

@@ -91,6 +91,7 @@ func (o *apiFlags) resolve(getenv func(string) string) error {
 type runFlags struct {
 	src sourceFlags
 	api apiFlags
+	sel selectorFlags
 
 	force        bool
 	rate         float64
@@ -118,6 +119,7 @@ type runFlags struct {
 
 	reportPath  string
 	metricsAddr string
+	view        viewFlags // status page and notifications
 }
 
 // defaultMaxFailures is the failure budget of a run that names none: new
@@ -127,6 +129,7 @@ const defaultMaxFailures = "10%"
 func (o *runFlags) add(fs *pflag.FlagSet) {
 	o.src.add(fs)
 	o.api.add(fs)
+	o.sel.add(fs)
 	fs.StringVar(&o.src.outPath, "out", "", "results CSV (CSV mode; default results.csv beside the jobs file)")
 	fs.BoolVar(&o.force, "force", false, "replace a results file that belongs to no resumable run")
 	fs.Float64Var(&o.rate, "rate", runner.DefaultRate, "ResetInstance calls per second for the whole account (API limit: 10)")
@@ -151,6 +154,7 @@ func (o *runFlags) add(fs *pflag.FlagSet) {
 	o.health.add(fs)
 	fs.StringVar(&o.reportPath, "report", "", "also write a JSON report to this file")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus metrics on this address (e.g. 127.0.0.1:9090)")
+	o.view.add(fs)
 }
 
 // runSettings are what `run` does, resolved from its flags and the
@@ -158,6 +162,7 @@ func (o *runFlags) add(fs *pflag.FlagSet) {
 type runSettings struct {
 	src sourceFlags
 	api apiFlags
+	sel *runner.Selector // nil: the jobs are given, not selected
 
 	runner   runner.Config // without API, Store and Logger
 	rollout  budgetedRollout
@@ -167,6 +172,7 @@ type runSettings struct {
 
 	reportPath  string
 	metricsAddr string
+	view        viewFlags // status page and notifications
 }
 
 // budgetedRollout is the rollout before the run's size is known: the budget
@@ -188,6 +194,10 @@ func (o *runFlags) settings(now time.Time, getenv func(string) string) (runSetti
 		return runSettings{}, err
 	}
 	if err := o.api.resolve(getenv); err != nil {
+		return runSettings{}, err
+	}
+	sel, err := o.sel.settings(now, o.src, o.api)
+	if err != nil {
 		return runSettings{}, err
 	}
 	for _, r := range []struct {
@@ -227,9 +237,12 @@ func (o *runFlags) settings(now time.Time, getenv func(string) string) (runSetti
 	if o.maxFailures == "" {
 		return runSettings{}, usageError("--max-failures: give N, P%% or none")
 	}
+	if err := o.view.check(); err != nil {
+		return runSettings{}, err
+	}
 	s := runSettings{
-		src: o.src, api: o.api, leaseTTL: o.leaseTTL, yes: o.yes, force: o.force,
-		reportPath: o.reportPath, metricsAddr: o.metricsAddr,
+		src: o.src, api: o.api, sel: sel, leaseTTL: o.leaseTTL, yes: o.yes, force: o.force,
+		reportPath: o.reportPath, metricsAddr: o.metricsAddr, view: o.view,
 		runner: runner.Config{
 			Rate: o.rate, DescribeRate: o.describeRate, Workers: o.workers, MaxInFlight: o.maxInFlight,
 			PollInterval: o.pollInterval, ResetTimeout: o.resetTimeout, SettleTime: o.settleTime,

@@ -71,11 +71,18 @@ func TestMigrate(t *testing.T) {
 			t.Errorf("%s on an empty schema: stderr = %q, want it to say run `batchreset migrate`", args[0], res.stderr)
 		}
 	}
-	for i := range 2 {
+	files, err := filepath.Glob(filepath.Join("..", "..", "migrations", "*.sql"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no migrations found: %v", err)
+	}
+	for i, want := range []string{
+		fmt.Sprintf("applied %d migrations; schema at version %d\n", len(files), len(files)),
+		fmt.Sprintf("schema is up to date at version %d\n", len(files)),
+	} {
 		res := batchreset(t, "migrate", "--database-url", url)
 		res.wantCode(t, exitOK, "migrate #", i+1)
-		if res.stdout != "schema is up to date\n" {
-			t.Errorf("migrate #%d: stdout = %q", i+1, res.stdout)
+		if res.stdout != want {
+			t.Errorf("migrate #%d: stdout = %q, want %q", i+1, res.stdout, want)
 		}
 	}
 	batchreset(t, "import", "--database-url", url, "--jobs", jobsPath).wantCode(t, exitOK, "import after migrate")
@@ -143,7 +150,7 @@ func TestPostgresRun(t *testing.T) {
 
 	res = batchreset(t, "status", "--database-url", url, "--run", "night")
 	res.wantCode(t, exitOK, "status")
-	for _, want := range []string{"run night (running)", "succeeded   115", "skipped     5", "pending     0", "in flight: 0", "last errors:", "Preflight"} {
+	for _, want := range []string{"run night (finished)", "succeeded   115", "skipped     5", "pending     0", "in flight: 0", "last errors:", "Preflight"} {
 		if !strings.Contains(res.stdout, want) {
 			t.Errorf("status does not show %q:\n%s", want, res.stdout)
 		}
@@ -214,7 +221,7 @@ func TestPostgresRun(t *testing.T) {
 		res := batchreset(t, verb, "--database-url", url, "--run", "night")
 		res.wantCode(t, exitOK, verb)
 	}
-	if res := batchreset(t, "status", "--database-url", url, "--run", "night"); !strings.HasPrefix(res.stdout, "run night (cancelled)") {
+	if res := batchreset(t, "status", "--database-url", url, "--run", "night"); !strings.HasPrefix(res.stdout, "run night (finished, cancelled)") {
 		t.Errorf("status after cancel:\n%s", res.stdout)
 	}
 }
@@ -239,8 +246,8 @@ func TestCronNothingDue(t *testing.T) {
 		"--poll-interval", "100ms", "--request-timeout", "1s", "--settle-time", "2s", "--lease-ttl", "2s"}
 	res := batchreset(t, args...)
 	res.wantCode(t, exitOK, "run with nothing due")
-	if !strings.Contains(res.stderr, "8 not finished: not yet due") {
-		t.Errorf("run with nothing due: stderr does not say the jobs are not yet due:\n%s", res.stderr)
+	if !strings.Contains(res.stdout, "8 not finished: not yet due") {
+		t.Errorf("run with nothing due: the summary does not say the jobs are not yet due:\n%s", res.stdout)
 	}
 	if st := f.emu.Stats(); st.Actions["ResetInstance"].Calls != 0 || st.Actions["DescribeInstances"].Calls != 0 {
 		t.Errorf("run with nothing due called the API: %+v", st.Actions)

@@ -118,9 +118,9 @@ var callsLine = regexp.MustCompile(`API calls: (\d+) ResetInstance`)
 // resetCalls returns the ResetInstance calls a finished run reports.
 func (p *proc) resetCalls(t *testing.T) int {
 	t.Helper()
-	m := callsLine.FindStringSubmatch(p.stderr.String())
+	m := callsLine.FindStringSubmatch(p.stdout.String())
 	if m == nil {
-		t.Fatalf("%s printed no summary:\n%s", p.name, tail(p.stderr.String(), 20))
+		t.Fatalf("%s printed no summary:\n%s", p.name, tail(p.stdout.String(), 20))
 	}
 	n, _ := strconv.Atoi(m[1])
 	return n

@@ -3,12 +3,10 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
 	"sync"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
-	"golang.org/x/term"
 
 	"github.com/batchreset/batchreset/runner"
 	"github.com/batchreset/batchreset/store"
@@ -23,20 +21,19 @@ type progress struct {
 
 const progressLogEvery = 10 * time.Second
 
-func (a *app) startProgress(st *runner.Stats, total int) *progress {
+func (a *app) startProgress(st *runner.Stats, ro *runner.Rollout, total int) *progress {
 	p := &progress{done: make(chan struct{})}
-	if total == 0 {
+	if total == 0 || a.quiet {
 		return p
 	}
-	f, tty := a.stderr.(*os.File)
-	tty = tty && term.IsTerminal(int(f.Fd()))
+	tty := isTerminal(a.stderr) && a.logFormat == "text"
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
 		if tty {
-			p.bar(a.stderr, st, total)
+			p.bar(a.stderr, st, ro, total)
 		} else {
-			p.lines(a, st, total)
+			p.lines(a, st, ro, total)
 		}
 	}()
 	return p
@@ -57,23 +54,34 @@ func finishedCount(t store.Totals) int {
 	return n
 }
 
-func (p *progress) bar(w io.Writer, st *runner.Stats, total int) {
+func (p *progress) bar(w io.Writer, st *runner.Stats, ro *runner.Rollout, total int) {
+	// The bar draws no time of its own: its prediction shows before
+	// anything is sent. progressETA adds one to the text once there is a
+	// rate.
 	bar := progressbar.NewOptions(total,
 		progressbar.OptionSetWriter(w),
 		progressbar.OptionSetWidth(30),
 		progressbar.OptionShowCount(),
-		progressbar.OptionSetPredictTime(true),
+		progressbar.OptionSetPredictTime(false),
 		progressbar.OptionThrottle(200*time.Millisecond),
 		progressbar.OptionClearOnFinish(),
 	)
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
+	start := time.Now()
 	for {
 		t := st.Totals()
-		bar.Describe(fmt.Sprintf("sent %d · in progress %d · ok %d · failed %d · unknown %d · skipped %d%s",
-			st.Submitted.Load(), st.InFlight.Load(), t[store.StatusSucceeded], t[store.StatusFailed],
-			t[store.StatusUnknown], t[store.StatusSkipped], pausedNote(st)))
-		bar.Set(finishedCount(t))
+		done := finishedCount(t)
+		// Set first: Describe draws at once, and with the count of
+		// before it the bar lagged its own text.
+		bar.Set(done)
+		desc := fmt.Sprintf("%ssent %d · in progress %d · ok %d · failed %d · unknown %d · skipped %d%s",
+			waveNote(ro), st.Submitted.Load(), st.InFlight.Load(), t[store.StatusSucceeded], t[store.StatusFailed],
+			t[store.StatusUnknown], t[store.StatusSkipped], pausedNote(st))
+		if _, eta, ok := progressETA(done, total, time.Since(start)); ok {
+			desc += " · ETA " + eta.Round(time.Second).String()
+		}
+		bar.Describe(desc)
 		select {
 		case <-p.done:
 			bar.Finish()
@@ -83,6 +91,29 @@ func (p *progress) bar(w io.Writer, st *runner.Stats, total int) {
 	}
 }
 
+// progressETA estimates the time left from the rate at which jobs have
+// finished so far; ok is false until one has.
+func progressETA(done, total int, elapsed time.Duration) (rate float64, eta time.Duration, ok bool) {
+	if done <= 0 || elapsed <= 0 {
+		return 0, 0, false
+	}
+	rate = float64(done) / elapsed.Seconds()
+	left := max(total-done, 0)
+	return rate, time.Duration(float64(left) / rate * float64(time.Second)), true
+}
+
+// waveNote names the current wave, "" when the run has no waves.
+func waveNote(ro *runner.Rollout) string {
+	if ro == nil || (ro.Canary == 0 && len(ro.Waves) == 0) {
+		return ""
+	}
+	n, canary := ro.Wave()
+	if canary {
+		return "canary · "
+	}
+	return fmt.Sprintf("wave %d · ", n)
+}
+
 func pausedNote(st *runner.Stats) string {
 	if st.Paused() {
 		return " · PAUSED"
@@ -90,7 +121,7 @@ func pausedNote(st *runner.Stats) string {
 	return ""
 }
 
-func (p *progress) lines(a *app, st *runner.Stats, total int) {
+func (p *progress) lines(a *app, st *runner.Stats, ro *runner.Rollout, total int) {
 	tick := time.NewTicker(progressLogEvery)
 	defer tick.Stop()
 	start := time.Now()
@@ -102,13 +133,20 @@ func (p *progress) lines(a *app, st *runner.Stats, total int) {
 		}
 		t := st.Totals()
 		done := finishedCount(t)
-		rate := float64(st.Submitted.Load()) / time.Since(start).Seconds()
+		elapsed := time.Since(start)
 		args := []any{"finished", done, "total", total, "sent", st.Submitted.Load(), "in_progress", st.InFlight.Load(),
 			"succeeded", t[store.StatusSucceeded], "failed", t[store.StatusFailed], "unknown", t[store.StatusUnknown],
-			"skipped", t[store.StatusSkipped], "resets_per_s", fmt.Sprintf("%.2f", rate)}
-		if rate > 0 && done < total {
-			args = append(args, "eta", time.Duration(float64(total-done)/rate*float64(time.Second)).Round(time.Second))
+			"skipped", t[store.StatusSkipped], "resets_per_s", roundTo(float64(st.Submitted.Load())/elapsed.Seconds(), 2)}
+		if ro != nil && (ro.Canary > 0 || len(ro.Waves) > 0) {
+			n, canary := ro.Wave()
+			args = append(args, "wave", n, "canary", canary)
 		}
-		a.log.Info("progress", args...)
+		if st.Paused() {
+			args = append(args, "paused", true)
+		}
+		if _, eta, ok := progressETA(done, total, elapsed); ok && done < total {
+			args = append(args, "eta", eta.Round(time.Second))
+		}
+		a.progressLog.Info("progress", args...)
 	}
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -145,30 +144,4 @@ func (rep *report) writeFile(path string) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
-}
-
-// printSummary prints the end-of-run summary to stderr.
-func (a *app) printSummary(rep *report, src jobSource, sum runner.Summary) {
-	w := a.stderr
-	fmt.Fprintf(w, "\n%d instances: %d succeeded, %d failed, %d unknown, %d skipped\n", rep.Instances,
-		rep.Totals["succeeded"], rep.Totals["failed"], rep.Totals["unknown"], rep.Totals["skipped"])
-	if n := rep.Totals["pending"] + rep.Totals["submitting"] + rep.Totals["submitted"]; n > 0 {
-		fmt.Fprintf(w, "%d not finished: not yet due, or held by another runner; a later run takes them\n", n)
-	}
-	if rep.Durations != nil {
-		fmt.Fprintf(w, "reset durations: p50 %.1fs, p95 %.1fs, max %.1fs\n", rep.Durations.P50, rep.Durations.P95, rep.Durations.Max)
-	}
-	fmt.Fprintf(w, "API calls: %d ResetInstance, %d DescribeInstances, %d throttled\n", sum.Calls, sum.Describes, sum.Throttled)
-	if sum.Dropped > 0 {
-		fmt.Fprintf(w, "%d job(s) handed back: their state could not be recorded by this runner (taken over by another, or the store unreachable); the runner holding them, or the next run, settles them\n", sum.Dropped)
-	}
-	if sum.ResetTwice > 0 {
-		fmt.Fprintf(w, "%d instance(s) were reset by another process too while ours ran (error code %s): check them\n", sum.ResetTwice, runner.CodeResetTwice)
-	}
-	if sum.StopReason != "" {
-		fmt.Fprintf(w, "new resets stopped: %s\n", sum.StopReason)
-	}
-	if _, ok := src.(*csvSource); ok {
-		fmt.Fprintln(w, src.Describe())
-	}
 }

@@ -36,30 +36,45 @@ var wantedVersion = sync.OnceValue(func() int32 {
 // tern records its version in that schema's schema_version table. Migrate on
 // an up-to-date schema does nothing.
 func (s *Store) Migrate(ctx context.Context) error {
+	_, _, err := s.MigrateCount(ctx)
+	return err
+}
+
+// MigrateCount is Migrate, and says how many migrations it applied and the
+// schema's version after them.
+func (s *Store) MigrateCount(ctx context.Context) (applied int, version int32, err error) {
 	// A connection of its own, closed afterwards: if ctx ends mid-way, tern
 	// cannot release its session-level advisory lock, and a pooled
 	// connection would carry that lock on.
 	conn, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig.Copy())
 	if err != nil {
-		return fmt.Errorf("migrate: %w", err)
+		return 0, 0, fmt.Errorf("migrate: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 
 	schema, err := currentSchema(ctx, conn)
 	if err != nil {
-		return fmt.Errorf("migrate: %w", err)
+		return 0, 0, fmt.Errorf("migrate: %w", err)
 	}
 	m, err := migrate.NewMigrator(ctx, conn, versionTable(schema))
 	if err != nil {
-		return fmt.Errorf("migrate schema %q: %w", schema, err)
+		return 0, 0, fmt.Errorf("migrate schema %q: %w", schema, err)
 	}
 	if err := m.LoadMigrations(migrations.FS); err != nil {
-		return fmt.Errorf("migrate schema %q: %w", schema, err)
+		return 0, 0, fmt.Errorf("migrate schema %q: %w", schema, err)
+	}
+	before, err := m.GetCurrentVersion(ctx)
+	if err != nil {
+		return 0, 0, fmt.Errorf("migrate schema %q: %w", schema, err)
 	}
 	if err := m.Migrate(ctx); err != nil {
-		return fmt.Errorf("migrate schema %q: %w", schema, err)
+		return 0, 0, fmt.Errorf("migrate schema %q: %w", schema, err)
 	}
-	return nil
+	after, err := m.GetCurrentVersion(ctx)
+	if err != nil {
+		return 0, 0, fmt.Errorf("migrate schema %q: %w", schema, err)
+	}
+	return int(after - before), after, nil
 }
 
 // CheckSchema reports whether the schema has every embedded migration. It

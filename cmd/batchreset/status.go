@@ -1,0 +1,319 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/batchreset/batchreset/runner"
+	"github.com/batchreset/batchreset/store"
+	csvstore "github.com/batchreset/batchreset/store/csv"
+	"github.com/batchreset/batchreset/store/postgres"
+)
+
+// Run states, as status, runs and the status page show them.
+const (
+	stateNotStarted = "not started" // nothing was ever sent
+	stateFinished   = "finished"    // every job has an outcome
+	stateUnfinished = "unfinished"  // CSV: running now, or stopped; a rerun resumes
+)
+
+// statusOrder is the order statuses are listed in.
+var statusOrder = []store.Status{store.StatusPending, store.StatusSubmitting, store.StatusSubmitted,
+	store.StatusSucceeded, store.StatusFailed, store.StatusUnknown, store.StatusSkipped}
+
+// rateWindow is how far back status looks for the current reset rate.
+const rateWindow = time.Minute
+
+// runStatus is a snapshot of one run: what `status` prints and the status
+// page shows.
+type runStatus struct {
+	Run  string `json:"run"`
+	Mode string `json:"mode"` // csv or postgres
+	// State is not started, running, paused, cancelled (Postgres),
+	// unfinished (CSV: running now, or stopped) or finished.
+	State     string         `json:"state"`
+	Control   string         `json:"control,omitempty"` // Postgres: running, paused or cancelled
+	StartedAt *time.Time     `json:"started_at,omitempty"`
+	Jobs      int            `json:"jobs"`
+	Totals    map[string]int `json:"totals"`
+	InFlight  int            `json:"in_flight"`
+	Leased    *int           `json:"leased,omitempty"`  // Postgres: unfinished jobs leased by live runners
+	Runners   *int           `json:"runners,omitempty"` // Postgres: runners holding them
+	// Failures counts failed and unknown jobs, which the failure budget
+	// (Budget, from --max-failures; nil: none) is held against.
+	Failures   int    `json:"failures"`
+	Budget     *int   `json:"budget,omitempty"`
+	BudgetFlag string `json:"max_failures"`
+	// ResetsPerSecond is the rate of resets accepted over the last
+	// minute; ETASeconds the time left to send the rest at that rate, when
+	// there is one. Both from the jobs' records (CSV mode).
+	ResetsPerSecond *float64      `json:"resets_per_s,omitempty"`
+	ETASeconds      *float64      `json:"eta_seconds,omitempty"`
+	LastErrors      []statusError `json:"last_errors"`
+}
+
+type statusError struct {
+	InstanceID string    `json:"instance_id"`
+	Status     string    `json:"status"`
+	Code       string    `json:"code,omitempty"`
+	Message    string    `json:"message,omitempty"`
+	At         time.Time `json:"at"`
+}
+
+// csvStatus is the status of a CSV run, from its journal's records.
+func csvStatus(run string, jobs []store.Job, started time.Time, budget int, now time.Time) runStatus {
+	st := runStatus{Run: run, Mode: "csv", Jobs: len(jobs), Totals: zeroTotals(), LastErrors: []statusError{}}
+	var recent, left int
+	var errs []store.Job
+	for _, j := range jobs {
+		st.Totals[string(j.Status)]++
+		if j.Status == store.StatusSubmitting || j.Status == store.StatusSubmitted {
+			st.InFlight++
+		}
+		if j.Status == store.StatusFailed || j.Status == store.StatusUnknown {
+			st.Failures++
+		}
+		if j.Status == store.StatusPending {
+			left++
+		}
+		if !j.SubmittedAt.IsZero() && now.Sub(j.SubmittedAt) <= rateWindow {
+			recent++
+		}
+		if j.ErrorCode != "" || j.ErrorMessage != "" {
+			errs = append(errs, j)
+		}
+	}
+	st.State = stateUnfinished
+	switch {
+	case started.IsZero():
+		st.State = stateNotStarted
+	case left+st.InFlight == 0:
+		st.State = stateFinished
+	}
+	if !started.IsZero() {
+		st.StartedAt = timePtr(started)
+	}
+	if budget >= 0 {
+		st.Budget = &budget
+	}
+	if st.State == stateUnfinished {
+		window := min(rateWindow, now.Sub(started))
+		if window > 0 {
+			rate := roundTo(float64(recent)/window.Seconds(), 2)
+			st.ResetsPerSecond = &rate
+			if rate > 0 {
+				eta := roundTo(float64(left)/rate, 0)
+				st.ETASeconds = &eta
+			}
+		}
+	}
+	// The latest errors first, as Postgres status lists them.
+	for i := len(errs) - 1; i >= 0 && len(st.LastErrors) < 10; i-- {
+		j := errs[i]
+		at := j.FinishedAt
+		if at.IsZero() {
+			at = j.IntentAt
+		}
+		st.LastErrors = append(st.LastErrors, statusError{InstanceID: j.InstanceID, Status: string(j.Status), Code: j.ErrorCode, Message: j.ErrorMessage, At: at.UTC()})
+	}
+	return st
+}
+
+// dbStatus is the status of a Postgres run.
+func dbStatus(run string, s postgres.Status, started time.Time, budget int) runStatus {
+	st := runStatus{Run: run, Mode: "postgres", Jobs: s.Jobs, Totals: zeroTotals(), InFlight: s.InFlight,
+		Leased: &s.Leased, Runners: &s.Owners, Control: string(s.Control), LastErrors: []statusError{}}
+	for k, v := range s.Totals {
+		st.Totals[string(k)] = v
+	}
+	st.Failures = st.Totals[string(store.StatusFailed)] + st.Totals[string(store.StatusUnknown)]
+	st.State = runState(started, st.Totals[string(store.StatusPending)]+st.InFlight, string(s.Control))
+	if !started.IsZero() {
+		st.StartedAt = timePtr(started)
+	}
+	if budget >= 0 {
+		st.Budget = &budget
+	}
+	for _, e := range s.LastErrors {
+		st.LastErrors = append(st.LastErrors, statusError{InstanceID: e.InstanceID, Status: string(e.Status), Code: e.Code, Message: e.Message, At: e.At.UTC()})
+	}
+	return st
+}
+
+// defaultResults is the results file of a jobs file when --out names none.
+func defaultResults(jobsPath string) string {
+	return filepath.Join(filepath.Dir(jobsPath), "results.csv")
+}
+
+func zeroTotals() map[string]int {
+	t := map[string]int{}
+	for _, s := range statusOrder {
+		t[string(s)] = 0
+	}
+	return t
+}
+
+func (a *app) statusCommand() *cobra.Command {
+	var src sourceFlags
+	var output, maxFailures string
+	cmd := &cobra.Command{
+		Use:   "status (--jobs FILE.csv | --database-url URL [--run NAME]) [--output text|json]",
+		Short: "Show a run's counts by status, resets in flight, failures against the budget and the last errors",
+		Long: `Show a run's counts by status, resets in flight, failures against the
+failure budget, the last errors and, in CSV mode, the current reset rate and
+the time left at that rate.
+
+In CSV mode status reads the run's state file (OUT.state) without locking or
+changing it, so it may watch a run live from another terminal. A run that
+never started says so.`,
+		Example: `  batchreset status --jobs fleet.csv
+  batchreset status --run nightly --output json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if output != "text" && output != "json" {
+				return usageError("--output must be text or json, not %q", output)
+			}
+			if err := src.resolve(osEnv); err != nil {
+				return err
+			}
+			st, err := a.readStatus(cmd.Context(), src, maxFailures, time.Now())
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				enc := json.NewEncoder(a.stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(st)
+			}
+			printStatus(a.stdout, st)
+			return nil
+		},
+	}
+	src.add(cmd.Flags())
+	cmd.Flags().StringVar(&src.outPath, "out", "", "results CSV of the run (CSV mode; default results.csv beside the jobs file)")
+	cmd.Flags().StringVar(&output, "output", "text", "text or json")
+	cmd.Flags().StringVar(&maxFailures, "max-failures", defaultMaxFailures, "the run's failure budget, to show failures against it (as for run; none: no budget)")
+	return cmd
+}
+
+// readStatus reads the status of the run src names, read-only.
+func (a *app) readStatus(ctx context.Context, src sourceFlags, maxFailures string, now time.Time) (runStatus, error) {
+	budget := func(total int) (int, error) {
+		if strings.EqualFold(maxFailures, "none") {
+			return -1, nil
+		}
+		n, _, err := runner.ResolveBudget(maxFailures, total)
+		if err != nil {
+			return 0, usageError("--max-failures: %v (or none)", err)
+		}
+		return n, nil
+	}
+	if src.jobsPath != "" {
+		input, err := csvstore.ReadJobs(src.jobsPath, src.region)
+		if err != nil {
+			return runStatus{}, &exitError{code: exitUsage, err: err}
+		}
+		b, err := budget(len(input))
+		if err != nil {
+			return runStatus{}, err
+		}
+		out := src.outPath
+		if out == "" {
+			out = defaultResults(src.jobsPath)
+		}
+		jobs, started := input, time.Time{}
+		if _, err := os.Stat(out + ".state"); err == nil {
+			jobs, started, err = csvstore.ReadState(out+".state", input, csvstore.Fingerprint(input))
+			if err != nil {
+				return runStatus{}, &exitError{code: exitUsage, err: err}
+			}
+		}
+		st := csvStatus(src.jobsPath, jobs, started, b, now)
+		st.BudgetFlag = maxFailures
+		return st, nil
+	}
+	db, err := openDB(ctx, src.databaseURL, true)
+	if err != nil {
+		return runStatus{}, err
+	}
+	defer db.Close()
+	st, err := runStatusOf(ctx, db, src.runName, budget)
+	st.BudgetFlag = maxFailures
+	return st, err
+}
+
+// runStatusOf reads the status of a Postgres run.
+func runStatusOf(ctx context.Context, db *postgres.Store, run string, budget func(int) (int, error)) (runStatus, error) {
+	st, err := db.Status(ctx, run)
+	if errors.Is(err, store.ErrNotFound) {
+		return runStatus{}, usageError("run %q does not exist", run)
+	}
+	if err != nil {
+		return runStatus{}, &exitError{code: exitFatal, err: err}
+	}
+	started, err := db.RunStarted(ctx, run)
+	if err != nil {
+		return runStatus{}, &exitError{code: exitFatal, err: err}
+	}
+	b, err := budget(st.Jobs)
+	if err != nil {
+		return runStatus{}, err
+	}
+	return dbStatus(run, st, started, b), nil
+}
+
+func printStatus(w io.Writer, st runStatus) {
+	state := st.State
+	if st.Control != "" && st.Control != string(store.ControlRunning) && st.Control != st.State {
+		state += ", " + st.Control // a finished run cancelled, say
+	}
+	fmt.Fprintf(w, "run %s (%s)\n", st.Run, state)
+	if st.StartedAt != nil {
+		fmt.Fprintf(w, "started %s\n", st.StartedAt.Format(time.RFC3339))
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, s := range statusOrder {
+		fmt.Fprintf(tw, "  %s\t%d\n", s, st.Totals[string(s)])
+	}
+	if n := st.Totals["unhealthy"]; n > 0 {
+		fmt.Fprintf(tw, "  unhealthy\t%d\n", n)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "in flight: %d", st.InFlight)
+	if st.Leased != nil {
+		fmt.Fprintf(w, ", leased by runners: %d", *st.Leased)
+	}
+	fmt.Fprintln(w)
+	if st.Budget != nil {
+		fmt.Fprintf(w, "failures: %d, budget %d (--max-failures %s)", st.Failures, *st.Budget, st.BudgetFlag)
+		if st.Failures > *st.Budget {
+			fmt.Fprint(w, " (exceeded: new resets stopped)")
+		}
+		fmt.Fprintln(w)
+	} else {
+		fmt.Fprintf(w, "failures: %d, no budget\n", st.Failures)
+	}
+	if st.ResetsPerSecond != nil {
+		fmt.Fprintf(w, "rate: %.2f resets/s over the last minute", *st.ResetsPerSecond)
+		if st.ETASeconds != nil {
+			fmt.Fprintf(w, "; about %s left to send the rest", (time.Duration(*st.ETASeconds) * time.Second).String())
+		}
+		fmt.Fprintln(w)
+	}
+	if len(st.LastErrors) > 0 {
+		fmt.Fprintln(w, "last errors:")
+		for _, e := range st.LastErrors {
+			fmt.Fprintf(w, "  %s  %s  %s: %s\n", e.At.Format(time.RFC3339), e.InstanceID, e.Code, e.Message)
+		}
+	}
+}
