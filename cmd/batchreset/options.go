@@ -196,9 +196,9 @@ func (o *runFlags) settings(now time.Time, getenv func(string) string) (runSetti
 	if err := o.api.resolve(getenv); err != nil {
 		return runSettings{}, err
 	}
-	sel, err := o.sel.settings(now, o.src, o.api)
-	if err != nil {
-		return runSettings{}, err
+	sel, selErr := o.sel.settings(now, o.src, o.api)
+	if selErr != nil {
+		return runSettings{}, selErr
 	}
 	for _, r := range []struct {
 		flag string

@@ -34,6 +34,7 @@ blueprint, and the expected duration at --rate. plan never calls ResetInstance.`
 	}
 	o.src.add(cmd.Flags())
 	o.api.add(cmd.Flags())
+	o.sel.add(cmd.Flags())
 	cmd.Flags().Float64Var(&o.rate, "rate", runner.DefaultRate, "ResetInstance calls per second, for the duration estimate")
 	cmd.Flags().DurationVar(&o.expectedDuration, "expected-duration", 5*time.Minute, "one reset's duration, for the estimate")
 	o.login.add(cmd.Flags())
@@ -44,6 +45,7 @@ blueprint, and the expected duration at --rate. plan never calls ResetInstance.`
 type planFlags struct {
 	src              sourceFlags
 	api              apiFlags
+	sel              selectorFlags
 	rate             float64
 	expectedDuration time.Duration
 	login            loginFlags
@@ -64,8 +66,15 @@ func (a *app) runPlan(ctx context.Context, o *planFlags) error {
 		return err
 	}
 	o.api.emu.keyPairs = login.KeyIDs
+	sel, err := o.sel.settings(time.Now(), o.src, o.api)
+	if err != nil {
+		return err
+	}
 	cred, err := a.credential(o.api)
 	if err != nil {
+		return err
+	}
+	if nothing, err := a.freeze(ctx, sel, o.src, o.api, cred, runner.DefaultDescribeRate); err != nil || nothing {
 		return err
 	}
 	src, err := a.openSource(ctx, o.src, false, false, 0)

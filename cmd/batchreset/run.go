@@ -62,6 +62,9 @@ func (a *app) runRun(ctx context.Context, s runSettings) error {
 	if err != nil {
 		return err // before anything is opened or written
 	}
+	if nothing, err := a.freeze(ctx, s.sel, s.src, s.api, cred, s.runner.DescribeRate); err != nil || nothing {
+		return err
+	}
 	src, err := a.openSource(ctx, s.src, true, s.force, s.leaseTTL)
 	if err != nil {
 		return err
