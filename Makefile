@@ -2,7 +2,7 @@
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GO      ?= go
 BIN     := bin/batchreset
-.PHONY: help build demo test test/race test/short bench fuzz lint check tidy db/test db/reset
+.PHONY: help build demo demo/health test test/race test/short bench fuzz lint check tidy db/test db/reset
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z/_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -12,6 +12,11 @@ build: ## Build bin/batchreset
 
 demo: ## Reset jobs.example.csv against the built-in emulator
 	$(GO) run ./cmd/batchreset run --jobs jobs.example.csv --emulate --yes --out demo-results.csv --force
+
+demo/health: build ## Reset jobs.example.csv in waves with --health agent; one emulated agent never returns (exit 2, one unhealthy)
+	$(BIN) run --jobs jobs.example.csv --emulate --yes --out demo-health-results.csv --force \
+		--health agent --health-timeout 30s --waves 25% --emulate-agent-lost 1 --emulate-failure-rate 0 --emulate-reset-max 3s; \
+	  code=$$?; test $$code -eq 2 && echo "demo/health: exit 2, as intended: the instance whose agent never came back is unhealthy" || { echo "demo/health: exit $$code, want 2"; exit 1; }
 
 test: ## go vet, every test with the race detector, then the fault matrix twice more (-count=3 in all), against PostgreSQL
 	$(GO) vet ./...

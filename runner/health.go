@@ -154,7 +154,7 @@ func (r *Runner) pollHealth(ctx context.Context, tasks map[int64]*task, seen Ins
 		case h.Mode == HealthCommand && t.kind == kindAgent:
 			t.agentBack(now)
 		case h.Bake > 0 && !t.health.baked:
-			r.log.Info("healthy; baking", "instance_id", t.job.InstanceID, "bake", h.Bake)
+			r.log.Debug("healthy; baking", "instance_id", t.job.InstanceID, "bake", h.Bake)
 			t.baking(now)
 		default:
 			ends = append(ends, healthEnd{t, verdict{act: actFinish, status: store.StatusSucceeded}})

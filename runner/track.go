@@ -77,7 +77,7 @@ func (r *Runner) poll(ctx context.Context, tasks map[int64]*task) (resend []*tas
 			continue
 		}
 		if v.act == actFinish && v.status == store.StatusSucceeded && r.cfg.Health.enabled() {
-			r.log.Info("reset succeeded; checking health", "instance_id", t.job.InstanceID, "request_id", t.job.RequestID)
+			r.log.Debug("reset succeeded; checking health", "instance_id", t.job.InstanceID, "request_id", t.job.RequestID)
 			if r.cfg.Health.Mode == HealthNone {
 				t.baking(now)
 			} else {
