@@ -18,13 +18,15 @@ import (
 
 // The state journal is a file of JSON lines. The first is a header,
 //
-//	{"batchreset_state":1,"run_id":"sha256:…"}
+//	{"batchreset_state":2,"run_id":"sha256:…","started":"…"}
 //
-// and each further line is the whole record of one job as saved, the last
-// one per instance winning. Lines are only ever appended, and a line is
-// durable once the Save that wrote it has returned.
+// and each further line is a record of one Save. Lines are only ever
+// appended, and a line is durable once the Save that wrote it has returned;
+// compaction replaces the whole file at once. Version 2 records say what
+// changed (see journalDelta); version 1 records, still read, are the whole
+// job as saved (record), the last one per instance winning.
 const (
-	journalVersion = 1
+	journalVersion = journalDelta
 	// maxJournalLine caps one journal line; a record is well under 1 KiB
 	// unless the cloud sends a very long error message.
 	maxJournalLine = 16 << 20
@@ -215,10 +217,11 @@ func formatNano(t time.Time) string {
 }
 
 // replay reads the journal from the start of s.f and applies its records to
-// s.jobs. It returns the offset where the valid journal ends (before a torn
-// last line, or 0 if even the header is missing or torn).
-func (s *Store) replay(runID string) (end int64, err error) {
-	br := bufio.NewReaderSize(s.f, 64<<10)
+// s.tab. It returns the offset where the valid journal ends (before a torn
+// last line, or 0 if even the header is missing or torn) and the journal's
+// version.
+func (s *Store) replay(runID string) (end int64, version int, err error) {
+	br := bufio.NewReaderSize(s.f, 256<<10)
 	var buf []byte
 	for n := 1; ; n++ {
 		line, size, tooLong, err := readJournalLine(br, buf[:0])
@@ -229,41 +232,71 @@ func (s *Store) replay(runID string) (end int64, err error) {
 			// look like the start of a header, lest Open wipe a file that
 			// was never a journal.
 			if n == 1 && size > 0 && !bytes.HasPrefix(line, headerPrefix) && !bytes.HasPrefix(headerPrefix, line) {
-				return 0, &RowError{Path: s.path, Line: n, Err: errors.New("not a batchreset state file")}
+				return 0, 0, &RowError{Path: s.path, Line: n, Err: errors.New("not a batchreset state file")}
 			}
-			return end, nil
+			return end, version, nil
 		}
 		if err != nil {
-			return 0, fmt.Errorf("read state %s: %w", s.path, err)
+			return 0, 0, fmt.Errorf("read state %s: %w", s.path, err)
 		}
 		if tooLong {
-			return 0, &RowError{Path: s.path, Line: n, Err: fmt.Errorf("corrupt: line over %d bytes", maxJournalLine)}
+			return 0, 0, &RowError{Path: s.path, Line: n, Err: fmt.Errorf("corrupt: line over %d bytes", maxJournalLine)}
 		}
 		line = line[:len(line)-1] // the line break
-		if n == 1 {
-			if s.started, err = checkHeader(line, runID); err != nil {
-				return 0, &RowError{Path: s.path, Line: n, Err: err}
+		switch {
+		case n == 1:
+			if s.started, version, err = checkHeader(line, runID); err != nil {
+				return 0, 0, &RowError{Path: s.path, Line: n, Err: err}
 			}
-		} else {
-			j, err := decodeRecord(line)
-			if err != nil {
-				return 0, &RowError{Path: s.path, Line: n, Err: fmt.Errorf("corrupt record: %w", err)}
+		case version == 1:
+			if err := s.replayRecord(line); err != nil {
+				return 0, 0, &RowError{Path: s.path, Line: n, Err: err}
 			}
-			i, ok := s.index[j.InstanceID]
-			if !ok {
-				return 0, &RowError{Path: s.path, Line: n, Err: fmt.Errorf("record for %s, which is not in the input", j.InstanceID)}
+		default:
+			if err := s.replayDelta(line); err != nil {
+				return 0, 0, &RowError{Path: s.path, Line: n, Err: err}
 			}
-			in := &s.jobs[i]
-			if err := checkSameJob(in, &j); err != nil {
-				return 0, &RowError{Path: s.path, Line: n, Err: fmt.Errorf("record for %s: %w", j.InstanceID, err)}
-			}
-			// Share the input's strings rather than keep a copy per job.
-			j.ID, j.InstanceID, j.BlueprintID, j.Region, j.KeyIDs = in.ID, in.InstanceID, in.BlueprintID, in.Region, in.KeyIDs
-			s.jobs[i] = j
+		}
+		if n > 1 {
 			s.records++
 		}
 		end += size
 	}
+}
+
+// replayRecord applies a version-1 record: the whole job.
+func (s *Store) replayRecord(line []byte) error {
+	j, err := decodeRecord(line)
+	if err != nil {
+		return fmt.Errorf("corrupt record: %w", err)
+	}
+	i, ok := s.tab.find(j.InstanceID)
+	if !ok {
+		return fmt.Errorf("record for %s, which is not in the input", j.InstanceID)
+	}
+	in := s.tab.input(i)
+	if err := checkSameJob(&in, &j); err != nil {
+		return fmt.Errorf("record for %s: %w", j.InstanceID, err)
+	}
+	j.ID = in.ID
+	return s.tab.set(i, &j)
+}
+
+// replayDelta applies a version-2 record: what changed.
+func (s *Store) replayDelta(line []byte) error {
+	d, err := decodeDelta(line)
+	if err != nil {
+		return fmt.Errorf("corrupt record: %w", err)
+	}
+	if d.n < 0 || d.n >= int64(s.tab.len()) {
+		return fmt.Errorf("record for job %d, which is not in the input of %d", d.n, s.tab.len())
+	}
+	i := int(d.n)
+	j := s.tab.get(i)
+	if err := d.apply(&j, s.tab.input(i), s.started); err != nil {
+		return fmt.Errorf("corrupt record: %w", err)
+	}
+	return s.tab.set(i, &j)
 }
 
 // checkSameJob reports a record j that does not describe input job in: what
@@ -281,21 +314,24 @@ func checkSameJob(in, j *store.Job) error {
 	return nil
 }
 
-func checkHeader(line []byte, runID string) (started time.Time, err error) {
+func checkHeader(line []byte, runID string) (started time.Time, version int, err error) {
 	var h journalHeader
 	if err := json.Unmarshal(line, &h); err != nil || h.Version == nil {
-		return time.Time{}, errors.New("not a batchreset state file")
+		return time.Time{}, 0, errors.New("not a batchreset state file")
 	}
 	if h.Started != "" {
 		started, _ = time.Parse(time.RFC3339Nano, h.Started)
 	}
-	if *h.Version != journalVersion {
-		return time.Time{}, fmt.Errorf("state format version %d, want %d", *h.Version, journalVersion)
+	if *h.Version != 1 && *h.Version != journalVersion {
+		return time.Time{}, 0, fmt.Errorf("state format version %d, want 1 or %d", *h.Version, journalVersion)
+	}
+	if *h.Version == journalVersion && started.IsZero() {
+		return time.Time{}, 0, errors.New("corrupt header: no started time")
 	}
 	if h.RunID != runID {
-		return time.Time{}, fmt.Errorf("%w (run_id %q, this input is %q): finish that run or move the file away", ErrOtherRun, h.RunID, runID)
+		return time.Time{}, 0, fmt.Errorf("%w (run_id %q, this input is %q): finish that run or move the file away", ErrOtherRun, h.RunID, runID)
 	}
-	return started, nil
+	return started, *h.Version, nil
 }
 
 // readJournalLine appends the next line of br, with its line break, to buf.

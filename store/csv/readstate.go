@@ -19,13 +19,19 @@ func ReadState(statePath string, jobs []store.Job, runID string) ([]store.Job, t
 		return nil, time.Time{}, fmt.Errorf("read state: %w", err)
 	}
 	defer f.Close()
-	s := &Store{path: statePath, f: f, index: make(map[string]int, len(jobs)), jobs: make([]store.Job, len(jobs))}
-	copy(s.jobs, jobs)
+	b := &builder{t: newTable(len(jobs))}
 	for i := range jobs {
-		s.index[jobs[i].InstanceID] = i
+		if err := b.add(&jobs[i]); err != nil {
+			return nil, time.Time{}, fmt.Errorf("read state: %w", err)
+		}
 	}
-	if _, err := s.replay(runID); err != nil {
+	tab, err := b.finish()
+	if err != nil {
 		return nil, time.Time{}, fmt.Errorf("read state: %w", err)
 	}
-	return s.jobs, s.started, nil
+	s := &Store{path: statePath, f: f, tab: tab}
+	if _, _, err := s.replay(runID); err != nil {
+		return nil, time.Time{}, fmt.Errorf("read state: %w", err)
+	}
+	return s.Jobs(), s.started, nil
 }

@@ -20,16 +20,16 @@ func (s *Store) Requeue(ctx context.Context, instanceIDs []string) (int, error) 
 	s.mu.Lock()
 	jobs := make([]store.Job, 0, len(instanceIDs))
 	for _, id := range instanceIDs {
-		i, ok := s.index[id]
+		i, ok := s.tab.find(id)
 		if !ok {
 			s.mu.Unlock()
 			return 0, fmt.Errorf("requeue %s: %w", id, store.ErrNotFound)
 		}
-		if !s.jobs[i].Status.Terminal() || s.claimed[i] {
+		if !s.tab.status(i).Terminal() || s.claimed[i] {
 			s.mu.Unlock()
-			return 0, fmt.Errorf("requeue %s: job is %s, not finished", id, s.jobs[i].Status)
+			return 0, fmt.Errorf("requeue %s: job is %s, not finished", id, s.tab.status(i))
 		}
-		jobs = append(jobs, requeued(s.jobs[i]))
+		jobs = append(jobs, requeued(s.tab.get(i)))
 	}
 	s.mu.Unlock()
 	for k := range jobs {
@@ -37,7 +37,8 @@ func (s *Store) Requeue(ctx context.Context, instanceIDs []string) (int, error) 
 			return k, fmt.Errorf("requeue: %w", err)
 		}
 		s.mu.Lock()
-		s.low = min(s.low, s.index[jobs[k].InstanceID])
+		i, _ := s.tab.find(jobs[k].InstanceID)
+		s.low = min(s.low, i)
 		s.mu.Unlock()
 	}
 	return len(jobs), nil

@@ -1,12 +1,15 @@
 package csv
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,48 +24,59 @@ var errClosed = errors.New("store is closed")
 // Store keeps the jobs of a run driven from CSV files, for one process. It
 // satisfies runner.Store.
 //
-// Jobs live in memory; every Save is appended to a journal file (the state
-// file) and synced to disk before Save returns, so that a crash loses no
-// recorded step and the next Open with the same input resumes where the run
-// stopped. Concurrent Saves share one write and one fsync (group commit): a
-// single goroutine writes everything queued while the previous fsync ran.
-// An exclusive flock on the state file keeps a second process, or a second
-// Open in this one, out, so leases and fencing tokens are not needed:
-// Renew does nothing and Fence is not checked.
+// Jobs live in memory, compactly (see table: about 100 bytes a job); every
+// Save is appended to a journal file (the state file) and synced to disk
+// before Save returns, so that a crash loses no recorded step and the next
+// Open with the same input resumes where the run stopped. Concurrent Saves
+// share one write and one fsync (group commit): a single goroutine writes
+// everything queued while the previous fsync ran. An exclusive flock on the
+// state file keeps a second process, or a second Open in this one, out, so
+// leases and fencing tokens are not needed: Renew does nothing and Fence is
+// not checked.
 //
-// The state file holds JSON lines: a header naming the run,
-//
-//	{"batchreset_state":1,"run_id":"sha256:…"}
-//
-// then the whole job record written by each Save (snake_case keys, times in
-// RFC 3339 with nanoseconds, "" when zero), the last one per instance
-// winning. It grows with every Save; a run of 100,000 jobs writes some
-// 100 MB.
+// The state file holds JSON lines: a header naming the run, then one record
+// per Save saying what changed (journal version 2; see journalDelta). Close
+// compacts it to one record per job that has a state, in input order,
+// written beside it and renamed over it, so that a finished run of a million
+// jobs keeps some 180 MB rather than a gigabyte, and resumes the same.
+// Journals of version 1 (the whole job per Save) are read, and compacted to
+// version 2 when opened.
 //
 // A Store is safe for concurrent use. Close it to release the lock.
 type Store struct {
 	path    string
 	f       *os.File
-	w       syncWriter     // the journal: f, or a test double
-	index   map[string]int // instance ID → position in jobs; read-only
-	records int            // journal records replayed by Open
-	syncs   atomic.Int64   // fsyncs done, for benchmarks
-	kick    chan struct{}  // wakes the writer; buffered, never blocks
-	stop    chan struct{}  // closed by Close
-	stopped chan struct{}  // closed when the writer has exited
-	close   sync.Once      // guards the closing of stop and f
+	w       syncWriter    // the journal: f, or a test double
+	records int           // journal records replayed by Open
+	syncs   atomic.Int64  // fsyncs done, for benchmarks
+	kick    chan struct{} // wakes the writer; buffered, never blocks
+	stop    chan struct{} // closed by Close
+	stopped chan struct{} // closed when the writer has exited
+	close   sync.Once     // guards the closing of stop and f
 
-	mu      sync.Mutex  // guards the fields below
-	jobs    []store.Job // current state, in input order; updated once durable
-	claimed []bool      // claimed[i]: jobs[i] is handed out by Claim
-	low     int         // every job before low is terminal or claimed
-	queue   *batch      // records waiting for the next write
-	spare   *batch      // a written batch's buffers, for reuse
-	closed  bool        // Close was called
-	failed  error       // the journal write that failed; sticky
+	mu      sync.Mutex // guards the fields below
+	tab     *table     // current state, in input order; updated once durable
+	claimed []bool     // claimed[i]: job i is handed out by Claim
+	low     int        // every job before low is terminal or claimed
+	queue   *batch     // records waiting for the next write
+	spare   *batch     // a written batch's buffers, for reuse
+	// ahead holds, for jobs with records queued but not yet durable, the
+	// job as the latest of them leaves it: the next record is a delta
+	// from there.
+	ahead   map[int]aheadJob
+	seq     uint64 // numbers queued records, for ahead
+	written int    // records in the journal: replayed and appended
+	closed  bool   // Close was called
+	failed  error  // the journal write that failed; sticky
 
+	runID   string    // the input's fingerprint
 	started time.Time // when the run began
 	guard   *Registry // the host's instances in flight; nil: none
+}
+
+type aheadJob struct {
+	j   store.Job
+	seq uint64
 }
 
 // Guard makes the Store keep reg, the host's registry of instances in
@@ -85,8 +99,9 @@ type batch struct {
 }
 
 type item struct {
-	i int
-	j store.Job
+	i   int
+	j   store.Job
+	seq uint64
 }
 
 // Open opens or creates the state file at statePath for a run over jobs, the
@@ -95,62 +110,93 @@ type item struct {
 // refused with ErrOtherRun, so two runs never mix. A torn last line, left by
 // a crash in the middle of a write, is dropped; any other damage is an error
 // naming the file and line. If another Store holds the file, in this process
-// or another, Open returns store.ErrLocked.
+// or another, Open returns store.ErrLocked. Most callers should use
+// OpenFile, which reads a jobs CSV without holding its jobs twice.
 func Open(statePath string, jobs []store.Job, runID string) (*Store, error) {
 	if runID == "" {
 		return nil, errors.New("open state: empty run ID")
 	}
-	index := make(map[string]int, len(jobs))
+	b := &builder{t: newTable(len(jobs))}
 	for i := range jobs {
-		id := jobs[i].InstanceID
-		if id == "" {
-			return nil, fmt.Errorf("open state: job %d has no instance ID", jobs[i].ID)
+		if err := b.add(&jobs[i]); err != nil {
+			return nil, fmt.Errorf("open state: %w", err)
 		}
-		if _, dup := index[id]; dup {
-			return nil, fmt.Errorf("open state: instance %s appears twice in the input", id)
-		}
-		index[id] = i
 	}
-
-	f, err := os.OpenFile(statePath, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o644)
+	tab, err := b.finish()
 	if err != nil {
 		return nil, fmt.Errorf("open state: %w", err)
 	}
-	// flock locks belong to the open file description, so a second Open in
-	// this process conflicts too; the kernel drops the lock if we die.
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("open state %s: %w", statePath, store.ErrLocked)
-		}
-		return nil, fmt.Errorf("lock state %s: %w", statePath, err)
-	}
+	return openTable(statePath, tab, runID)
+}
 
+// openTable is Open for jobs already in a table.
+func openTable(statePath string, tab *table, runID string) (*Store, error) {
+	f, err := lockJournal(statePath)
+	if err != nil {
+		return nil, err
+	}
 	s := &Store{
 		path:    statePath,
 		f:       f,
 		w:       f,
-		index:   index,
 		kick:    make(chan struct{}, 1),
 		stop:    make(chan struct{}),
 		stopped: make(chan struct{}),
-		jobs:    make([]store.Job, len(jobs)),
-		claimed: make([]bool, len(jobs)),
+		tab:     tab,
+		claimed: make([]bool, tab.len()),
+		ahead:   make(map[int]aheadJob),
+		runID:   runID,
 	}
-	copy(s.jobs, jobs) // the caller may drop or reuse its slice
 	if err := s.prepare(runID); err != nil {
-		f.Close()
+		s.f.Close()
 		return nil, fmt.Errorf("open state: %w", err)
 	}
 	go s.writeLoop()
 	return s, nil
 }
 
-// prepare replays the journal and leaves the file ready for appending.
+// lockJournal opens (or creates) the journal at path for appending and
+// takes its lock. It makes sure that the file locked is the one at path: a
+// Store that compacts the journal renames a new file over it, and one
+// opened just before that holds a file no longer there.
+func lockJournal(path string) (*os.File, error) {
+	for {
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o644)
+		if err != nil {
+			return nil, fmt.Errorf("open state: %w", err)
+		}
+		// flock locks belong to the open file description, so a second
+		// Open in this process conflicts too; the kernel drops the lock
+		// if we die.
+		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+			f.Close()
+			if errors.Is(err, unix.EWOULDBLOCK) {
+				return nil, fmt.Errorf("open state %s: %w", path, store.ErrLocked)
+			}
+			return nil, fmt.Errorf("lock state %s: %w", path, err)
+		}
+		held, err1 := f.Stat()
+		named, err2 := os.Stat(path)
+		if err1 == nil && err2 == nil && os.SameFile(held, named) {
+			return f, nil
+		}
+		f.Close()
+		if err := cmp.Or(err1, err2); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("open state: %w", err)
+		}
+	}
+}
+
+// prepare replays the journal and leaves the file ready for appending: a
+// journal of version 1 is compacted to version 2 first.
 func (s *Store) prepare(runID string) error {
-	end, err := s.replay(runID)
+	end, version, err := s.replay(runID)
 	if err != nil {
 		return err
+	}
+	s.written = s.records
+	if version == 1 {
+		return s.compact(runID)
 	}
 	st, err := s.f.Stat()
 	if err != nil {
@@ -162,7 +208,7 @@ func (s *Store) prepare(runID string) error {
 		}
 	}
 	if end == 0 {
-		s.started = time.Now()
+		s.started = time.Now().Round(0)
 		if _, err := s.f.Write(encodeHeader(runID, s.started)); err != nil {
 			return err
 		}
@@ -173,7 +219,7 @@ func (s *Store) prepare(runID string) error {
 		return syncDir(filepath.Dir(s.path))
 	}
 	if s.started.IsZero() {
-		s.started = time.Now()
+		s.started = time.Now().Round(0)
 	}
 	if st.Size() != end {
 		return s.f.Sync()
@@ -189,25 +235,98 @@ func (s *Store) Started() time.Time { return s.started }
 // Store was opened, that is, whether this run continues an earlier one.
 func (s *Store) Resumed() bool { return s.records > 0 }
 
-// Totals counts the jobs by status.
+// Totals counts the jobs by status, without statuses no job has.
 func (s *Store) Totals() store.Totals {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t := make(store.Totals)
-	for i := range s.jobs {
-		t[s.jobs[i].Status]++
-	}
-	return t
+	return s.tab.totalsMap()
+}
+
+// Len returns how many jobs the run has.
+func (s *Store) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tab.len()
 }
 
 // Jobs returns the current state of every job, in input order: what the
-// journal holds, including the effect of every Save that has returned.
+// journal holds, including the effect of every Save that has returned. A
+// large run is better read with All, which holds a few jobs at a time.
 func (s *Store) Jobs() []store.Job {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	jobs := make([]store.Job, len(s.jobs))
-	copy(jobs, s.jobs)
+	jobs := make([]store.Job, s.tab.len())
+	for i := range jobs {
+		jobs[i] = s.tab.get(i)
+	}
 	return jobs
+}
+
+// allChunk is how many jobs All copies out at a time.
+const allChunk = 1024
+
+// All returns an iterator over the current state of every job, in input
+// order, as Jobs would return them. It holds the Store's lock only while it
+// copies out a few jobs at a time, never while the caller's loop runs, so a
+// Save may land while it runs: each job is as it was when copied.
+func (s *Store) All() iter.Seq[store.Job] {
+	return func(yield func(store.Job) bool) {
+		buf := make([]store.Job, 0, allChunk)
+		for next := 0; ; {
+			buf = buf[:0]
+			s.mu.Lock()
+			n := s.tab.len()
+			for ; next < n && len(buf) < allChunk; next++ {
+				buf = append(buf, s.tab.get(next))
+			}
+			s.mu.Unlock()
+			if len(buf) == 0 {
+				return
+			}
+			for _, j := range buf {
+				if !yield(j) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// Summary is what a command needs to know of a run before it starts on it.
+type Summary struct {
+	// Jobs counts every job, Unfinished those not terminal.
+	Jobs, Unfinished int
+	// Regions lists the regions of the unfinished jobs, in order.
+	Regions []string
+	// Sample names the first few unfinished instances, in input order.
+	Sample []string
+}
+
+// summarySample is how many instances Summary names.
+const summarySample = 3
+
+// Summary counts the jobs without copying them.
+func (s *Store) Summary() Summary {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.tab
+	sum := Summary{Jobs: t.len()}
+	seen := make(map[uint32]bool)
+	for i := range t.len() {
+		if t.status(i).Terminal() {
+			continue
+		}
+		sum.Unfinished++
+		if r := t.in[i].region; !seen[r] {
+			seen[r] = true
+			sum.Regions = append(sum.Regions, t.strs[r])
+		}
+		if len(sum.Sample) < summarySample {
+			sum.Sample = append(sum.Sample, t.instance(i))
+		}
+	}
+	slices.Sort(sum.Regions)
+	return sum
 }
 
 // Claim returns up to n jobs, in input order, that are not terminal, are due
@@ -224,16 +343,20 @@ func (s *Store) Claim(ctx context.Context, n int) (jobs []store.Job, waiting boo
 	if err := s.usable(); err != nil {
 		return nil, false, fmt.Errorf("claim jobs: %w", err)
 	}
-	for s.low < len(s.jobs) && (s.claimed[s.low] || s.jobs[s.low].Status.Terminal()) {
+	t := s.tab
+	for s.low < t.len() && (s.claimed[s.low] || t.status(s.low).Terminal()) {
 		s.low++
 	}
-	for i := s.low; i < len(s.jobs) && len(jobs) < n; i++ {
-		j := &s.jobs[i]
-		if s.claimed[i] || j.Status.Terminal() || j.NotBefore.After(now) {
+	for i := s.low; i < t.len() && len(jobs) < n; i++ {
+		if s.claimed[i] || t.status(i).Terminal() {
+			continue
+		}
+		j := t.get(i)
+		if j.NotBefore.After(now) {
 			continue
 		}
 		s.claimed[i] = true
-		jobs = append(jobs, *j)
+		jobs = append(jobs, j)
 	}
 	return jobs, false, nil
 }
@@ -243,7 +366,7 @@ func (s *Store) Release(ctx context.Context, jobs []store.Job) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for k := range jobs {
-		i, ok := s.index[jobs[k].InstanceID]
+		i, ok := s.tab.find(jobs[k].InstanceID)
 		if !ok {
 			return fmt.Errorf("release %s: %w", jobs[k].InstanceID, store.ErrNotFound)
 		}
@@ -299,31 +422,28 @@ func (s *Store) Save(ctx context.Context, j *store.Job) error {
 
 // enqueue queues j for the next write and returns the batch to wait on.
 func (s *Store) enqueue(j *store.Job) (*batch, error) {
-	i, ok := s.index[j.InstanceID]
-	if !ok {
-		return nil, fmt.Errorf("save %s: %w", j.InstanceID, store.ErrNotFound)
-	}
 	if !j.Status.Valid() {
 		return nil, fmt.Errorf("save %s: invalid status %q", j.InstanceID, j.Status)
 	}
-	rec := *j
 	s.mu.Lock()
-	in := s.jobs[i] // its ID, instance, blueprint and region never change
-	s.mu.Unlock()
-	if err := checkSameJob(&in, &rec); err != nil {
+	defer s.mu.Unlock()
+	i, ok := s.tab.find(j.InstanceID)
+	if !ok {
+		return nil, fmt.Errorf("save %s: %w", j.InstanceID, store.ErrNotFound)
+	}
+	in := s.tab.input(i) // its ID, instance, blueprint, region and login never change
+	if err := checkSameJob(&in, j); err != nil {
 		return nil, fmt.Errorf("save %s: %w", j.InstanceID, err)
 	}
-	// Share the input's strings rather than keep a copy per job.
-	rec.ID, rec.InstanceID, rec.BlueprintID, rec.Region = in.ID, in.InstanceID, in.BlueprintID, in.Region
-	line, err := encodeRecord(&rec) // outside the lock: callers encode in parallel
-	if err != nil {
-		return nil, fmt.Errorf("save %s: %w", j.InstanceID, err)
-	}
-
-	s.mu.Lock()
 	if err := s.usable(); err != nil {
-		s.mu.Unlock()
 		return nil, fmt.Errorf("save %s: %w", j.InstanceID, err)
+	}
+	rec := *j
+	// Share the input's strings rather than keep a copy per job.
+	rec.ID, rec.InstanceID, rec.BlueprintID, rec.Region, rec.KeyIDs = in.ID, in.InstanceID, in.BlueprintID, in.Region, in.KeyIDs
+	prev, queued := s.ahead[i]
+	if !queued {
+		prev.j = s.tab.get(i)
 	}
 	b := s.queue
 	if b == nil {
@@ -335,9 +455,15 @@ func (s *Store) enqueue(j *store.Job) (*batch, error) {
 		b.done = make(chan struct{})
 		s.queue = b
 	}
-	b.buf = append(b.buf, line...)
-	b.items = append(b.items, item{i: i, j: rec})
-	s.mu.Unlock()
+	mark := len(b.buf)
+	b.buf = appendDelta(b.buf, i, &prev.j, &rec, s.started, false)
+	if len(b.buf)-mark >= maxJournalLine {
+		b.buf = b.buf[:mark]
+		return nil, fmt.Errorf("save %s: record of %d bytes exceeds the journal's %d", j.InstanceID, len(b.buf)-mark, maxJournalLine)
+	}
+	s.seq++
+	s.ahead[i] = aheadJob{j: rec, seq: s.seq}
+	b.items = append(b.items, item{i: i, j: rec, seq: s.seq})
 
 	select {
 	case s.kick <- struct{}{}:
@@ -397,8 +523,14 @@ func (s *Store) commit(b *batch) {
 		}
 		err = s.failed
 	} else {
+		s.written += len(b.items)
 		for _, it := range b.items {
-			s.jobs[it.i] = it.j
+			if err := s.tab.set(it.i, &it.j); err != nil {
+				panic(err) // enqueue checked the status
+			}
+			if a := s.ahead[it.i]; a.seq == it.seq {
+				delete(s.ahead, it.i)
+			}
 			if !it.j.Status.Terminal() && !s.claimed[it.i] {
 				s.low = min(s.low, it.i)
 			}
@@ -431,9 +563,11 @@ func clear0(items []item) []item {
 	return items[:0]
 }
 
-// Close waits for queued Saves to be written, then closes the state file
-// and releases its lock. The journal is left in place: the caller deletes it
-// once the results file is written. Close may be called more than once.
+// Close waits for queued Saves to be written, compacts the journal (see
+// Store) unless it is compact already or a write failed, then closes the
+// state file and releases its lock. The journal is left in place: the
+// caller deletes it once the results file is written. Close may be called
+// more than once.
 func (s *Store) Close() error {
 	var err error
 	s.close.Do(func() {
@@ -442,7 +576,13 @@ func (s *Store) Close() error {
 		s.mu.Unlock()
 		close(s.stop)
 		<-s.stopped
-		if cerr := s.f.Close(); cerr != nil {
+		s.mu.Lock()
+		stale := s.failed == nil && s.written > s.tab.stateful()
+		s.mu.Unlock()
+		if stale {
+			err = s.compact("")
+		}
+		if cerr := s.f.Close(); cerr != nil && err == nil {
 			err = fmt.Errorf("close state %s: %w", s.path, cerr)
 		}
 	})

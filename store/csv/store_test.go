@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -133,20 +134,36 @@ func TestStoreJournalFormat(t *testing.T) {
 	j.Status = store.StatusSubmitting
 	j.IntentAt = time.Date(2025, 3, 1, 10, 0, 0, 5, time.UTC)
 	save(t, s, j)
+	j.Status = store.StatusSubmitted
+	j.RequestID = "6f1c0a9e-1b7d-4c1e-9a3f-000000010000"
+	j.Attempts = 1
+	save(t, s, j)
 	started := s.Started().UTC().Format(time.RFC3339Nano)
-	closeStore(t, s)
+	intent := strconv.FormatInt(j.IntentAt.UnixNano()-s.Started().UnixNano(), 10)
+	header := `{"batchreset_state":2,"run_id":"` + tb.runID + `","started":"` + started + `"}` + "\n"
 
+	// Each record says what changed since the job's previous one.
 	got, err := os.ReadFile(tb.path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"batchreset_state":1,"run_id":"` + tb.runID + `","started":"` + started + `"}` + "\n" +
-		`{"id":3,"run":"","instance_id":"lhins-00000001","blueprint_id":"","region":"ap-guangzhou",` +
-		`"status":"submitting","request_id":"","prev_request_id":"","error_code":"","error_message":"",` +
-		`"attempts":0,"not_before":"","intent_at":"2025-03-01T10:00:00.000000005Z","submitted_at":"",` +
-		`"finished_at":"","fence":0}` + "\n"
+	want := header +
+		`{"n":1,"s":"submitting","i":` + intent + `}` + "\n" +
+		`{"n":1,"s":"submitted","r":"6f1c0a9e-1b7d-4c1e-9a3f-000000010000","a":1}` + "\n"
 	if diff := cmp.Diff(want, string(got)); diff != "" {
 		t.Errorf("state file mismatch (-want +got):\n%s", diff)
+	}
+
+	// Close compacts it to one record per job with a state.
+	closeStore(t, s)
+	got, err = os.ReadFile(tb.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = header +
+		`{"n":1,"z":1,"s":"submitted","r":"6f1c0a9e-1b7d-4c1e-9a3f-000000010000","a":1,"i":` + intent + `}` + "\n"
+	if diff := cmp.Diff(want, string(got)); diff != "" {
+		t.Errorf("compacted state file mismatch (-want +got):\n%s", diff)
 	}
 }
 
@@ -272,8 +289,8 @@ func TestStoreOpenErrors(t *testing.T) {
 		},
 		{
 			name:    "OtherVersion",
-			content: func(tb *testBundle) string { return `{"batchreset_state":2,"run_id":"x"}` + "\n" },
-			want:    ":1: state format version 2, want 1",
+			content: func(tb *testBundle) string { return `{"batchreset_state":3,"run_id":"x"}` + "\n" },
+			want:    ":1: state format version 3, want 1 or 2",
 		},
 		{
 			name:    "NotAJournal",
@@ -500,8 +517,6 @@ func TestStoreGroupCommitDurable(t *testing.T) {
 			t.Fatalf("job %d: Attempts = %d, want %d", i, j.Attempts, rounds-1+i%2)
 		}
 	}
-	closeStore(t, s)
-
 	data, err := os.ReadFile(tb.path)
 	if err != nil {
 		t.Fatal(err)
@@ -509,6 +524,7 @@ func TestStoreGroupCommitDurable(t *testing.T) {
 	if got, want := bytes.Count(data, []byte("\n")), 1+workers*rounds; got != want {
 		t.Errorf("state file has %d lines, want %d: a header and one per Save", got, want)
 	}
+	closeStore(t, s)
 	s = tb.open(t)
 	if diff := cmp.Diff(want, s.Jobs()); diff != "" {
 		t.Errorf("Jobs() after reopening mismatch (-want +got):\n%s", diff)
