@@ -104,9 +104,10 @@ type Cloud struct {
 
 	// Reachability: when a call last got an answer from the API, and the
 	// latest error of a call that got none.
-	mu         sync.Mutex
-	answeredAt time.Time
-	silentErr  error
+	mu          sync.Mutex
+	answeredAt  time.Time
+	silentErr   error
+	throttledAt map[string]time.Time // the latest throttle per action
 
 	bpMu sync.Mutex
 	bps  map[string]*lighthouse.Blueprint // by region/id; nil: absent
@@ -161,9 +162,9 @@ func NewCloud(cfg CloudConfig) (*Cloud, error) {
 	c := &Cloud{api: cfg.API, send: cfg.Sender, log: cfg.Logger, lims: map[string]*Spacer{}, gate: map[string]*backoff{}, answeredAt: time.Now()}
 	for action, perSecond := range cloudRates(cfg) {
 		if cfg.Shared != nil {
-			c.lims[action] = NewSpacer(cfg.Shared.SlotSource(action, Interval(perSecond, guard)), guard)
+			c.lims[action] = NewRateSpacer(cfg.Shared.SlotSource(action, Interval(perSecond, guard)), perSecond, guard)
 		} else {
-			c.lims[action] = NewLimiter(perSecond, guard)
+			c.lims[action] = NewRateSpacer(newLocalSlots(Interval(perSecond, guard), time.Now()), perSecond, guard)
 		}
 		c.gate[action] = newBackoff(500*time.Millisecond, 30*time.Second)
 	}
@@ -205,9 +206,40 @@ func (c *Cloud) observe(action string, err error) *lighthouse.APIError {
 		c.gate[action].success()
 	case ae != nil && ae.Throttled():
 		c.Throttled.Add(1)
+		if c.isolated(action) {
+			// One throttle after a quiet spell (a neighbour's call in the
+			// same server second, jitter) costs the call its slot only;
+			// a second within throttleQuiet pauses every caller.
+			break
+		}
 		c.gate[action].hit()
 	}
 	return ae
+}
+
+// throttleQuiet is how long after a throttle another one of the same action
+// counts as throttling that persists, which pauses every caller.
+const throttleQuiet = 5 * time.Second
+
+// isolated records a throttle of action and reports whether it is the first
+// for throttleQuiet.
+func (c *Cloud) isolated(action string) bool {
+	now := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.throttledAt == nil {
+		c.throttledAt = map[string]time.Time{}
+	}
+	last, seen := c.throttledAt[action]
+	c.throttledAt[action] = now
+	return !seen || now.Sub(last) > throttleQuiet
+}
+
+// JitterGuard returns the jitter allowance in force for ResetInstance:
+// the configured guard, or the spread of the call latencies measured when
+// it is larger. The rate costs a factor 1/(1+JitterGuard/1s).
+func (c *Cloud) JitterGuard() time.Duration {
+	return c.lims[lighthouse.ActionResetInstance].Guard()
 }
 
 // Silence reports how long no call has had an answer from the API, and the
@@ -236,8 +268,11 @@ func (c *Cloud) ResetPaused() bool { return c.gate[lighthouse.ActionResetInstanc
 // Reset sends one ResetInstance, in a slot taken with WaitReset.
 func (c *Cloud) Reset(ctx context.Context, region string, req lighthouse.ResetInstanceRequest) (string, error) {
 	c.Calls.Add(1)
+	start := time.Now()
 	id, err := c.send.ResetInstanceWith(ctx, region, req)
-	c.observe(lighthouse.ActionResetInstance, err)
+	if ae := c.observe(lighthouse.ActionResetInstance, err); err == nil || (ae != nil && ae.RequestID != "") {
+		c.lims[lighthouse.ActionResetInstance].Observe(time.Since(start))
+	}
 	return id, err
 }
 

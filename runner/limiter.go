@@ -33,14 +33,90 @@ type SlotSource = store.SlotSource
 // (descheduled on a busy host, a slow reply from the database), so that a
 // late call never lands among the calls of later slots. It is safe for
 // concurrent use.
+//
+// A Spacer made for a rate (NewRateSpacer) also adapts to the network it
+// sees: Observe feeds it the latencies of answered calls, and once their
+// spread exceeds the guard, it lets its own calls go no closer than
+// (1s+spread)/rate, so that jitter the guard did not foresee still never
+// puts rate+1 calls in one server second. That costs the rate a factor
+// 1/(1+spread); Guard reports the allowance in force.
 type Spacer struct {
-	src     SlotSource
-	maxLate time.Duration
+	src       SlotSource
+	maxLate   time.Duration
+	guard     time.Duration
+	perSecond float64 // 0: no adaptation
+
+	mu        sync.Mutex
+	last      time.Time       // when the latest call was let go
+	latencies []time.Duration // of answered calls, a ring of latencyWindow
+	next      int
+	floor     time.Duration // least gap between this Spacer's calls; 0: none
+	measured  time.Duration // the spread in force, when above guard
 }
+
+// latencyWindow is how many answered calls' latencies the spread is taken
+// over, and minLatencies how many it needs before it is trusted.
+const (
+	latencyWindow = 128
+	minLatencies  = 16
+	// maxGuard caps the measured allowance: beyond it the network, not the
+	// limiter, is the problem, and the rate would collapse.
+	maxGuard = 250 * time.Millisecond
+	// warmupGuard is the allowance before minLatencies calls were answered.
+	warmupGuard = 100 * time.Millisecond
+)
 
 // NewSpacer returns a Spacer taking slots from src, spaced for guard.
 func NewSpacer(src SlotSource, guard time.Duration) *Spacer {
-	return &Spacer{src: src, maxLate: guard / 2}
+	return &Spacer{src: src, maxLate: guard / 2, guard: guard}
+}
+
+// NewRateSpacer is NewSpacer for slots of perSecond calls a second, which
+// adapts its allowance to the latencies Observe reports.
+func NewRateSpacer(src SlotSource, perSecond float64, guard time.Duration) *Spacer {
+	s := NewSpacer(src, guard)
+	s.perSecond = perSecond
+	s.floor = Interval(perSecond, max(guard, warmupGuard))
+	return s
+}
+
+// Observe records the latency of one answered call (sent to answer read).
+func (s *Spacer) Observe(latency time.Duration) {
+	if s.perSecond == 0 || latency <= 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.latencies) < latencyWindow {
+		s.latencies = append(s.latencies, latency)
+	} else {
+		s.latencies[s.next] = latency
+		s.next = (s.next + 1) % latencyWindow
+	}
+	if len(s.latencies) < minLatencies {
+		// Until the spread can be trusted, assume the widest path that
+		// runners sharing a database may have.
+		s.floor = Interval(s.perSecond, max(s.guard, warmupGuard))
+		return
+	}
+	lo, hi := s.latencies[0], s.latencies[0]
+	for _, l := range s.latencies {
+		lo, hi = min(lo, l), max(hi, l)
+	}
+	spread := min(hi-lo, maxGuard)
+	if spread <= s.guard {
+		s.floor, s.measured = 0, 0
+		return
+	}
+	s.floor, s.measured = Interval(s.perSecond, spread), spread
+}
+
+// Guard returns the jitter allowance in force: the measured spread of
+// latencies when it exceeds the guard the Spacer was made with.
+func (s *Spacer) Guard() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return max(s.guard, s.measured)
 }
 
 // Interval returns the spacing that perSecond calls a second need with guard
@@ -87,8 +163,30 @@ func (s *Spacer) Wait(ctx context.Context) error {
 		if s.maxLate > 0 && time.Since(slot) > s.maxLate && late < maxLateRetries {
 			continue
 		}
-		return nil
+		return s.keepFloor(ctx)
 	}
+}
+
+// keepFloor holds the caller until the measured floor has passed since the
+// previous call this Spacer let go.
+func (s *Spacer) keepFloor(ctx context.Context) error {
+	s.mu.Lock()
+	at := time.Now()
+	if s.floor > 0 && s.last.Add(s.floor).After(at) {
+		at = s.last.Add(s.floor)
+	}
+	s.last = at
+	s.mu.Unlock()
+	if d := time.Until(at); d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
 }
 
 // localSlots is a GCRA without burst on this process's monotonic clock.

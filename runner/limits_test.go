@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"net/http"
 	"net/http/httptest"
 	"slices"
 	"sync"
@@ -284,4 +286,40 @@ func TestUnreachableEndpoint(t *testing.T) {
 			t.Errorf("%s: %s after %d attempts, want pending and untouched", j.InstanceID, j.Status, j.Attempts)
 		}
 	}
+}
+
+// jitteryNetwork delays each ResetInstance on its way to the server by a
+// random 0–max, as a path with that much jitter does.
+func jitteryNetwork(maxDelay time.Duration, seed uint64) func(http.Handler) http.Handler {
+	var mu sync.Mutex
+	rng := rand.New(rand.NewPCG(seed, seed))
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Header.Get("X-TC-Action") == lighthouse.ActionResetInstance {
+				mu.Lock()
+				d := time.Duration(rng.Int64N(int64(maxDelay)))
+				mu.Unlock()
+				time.Sleep(d)
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// TestJitterAdapts runs at the limit over a path with 70ms of arrival
+// jitter, more than the 20ms the limiter starts with: it measures the spread
+// of its calls' latencies and spaces for it, so that no server second holds
+// more than the limit; the summary reports the allowance.
+func TestJitterAdapts(t *testing.T) {
+	t.Parallel()
+	b := setup(t, scenario{n: 120, limit: 10, wrap: jitteryNetwork(70*time.Millisecond, 3)})
+	sum, jobs := b.run(t, nil)
+	totals := b.verify(t, jobs, verdict{})
+	if totals[store.StatusSucceeded] != len(b.jobs) {
+		t.Errorf("totals = %v, want all %d succeeded", totals, len(b.jobs))
+	}
+	if sum.JitterGuard < 50*time.Millisecond {
+		t.Errorf("Summary.JitterGuard = %v, want the measured spread (about 70ms)", sum.JitterGuard)
+	}
+	t.Logf("jitter allowance %v: rate × %.3f", sum.JitterGuard, 1/(1+sum.JitterGuard.Seconds()))
 }

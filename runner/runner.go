@@ -108,8 +108,12 @@ type Summary struct {
 	Describes  int64 // DescribeInstances calls sent
 	Dropped    int64 // jobs given up because their state could not be saved
 	ResetTwice int64 // instances another process reset too (CodeResetTwice)
-	Durations  []time.Duration
-	StopReason string // why submission stopped early, "" if it did not
+	// JitterGuard is the jitter allowance ResetInstance calls were spaced
+	// for at the end: the configured guard, or the measured spread of the
+	// calls' latencies when larger. The rate costs 1/(1+JitterGuard/1s).
+	JitterGuard time.Duration
+	Durations   []time.Duration
+	StopReason  string // why submission stopped early, "" if it did not
 	// Paused reports that the run was paused by the operator when this
 	// runner ended: the jobs it did not start wait for `resume`.
 	Paused bool
@@ -255,6 +259,7 @@ func (r *Runner) Run(ctx context.Context) (Summary, error) {
 	sum := r.stats.summary()
 	st := r.adm.load()
 	sum.StopReason, sum.Paused = st.reason, st.mode == admitPaused
+	sum.JitterGuard = r.cloud.JitterGuard()
 	if st.fatal != nil && sum.StopReason == "" {
 		sum.StopReason = "fatal error: " + st.fatal.Error()
 	}

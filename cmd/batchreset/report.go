@@ -38,6 +38,21 @@ type callSummary struct {
 	ResetInstance     int64 `json:"reset_instance"`
 	DescribeInstances int64 `json:"describe_instances"`
 	Throttled         int64 `json:"throttled"`
+	// JitterGuard is the jitter allowance ResetInstance calls were spaced
+	// for (measured when above the configured guard), and RateFactor its
+	// cost: the share of the rate it leaves, 1/(1+JitterGuard).
+	JitterGuard float64 `json:"jitter_guard_seconds,omitempty"`
+	RateFactor  float64 `json:"rate_factor,omitempty"`
+}
+
+// calls summarises the calls of a run.
+func calls(sum runner.Summary) callSummary {
+	c := callSummary{ResetInstance: sum.Calls, DescribeInstances: sum.Describes, Throttled: sum.Throttled}
+	if sum.JitterGuard > 0 {
+		c.JitterGuard = sum.JitterGuard.Seconds()
+		c.RateFactor = 1 / (1 + sum.JitterGuard.Seconds())
+	}
+	return c
 }
 
 type outcome struct {
@@ -100,7 +115,8 @@ func buildReport(jobs []store.Job, outcomes bool, sum runner.Summary, s runSetti
 	rep := newReport(jobs, outcomes)
 	rep.StartedAt, rep.FinishedAt = timePtr(started), timePtr(finished)
 	rep.StopReason = sum.StopReason
-	rep.Calls = &callSummary{ResetInstance: sum.Calls, DescribeInstances: sum.Describes, Throttled: sum.Throttled}
+	c := calls(sum)
+	rep.Calls = &c
 	rc, ro := s.runner, s.rollout
 	windowEnd := ""
 	if !ro.windowEnd.IsZero() {

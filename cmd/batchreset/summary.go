@@ -48,7 +48,7 @@ type runSummary struct {
 func newRunSummary(rep *report, jobs []store.Job, src jobSource, sum runner.Summary, signal string) runSummary {
 	s := runSummary{
 		Instances: rep.Instances, Totals: rep.Totals, Durations: rep.Durations,
-		Calls:   callSummary{ResetInstance: sum.Calls, DescribeInstances: sum.Describes, Throttled: sum.Throttled},
+		Calls:   calls(sum),
 		Dropped: sum.Dropped, ResetTwice: sum.ResetTwice, StopReason: sum.StopReason, Paused: sum.Paused, Interrupted: signal,
 		Attention: []outcome{},
 	}
