@@ -91,7 +91,7 @@ func (o *apiFlags) resolve(getenv func(string) string) error {
 type runFlags struct {
 	src sourceFlags
 	api apiFlags
-	sel selectorFlags
+	sel selectorFlags // added by the run command only: retry works on a list it has
 
 	force        bool
 	rate         float64
@@ -129,7 +129,6 @@ const defaultMaxFailures = "10%"
 func (o *runFlags) add(fs *pflag.FlagSet) {
 	o.src.add(fs)
 	o.api.add(fs)
-	o.sel.add(fs)
 	fs.StringVar(&o.src.outPath, "out", "", "results CSV (CSV mode; default results.csv beside the jobs file)")
 	fs.BoolVar(&o.force, "force", false, "replace a results file that belongs to no resumable run")
 	fs.Float64Var(&o.rate, "rate", runner.DefaultRate, "ResetInstance calls per second for the whole account (API limit: 10)")

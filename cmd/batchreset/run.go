@@ -50,6 +50,7 @@ keeps tracking those sent; a second one exits at once.`,
 		},
 	}
 	o.add(cmd.Flags())
+	o.sel.add(cmd.Flags())
 	return cmd
 }
 

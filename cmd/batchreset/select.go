@@ -560,7 +560,11 @@ is refused by the API, whose error code the message names.`,
 			return a.runSelect(cmd.Context(), s)
 		},
 	}
-	fs := cmd.Flags()
+	o.add(cmd.Flags())
+	return cmd
+}
+
+func (o *selectFlags) add(fs *pflag.FlagSet) {
 	o.sel.add(fs)
 	o.api.add(fs)
 	fs.VisitAll(func(f *pflag.Flag) {
@@ -573,7 +577,6 @@ is refused by the API, whose error code the message names.`,
 	fs.StringVar(&o.databaseURL, "database-url", "", "PostgreSQL URL, with --run (env DATABASE_URL)")
 	fs.Float64Var(&o.describeRate, "describe-rate", runner.DefaultDescribeRate, "DescribeInstances calls per second for the whole account (API limit: 100; half leaves room for other tools)")
 	fs.BoolVar(&o.verbose, "verbose", false, "list every instance left out, with the reason")
-	return cmd
 }
 
 // runSelect resolves the selector and saves the list.
