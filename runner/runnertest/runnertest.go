@@ -33,10 +33,13 @@ type Allow struct {
 	// the truth is unknowable for it; AnyUnknown allows it for all.
 	Unknown    map[string]string
 	AnyUnknown bool
+	// Unhealthy allows jobs whose reset happened but whose health check
+	// did not pass.
+	Unhealthy bool
 }
 
 // All allows every terminal outcome.
-var All = Allow{Failed: true, Skipped: true, AnyUnknown: true}
+var All = Allow{Failed: true, Skipped: true, AnyUnknown: true, Unhealthy: true}
 
 // Check judges jobs, the final records of a run: one record and one
 // terminal outcome per input instance; no instance reset more than once; a
@@ -117,10 +120,20 @@ func Check(t testing.TB, jobs []store.Job, l Ledger, a Allow) store.Totals {
 			if j.RequestID != "" && !appliedOurs && j.ErrorCode != runner.CodeResetTwice {
 				t.Errorf("%s: unknown with a RequestId the emulator did not apply (applied %v)", where, applied)
 			}
+		case store.StatusUnhealthy:
+			if !a.Unhealthy {
+				t.Errorf("%s: unhealthy, want succeeded", where)
+			}
+			if !appliedOurs || j.ErrorCode == "" || j.ErrorMessage == "" {
+				t.Errorf("%s: unhealthy, but the emulator applied %v / no reason: an unhealthy job's reset happened", where, applied)
+			}
+			if shown && (in.LatestOperationRequestID != j.RequestID || in.LatestOperationState != lighthouse.OperationSuccess) {
+				t.Errorf("%s: unhealthy but the instance shows %s %s, not our reset's SUCCESS", where, in.LatestOperationRequestID, in.LatestOperationState)
+			}
 		default:
 			t.Errorf("%s: not terminal", where)
 		}
-		if j.Status != store.StatusSucceeded && j.Status != store.StatusUnknown && j.ErrorCode != "OperationFailed" && j.RequestID != "" && len(applied) == 0 {
+		if j.Status != store.StatusSucceeded && j.Status != store.StatusUnknown && j.Status != store.StatusUnhealthy && j.ErrorCode != "OperationFailed" && j.RequestID != "" && len(applied) == 0 {
 			t.Errorf("%s: records RequestId %q, but the emulator applied no reset", where, j.RequestID)
 		}
 	}
