@@ -3,8 +3,6 @@ package csv
 import (
 	"bufio"
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -76,16 +74,11 @@ type record struct {
 // state file is only resumed with the input that started it. A job without
 // login settings hashes as before they existed.
 func Fingerprint(jobs []store.Job) string {
-	h := sha256.New()
+	var fp fingerprint
 	for i := range jobs {
-		j := &jobs[i]
-		fmt.Fprintf(h, "%s\x00%s\x00%s", j.InstanceID, j.BlueprintID, j.Region)
-		if len(j.KeyIDs) > 0 || j.AutoGeneratePassword {
-			fmt.Fprintf(h, "\x00%s\x00%t", strings.Join(j.KeyIDs, store.KeyIDSeparator), j.AutoGeneratePassword)
-		}
-		h.Write([]byte{'\n'})
+		fp.add(&jobs[i])
 	}
-	return "sha256:" + hex.EncodeToString(h.Sum(nil))
+	return fp.sum()
 }
 
 func encodeHeader(runID string, started time.Time) []byte {

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -37,13 +39,18 @@ const formulaTriggers = "=+-@\t\r'"
 // is written with a leading ' (as is a value starting with '); IDs, regions,
 // statuses, counts and times never start with one. ReadResults undoes it.
 func WriteResults(w io.Writer, jobs []store.Job) error {
+	return WriteResultsSeq(w, slices.Values(jobs))
+}
+
+// WriteResultsSeq is WriteResults for jobs from an iterator, such as
+// Store.All, so that a large run is written without holding its jobs.
+func WriteResultsSeq(w io.Writer, jobs iter.Seq[store.Job]) error {
 	cw := csv.NewWriter(w)
 	if err := cw.Write(resultColumns); err != nil {
 		return fmt.Errorf("write results: %w", err)
 	}
 	row := make([]string, len(resultColumns))
-	for i := range jobs {
-		j := &jobs[i]
+	for j := range jobs {
 		row[0] = j.InstanceID
 		row[1] = j.BlueprintID
 		row[2] = j.Region
@@ -72,7 +79,12 @@ func WriteResults(w io.Writer, jobs []store.Job) error {
 // temporary file in the same directory, synced, then renamed over path, and
 // the directory synced, so that path holds either the old file or the whole
 // new one, even after a crash.
-func WriteResultsFile(path string, jobs []store.Job) (err error) {
+func WriteResultsFile(path string, jobs []store.Job) error {
+	return WriteResultsFileSeq(path, slices.Values(jobs))
+}
+
+// WriteResultsFileSeq is WriteResultsFile for jobs from an iterator.
+func WriteResultsFileSeq(path string, jobs iter.Seq[store.Job]) (err error) {
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
@@ -88,7 +100,7 @@ func WriteResultsFile(path string, jobs []store.Job) (err error) {
 		}
 	}()
 	bw := bufio.NewWriterSize(f, 64<<10)
-	if err := WriteResults(bw, jobs); err != nil {
+	if err := WriteResultsSeq(bw, jobs); err != nil {
 		return err
 	}
 	if err := bw.Flush(); err != nil {

@@ -9,7 +9,6 @@ import (
 	"iter"
 	"os"
 	"path/filepath"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -309,24 +308,7 @@ const summarySample = 3
 func (s *Store) Summary() Summary {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t := s.tab
-	sum := Summary{Jobs: t.len()}
-	seen := make(map[uint32]bool)
-	for i := range t.len() {
-		if t.status(i).Terminal() {
-			continue
-		}
-		sum.Unfinished++
-		if r := t.in[i].region; !seen[r] {
-			seen[r] = true
-			sum.Regions = append(sum.Regions, t.strs[r])
-		}
-		if len(sum.Sample) < summarySample {
-			sum.Sample = append(sum.Sample, t.instance(i))
-		}
-	}
-	slices.Sort(sum.Regions)
-	return sum
+	return s.tab.summary()
 }
 
 // Claim returns up to n jobs, in input order, that are not terminal, are due

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -318,6 +319,27 @@ func (t *table) errCode(code, message string) uint32 {
 	k := uint32(len(t.errs) - 1)
 	t.errIx[p] = k
 	return k
+}
+
+// summary counts the jobs for Summary.
+func (t *table) summary() Summary {
+	sum := Summary{Jobs: t.len()}
+	seen := make(map[uint32]bool)
+	for i := range t.len() {
+		if t.status(i).Terminal() {
+			continue
+		}
+		sum.Unfinished++
+		if r := t.in[i].region; !seen[r] {
+			seen[r] = true
+			sum.Regions = append(sum.Regions, t.strs[r])
+		}
+		if len(sum.Sample) < summarySample {
+			sum.Sample = append(sum.Sample, t.instance(i))
+		}
+	}
+	slices.Sort(sum.Regions)
+	return sum
 }
 
 // totalsMap returns the counts by status, without the zero ones.

@@ -1,0 +1,120 @@
+package csv
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/batchreset/batchreset/store"
+)
+
+// Input is a jobs CSV file read into memory compactly, as a Store holds it,
+// with the run ID (Fingerprint) of its jobs. Read one with ReadInput and
+// open its journal with OpenInput, which takes it over.
+type Input struct {
+	tab   *table
+	runID string
+}
+
+// ReadInput reads the jobs CSV file at path as ReadJobs does, each job
+// pending with its line number as ID, into an Input that holds a million
+// jobs in some 80 MB rather than the 300 MB of a []store.Job. If anything
+// in the file is wrong it returns an Errors listing the problems.
+func ReadInput(path, defaultRegion string) (*Input, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read jobs: %w", err)
+	}
+	defer f.Close()
+	n := 0
+	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+		if n, err = countRows(f); err != nil {
+			return nil, fmt.Errorf("read jobs: %w", err)
+		}
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return nil, fmt.Errorf("read jobs: %w", err)
+		}
+	}
+	b := &builder{t: newTable(n)}
+	var fp fingerprint
+	r := NewReader(f, path, defaultRegion)
+	for {
+		j, err := r.Read()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		if err := b.add(&j); err != nil {
+			return nil, fmt.Errorf("read jobs %s: %w", path, err)
+		}
+		fp.add(&j)
+	}
+	if err := r.Err(); err != nil {
+		return nil, err
+	}
+	tab, err := b.finish()
+	if err != nil {
+		return nil, fmt.Errorf("read jobs %s: %w", path, err)
+	}
+	return &Input{tab: tab, runID: fp.sum()}, nil
+}
+
+// Len returns how many jobs the input has.
+func (in *Input) Len() int { return in.tab.len() }
+
+// RunID returns the input's run ID, as Fingerprint computes it.
+func (in *Input) RunID() string { return in.runID }
+
+// Jobs returns the input's jobs, in order.
+func (in *Input) Jobs() []store.Job {
+	jobs := make([]store.Job, in.tab.len())
+	for i := range jobs {
+		jobs[i] = in.tab.get(i)
+	}
+	return jobs
+}
+
+// Summary counts the input's jobs, all of them unfinished.
+func (in *Input) Summary() Summary { return in.tab.summary() }
+
+// OpenInput is Open for the jobs of in, which the Store takes over: in must
+// not be used afterwards.
+func OpenInput(statePath string, in *Input) (*Store, error) {
+	tab := in.tab
+	in.tab = nil
+	return openTable(statePath, tab, in.runID)
+}
+
+// fingerprint computes Fingerprint one job at a time.
+type fingerprint struct {
+	h hash.Hash
+}
+
+func (f *fingerprint) add(j *store.Job) {
+	if f.h == nil {
+		f.h = sha256.New()
+	}
+	h := f.h
+	io.WriteString(h, j.InstanceID)
+	h.Write([]byte{0})
+	io.WriteString(h, j.BlueprintID)
+	h.Write([]byte{0})
+	io.WriteString(h, j.Region)
+	if len(j.KeyIDs) > 0 || j.AutoGeneratePassword {
+		fmt.Fprintf(h, "\x00%s\x00%t", strings.Join(j.KeyIDs, store.KeyIDSeparator), j.AutoGeneratePassword)
+	}
+	h.Write([]byte{'\n'})
+}
+
+func (f *fingerprint) sum() string {
+	if f.h == nil {
+		f.h = sha256.New()
+	}
+	return "sha256:" + hex.EncodeToString(f.h.Sum(nil))
+}
