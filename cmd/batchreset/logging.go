@@ -44,8 +44,9 @@ func (a *app) setupLogging(cmd *cobra.Command) error {
 		a.runnerID = fmt.Sprintf("%s:%d:%s", host, os.Getpid(), randomHex(4))
 	}
 	attrs := []slog.Attr{slog.String("runner", a.runnerID)}
-	if run := runLabel(cmd); run != "" {
-		attrs = append(attrs, slog.String("run", run))
+	a.runName = runLabel(cmd)
+	if a.runName != "" {
+		attrs = append(attrs, slog.String("run", a.runName))
 	}
 	handler := func(l slog.Level) slog.Handler {
 		opts := &slog.HandlerOptions{Level: l, ReplaceAttr: replaceAttr(a.logFormat == "json")}

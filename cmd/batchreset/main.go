@@ -108,6 +108,7 @@ type app struct {
 	progressLog *slog.Logger
 	sayLog      *slog.Logger // what the operator must see, whatever the level
 	runnerID    string       // names this process in logs and in the runs it works
+	runName     string       // the run the command works on: jobs file or run name
 }
 
 func (a *app) rootCommand() *cobra.Command {
@@ -147,6 +148,7 @@ Try it with no cloud account (a built-in emulator):
 		a.importCommand(),
 		a.statusCommand(),
 		a.runsCommand(),
+		a.serveCommand(),
 		a.reportCommand(),
 		a.controlCommand("pause", "Stop starting new resets in a run (resets in flight are still tracked)"),
 		a.controlCommand("resume", "Let a paused run start resets again"),

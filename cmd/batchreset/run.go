@@ -107,8 +107,14 @@ func (a *app) runRun(ctx context.Context, s runSettings) error {
 	cfg := s.runner
 	cfg.API, cfg.Sender, cfg.Store = failpointAPI{conn.reads}, failpointAPI{conn.sends}, src.Store()
 	cfg.Rollout, cfg.Logger, cfg.Failpoint = rollout, a.log, failpointFromEnv()
+	view, err := a.startView(s, src, rollout)
+	if err != nil {
+		return err
+	}
+	defer view.Close()
+	cfg.Store, cfg.OnEvent = view.store(cfg.Store), view.onEvent()
 	if src.Limits() == nil {
-		cfg.Store = hostLimited{Store: src.Store(), SharedLimits: conn.hostLimits}
+		cfg.Store = hostLimited{Store: cfg.Store, SharedLimits: conn.hostLimits}
 	}
 	var met *metrics
 	if s.metricsAddr != "" {
@@ -126,6 +132,9 @@ func (a *app) runRun(ctx context.Context, s runSettings) error {
 	}
 	if met != nil {
 		met.observe(r.Stats())
+	}
+	if err := view.attach(r); err != nil {
+		return err
 	}
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -151,6 +160,7 @@ func (a *app) runRun(ctx context.Context, s runSettings) error {
 	if sig := interrupted(); sig != nil {
 		signal = signalName(sig)
 	}
+	view.finished(jobs, sum.StopReason)
 	a.printSummary(newRunSummary(rep, jobs, src, sum, signal))
 
 	switch {
