@@ -186,3 +186,12 @@ func (r *Runner) preflightKeyPairs(ctx context.Context, tasks []*task) map[strin
 	}
 	return out
 }
+
+// loginProblem reports whether ae, a fatal answer to j's reset, refuses
+// the login setting for this instance alone: key pairs on a Windows
+// instance come back as InvalidParameterCombination, which otherwise says
+// the request itself is malformed. One such row does not stop the fleet.
+func loginProblem(ae *lighthouse.APIError, j store.Job, run Login) bool {
+	lc := loginFor(j, run)
+	return ae.Code == "InvalidParameterValue.InvalidParameterCombination" && lc != nil && len(lc.KeyIDs) > 0
+}

@@ -142,7 +142,7 @@ func (r *Runner) handleSendError(ctx context.Context, t *task, err error) {
 		// The run was cancelled mid-call: the call may have landed.
 		class = lighthouse.ClassAmbiguous
 	}
-	if class == lighthouse.ClassFatal && regionProblem(ae) {
+	if class == lighthouse.ClassFatal && (regionProblem(ae) || loginProblem(ae, t.job, r.cfg.Login)) {
 		class = lighthouse.ClassPermanent // one bad row does not stop the fleet
 	}
 	log := r.log.With("instance_id", t.job.InstanceID, "attempt", t.job.Attempts, "code", ae.Code)
