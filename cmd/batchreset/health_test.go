@@ -20,6 +20,7 @@ import (
 	"github.com/batchreset/batchreset/runner"
 	"github.com/batchreset/batchreset/store"
 	csvstore "github.com/batchreset/batchreset/store/csv"
+	"github.com/batchreset/batchreset/store/postgres/postgrestest"
 )
 
 // Key pairs of the login tests' emulated account, in the fleet's region.
@@ -495,6 +496,48 @@ func TestJobsKeyColumns(t *testing.T) {
 	} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("ReadJobs() = %v, want an error containing %q", err, want)
+		}
+	}
+}
+
+// TestPostgresLoginHealth: import stores each job's key_ids, the run binds
+// them, and a job whose agent never comes back is stored unhealthy (the
+// migration's status constraint takes it).
+func TestPostgresLoginHealth(t *testing.T) {
+	setCredentials(t)
+	url := postgrestest.NewSchema(t)
+	var lost string
+	f := newFleet(t, fleetOptions{n: 4, edit: func(c *emulator.Config) {
+		c.KeyPairs = []emulator.KeyPair{{ID: keyA, Region: c.Instances[0].Region}}
+		c.AgentOnlineAfter = 100 * time.Millisecond
+		lost = c.Instances[3].ID
+		c.AgentLostInstances = []string{lost}
+	}})
+	writeJobsWithKeys(t, f, map[int]string{0: keyA, 1: keyA})
+	batchreset(t, "import", "--database-url", url, "--jobs", f.jobsPath, "--run", "login").wantCode(t, exitOK, "import")
+	imported := dbJobs(t, url, "login")
+	for i, j := range imported {
+		if want := []string{keyA}; i < 2 && !cmp.Equal(j.KeyIDs, want) || i >= 2 && j.KeyIDs != nil {
+			t.Errorf("%s: imported key IDs %v", j.InstanceID, j.KeyIDs)
+		}
+	}
+	res := batchreset(t, "run", "--database-url", url, "--run", "login", "--endpoint", f.url, "--yes", "--rate", fmt.Sprint(f.rate),
+		"--poll-interval", "100ms", "--request-timeout", "1s", "--settle-time", "2s", "--lease-ttl", "2s",
+		"--health", "agent", "--health-timeout", "3s", "--max-failures", "none")
+	res.wantCode(t, exitFailures, "run (one instance unhealthy)")
+	jobs := dbJobs(t, url, "login")
+	checkOutcomes(t, f, jobs, verdict{allowOther: true})
+	log := f.emu.Stats().ResetLog
+	for i, j := range jobs {
+		want := store.StatusSucceeded
+		if j.InstanceID == lost {
+			want = store.StatusUnhealthy
+		}
+		if j.Status != want {
+			t.Errorf("%s: %s %q, want %s", j.InstanceID, j.Status, j.ErrorMessage, want)
+		}
+		if recs := log[j.InstanceID]; len(recs) != 1 || (i < 2) != slices.Equal(recs[0].KeyIDs, []string{keyA}) {
+			t.Errorf("%s: ledger %+v, want one reset binding %s only for the first two", j.InstanceID, recs, keyA)
 		}
 	}
 }
