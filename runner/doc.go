@@ -13,7 +13,11 @@ only persist what it decides.
     runner's kind for it, or its times.
   - judge.go: what one DescribeInstances observation means for a task, as a
     pure function of the task, the observation and an explicit now; the
-    tracker and Reconcile apply its verdicts. judge_test.go is its table.
+    tracker and Reconcile apply its verdicts. judge_test.go is its table;
+    health_test.go that of the health judges.
+  - health.go, cloud_health.go, login.go: the health check after a reset
+    (TAT), and the login settings of a reset (key pairs, passwords) with
+    their preflight check.
   - cloud.go: Cloud, the one way every command calls the API: a Spacer per
     action at its limit, a throttle gate per action, retries, batching and
     bisection of DescribeInstances, the blueprint cache, the counters.
@@ -61,8 +65,31 @@ measured on this runner's clock between two of its own events.
 	    submission the job ends unknown, with the last observed state. A
 	    ResetInstance of another process seen on the instance while ours is
 	    tracked ends the job unknown with CodeResetTwice, never succeeded.
-	  - succeeded, failed, skipped, unknown: terminal. An unknown job can be
-	    settled later by Reconcile, which sends nothing.
+	  - succeeded, failed, skipped, unknown, unhealthy: terminal. An unknown job
+	    can be settled later by Reconcile, which sends nothing.
+
+# Health after the reset
+
+With Config.Health (health.go), a job whose reset ended SUCCESS is not yet
+succeeded: it stays submitted in the store, still in flight and in its wave,
+and goes through health states of its own (job.go: checking, agentBack,
+baking; judge.go: judgeAgent, judgeCommand):
+
+			submitted ──SUCCESS──▶ agent ──Online, newer heartbeat──▶ command ──exit 0──▶ baking ──Bake──▶ agent … ──▶ succeeded
+			                         │                                  │
+			                         └────── not within Health.Timeout, exit ≠ 0, TAT could not run it ──────▶ unhealthy
+
+	  - agent: DescribeAutomationAgentStatus (at most 100 IDs a call) until the
+	    agent is Online, the instance RUNNING, and its heartbeat newer than the
+	    first one seen since the check began: only the cloud's heartbeats are
+	    compared with each other.
+	  - command (HealthCommand): RunCommand (at most 200 instances a call, split
+	    when refused as a whole), then DescribeInvocationTasks until the task ends.
+	  - baking (Health.Bake): the healthy job waits, then is checked once more.
+	  - unhealthy: the reset did happen, so the job is never sent again; it
+	    counts against the failure budget, and the next wave waits for it.
+
+A job taken over or resumed in the middle is checked again from the start.
 
 # Other processes on the same instances
 
