@@ -45,31 +45,71 @@ func WriteResults(w io.Writer, jobs []store.Job) error {
 // WriteResultsSeq is WriteResults for jobs from an iterator, such as
 // Store.All, so that a large run is written without holding its jobs.
 func WriteResultsSeq(w io.Writer, jobs iter.Seq[store.Job]) error {
-	cw := csv.NewWriter(w)
-	if err := cw.Write(resultColumns); err != nil {
+	rw := NewResultsWriter(w)
+	for j := range jobs {
+		if err := rw.Write(&j); err != nil {
+			return err
+		}
+	}
+	return rw.Flush()
+}
+
+// ResultsWriter writes a results CSV one job at a time, as WriteResults
+// does: the header first, then a row per Write. Call Flush at the end.
+type ResultsWriter struct {
+	cw     *csv.Writer
+	row    []string
+	header bool
+}
+
+// NewResultsWriter returns a ResultsWriter writing to w.
+func NewResultsWriter(w io.Writer) *ResultsWriter {
+	return &ResultsWriter{cw: csv.NewWriter(w), row: make([]string, len(resultColumns))}
+}
+
+// Write writes j's row, after the header if it is the first.
+func (rw *ResultsWriter) Write(j *store.Job) error {
+	if err := rw.writeHeader(); err != nil {
+		return err
+	}
+	row := rw.row
+	row[0] = j.InstanceID
+	row[1] = j.BlueprintID
+	row[2] = j.Region
+	row[3] = string(j.Status)
+	row[4] = j.RequestID
+	row[5] = j.ErrorCode
+	row[6] = j.ErrorMessage
+	row[7] = strconv.Itoa(j.Attempts)
+	row[8] = formatTime(j.SubmittedAt)
+	row[9] = formatTime(j.FinishedAt)
+	for k := range row {
+		row[k] = defuse(row[k])
+	}
+	if err := rw.cw.Write(row); err != nil {
 		return fmt.Errorf("write results: %w", err)
 	}
-	row := make([]string, len(resultColumns))
-	for j := range jobs {
-		row[0] = j.InstanceID
-		row[1] = j.BlueprintID
-		row[2] = j.Region
-		row[3] = string(j.Status)
-		row[4] = j.RequestID
-		row[5] = j.ErrorCode
-		row[6] = j.ErrorMessage
-		row[7] = strconv.Itoa(j.Attempts)
-		row[8] = formatTime(j.SubmittedAt)
-		row[9] = formatTime(j.FinishedAt)
-		for k := range row {
-			row[k] = defuse(row[k])
-		}
-		if err := cw.Write(row); err != nil {
-			return fmt.Errorf("write results: %w", err)
-		}
+	return nil
+}
+
+func (rw *ResultsWriter) writeHeader() error {
+	if rw.header {
+		return nil
 	}
-	cw.Flush()
-	if err := cw.Error(); err != nil {
+	rw.header = true
+	if err := rw.cw.Write(resultColumns); err != nil {
+		return fmt.Errorf("write results: %w", err)
+	}
+	return nil
+}
+
+// Flush writes what is buffered, and the header if no row was written.
+func (rw *ResultsWriter) Flush() error {
+	if err := rw.writeHeader(); err != nil {
+		return err
+	}
+	rw.cw.Flush()
+	if err := rw.cw.Error(); err != nil {
 		return fmt.Errorf("write results: %w", err)
 	}
 	return nil
