@@ -107,8 +107,8 @@ func (s Selector) String() string {
 	} else {
 		b.WriteString(" --blueprint-id " + shellWord(s.BlueprintID))
 	}
-	if s.ExcludeFrom != "" || len(s.Exclude) > 0 {
-		fmt.Fprintf(&b, " --exclude %s (%d IDs)", shellWord(cmp.Or(s.ExcludeFrom, "-")), len(s.Exclude))
+	if s.ExcludeFrom != "" {
+		b.WriteString(" --exclude " + shellWord(s.ExcludeFrom))
 	}
 	if s.Limit > 0 {
 		fmt.Fprintf(&b, " --limit %d", s.Limit)
@@ -206,8 +206,12 @@ func (s *Selection) Summary() string {
 // comment or a run's metadata: the selector, the regions scanned, the
 // counts and the time it was resolved.
 func (s *Selection) Record() string {
-	return fmt.Sprintf("batchreset select %s; regions %s; %s; resolved %s",
-		s.Selector, strings.Join(s.Regions, ","), s.Summary(), s.At.UTC().Format(time.RFC3339))
+	excluded := ""
+	if len(s.Selector.Exclude) > 0 {
+		excluded = fmt.Sprintf("; the exclude list held %d IDs", len(s.Selector.Exclude))
+	}
+	return fmt.Sprintf("batchreset select %s; regions %s; %s%s; resolved %s",
+		s.Selector, strings.Join(s.Regions, ","), s.Summary(), excluded, s.At.UTC().Format(time.RFC3339))
 }
 
 // selectConcurrency is how many regions one selection scans at once; each

@@ -75,7 +75,7 @@ func TestSelectorString(t *testing.T) {
 		SkipMatching: true,
 		Since:        time.Date(2026, 11, 29, 8, 0, 0, 0, time.FixedZone("CST", 8*3600)),
 	}
-	want := `--region ap-guangzhou --region ap-singapore --filter tag:env=staging,qa --filter "instance-name=web 1" --same-image --exclude keep.txt (1 IDs) --limit 5 --skip-matching --since 2026-11-29T00:00:00Z`
+	want := `--region ap-guangzhou --region ap-singapore --filter tag:env=staging,qa --filter "instance-name=web 1" --same-image --exclude keep.txt --limit 5 --skip-matching --since 2026-11-29T00:00:00Z`
 	if got := s.String(); got != want {
 		t.Errorf("String() =\n%s\nwant\n%s", got, want)
 	}
@@ -614,7 +614,7 @@ func TestSelectExcludeAndLimit(t *testing.T) {
 	if counts[ReasonExcluded] != 3 || counts[ReasonLimit] != len(all)-3-10 {
 		t.Errorf("left out %v, want 3 excluded and %d beyond the limit", counts, len(all)-13)
 	}
-	if got := sel.Record(); !strings.Contains(got, "--exclude keep.txt (4 IDs) --limit 10") || !strings.Contains(got, "regions ap-guangzhou,ap-singapore") {
+	if got := sel.Record(); !strings.Contains(got, "--exclude keep.txt --limit 10") || !strings.Contains(got, "the exclude list held 4 IDs") || !strings.Contains(got, "regions ap-guangzhou,ap-singapore") {
 		t.Errorf("Record() = %q, want the exclusion, the limit and the regions", got)
 	}
 }

@@ -44,7 +44,7 @@ func TestSelectSettings(t *testing.T) {
 		{name: "EnvRegion", args: []string{"--same-image", "--out", "-"}, env: map[string]string{"TENCENTCLOUD_REGION": "ap-tokyo"},
 			want: "--region ap-tokyo --same-image"},
 		{name: "SkipSinceDate", args: []string{"--region", "ap-tokyo", "--same-image", "--skip-matching", "--since", "2026-11-29", "--limit", "5", "--exclude", "keep.txt", "--out", "-"},
-			want: "--region ap-tokyo --same-image --exclude keep.txt (0 IDs) --limit 5 --skip-matching --since 2026-11-28T16:00:00Z"},
+			want: "--region ap-tokyo --same-image --exclude keep.txt --limit 5 --skip-matching --since 2026-11-28T16:00:00Z"},
 		{name: "SinceRFC3339", args: []string{"--region", "ap-tokyo", "--same-image", "--skip-matching", "--since", "2026-11-29T00:00:00Z", "--out", "-"},
 			want: "--region ap-tokyo --same-image --skip-matching --since 2026-11-29T00:00:00Z"},
 		{name: "IntoRun", args: []string{"--region", "ap-tokyo", "--same-image", "--run", "r1"}, env: map[string]string{"DATABASE_URL": "postgres://db/x"},
@@ -382,6 +382,11 @@ func TestRunWithSelector(t *testing.T) {
 		}
 	}
 
+	res = batchreset(t, args("5")...)
+	res.wantCode(t, exitOK, "rerun")
+	if !strings.Contains(res.stderr, "not resolved again") || strings.Contains(res.stderr, "not made by this selector") {
+		t.Errorf("stderr = %q, want the saved list used, without a warning", res.stderr)
+	}
 	res = batchreset(t, args("10")...)
 	res.wantCode(t, exitOK, "rerun with other selector flags")
 	if !strings.Contains(res.stderr, "not resolved again") || !strings.Contains(res.stderr, "not made by this selector") {
