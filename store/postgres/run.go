@@ -283,3 +283,40 @@ func (s *Store) Settle(ctx context.Context, j *store.Job) error {
 	}
 	return nil
 }
+
+// EachJob calls fn with every job of run in import order, as Jobs returns
+// them, reading the rows as they come rather than loading the run: a run of
+// any size is visited in constant memory. fn must not call the Store (the
+// rows hold a connection until the last one). It stops at fn's first error
+// and returns it.
+func (s *Store) EachJob(ctx context.Context, run string, fn func(*store.Job) error) error {
+	const eachSQL = `SELECT ` + jobColumns + ` FROM jobs WHERE run = $1 ORDER BY id`
+	rows, err := s.pool.Query(ctx, eachSQL, run)
+	if err != nil {
+		return fmt.Errorf("list jobs of run %q: %w", run, err)
+	}
+	defer rows.Close()
+	scan := pgx.RowToStructByName[jobRow]
+	found := false
+	for rows.Next() {
+		r, err := scan(rows)
+		if err != nil {
+			return fmt.Errorf("list jobs of run %q: %w", run, err)
+		}
+		found = true
+		j := r.job()
+		if err := fn(&j); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("list jobs of run %q: %w", run, err)
+	}
+	if !found {
+		rows.Close()
+		if err := s.runExists(ctx, run); err != nil {
+			return fmt.Errorf("list jobs of run %q: %w", run, err)
+		}
+	}
+	return nil
+}

@@ -183,3 +183,32 @@ func TestCount(t *testing.T) {
 		t.Errorf("Count() mismatch (-want +got):\n%s", diff)
 	}
 }
+
+func TestEachJob(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	tb := setup(t)
+	tb.importJobs(t, "r1", 250)
+	want, err := tb.store.Jobs(ctx, "r1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []store.Job
+	if err := tb.store.EachJob(ctx, "r1", func(j *store.Job) error {
+		got = append(got, *j)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("EachJob() mismatch with Jobs() (-want +got):\n%s", diff)
+	}
+	stop := errors.New("stop")
+	n := 0
+	if err := tb.store.EachJob(ctx, "r1", func(*store.Job) error { n++; return stop }); !errors.Is(err, stop) || n != 1 {
+		t.Errorf("EachJob() with fn failing = %v after %d jobs, want %v after 1", err, n, stop)
+	}
+	if err := tb.store.EachJob(ctx, "none", func(*store.Job) error { return nil }); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("EachJob(none) = %v, want %v", err, store.ErrNotFound)
+	}
+}
