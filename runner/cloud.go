@@ -88,7 +88,9 @@ type CloudConfig struct {
 // accepted. DescribeInstances goes in batches of at most 100 IDs, a
 // rejected batch is retried, and a batch that the API fails as a whole
 // because of one instance is split until that instance is alone.
-// Blueprints are cached for the Cloud's life. It is safe for concurrent use.
+// Blueprints and key pairs are cached for the Cloud's life. TAT calls
+// (cloud_health.go) go through the same limiters and gates. It is safe for
+// concurrent use.
 type Cloud struct {
 	api  API
 	send API
