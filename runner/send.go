@@ -197,7 +197,7 @@ func (r *Runner) handleSendError(ctx context.Context, t *task, err error) {
 		r.freeSlot(t)
 		r.toTracker(ctx, t)
 	case lighthouse.ClassPermanent:
-		log.Error("reset refused", "err", ae)
+		log.Debug("reset refused", "err", ae) // finish logs the outcome at error
 		r.finish(ctx, t, store.StatusFailed, ae.Code, ae.Message)
 	case lighthouse.ClassFatal:
 		r.fatal(ae)
@@ -275,7 +275,7 @@ func (r *Runner) admit(ctx context.Context, t *task) bool {
 		return false
 	}
 	if r.cfg.Rollout != nil && !t.admitted && !t.doubt {
-		if why := r.cfg.Rollout.admit(ctx, r); why != "" {
+		if why := r.cfg.Rollout.admit(ctx, r, t); why != "" {
 			r.admitDenied(ctx, t)
 			return false
 		}

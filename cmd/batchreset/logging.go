@@ -123,6 +123,21 @@ func (a *app) notef(format string, args ...any) {
 	fmt.Fprintln(a.stderr, msg)
 }
 
+// fatalf reports the error that ended the command: a line of text, or an
+// error record with --log-format json (one made here if the flags never got
+// as far as building the logger).
+func (a *app) fatalf(code int, msg string) {
+	if a.logFormat != "json" {
+		fmt.Fprintf(a.stderr, "batchreset: %s\n", msg)
+		return
+	}
+	l := a.sayLog
+	if l == nil {
+		l = slog.New(slog.NewJSONHandler(a.stderr, nil))
+	}
+	l.Error(msg, "exit_code", code)
+}
+
 // say tells the operator what happens next after something they did (an
 // interrupt), whatever --quiet and --log-level say.
 func (a *app) say(msg string) {

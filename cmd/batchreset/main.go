@@ -68,7 +68,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if ee, ok := errors.AsType[*exitError](err); ok && ee.err == nil {
 		return code // the command already said what happened
 	}
-	fmt.Fprintf(stderr, "batchreset: %s\n", strings.TrimSpace(err.Error()))
+	app.fatalf(code, strings.TrimSpace(err.Error()))
 	return code
 }
 

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/batchreset/batchreset/lighthouse"
+	"github.com/batchreset/batchreset/lighthouse/emulator"
+)
+
+// bigFleet serves n instances with fast resets and lifted limits, of
+// which the first refused refuse every reset.
+func bigFleet(t *testing.T, n, refused int) (*fleet, []string) {
+	t.Helper()
+	instances, _ := emulator.GenerateFleet(n, emulator.FleetOptions{Seed: 42})
+	var bad []string
+	for i := range refused {
+		bad = append(bad, instances[i*(n/refused)].ID)
+	}
+	f := newFleet(t, fleetOptions{n: n, limit: 5000, edit: func(c *emulator.Config) {
+		c.RateLimits = map[string]int{lighthouse.ActionResetInstance: 5000, lighthouse.ActionDescribeInstances: 5000, "DescribeBlueprints": 5000}
+		c.ResetDuration = emulator.Duration{Min: 10 * time.Millisecond, Max: 50 * time.Millisecond}
+		c.Faults = []emulator.Fault{{Action: lighthouse.ActionResetInstance, Kind: emulator.FaultError,
+			Code: "InvalidParameterValue.BlueprintConfigNotMatch", Instances: bad}}
+	}})
+	return f, bad
+}
+
+func bigRun(f *fleet, extra ...string) []string {
+	return append([]string{"run", "--jobs", f.jobsPath, "--endpoint", f.url, "--yes", "--rate", "2000", "--describe-rate", "2000",
+		"--workers", "32", "--max-failures", "none", "--poll-interval", "50ms", "--request-timeout", "2s", "--settle-time", "3s"}, extra...)
+}
+
+// TestLogsAtScale: a 2,000-instance run writes no per-instance INFO line
+// to stderr, an ERROR line for every failed instance, and a few lines
+// besides; the summary, on stdout, names the failures.
+func TestLogsAtScale(t *testing.T) {
+	setCredentials(t)
+	const n, refused = 2000, 40
+	f, bad := bigFleet(t, n, refused)
+	res := batchreset(t, bigRun(f)...)
+	res.wantCode(t, exitFailures, "run with refused instances")
+	lines := strings.Split(strings.TrimRight(res.stderr, "\n"), "\n")
+	var infoPerInstance, errors int
+	for _, l := range lines {
+		if strings.Contains(l, "level=INFO") && strings.Contains(l, "instance_id=") {
+			infoPerInstance++
+		}
+		if strings.Contains(l, "level=ERROR") {
+			errors++
+		}
+	}
+	if infoPerInstance != 0 {
+		t.Errorf("%d per-instance INFO lines on stderr, want none", infoPerInstance)
+	}
+	for _, id := range bad {
+		if !strings.Contains(res.stderr, "level=ERROR msg=\"reset failed\"") || !strings.Contains(res.stderr, "instance_id="+id) {
+			t.Errorf("no ERROR line names %s", id)
+		}
+	}
+	if errors != refused {
+		t.Errorf("%d ERROR lines, want %d (one per failed instance)", errors, refused)
+	}
+	// The ERROR lines, the start (what, budget, emulator) and a progress
+	// line or two: not one line per instance.
+	if max := refused + 20; len(lines) > max || len(res.stderr) > 400*max {
+		t.Errorf("stderr has %d lines, %d bytes; want at most %d lines of about 400 bytes:\n%s", len(lines), len(res.stderr), max, tail(res.stderr, 30))
+	}
+	for _, want := range []string{fmt.Sprintf("%d instances: %d succeeded, %d failed", n, n-refused, refused),
+		fmt.Sprintf("%d instance(s) need attention", refused), fmt.Sprintf("… and %d more", refused-summaryListMax), "batchreset retry --jobs"} {
+		if !strings.Contains(res.stdout, want) {
+			t.Errorf("summary does not say %q:\n%s", want, res.stdout)
+		}
+	}
+}
+
+// TestLogsJSON: with --log-format json stderr holds only JSON objects,
+// each naming the run and the runner, durations and rates as numbers, and
+// stdout one JSON summary.
+func TestLogsJSON(t *testing.T) {
+	setCredentials(t)
+	const n, refused = 2000, 40
+	f, bad := bigFleet(t, n, refused)
+	res := batchreset(t, bigRun(f, "--log-format", "json")...)
+	res.wantCode(t, exitFailures, "run with refused instances")
+	sc := bufio.NewScanner(strings.NewReader(res.stderr))
+	failed := map[string]bool{}
+	lines := 0
+	for sc.Scan() {
+		lines++
+		var rec map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
+			t.Errorf("stderr line %d is not JSON: %q", lines, sc.Text())
+			continue
+		}
+		if rec["run"] != f.jobsPath || rec["runner"] == nil || rec["runner"] == "" {
+			t.Errorf("stderr line %d: run %v, runner %v; want %s and an ID", lines, rec["run"], rec["runner"], f.jobsPath)
+		}
+		for _, k := range []string{"eta", "resets_per_s", "duration", "retry_in"} {
+			if v, ok := rec[k]; ok {
+				if _, num := v.(float64); !num {
+					t.Errorf("stderr line %d: %s = %v (%T), want a number", lines, k, v, v)
+				}
+			}
+		}
+		if rec["level"] == "ERROR" {
+			if id, ok := rec["instance_id"].(string); ok {
+				failed[id] = true
+			}
+		}
+	}
+	for _, id := range bad {
+		if !failed[id] {
+			t.Errorf("no ERROR record names %s", id)
+		}
+	}
+	var sum runSummary
+	if err := json.Unmarshal([]byte(res.stdout), &sum); err != nil {
+		t.Fatalf("stdout is not one JSON summary: %v\n%s", err, res.stdout)
+	}
+	if sum.Instances != n || sum.Totals["failed"] != refused || sum.AttentionTotal != refused || len(sum.Attention) != summaryListMax || len(sum.Next) == 0 {
+		t.Errorf("summary: %d instances, totals %v, attention %d of %d, next %v", sum.Instances, sum.Totals, len(sum.Attention), sum.AttentionTotal, sum.Next)
+	}
+
+	// An error that ends a command is a JSON record too.
+	res = batchreset(t, "run", "--log-format", "json", "--jobs", f.jobsPath, "--rate", "-1")
+	res.wantCode(t, exitUsage, "run --rate -1")
+	var rec map[string]any
+	if err := json.Unmarshal([]byte(strings.TrimSpace(res.stderr)), &rec); err != nil || rec["level"] != "ERROR" {
+		t.Errorf("usage error in JSON mode: stderr = %q, want one JSON error record", res.stderr)
+	}
+}
