@@ -225,8 +225,9 @@ const selectConcurrency = 4
 // AVAILABLE. Each region is then listed with DescribeInstances and the
 // selector's filters, so the API decides what matches; an invalid filter is
 // the API's error, naming the action and the code. With BlueprintID, the
-// blueprint must exist in every region that has instances to reset. A
-// selection that matches nothing is not an error: the caller says so.
+// blueprint must exist in every region that has instances to reset
+// (otherwise the error wraps store.ErrNotFound). A selection that matches
+// nothing is not an error: the caller says so.
 func (s Selector) Resolve(ctx context.Context, c *Cloud, now time.Time) (*Selection, error) {
 	if err := s.Check(); err != nil {
 		return nil, err
@@ -388,7 +389,7 @@ func checkBlueprint(ctx context.Context, c *Cloud, blueprint string, jobs []stor
 			return fmt.Errorf("select: %w", err)
 		}
 		if bps[blueprint] == nil {
-			return fmt.Errorf("select: blueprint %s does not exist in %s (DescribeBlueprints does not list it)", blueprint, region)
+			return fmt.Errorf("select: blueprint %s in %s: %w (DescribeBlueprints does not list it)", blueprint, region, store.ErrNotFound)
 		}
 	}
 	return nil

@@ -671,7 +671,7 @@ func TestSelectInvalid(t *testing.T) {
 	t.Run("UnknownBlueprint", func(t *testing.T) {
 		t.Parallel()
 		_, err := Selector{Regions: []string{"ap-guangzhou"}, BlueprintID: "lhbp-nosuch00"}.Resolve(t.Context(), c, time.Now())
-		if err == nil || !strings.Contains(err.Error(), "lhbp-nosuch00 does not exist in ap-guangzhou") {
+		if !errors.Is(err, store.ErrNotFound) || !strings.Contains(err.Error(), "blueprint lhbp-nosuch00 in ap-guangzhou: not found") {
 			t.Errorf("Resolve() = %v, want the blueprint named missing", err)
 		}
 	})

@@ -254,7 +254,10 @@ func lighthouseInstanceID(id string) bool {
 // client, its limits shared with every process on the host (or, given db,
 // on the database), and what to close after.
 func (a *app) selectCloud(api apiFlags, cred credentialInfo, describeRate float64, db *postgres.Store) (*runner.Cloud, func(), error) {
-	conn, err := a.connect(api, cred, nil, 4)
+	// 16 workers' worth of connections (32 for reads): as many as the
+	// selection has calls waiting for their slots, so that no call waits
+	// for a connection after its slot and arrives bunched with later ones.
+	conn, err := a.connect(api, cred, nil, 16)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -288,9 +291,10 @@ func (a *app) resolveSelector(ctx context.Context, sel runner.Selector, cloud *r
 		if errors.Is(err, context.Canceled) {
 			return nil, &exitError{code: exitInterrupt}
 		}
-		if ae, ok := errors.AsType[*lighthouse.APIError](err); ok && ae.Class != lighthouse.ClassRetryable && ae.Class != lighthouse.ClassAmbiguous && !strings.HasPrefix(ae.Code, "AuthFailure") {
+		if ae, ok := errors.AsType[*lighthouse.APIError](err); ok && refusedSelector(ae.Code) || errors.Is(err, store.ErrNotFound) {
 			// The API refused the selector itself (a filter name or value,
-			// a region): the operator's to fix.
+			// a region), or its blueprint does not exist: the operator's to
+			// fix.
 			return nil, &exitError{code: exitUsage, err: err}
 		}
 		return nil, &exitError{code: exitFatal, err: err}
@@ -305,6 +309,14 @@ func (a *app) resolveSelector(ctx context.Context, sel runner.Selector, cloud *r
 	}
 	printSelection(w, res, verbose)
 	return res, nil
+}
+
+// refusedSelector reports whether an API error code says that the
+// selector is invalid: a parameter (filter names, values and their limits,
+// the blueprint ID) or the region.
+func refusedSelector(code string) bool {
+	return strings.HasPrefix(code, "InvalidParameter") || strings.HasPrefix(code, "ClientError.InvalidParameter") ||
+		code == "UnsupportedRegion" || strings.HasPrefix(code, "InvalidFilter")
 }
 
 // printSelection reports what was selected and why others were left out.
@@ -327,7 +339,7 @@ func printSelection(w io.Writer, res *runner.Selection, verbose bool) {
 // that records how the list was made.
 func writeSelection(w io.Writer, res *runner.Selection) error {
 	bw := bufio.NewWriter(w)
-	fmt.Fprintf(bw, "# %s\n", strings.ReplaceAll(res.Record(), "\n", " "))
+	fmt.Fprintf(bw, "# %s\n", strings.NewReplacer("\n", " ", "\r", " ").Replace(res.Record()))
 	bw.WriteString("instance_id,blueprint_id,region\n")
 	for _, j := range res.Jobs {
 		fmt.Fprintf(bw, "%s,%s,%s\n", j.InstanceID, j.BlueprintID, j.Region)

@@ -321,6 +321,20 @@ func TestSelectCommand(t *testing.T) {
 			t.Errorf("--filter %s: stderr = %q, want DescribeInstances' %s and no file", tc.filter, res.stderr, tc.code)
 		}
 	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--region", "ap-guangzhou", "--blueprint-id", "lhbp-nosuch00"}, "blueprint lhbp-nosuch00 in ap-guangzhou: not found"},
+		{[]string{"--region", "ap-guangzhou", "--blueprint-id", "lhbp-BAD"}, "InvalidParameterValue.BlueprintIdMalformed"},
+		{[]string{"--region", "xx-nowhere-9", "--same-image"}, "UnsupportedRegion"},
+	} {
+		res = batchreset(t, append([]string{"select", "--endpoint", f.url, "--out", none}, tc.args...)...)
+		res.wantCode(t, exitUsage, "select ", tc.args)
+		if !strings.Contains(res.stderr, tc.want) || fileExists(none) {
+			t.Errorf("select %v: stderr = %q, want %q and no file", tc.args, res.stderr, tc.want)
+		}
+	}
 	checkSelectRates(t, f)
 	if f.resets() != 0 {
 		t.Errorf("select reset %d instances, want none", f.resets())
