@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
@@ -38,6 +39,7 @@ blueprint, and the expected duration at --rate. plan never calls ResetInstance.`
 	cmd.Flags().Float64Var(&o.rate, "rate", runner.DefaultRate, "ResetInstance calls per second, for the duration estimate")
 	cmd.Flags().DurationVar(&o.expectedDuration, "expected-duration", 5*time.Minute, "one reset's duration, for the estimate")
 	o.login.add(cmd.Flags())
+	o.rollout.add(cmd.Flags())
 	return cmd
 }
 
@@ -49,6 +51,7 @@ type planFlags struct {
 	rate             float64
 	expectedDuration time.Duration
 	login            loginFlags
+	rollout          planRollout // what a run with these flags would do, and how to print it
 }
 
 func (a *app) runPlan(ctx context.Context, o *planFlags) error {
@@ -101,16 +104,33 @@ func (a *app) runPlan(ctx context.Context, o *planFlags) error {
 	if err != nil {
 		return err
 	}
+	now := time.Now()
+	ro, err := o.rollout.resolve(len(jobs), now)
+	if err != nil {
+		return err
+	}
 	items, err := runner.Plan(ctx, cloud, todo, login, true)
 	if err != nil {
 		return &exitError{code: exitFatal, err: err}
 	}
-	printPlan(a.stdout, items, o.rate, o.expectedDuration)
+	out := newPlanOutput(items, len(jobs), ro, o.rate, o.expectedDuration, now, !o.rollout.summary || o.rollout.output == "json")
+	if o.rollout.output == "json" {
+		enc := json.NewEncoder(a.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	printPlan(a.stdout, items, o.rate, o.expectedDuration, !o.rollout.summary)
+	writePlanWaves(a.stdout, out)
 	return nil
 }
 
-func printPlan(w io.Writer, items []runner.PlanItem, rate float64, expected time.Duration) {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+// printPlan prints a line per instance (with perInstance), totals per
+// region and blueprint, and the time the run takes.
+func printPlan(w io.Writer, items []runner.PlanItem, rate float64, expected time.Duration, perInstance bool) {
+	tw := tabwriter.NewWriter(io.Discard, 0, 4, 2, ' ', 0)
+	if perInstance {
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	}
 	fmt.Fprintln(tw, "INSTANCE\tREGION\tBLUEPRINT\tACTION\tNOTE")
 	type key struct{ region, blueprint string }
 	totals := map[key][2]int{}
@@ -137,6 +157,9 @@ func printPlan(w io.Writer, items []runner.PlanItem, rate float64, expected time
 		totals[k] = c
 	}
 	tw.Flush()
+	if perInstance {
+		fmt.Fprintln(w)
+	}
 	keys := make([]key, 0, len(totals))
 	for k := range totals {
 		keys = append(keys, k)
@@ -147,7 +170,6 @@ func printPlan(w io.Writer, items []runner.PlanItem, rate float64, expected time
 		}
 		return keys[i].blueprint < keys[j].blueprint
 	})
-	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "REGION\tBLUEPRINT\tRESET\tSKIP")
 	for _, k := range keys {

@@ -5,7 +5,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/batchreset/batchreset/runner"
 	"github.com/batchreset/batchreset/store"
@@ -181,3 +186,184 @@ func writeSummary(w io.Writer, s runSummary) {
 		}
 	}
 }
+
+// planRollout are plan's flags that say what a run with the same flags
+// would do wave by wave, and how plan prints it.
+type planRollout struct {
+	maxFailures string
+	canary      int
+	waves       string
+	pauseWaves  time.Duration
+	windowEnd   string
+	window      time.Duration
+	summary     bool
+	output      string
+}
+
+func (o *planRollout) add(fs *pflag.FlagSet) {
+	fs.StringVar(&o.maxFailures, "max-failures", defaultMaxFailures, "failure budget of the run planned (as for run)")
+	fs.IntVar(&o.canary, "canary", 0, "canary size of the run planned (as for run)")
+	fs.StringVar(&o.waves, "waves", "", "wave sizes of the run planned (as for run)")
+	fs.DurationVar(&o.pauseWaves, "pause-between-waves", 0, "pause between waves of the run planned (as for run)")
+	fs.StringVar(&o.windowEnd, "window-end", "", "maintenance window end of the run planned (as for run)")
+	fs.DurationVar(&o.window, "window", 0, "maintenance window length of the run planned (as for run)")
+	fs.BoolVar(&o.summary, "summary", false, "print the totals and the waves only, not a line per instance")
+	fs.StringVar(&o.output, "output", "text", "text or json")
+}
+
+// resolve checks the flags and makes the rollout of a run of total jobs.
+func (o *planRollout) resolve(total int, now time.Time) (*runner.Rollout, error) {
+	if o.output != "text" && o.output != "json" {
+		return nil, usageError("--output must be text or json, not %q", o.output)
+	}
+	if o.canary < 0 || o.pauseWaves < 0 || o.window < 0 {
+		return nil, usageError("--canary, --pause-between-waves and --window must not be negative")
+	}
+	b := budgetedRollout{preflight: true, maxFailures: o.maxFailures, canary: o.canary, waves: o.waves, pauseWaves: o.pauseWaves}
+	switch {
+	case o.windowEnd != "" && o.window != 0:
+		return nil, usageError("give --window-end or --window, not both")
+	case o.windowEnd != "":
+		t, err := parseTime(o.windowEnd, now)
+		if err != nil {
+			return nil, usageError("--window-end: %v", err)
+		}
+		b.windowEnd = t
+	case o.window != 0:
+		b.windowEnd = now.Add(o.window)
+	}
+	return b.resolve(total)
+}
+
+// planOutput is what plan prints: per instance unless --summary, the
+// totals, and the waves a run with the same flags would go through.
+type planOutput struct {
+	Instances       int           `json:"instances"`
+	AlreadyFinished int           `json:"already_finished"`
+	ToReset         int           `json:"to_reset"`
+	ToSkip          int           `json:"to_skip"`
+	Budget          *int          `json:"budget,omitempty"`
+	WindowEnd       *time.Time    `json:"window_end,omitempty"`
+	Waves           []plannedWave `json:"waves"`
+	Items           []plannedItem `json:"items,omitempty"`
+}
+
+type plannedWave struct {
+	Wave   int  `json:"wave"`
+	Canary bool `json:"canary,omitempty"`
+	Resets int  `json:"resets"`
+	// StartSec and EndSec are when the wave starts and ends, in seconds
+	// from the start of the run, at --rate with resets of
+	// --expected-duration.
+	StartSec float64 `json:"start_seconds"`
+	EndSec   float64 `json:"end_seconds"`
+	// AfterWindow: the window closes before the wave's resets could end,
+	// so the run would skip them.
+	AfterWindow bool `json:"after_window,omitempty"`
+}
+
+type plannedItem struct {
+	InstanceID  string `json:"instance_id"`
+	Region      string `json:"region"`
+	BlueprintID string `json:"blueprint_id,omitempty"`
+	Action      string `json:"action"`
+	Note        string `json:"note,omitempty"`
+	Wave        int    `json:"wave,omitempty"`
+}
+
+// planWaves splits resets into the waves of ro, timed at rate with resets
+// of expected, from now.
+func planWaves(resets int, ro *runner.Rollout, rate float64, expected time.Duration, now time.Time) []plannedWave {
+	var sizes []int
+	if ro.Canary > 0 {
+		sizes = append(sizes, ro.Canary)
+	}
+	sizes = append(sizes, ro.Waves...)
+	if len(sizes) == 0 || (ro.Canary > 0 && len(ro.Waves) == 0) {
+		sizes = append(sizes, resets)
+	}
+	waves := []plannedWave{}
+	at := 0.0
+	for i, left := 0, resets; left > 0; i++ {
+		n := min(left, sizes[min(i, len(sizes)-1)])
+		if n <= 0 {
+			break
+		}
+		send := float64(n-1) / rate
+		w := plannedWave{Wave: i + 1, Canary: ro.Canary > 0 && i == 0, Resets: n, StartSec: roundTo(at, 0),
+			EndSec: roundTo(at+send+expected.Seconds(), 0)}
+		if !ro.WindowEnd.IsZero() && now.Add(time.Duration(w.StartSec*float64(time.Second))+expected).After(ro.WindowEnd) {
+			w.AfterWindow = true
+		}
+		waves = append(waves, w)
+		at = w.EndSec + ro.PauseBetweenWaves.Seconds()
+		left -= n
+	}
+	return waves
+}
+
+// newPlanOutput is plan's output for items, the jobs not yet finished,
+// of a run of total jobs.
+func newPlanOutput(items []runner.PlanItem, total int, ro *runner.Rollout, rate float64, expected time.Duration, now time.Time, perItem bool) planOutput {
+	p := planOutput{Instances: total, AlreadyFinished: total - len(items), WindowEnd: timePtr(ro.WindowEnd)}
+	if ro.MaxFailures >= 0 {
+		b := ro.MaxFailures
+		p.Budget = &b
+	}
+	for _, it := range items {
+		if it.Reset {
+			p.ToReset++
+		}
+	}
+	p.ToSkip = len(items) - p.ToReset
+	p.Waves = planWaves(p.ToReset, ro, rate, expected, now)
+	if !perItem {
+		return p
+	}
+	var sizes []int
+	if ro.Canary > 0 {
+		sizes = append(sizes, ro.Canary)
+	}
+	sizes = append(sizes, ro.Waves...)
+	k := 0
+	for _, it := range items {
+		pi := plannedItem{InstanceID: it.Job.InstanceID, Region: it.Job.Region, BlueprintID: it.Job.BlueprintID, Action: "skip", Note: it.Reason}
+		if it.Reset {
+			pi.Action, pi.Wave = "reset", waveOf(sizes, k)
+			k++
+		}
+		p.Items = append(p.Items, pi)
+	}
+	return p
+}
+
+// writePlanWaves prints the waves of p after plan's table.
+func writePlanWaves(w io.Writer, p planOutput) {
+	if p.AlreadyFinished > 0 {
+		fmt.Fprintf(w, "%d of %d instances already finished (the journal of an earlier run): a rerun leaves them alone\n", p.AlreadyFinished, p.Instances)
+	}
+	if len(p.Waves) > 1 || (len(p.Waves) == 1 && p.Waves[0].Canary) {
+		fmt.Fprintln(w, "\nwaves (each finishes before the next starts):")
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  WAVE\tRESETS\tSTARTS\tENDS\t")
+		for _, wv := range p.Waves {
+			name := strconv.Itoa(wv.Wave)
+			if wv.Canary {
+				name += " (canary)"
+			}
+			note := ""
+			if wv.AfterWindow {
+				note = "after the window closes: skipped"
+			}
+			fmt.Fprintf(tw, "  %s\t%d\t+%s\t+%s\t%s\n", name, wv.Resets, secs(wv.StartSec), secs(wv.EndSec), note)
+		}
+		tw.Flush()
+	} else if len(p.Waves) == 1 && p.Waves[0].AfterWindow {
+		fmt.Fprintln(w, "the window closes before these resets could end: the run would skip them")
+	}
+	if p.Budget != nil {
+		fmt.Fprintf(w, "failure budget: %d (new resets stop once more than that have failed)\n", *p.Budget)
+	}
+}
+
+func secs(s float64) string { return (time.Duration(s) * time.Second).String() }

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/batchreset/batchreset/runner"
+	"github.com/batchreset/batchreset/store"
+)
+
+func TestPlanWaves(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 12, 1, 1, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name string
+		ro   *runner.Rollout
+		n    int
+		want []int
+		late []bool
+	}{
+		{"OneWave", &runner.Rollout{}, 24, []int{24}, []bool{false}},
+		{"CanaryThenRest", &runner.Rollout{Canary: 2}, 24, []int{2, 22}, []bool{false, false}},
+		{"LastRepeats", &runner.Rollout{Canary: 2, Waves: []int{5, 12}}, 24, []int{2, 5, 12, 5}, []bool{false, false, false, false}},
+		{"Window", &runner.Rollout{Waves: []int{10}, WindowEnd: now.Add(12 * time.Minute)}, 30, []int{10, 10, 10}, []bool{false, false, true}},
+		{"Nothing", &runner.Rollout{Canary: 1}, 0, nil, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			waves := planWaves(tt.n, tt.ro, 10, 5*time.Minute, now)
+			var sizes []int
+			var late []bool
+			for _, w := range waves {
+				sizes, late = append(sizes, w.Resets), append(late, w.AfterWindow)
+			}
+			if !cmp.Equal(sizes, tt.want) || !cmp.Equal(late, tt.late) {
+				t.Errorf("planWaves(%d) = sizes %v, after window %v; want %v, %v", tt.n, sizes, late, tt.want, tt.late)
+			}
+		})
+	}
+}
+
+func TestWriteSummary(t *testing.T) {
+	t.Parallel()
+	var jobs []store.Job
+	for i := range 30 {
+		jobs = append(jobs, store.Job{InstanceID: fmt.Sprintf("lhins-f%02d", i), Region: "ap-guangzhou", Status: store.StatusFailed, ErrorCode: "OperationFailed"})
+	}
+	jobs = append(jobs, store.Job{InstanceID: "lhins-u1", Status: store.StatusUnknown, ErrorCode: "ResetTimeout"},
+		store.Job{InstanceID: "lhins-s1", Status: store.StatusSkipped, ErrorMessage: "failure budget exceeded"},
+		store.Job{InstanceID: "lhins-p1", Status: store.StatusSkipped, ErrorCode: "Preflight"})
+	rep := newReport(jobs, false)
+	src := &csvSource{out: "out/results.csv", jobsPath: "fleet one.csv"}
+	s := newRunSummary(rep, jobs, src, runner.Summary{StopReason: "failure budget exceeded (3 failed, budget 2)"}, "")
+	var b strings.Builder
+	writeSummary(&b, s)
+	got := b.String()
+	for _, want := range []string{
+		"33 instances: 0 succeeded, 30 failed, 1 unknown, 2 skipped",
+		"31 instance(s) need attention:",
+		"lhins-f00", "… and 11 more: every outcome is in out/results.csv",
+		"batchreset reconcile --jobs 'fleet one.csv'",
+		"batchreset retry --jobs 'fleet one.csv'", "send the 31 failed or skipped instance(s) again",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("summary lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "lhins-f25") {
+		t.Errorf("summary lists more than %d instances:\n%s", summaryListMax, got)
+	}
+	b2, err := json.Marshal(s)
+	if err != nil || !strings.Contains(string(b2), `"attention_total":31`) {
+		t.Errorf("JSON summary = %s, %v", b2, err)
+	}
+}
+
+// TestPlanAfterRun: plan reads the journal of a finished run: nothing is
+// left to reset; and its JSON lists the waves a rerun would go through.
+func TestPlanAfterRun(t *testing.T) {
+	t.Parallel()
+	jobsPath := copyExample(t)
+	res := batchreset(t, append([]string{"plan", "--jobs", jobsPath, "--emulate", "--output", "json", "--canary", "2", "--waves", "10"}, fastEmulate[:4]...)...)
+	res.wantCode(t, exitOK, "plan before the run")
+	var p planOutput
+	if err := json.Unmarshal([]byte(res.stdout), &p); err != nil {
+		t.Fatalf("plan --output json: %v\n%s", err, res.stdout)
+	}
+	if p.ToReset != 24 || len(p.Waves) != 4 || !p.Waves[0].Canary || p.Waves[0].Resets != 2 || len(p.Items) != 24 || p.Items[2].Wave != 2 {
+		t.Errorf("plan before the run: %+v", p)
+	}
+	res = batchreset(t, append([]string{"run", "--jobs", jobsPath, "--emulate", "--yes"}, fastEmulate...)...)
+	if res.code != exitOK && res.code != exitFailures {
+		res.wantCode(t, exitOK, "run")
+	}
+	res = batchreset(t, append([]string{"plan", "--jobs", jobsPath, "--emulate", "--summary"}, fastEmulate[:4]...)...)
+	res.wantCode(t, exitOK, "plan after the run")
+	if !strings.Contains(res.stdout, "0 to reset") || !strings.Contains(res.stdout, "24 of 24 instances already finished") || strings.Contains(res.stdout, "INSTANCE") {
+		t.Errorf("plan --summary after the run:\n%s", res.stdout)
+	}
+}
