@@ -25,8 +25,12 @@ import (
 // unknown or ended unhealthy, no new reset starts and the remaining jobs
 // are skipped.
 //
-// In Postgres mode every runner process applies its Rollout to the jobs it
-// claims; run a single runner when a canary must gate the whole run.
+// With a store that shares the run's rollout (SharedRollout: the Postgres
+// store), the canary, the waves and the budget are the run's, kept in the
+// store: the first runner's plan holds for every runner, a job is admitted
+// into a wave once whichever runner sends it, a wave has drained when all
+// its jobs are terminal, and the failures of every runner count against one
+// budget. The window is each runner's own.
 type Rollout struct {
 	// Preflight skips jobs that certainly cannot be reset (see Check),
 	// judged from DescribeInstances and DescribeBlueprints when claimed.
@@ -62,6 +66,108 @@ type Rollout struct {
 	changed  chan struct{}
 
 	gate sync.Mutex // serialises admissions across a wave boundary
+
+	shared SharedRollout // the run's rollout, kept by the store; nil: this process's
+}
+
+// SharedRollout is implemented by a store whose runners share one run (the
+// Postgres store): it keeps the run's rollout for all of them.
+type SharedRollout interface {
+	// RolloutJoin records plan unless a runner already did, and returns the
+	// run's.
+	RolloutJoin(ctx context.Context, plan store.RolloutPlan) (store.RolloutPlan, error)
+	// RolloutAdmit admits j into the current wave if it has room, the
+	// budget holds and nothing stopped the run.
+	RolloutAdmit(ctx context.Context, j *store.Job) (store.Admission, error)
+	// RolloutWave reports the current wave and how far wave has come.
+	RolloutWave(ctx context.Context, wave int) (store.WaveState, error)
+	// RolloutAdvance opens wave+1 with size more jobs, if wave is current.
+	RolloutAdvance(ctx context.Context, wave, size int) error
+	// RolloutFailed counts a failure and returns the run's count.
+	RolloutFailed(ctx context.Context) (int, error)
+	// RolloutStop stops new resets for every runner of the run.
+	RolloutStop(ctx context.Context, why string) error
+}
+
+// share makes the Rollout the run's, kept by s: the run's plan, as the
+// first runner recorded it, replaces this one's.
+func (ro *Rollout) share(ctx context.Context, s SharedRollout) error {
+	plan, err := s.RolloutJoin(ctx, store.RolloutPlan{Canary: ro.Canary, Waves: ro.Waves, MaxFailures: ro.MaxFailures, FirstWave: ro.waveSize(0)})
+	if err != nil {
+		return err
+	}
+	ro.mu.Lock()
+	ro.Canary, ro.Waves, ro.MaxFailures = plan.Canary, plan.Waves, plan.MaxFailures
+	ro.shared = s
+	ro.mu.Unlock()
+	return nil
+}
+
+// gated reports whether the rollout holds jobs back: a canary, waves or a
+// budget. One that holds nothing back needs no shared state.
+func (ro *Rollout) gated() bool {
+	return ro.Canary > 0 || len(ro.Waves) > 0 || ro.MaxFailures >= 0
+}
+
+// admitShared is admit for a shared rollout.
+func (ro *Rollout) admitShared(ctx context.Context, r *Runner, t *task) string {
+	for {
+		if why := ro.check(r); why != "" {
+			return why
+		}
+		a, err := ro.shared.RolloutAdmit(ctx, &t.job)
+		if err != nil {
+			if ctx.Err() != nil {
+				return "run stopped"
+			}
+			r.log.Warn("rollout: admit a job", "err", err)
+			if sleep(ctx, r.cfg.PollInterval) != nil {
+				return "run stopped"
+			}
+			continue
+		}
+		ro.mu.Lock()
+		ro.wave, ro.failures = a.Wave, a.Failures
+		ro.mu.Unlock()
+		switch {
+		case a.Stopped != "":
+			r.stopStarting(a.Stopped)
+			return a.Stopped
+		case a.Admitted:
+			return ""
+		}
+		ws, err := ro.shared.RolloutWave(ctx, a.Wave)
+		switch {
+		case err != nil:
+			r.log.Warn("rollout: read the wave", "err", err)
+		case ws.Current != a.Wave:
+			continue // another runner opened the next wave
+		case ws.Pending == 0 && ro.Canary > 0 && a.Wave == 0 && ws.Failures > 0:
+			why := fmt.Sprintf("canary failed: %d of %d canary resets did not succeed", ws.Failures, ro.Canary)
+			if err := ro.shared.RolloutStop(ctx, why); err != nil {
+				r.log.Warn("rollout: stop the run", "err", err)
+			}
+			r.stopStarting(why)
+			return why
+		case ws.Pending == 0:
+			r.log.Info("wave finished", "wave", a.Wave+1)
+			r.emit(EventWaveFinished, a.Wave+1, "")
+			if ro.PauseBetweenWaves > 0 && sleep(ctx, ro.PauseBetweenWaves) != nil {
+				return "run stopped"
+			}
+			if err := ro.shared.RolloutAdvance(ctx, a.Wave, ro.waveSize(a.Wave+1)); err != nil {
+				r.log.Warn("rollout: open the next wave", "err", err)
+			}
+			continue
+		}
+		// Wait for the wave's resets, whoever sent them, to finish.
+		select {
+		case <-ctx.Done():
+			return "run stopped"
+		case <-ro.changed:
+		case <-time.After(r.cfg.PollInterval):
+		}
+	}
 }
 
 // ParseWaves parses a wave list such as "1,5,10%,100%" for a run of total
@@ -139,9 +245,12 @@ func (ro *Rollout) start() {
 	ro.waveEnd = ro.waveSize(0)
 }
 
-// admit waits until a new reset may start under the waves and returns "",
-// or returns why none may start (and makes the runner stop starting them).
-func (ro *Rollout) admit(ctx context.Context, r *Runner) string {
+// admit waits until t may start under the waves and returns "", or returns
+// why none may start (and makes the runner stop starting them).
+func (ro *Rollout) admit(ctx context.Context, r *Runner, t *task) string {
+	if ro.shared != nil {
+		return ro.admitShared(ctx, r, t)
+	}
 	ro.gate.Lock()
 	defer ro.gate.Unlock()
 	for {
@@ -193,9 +302,9 @@ func (ro *Rollout) admit(ctx context.Context, r *Runner) string {
 // check returns why no new reset may start (failure budget, window), or "".
 func (ro *Rollout) check(r *Runner) string {
 	ro.mu.Lock()
-	failures := ro.failures
+	failures, shared := ro.failures, ro.shared != nil
 	ro.mu.Unlock()
-	if ro.MaxFailures >= 0 && failures > ro.MaxFailures {
+	if !shared && ro.MaxFailures >= 0 && failures > ro.MaxFailures {
 		why := fmt.Sprintf("failure budget exceeded (%d failed, budget %d)", failures, ro.MaxFailures)
 		r.stopStarting(why)
 		return why
@@ -219,6 +328,26 @@ func (ro *Rollout) check(r *Runner) string {
 // and unhealthy (a reset that happened but left the instance unhealthy).
 func (ro *Rollout) finished(r *Runner, j store.Job) {
 	if j.Status != store.StatusFailed && j.Status != store.StatusUnknown && j.Status != store.StatusUnhealthy {
+		return
+	}
+	if ro.shared != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		n, err := ro.shared.RolloutFailed(ctx)
+		if err != nil {
+			r.log.Warn("rollout: count a failure", "err", err)
+			return
+		}
+		ro.mu.Lock()
+		ro.failures = n
+		ro.mu.Unlock()
+		if ro.MaxFailures >= 0 && n > ro.MaxFailures {
+			why := fmt.Sprintf("failure budget exceeded (%d failed, budget %d)", n, ro.MaxFailures)
+			if err := ro.shared.RolloutStop(ctx, why); err != nil {
+				r.log.Warn("rollout: stop the run", "err", err)
+			}
+			r.stopStarting(why)
+		}
 		return
 	}
 	ro.mu.Lock()

@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"sync/atomic"
@@ -225,6 +226,11 @@ func (r *Runner) Run(ctx context.Context) (Summary, error) {
 		r.applyControl(c)
 	} else if ctx.Err() == nil {
 		r.log.Warn("read run control", "err", err)
+	}
+	if s, ok := r.cfg.Store.(SharedRollout); ok && r.cfg.Rollout != nil && r.cfg.Rollout.gated() {
+		if err := r.cfg.Rollout.share(ctx, s); err != nil {
+			return r.stats.summary(), fmt.Errorf("rollout: %w", err)
+		}
 	}
 	r.emit(EventStarted, 0, "")
 	g, ctx := errgroup.WithContext(ctx)

@@ -152,3 +152,35 @@ const (
 type SlotSource interface {
 	Reserve(ctx context.Context) (wait time.Duration, err error)
 }
+
+// RolloutPlan is a run's canary, waves and failure budget, as the runner
+// that starts the run first records them for every runner of the run.
+type RolloutPlan struct {
+	Canary      int   // the first wave's size, 0 for none
+	Waves       []int // the sizes of the waves after it; the last repeats
+	MaxFailures int   // negative: no budget
+	// FirstWave is the size of wave 0 (the canary, or the first of Waves).
+	FirstWave int
+}
+
+// Admission is a store's answer to a request to start one job under a
+// shared rollout.
+type Admission struct {
+	// Admitted is true when the job may start, in Wave (from 0); a job
+	// admitted before (by a runner since gone) keeps its wave.
+	Admitted bool
+	Wave     int
+	// Full is true when the current wave, Wave, has all the jobs it takes.
+	Full bool
+	// Stopped says why no new reset may start for any runner: a canary
+	// that failed, a budget exceeded. Failures is the run's count.
+	Stopped  string
+	Failures int
+}
+
+// WaveState is how far one wave of a shared rollout has come.
+type WaveState struct {
+	Current  int // the run's current wave
+	Pending  int // jobs of the wave not yet terminal
+	Failures int // jobs of the wave that ended failed, unknown or unhealthy
+}

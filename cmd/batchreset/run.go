@@ -80,7 +80,7 @@ func (a *app) runRun(ctx context.Context, s runSettings) error {
 	if err != nil {
 		return err
 	}
-	what := fmt.Sprintf("reset %d instance(s) in %s (%s): %s, as %s, at %s", todo, plural(len(regions), "region"), strings.Join(regions, ", "), sample, cred, s.api.endpoint)
+	what := fmt.Sprintf("reset %d instance(s) in %s (%s): %s; credential: %s; endpoint: %s", todo, plural(len(regions), "region"), strings.Join(regions, ", "), sample, cred, s.api.endpoint)
 	if s.api.emulate {
 		what = fmt.Sprintf("reset %d instance(s) of the built-in emulator in %s (%s): %s", todo, plural(len(regions), "region"), strings.Join(regions, ", "), sample)
 	}

@@ -25,11 +25,25 @@ func (s *Store) Requeue(ctx context.Context, run string, ids []int64) (int, erro
 	if len(ids) == 0 {
 		return 0, nil
 	}
-	tag, err := s.pool.Exec(ctx, requeueSQL, run, ids)
+	// The retry is a rollout of its own: the run's waves, failure count
+	// and stop (a budget exceeded, say) start again with the next runner.
+	var n int
+	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, requeueSQL, run, ids)
+		if err != nil {
+			return err
+		}
+		n = int(tag.RowsAffected())
+		if _, err := tx.Exec(ctx, `DELETE FROM rollout_jobs WHERE run = $1`, run); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `DELETE FROM run_rollouts WHERE run = $1`, run)
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("requeue jobs of run %q: %w", run, interpret(err))
 	}
-	return int(tag.RowsAffected()), nil
+	return n, nil
 }
 
 // RunStarted returns when a runner first started work on run (runs.started_at),

@@ -1,0 +1,148 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/batchreset/batchreset/store"
+)
+
+// The shared rollout: the canary, waves and failure budget of a run, kept
+// in run_rollouts and rollout_jobs so that every runner of the run applies
+// the same ones. These methods satisfy runner.SharedRollout.
+
+// RolloutJoin records plan as the run's rollout unless a runner already
+// did, and returns the run's rollout: the first runner's plan holds.
+func (q *Queue) RolloutJoin(ctx context.Context, plan store.RolloutPlan) (store.RolloutPlan, error) {
+	waves := make([]int32, len(plan.Waves))
+	for i, w := range plan.Waves {
+		waves[i] = int32(w)
+	}
+	const joinSQL = `INSERT INTO run_rollouts (run, canary, waves, max_failures, wave_end)
+		VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (run) DO UPDATE SET run = excluded.run
+		RETURNING canary, waves, max_failures`
+	var got store.RolloutPlan
+	var gotWaves []int32
+	if err := q.s.pool.QueryRow(ctx, joinSQL, q.run, plan.Canary, waves, plan.MaxFailures, plan.FirstWave).
+		Scan(&got.Canary, &gotWaves, &got.MaxFailures); err != nil {
+		return store.RolloutPlan{}, fmt.Errorf("join the rollout of run %q: %w", q.run, err)
+	}
+	for _, w := range gotWaves {
+		got.Waves = append(got.Waves, int(w))
+	}
+	return got, nil
+}
+
+// RolloutAdmit admits j into the run's current wave if the wave has room,
+// the run's budget holds and nothing stopped the run, all in one
+// transaction under the run's rollout row. A job already admitted keeps its
+// wave.
+func (q *Queue) RolloutAdmit(ctx context.Context, j *store.Job) (store.Admission, error) {
+	var a store.Admission
+	err := pgx.BeginTxFunc(ctx, q.s.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		var waveEnd, admitted, maxFailures int
+		const lockSQL = `SELECT wave, wave_end, admitted, failures, max_failures, stopped
+			FROM run_rollouts WHERE run = $1 FOR UPDATE`
+		if err := tx.QueryRow(ctx, lockSQL, q.run).Scan(&a.Wave, &waveEnd, &admitted, &a.Failures, &maxFailures, &a.Stopped); err != nil {
+			return err
+		}
+		var wave int
+		switch err := tx.QueryRow(ctx, `SELECT wave FROM rollout_jobs WHERE job_id = $1`, j.ID).Scan(&wave); {
+		case err == nil:
+			a.Admitted, a.Wave = true, wave
+			return nil
+		case !errors.Is(err, pgx.ErrNoRows):
+			return err
+		}
+		switch {
+		case a.Stopped != "":
+			return nil
+		case maxFailures >= 0 && a.Failures > maxFailures:
+			a.Stopped = fmt.Sprintf("failure budget exceeded (%d failed, budget %d)", a.Failures, maxFailures)
+			_, err := tx.Exec(ctx, `UPDATE run_rollouts SET stopped = $2 WHERE run = $1`, q.run, a.Stopped)
+			return err
+		case admitted >= waveEnd:
+			a.Full = true
+			return nil
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO rollout_jobs (job_id, run, wave) VALUES ($1, $2, $3)`, j.ID, q.run, a.Wave); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `UPDATE run_rollouts SET admitted = admitted + 1 WHERE run = $1`, q.run)
+		a.Admitted = err == nil
+		return err
+	})
+	if err != nil {
+		return store.Admission{}, fmt.Errorf("admit job %d into the rollout of run %q: %w", j.ID, q.run, err)
+	}
+	return a, nil
+}
+
+// RolloutWave reports the run's current wave and how far wave has come.
+func (q *Queue) RolloutWave(ctx context.Context, wave int) (store.WaveState, error) {
+	const waveSQL = `SELECT (SELECT r.wave FROM run_rollouts r WHERE r.run = $1),
+		       count(*) FILTER (WHERE j.status IN ('pending', 'submitting', 'submitted')),
+		       count(*) FILTER (WHERE j.status IN ('failed', 'unknown', 'unhealthy'))
+		FROM rollout_jobs w JOIN jobs j ON j.id = w.job_id
+		WHERE w.run = $1 AND w.wave = $2`
+	var st store.WaveState
+	if err := q.s.pool.QueryRow(ctx, waveSQL, q.run, wave).Scan(&st.Current, &st.Pending, &st.Failures); err != nil {
+		return store.WaveState{}, fmt.Errorf("wave %d of run %q: %w", wave, q.run, err)
+	}
+	return st, nil
+}
+
+// RolloutAdvance opens wave+1, taking size more jobs, if wave is still the
+// run's current one (several runners may find it drained at once).
+func (q *Queue) RolloutAdvance(ctx context.Context, wave, size int) error {
+	const advanceSQL = `UPDATE run_rollouts SET wave = wave + 1, wave_end = wave_end + $3
+		WHERE run = $1 AND wave = $2 AND stopped = ''`
+	if _, err := q.s.pool.Exec(ctx, advanceSQL, q.run, wave, size); err != nil {
+		return fmt.Errorf("open wave %d of run %q: %w", wave+2, q.run, err)
+	}
+	return nil
+}
+
+// RolloutFailed counts one more failure of the run against its budget and
+// returns the count.
+func (q *Queue) RolloutFailed(ctx context.Context) (int, error) {
+	var n int
+	err := q.s.pool.QueryRow(ctx, `UPDATE run_rollouts SET failures = failures + 1 WHERE run = $1 RETURNING failures`, q.run).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count a failure of run %q: %w", q.run, err)
+	}
+	return n, nil
+}
+
+// RolloutStop stops new resets of the run for every runner, with why,
+// unless it was stopped already.
+func (q *Queue) RolloutStop(ctx context.Context, why string) error {
+	if _, err := q.s.pool.Exec(ctx, `UPDATE run_rollouts SET stopped = $2 WHERE run = $1 AND stopped = ''`, q.run, why); err != nil {
+		return fmt.Errorf("stop run %q: %w", q.run, err)
+	}
+	return nil
+}
+
+// Waves returns the wave, from 0, of every job of run admitted under a
+// shared rollout, by job ID.
+func (s *Store) Waves(ctx context.Context, run string) (map[int64]int, error) {
+	rows, err := s.pool.Query(ctx, `SELECT job_id, wave FROM rollout_jobs WHERE run = $1`, run)
+	if err != nil {
+		return nil, fmt.Errorf("waves of run %q: %w", run, err)
+	}
+	out := map[int64]int{}
+	var id int64
+	var w int
+	_, err = pgx.ForEachRow(rows, []any{&id, &w}, func() error {
+		out[id] = w
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("waves of run %q: %w", run, err)
+	}
+	return out, nil
+}
