@@ -1,7 +1,12 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -9,6 +14,7 @@ import (
 
 	"github.com/batchreset/batchreset/runner"
 	"github.com/batchreset/batchreset/store"
+	csvstore "github.com/batchreset/batchreset/store/csv"
 )
 
 // report is the JSON report of a run (--report, `batchreset report --format json`).
@@ -80,34 +86,162 @@ func timePtr(t time.Time) *time.Time {
 // newReport summarises jobs, already as a results file shows them (see
 // resultsView); with outcomes it lists every job.
 func newReport(jobs []store.Job, outcomes bool) *report {
-	rep := &report{GeneratedAt: time.Now().UTC(), Totals: map[string]int{}, Instances: len(jobs)}
-	var durs []time.Duration
-	for _, j := range jobs {
-		rep.Totals[string(j.Status)]++
-		o := outcome{
-			InstanceID: j.InstanceID, BlueprintID: j.BlueprintID, Region: j.Region, Status: string(j.Status),
-			RequestID: j.RequestID, ErrorCode: j.ErrorCode, ErrorMessage: j.ErrorMessage, Attempts: j.Attempts,
-			SubmittedAt: timePtr(j.SubmittedAt), FinishedAt: timePtr(j.FinishedAt),
-		}
-		if !j.SubmittedAt.IsZero() && !j.FinishedAt.IsZero() && (j.Status == store.StatusSucceeded || j.Status == store.StatusFailed) {
-			d := j.FinishedAt.Sub(j.SubmittedAt)
-			o.DurationSec = d.Seconds()
-			durs = append(durs, d)
-		}
-		if outcomes {
-			rep.Outcomes = append(rep.Outcomes, o)
-		}
+	b := newReportBuilder(outcomes)
+	for i := range jobs {
+		b.add(&jobs[i])
 	}
+	return b.report()
+}
+
+// reportBuilder summarises jobs one at a time, holding only their durations
+// (and, with outcomes, their outcomes): newReport without the job list.
+type reportBuilder struct {
+	rep      *report
+	durs     []time.Duration
+	outcomes bool
+}
+
+func newReportBuilder(outcomes bool) *reportBuilder {
+	return &reportBuilder{rep: &report{GeneratedAt: time.Now().UTC(), Totals: map[string]int{}}, outcomes: outcomes}
+}
+
+// add counts j, already as a results file shows it.
+func (b *reportBuilder) add(j *store.Job) {
+	b.rep.Instances++
+	b.rep.Totals[string(j.Status)]++
+	if d, ok := resetDuration(j); ok {
+		b.durs = append(b.durs, d)
+	}
+	if b.outcomes {
+		b.rep.Outcomes = append(b.rep.Outcomes, outcomeOf(j))
+	}
+}
+
+// report returns the report of the jobs added.
+func (b *reportBuilder) report() *report {
+	durs := b.durs
 	if len(durs) > 0 {
 		slices.Sort(durs)
-		rep.Durations = &durationSummary{
+		b.rep.Durations = &durationSummary{
 			Count: len(durs),
 			P50:   runner.Percentile(durs, 50).Seconds(),
 			P95:   runner.Percentile(durs, 95).Seconds(),
 			Max:   durs[len(durs)-1].Seconds(),
 		}
 	}
-	return rep
+	return b.rep
+}
+
+// resetDuration is how long j's reset took, for a reset that ended.
+func resetDuration(j *store.Job) (time.Duration, bool) {
+	if !j.SubmittedAt.IsZero() && !j.FinishedAt.IsZero() && (j.Status == store.StatusSucceeded || j.Status == store.StatusFailed) {
+		return j.FinishedAt.Sub(j.SubmittedAt), true
+	}
+	return 0, false
+}
+
+// outcomeOf is j as the report lists it.
+func outcomeOf(j *store.Job) outcome {
+	o := outcome{
+		InstanceID: j.InstanceID, BlueprintID: j.BlueprintID, Region: j.Region, Status: string(j.Status),
+		RequestID: j.RequestID, ErrorCode: j.ErrorCode, ErrorMessage: j.ErrorMessage, Attempts: j.Attempts,
+		SubmittedAt: timePtr(j.SubmittedAt), FinishedAt: timePtr(j.FinishedAt),
+	}
+	if d, ok := resetDuration(j); ok {
+		o.DurationSec = d.Seconds()
+	}
+	return o
+}
+
+// writeRunReport writes the report of src's jobs, as `batchreset report`
+// does, to path ("" for w) as CSV (the results file's columns) or JSON,
+// reading the jobs as they come rather than loading the run: the CSV in one
+// pass, the JSON in two (the totals and durations, which come first, then
+// the outcomes), so that memory stays flat whatever the run's size. A file
+// is written beside path and renamed over it, so path holds the old report
+// or the whole new one.
+func writeRunReport(ctx context.Context, src jobSource, format, path string, w io.Writer) (err error) {
+	var f *os.File
+	if path != "" {
+		if f, err = os.CreateTemp(filepath.Dir(path), ".report-*"); err != nil {
+			return err
+		}
+		defer func() {
+			if err != nil {
+				f.Close()
+				os.Remove(f.Name())
+			}
+		}()
+		w = f
+	}
+	bw := bufio.NewWriterSize(w, 256<<10)
+	if format == "csv" {
+		rw := csvstore.NewResultsWriter(bw)
+		if err := src.Each(ctx, rw.Write); err != nil {
+			return err
+		}
+		if err := rw.Flush(); err != nil {
+			return err
+		}
+	} else if err := writeReportJSON(ctx, src, bw); err != nil {
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	if f == nil {
+		return nil
+	}
+	if err := f.Chmod(0o644); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
+
+// writeReportJSON writes what newReport(jobs, true) encodes, indented, with
+// the outcomes streamed.
+func writeReportJSON(ctx context.Context, src jobSource, w io.Writer) error {
+	b := newReportBuilder(false)
+	if err := src.Each(ctx, func(j *store.Job) error { b.add(j); return nil }); err != nil {
+		return err
+	}
+	rep := b.report()
+	if rep.Instances == 0 {
+		return json.NewEncoder(w).Encode(rep)
+	}
+	head, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	// Outcomes is the report's last field: its null gives way to the list.
+	const null = "\n  \"outcomes\": null\n}"
+	if !bytes.HasSuffix(head, []byte(null)) {
+		return fmt.Errorf("report JSON ends %q, not with its outcomes", head[max(0, len(head)-len(null)):])
+	}
+	if _, err := fmt.Fprintf(w, "%s\n  \"outcomes\": [", head[:len(head)-len(null)]); err != nil {
+		return err
+	}
+	sep := "\n    "
+	err = src.Each(ctx, func(j *store.Job) error {
+		o, err := json.MarshalIndent(outcomeOf(j), "    ", "  ")
+		if err != nil {
+			return err
+		}
+		if _, err := io.WriteString(w, sep); err != nil {
+			return err
+		}
+		sep = ",\n    "
+		_, err = w.Write(o)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	_, err = io.WriteString(w, "\n  ]\n}\n")
+	return err
 }
 
 // buildReport is the report of a run that just ended.

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"iter"
 	"os"
 	"path/filepath"
 	"slices"
@@ -24,6 +25,11 @@ import (
 type jobSource interface {
 	// Jobs returns every job as recorded now.
 	Jobs(ctx context.Context) ([]store.Job, error)
+	// Count counts the jobs as recorded now, without loading them.
+	Count(ctx context.Context) (jobCount, error)
+	// Each calls fn with every job as the results report it (resultsView),
+	// a few at a time rather than the whole run at once.
+	Each(ctx context.Context, fn func(*store.Job) error) error
 	// Store is what a runner works on; nil for commands that claim nothing.
 	Store() runner.Store
 	// Limits are the rate limits the source shares with other processes
@@ -86,7 +92,8 @@ func randomHex(n int) string {
 // csvSource is a jobs CSV file, with the journal of its run when opened for
 // one.
 type csvSource struct {
-	jobs  []store.Job // the input, when no journal is open
+	jobs  []store.Job     // the journal's jobs, when read without a run
+	in    *csvstore.Input // the input, when there is no journal
 	st    *csvstore.Store
 	out   string // results file
 	state string // journal
@@ -101,14 +108,16 @@ type csvSource struct {
 }
 
 func openCSV(o sourceFlags, forRun, force bool) (*csvSource, error) {
-	jobs, err := csvstore.ReadJobs(o.jobsPath, o.region)
+	// The input is read straight into the compact form the journal's store
+	// keeps, which takes it over: a large fleet is never held twice.
+	in, err := csvstore.ReadInput(o.jobsPath, o.region)
 	if err != nil {
 		return nil, &exitError{code: exitUsage, err: err}
 	}
-	if len(jobs) == 0 {
+	if in.Len() == 0 {
 		return nil, usageError("%s: no jobs: the file has a header and no rows", o.jobsPath)
 	}
-	src := &csvSource{jobs: jobs, out: o.outPath, jobsPath: o.jobsPath, outSet: o.outPath != ""}
+	src := &csvSource{in: in, out: o.outPath, jobsPath: o.jobsPath, outSet: o.outPath != ""}
 	if src.out == "" {
 		src.out = filepath.Join(filepath.Dir(o.jobsPath), "results.csv")
 	}
@@ -120,11 +129,11 @@ func openCSV(o sourceFlags, forRun, force bool) (*csvSource, error) {
 			return src, nil
 		}
 		// Read the journal of the run, if one exists, without holding it.
-		st, err := csvstore.Open(src.state, jobs, csvstore.Fingerprint(jobs))
+		st, err := csvstore.OpenInput(src.state, in)
 		if err != nil {
 			return nil, &exitError{code: exitUsage, err: err}
 		}
-		src.jobs = st.Jobs()
+		src.jobs, src.in = st.Jobs(), nil
 		st.Close()
 		return src, nil
 	}
@@ -133,19 +142,52 @@ func openCSV(o sourceFlags, forRun, force bool) (*csvSource, error) {
 			return nil, usageError("%s already exists and has no state file beside it: it belongs to another run; move it away, choose --out, or pass --force", src.out)
 		}
 	}
-	st, err := csvstore.Open(src.state, jobs, csvstore.Fingerprint(jobs))
+	st, err := csvstore.OpenInput(src.state, in)
 	if err != nil {
 		return nil, &exitError{code: exitUsage, err: err}
 	}
-	src.st, src.jobs = st, nil
+	src.st, src.in = st, nil
 	return src, nil
 }
 
 func (s *csvSource) Jobs(context.Context) ([]store.Job, error) {
-	if s.st != nil {
+	switch {
+	case s.st != nil:
 		return s.st.Jobs(), nil
+	case s.in != nil:
+		return s.in.Jobs(), nil
 	}
 	return s.jobs, nil
+}
+
+func (s *csvSource) Count(ctx context.Context) (jobCount, error) {
+	var sum csvstore.Summary
+	switch {
+	case s.st != nil:
+		sum = s.st.Summary()
+	case s.in != nil:
+		sum = s.in.Summary()
+	default:
+		return tally(slices.Values(s.jobs)), nil
+	}
+	return jobCount{jobs: sum.Jobs, todo: sum.Unfinished, regions: sum.Regions, sample: sampleText(sum.Sample, sum.Unfinished)}, nil
+}
+
+func (s *csvSource) Each(ctx context.Context, fn func(*store.Job) error) error {
+	jobs := slices.Values(s.jobs)
+	switch {
+	case s.st != nil:
+		jobs = s.st.All()
+	case s.in != nil:
+		jobs = slices.Values(s.in.Jobs())
+	}
+	for j := range jobs {
+		resultView(&j)
+		if err := fn(&j); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (s *csvSource) Store() runner.Store {
@@ -162,21 +204,29 @@ func (s *csvSource) Record(ctx context.Context, j *store.Job) error { return s.s
 // Finish writes the results file, which speaks for this run alone: jobs it
 // left unstarted are skipped, jobs left in flight unknown. The journal keeps
 // their real status for the next run.
-func (s *csvSource) Finish(context.Context) ([]store.Job, error) {
-	jobs := resultsView(s.st.Jobs())
-	if err := csvstore.WriteResultsFile(s.out, jobs); err != nil {
-		return jobs, &exitError{code: exitFatal, err: fmt.Errorf("write results: %w", err)}
+func (s *csvSource) Finish(ctx context.Context) ([]store.Job, error) {
+	results := func(yield func(store.Job) bool) {
+		s.Each(ctx, func(j *store.Job) error {
+			if !yield(*j) {
+				return errStopped
+			}
+			return nil
+		})
 	}
-	return jobs, nil
+	if err := csvstore.WriteResultsFileSeq(s.out, results); err != nil {
+		return nil, &exitError{code: exitFatal, err: fmt.Errorf("write results: %w", err)}
+	}
+	return resultsView(s.st.Jobs()), nil
 }
 
-func (s *csvSource) OK(jobs []store.Job, _ runner.Summary) bool {
-	for _, j := range jobs {
-		if j.Status != store.StatusSucceeded {
-			return false
-		}
-	}
-	return true
+// errStopped ends an Each whose caller wants no more jobs.
+var errStopped = errors.New("stopped")
+
+// OK reads the store's counts; jobs are the same jobs as the results
+// report them, which changes no job's success.
+func (s *csvSource) OK(_ []store.Job, _ runner.Summary) bool {
+	sum := s.st.Summary()
+	return s.st.Totals()[store.StatusSucceeded] == sum.Jobs
 }
 
 func (s *csvSource) Describe() string { return "results: " + s.out }
@@ -203,6 +253,21 @@ type dbSource struct {
 }
 
 func (s *dbSource) Jobs(ctx context.Context) ([]store.Job, error) { return s.db.Jobs(ctx, s.run) }
+
+func (s *dbSource) Count(ctx context.Context) (jobCount, error) {
+	c, err := s.db.Count(ctx, s.run)
+	if err != nil {
+		return jobCount{}, err
+	}
+	return jobCount{jobs: c.Jobs, todo: c.Unfinished, regions: c.Regions, sample: sampleText(c.Sample, c.Unfinished)}, nil
+}
+
+func (s *dbSource) Each(ctx context.Context, fn func(*store.Job) error) error {
+	return s.db.EachJob(ctx, s.run, func(j *store.Job) error {
+		resultView(j)
+		return fn(j)
+	})
+}
 
 func (s *dbSource) Store() runner.Store {
 	if s.queue == nil {
@@ -238,44 +303,69 @@ func (s *dbSource) Close()           { s.db.Close() }
 // reports: jobs a run left unstarted are skipped, jobs left in flight are
 // unknown. The store keeps their real status for the next run.
 func resultsView(jobs []store.Job) []store.Job {
-	out := jobs
-	for i := range out {
-		switch out[i].Status {
-		case store.StatusPending:
-			out[i].Status = store.StatusSkipped
-			out[i].ErrorMessage = "not started: the run stopped before this instance; rerun to resume"
-		case store.StatusSubmitting, store.StatusSubmitted:
-			out[i].Status = store.StatusUnknown
-			out[i].ErrorMessage = "still in flight when the run stopped; rerun to resume tracking"
-		}
+	for i := range jobs {
+		resultView(&jobs[i])
 	}
-	return out
+	return jobs
 }
 
-// countPending counts the jobs not yet finished, lists their regions, and
-// names a few of their instances.
-func countPending(jobs []store.Job) (n int, regions []string, sample string) {
+// resultView is resultsView for one job.
+func resultView(j *store.Job) {
+	switch j.Status {
+	case store.StatusPending:
+		j.Status = store.StatusSkipped
+		j.ErrorMessage = "not started: the run stopped before this instance; rerun to resume"
+	case store.StatusSubmitting, store.StatusSubmitted:
+		j.Status = store.StatusUnknown
+		j.ErrorMessage = "still in flight when the run stopped; rerun to resume tracking"
+	}
+}
+
+// jobCount is what a command needs to know of its jobs before it starts.
+type jobCount struct {
+	jobs, todo int      // all jobs; those not finished
+	regions    []string // of the jobs not finished, in order
+	sample     string   // names a few of them: "lhins-a, lhins-b and 3 more"
+}
+
+// tally counts jobs.
+func tally(jobs iter.Seq[store.Job]) jobCount {
+	var c jobCount
 	seen := map[string]bool{}
 	var ids []string
-	for _, j := range jobs {
+	for j := range jobs {
+		c.jobs++
 		if j.Status.Terminal() {
 			continue
 		}
-		n++
+		c.todo++
 		if !seen[j.Region] {
 			seen[j.Region] = true
-			regions = append(regions, j.Region)
+			c.regions = append(c.regions, j.Region)
 		}
 		if len(ids) < 3 {
 			ids = append(ids, j.InstanceID)
 		}
 	}
-	slices.Sort(regions)
-	sample = strings.Join(ids, ", ")
+	slices.Sort(c.regions)
+	c.sample = sampleText(ids, c.todo)
+	return c
+}
+
+// sampleText names ids, the first of n instances.
+func sampleText(ids []string, n int) string {
+	sample := strings.Join(ids, ", ")
 	if n > len(ids) {
 		sample += fmt.Sprintf(" and %d more", n-len(ids))
 	}
-	return n, regions, sample
+	return sample
+}
+
+// countPending counts the jobs not yet finished, lists their regions, and
+// names a few of their instances.
+func countPending(jobs []store.Job) (n int, regions []string, sample string) {
+	c := tally(slices.Values(jobs))
+	return c.todo, c.regions, c.sample
 }
 
 // plural returns "1 region" or "3 regions".
