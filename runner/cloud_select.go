@@ -138,8 +138,9 @@ func (c *Cloud) TaggedInstances(ctx context.Context, filters []lighthouse.TagFil
 	}
 }
 
-// Regions returns, sorted, the regions DescribeRegions lists as AVAILABLE:
-// the regions Lighthouse offers, where an account's instances are.
+// Regions returns, sorted, the regions DescribeRegions lists as AVAILABLE
+// (or with no state): the regions Lighthouse offers, where an account's
+// instances are.
 //
 // API docs: https://www.tencentcloud.com/document/product/1103/42491
 func (c *Cloud) Regions(ctx context.Context) ([]string, error) {
@@ -151,7 +152,9 @@ func (c *Cloud) Regions(ctx context.Context) ([]string, error) {
 	}
 	var out []string
 	for _, r := range rs {
-		if r.RegionState == lighthouse.RegionAvailable && !slices.Contains(out, r.Region) {
+		// A region listed without a state is taken as open: leaving one
+		// out would leave its instances out of the selection unseen.
+		if (r.RegionState == lighthouse.RegionAvailable || r.RegionState == "") && !slices.Contains(out, r.Region) {
 			out = append(out, r.Region)
 		}
 	}

@@ -221,8 +221,8 @@ const selectConcurrency = 4
 // Resolve resolves the selector against the cloud into a Selection. With
 // AllRegions the regions are those the Tag service finds holding a
 // Lighthouse instance with the selector's tags, when its filters name tags
-// that GetResources can express, else those DescribeRegions lists
-// AVAILABLE. Each region is then listed with DescribeInstances and the
+// that GetResources can express (and it answers), else those
+// DescribeRegions lists AVAILABLE. Each region is then listed with DescribeInstances and the
 // selector's filters, so the API decides what matches; an invalid filter is
 // the API's error, naming the action and the code. With BlueprintID, the
 // blueprint must exist in every region that has instances to reset
@@ -276,7 +276,14 @@ func (s Selector) allRegions(ctx context.Context, c *Cloud) ([]string, error) {
 	}
 	byRegion, err := c.TaggedInstances(ctx, tags)
 	if err != nil {
-		return nil, fmt.Errorf("select: %w", err)
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("select: %w", err)
+		}
+		// The Tag service only narrows down the regions to scan (a key
+		// may lack tag:GetResources, which CAM grants apart from
+		// Lighthouse): every region DescribeRegions lists does as well.
+		c.log.Warn("the Tag service did not answer; scanning every region", "err", err)
+		return c.Regions(ctx)
 	}
 	return slices.Sorted(maps.Keys(byRegion)), nil
 }

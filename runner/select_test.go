@@ -470,6 +470,27 @@ func TestSelectAllRegions(t *testing.T) {
 	f.checkLimits(t)
 }
 
+// TestSelectTagServiceRefused selects by tag in every region with a key
+// the Tag service refuses (CAM grants tag:GetResources apart): every
+// region DescribeRegions lists is scanned instead, with the same result.
+func TestSelectTagServiceRefused(t *testing.T) {
+	t.Parallel()
+	insts := fleetOf(300, "ap-guangzhou", "eu-frankfurt")
+	f := newSelectFleet(t, insts, func(cfg *emulator.Config) {
+		cfg.Faults = []emulator.Fault{{Action: lighthouse.ActionGetResources, Kind: emulator.FaultError, Code: "UnauthorizedOperation", Probability: 1}}
+	})
+	sel, err := Selector{AllRegions: true, Filters: []lighthouse.Filter{{Name: lighthouse.FilterTag("env"), Values: []string{"prod"}}}, SameImage: true}.Resolve(t.Context(), f.cloud(t), time.Now())
+	if err != nil {
+		t.Fatalf("Resolve() = %v", err)
+	}
+	if diff := cmp.Diff(truth(insts, func(in emulator.Instance) bool { return hasTag(in, "env", "prod") }), jobIDs(sel.Jobs)); diff != "" {
+		t.Errorf("selected (-want +got):\n%s", diff)
+	}
+	if n := f.emu.Stats().Actions[lighthouse.ActionDescribeRegions].Calls; n != 1 {
+		t.Errorf("%d DescribeRegions calls, want 1", n)
+	}
+}
+
 // TestSelectPaging pages past 100 and past 1,000 instances of one region,
 // each page one call under the limiter.
 func TestSelectPaging(t *testing.T) {
