@@ -211,7 +211,7 @@ func (a *app) describeStart(total, todo int, ro *runner.Rollout) {
 		a.notef("resuming: %d of %d instances already finished", done, total)
 	}
 	if ro.MaxFailures >= 0 {
-		a.notef("failure budget: %d (new resets stop once more than %d instance(s) have failed or ended unknown; --max-failures none turns it off)", ro.MaxFailures, ro.MaxFailures)
+		a.notef("failure budget: %d (new resets stop once more than %d instance(s) have failed, ended unknown or ended unhealthy; --max-failures none turns it off)", ro.MaxFailures, ro.MaxFailures)
 		if ro.BudgetNote != "" {
 			a.notef("  note: %s", ro.BudgetNote)
 		}
