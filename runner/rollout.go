@@ -371,8 +371,8 @@ func (ro *Rollout) Wave() (n int, canary bool) {
 	return ro.wave + 1, ro.Canary > 0 && ro.wave == 0
 }
 
-// Failures returns how many admitted jobs have failed or ended unknown,
-// the count the failure budget is held against.
+// Failures returns how many admitted jobs have failed, ended unknown or
+// ended unhealthy, the count the failure budget is held against.
 func (ro *Rollout) Failures() int {
 	ro.mu.Lock()
 	defer ro.mu.Unlock()
