@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,6 +21,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/batchreset/batchreset/lighthouse/emulator"
+	"github.com/batchreset/batchreset/runner"
 	"github.com/batchreset/batchreset/store"
 )
 
@@ -139,9 +141,10 @@ func TestStatusPageBrowser(t *testing.T) {
 	f := newFleet(t, fleetOptions{n: 60, limit: 200, edit: func(c *emulator.Config) {
 		c.ResetDuration = emulator.Duration{Min: 300 * time.Millisecond, Max: 900 * time.Millisecond}
 	}})
+	rc, hook := newReceiver(t, 0, false)
 	lr := startRun(t, "run", "--jobs", f.jobsPath, "--endpoint", f.url, "--yes", "--rate", "8", "--waves", "10,50%",
 		"--poll-interval", "100ms", "--request-timeout", "1s", "--settle-time", "2s",
-		"--status-addr", "127.0.0.1:0", "--status-controls")
+		"--status-addr", "127.0.0.1:0", "--status-controls", "--notify", hook)
 	page := lr.pageURL(t)
 
 	if err := chromedp.Do(ctx, chromedp.Navigate(page), chromedp.WaitVisible(chromedp.CSS("#counts"))); err != nil {
@@ -243,6 +246,22 @@ func TestStatusPageBrowser(t *testing.T) {
 	totals := checkOutcomes(t, f, jobs, verdict{allowOther: true})
 	if totals[store.StatusSkipped] == 0 {
 		t.Errorf("cancelled run: totals %v, want some skipped", totals)
+	}
+
+	// The pause and the cancel were notified, in order.
+	var kinds []string
+	for _, r := range rc.requests() {
+		var e notifyEvent
+		if err := json.Unmarshal(r.body, &e); err != nil {
+			t.Fatal(err)
+		}
+		if e.Kind != string(runner.EventWaveFinished) {
+			kinds = append(kinds, e.Kind)
+		}
+	}
+	want := []string{string(runner.EventStarted), string(runner.EventPaused), string(runner.EventCancelled), string(runner.EventStopped), eventFinished}
+	if !slices.Equal(kinds, want) {
+		t.Errorf("events but wave.finished = %v, want %v", kinds, want)
 	}
 }
 
