@@ -510,7 +510,7 @@ func (o *selectFlags) settings(now time.Time, getenv func(string) string) (selec
 	s := selectSettings{api: o.api, out: o.out, run: o.run, databaseURL: o.databaseURL, describeRate: o.describeRate, verbose: o.verbose}
 	switch {
 	case s.out == "" && s.run == "":
-		return s, usageError("give --out FILE.csv (- for standard output) or --run NAME (a Postgres run)")
+		s.out = "-" // the list is the command's output
 	case s.out != "" && s.run != "":
 		return s, usageError("give --out FILE.csv or --run NAME, not both")
 	case s.run != "" && s.databaseURL == "":
@@ -533,13 +533,14 @@ func (o *selectFlags) settings(now time.Time, getenv func(string) string) (selec
 func (a *app) selectCommand() *cobra.Command {
 	o := &selectFlags{}
 	cmd := &cobra.Command{
-		Use:   "select (--out FILE.csv | --run NAME) --region R [selector flags]",
+		Use:   "select --region R [selector flags] [--out FILE.csv | --run NAME]",
 		Short: "Resolve a selector (regions, filters, tags) to a fixed list of jobs",
 		Long: `Choose the fleet by what it is: list the instances of --region (repeatable, or
 all) that match every --filter and --tag, as DescribeInstances filters them,
-and save them as a fixed list of jobs: a jobs CSV (--out) or the jobs of a new
-Postgres run (--run). Nothing is reset. Each job's blueprint is --blueprint-id,
-or with --same-image the image the instance runs now.
+and save them as a fixed list of jobs: a jobs CSV (--out, by default standard
+output) or the jobs of a new Postgres run (--run). Nothing is reset. Each
+job's blueprint is --blueprint-id, or with --same-image the image the
+instance runs now.
 
 --exclude leaves out listed instances, --skip-matching those already reset to
 the target since --since, and --limit keeps the first N (by region, then
@@ -584,7 +585,7 @@ func (o *selectFlags) add(fs *pflag.FlagSet) {
 			f.Hidden = true // select reads a fleet; an emulator seeded from jobs has none to offer
 		}
 	})
-	fs.StringVar(&o.out, "out", "", "write the jobs CSV to this file (- for standard output)")
+	fs.StringVar(&o.out, "out", "", "write the jobs CSV to this file; - or none: standard output")
 	fs.StringVar(&o.run, "run", "", "import the jobs into this new Postgres run instead")
 	fs.StringVar(&o.databaseURL, "database-url", "", "PostgreSQL URL, with --run (env DATABASE_URL)")
 	fs.Float64Var(&o.describeRate, "describe-rate", runner.DefaultDescribeRate, "DescribeInstances calls per second for the whole account (API limit: 100; half leaves room for other tools)")

@@ -53,7 +53,7 @@ func TestSelectSettings(t *testing.T) {
 		{name: "AllAndRegion", args: []string{"--region", "all,ap-tokyo", "--same-image", "--out", "-"}, wantErr: "give it alone"},
 		{name: "NoTarget", args: []string{"--region", "ap-tokyo", "--tag", "env=x", "--out", "-"}, wantErr: "needs a target image"},
 		{name: "TwoTargets", args: []string{"--region", "ap-tokyo", "--same-image", "--blueprint-id", bp, "--out", "-"}, wantErr: "not both"},
-		{name: "NoOutput", args: []string{"--region", "ap-tokyo", "--same-image"}, wantErr: "give --out"},
+		{name: "StandardOutput", args: []string{"--region", "ap-tokyo", "--same-image"}, want: "--region ap-tokyo --same-image"},
 		{name: "OutAndRun", args: []string{"--region", "ap-tokyo", "--same-image", "--out", "-", "--run", "r"}, wantErr: "not both"},
 		{name: "RunWithoutDatabase", args: []string{"--region", "ap-tokyo", "--same-image", "--run", "r"}, wantErr: "--database-url"},
 		{name: "FilterWithoutValue", args: []string{"--region", "ap-tokyo", "--same-image", "--filter", "zone", "--out", "-"}, wantErr: `--filter "zone"`},
