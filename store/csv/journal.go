@@ -90,37 +90,6 @@ func encodeHeader(runID string, started time.Time) []byte {
 	return append(b, '\n')
 }
 
-// encodeRecord returns j as a journal line.
-func encodeRecord(j *store.Job) ([]byte, error) {
-	b, err := json.Marshal(record{
-		ID:                   j.ID,
-		Run:                  j.Run,
-		InstanceID:           j.InstanceID,
-		BlueprintID:          j.BlueprintID,
-		Region:               j.Region,
-		KeyIDs:               strings.Join(j.KeyIDs, store.KeyIDSeparator),
-		AutoGeneratePassword: j.AutoGeneratePassword,
-		Status:               j.Status,
-		RequestID:            j.RequestID,
-		PrevRequestID:        j.PrevRequestID,
-		ErrorCode:            j.ErrorCode,
-		ErrorMessage:         j.ErrorMessage,
-		Attempts:             j.Attempts,
-		NotBefore:            formatNano(j.NotBefore),
-		IntentAt:             formatNano(j.IntentAt),
-		SubmittedAt:          formatNano(j.SubmittedAt),
-		FinishedAt:           formatNano(j.FinishedAt),
-		Fence:                j.Fence,
-	})
-	if err != nil {
-		return nil, err
-	}
-	if len(b) >= maxJournalLine {
-		return nil, fmt.Errorf("record of %d bytes exceeds the journal's %d", len(b), maxJournalLine)
-	}
-	return append(b, '\n'), nil
-}
-
 // decodeRecord parses one journal line (without its line break).
 func decodeRecord(line []byte) (store.Job, error) {
 	var r record
