@@ -287,8 +287,19 @@ func TestStatusPageReadOnly(t *testing.T) {
 	if api.Controls || api.Status.Jobs != 20 {
 		t.Errorf("/api/run: controls %v, jobs %d; want false, 20", api.Controls, api.Status.Jobs)
 	}
+	// status reads the journal the live run holds locked, and disturbs
+	// nothing.
+	eventually(t, 20*time.Second, "status --jobs to show resets in flight", func() bool {
+		res := batchreset(t, "status", "--jobs", f.jobsPath, "--output", "json")
+		var st runStatus
+		return res.code == exitOK && json.Unmarshal([]byte(res.stdout), &st) == nil && st.State == stateUnfinished && st.InFlight > 0
+	})
 	if code := lr.wait(t); code != exitOK {
 		t.Errorf("run: exit %d, want 0", code)
+	}
+	res := batchreset(t, "status", "--jobs", f.jobsPath)
+	if res.code != exitOK || !strings.HasPrefix(res.stdout, "run "+f.jobsPath+" (finished)") || !strings.Contains(res.stdout, "succeeded   20") {
+		t.Errorf("status after the run: exit %d\n%s", res.code, res.stdout)
 	}
 	if got := f.resets(); got != 20 {
 		t.Errorf("%d resets applied, want 20", got)
