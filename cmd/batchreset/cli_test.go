@@ -506,6 +506,9 @@ func TestSecretsNeverPrinted(t *testing.T) {
 	const dbPassword = "s3cr3tpw"
 	badDSN := "postgres://postgres:" + dbPassword + "@127.0.0.1:1/test?connect_timeout=2"
 	setCredentials(t)
+	// Every reset also sets the default user's password, from the
+	// environment (or the file below): it must never show either.
+	t.Setenv(envPassword, testPassword)
 	f := newFleet(t, fleetOptions{n: 12, opts: emulator.FleetOptions{OtherPlatform: 1}, edit: func(c *emulator.Config) {
 		c.Faults = []emulator.Fault{
 			{Action: lighthouse.ActionResetInstance, Kind: emulator.FaultThrottle, Probability: 0.1},
@@ -513,6 +516,8 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		}
 	}})
 	dir := t.TempDir()
+	pwFile := filepath.Join(dir, "password")
+	writeFile(t, pwFile, testPassword+"\n")
 	var seen, files []string
 	check := func(res result, args ...string) {
 		t.Helper()
@@ -531,7 +536,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		files = append(files, out, out+".state", report)
 		logs := []string{"--log-level", "debug", "--log-format", format}
 		runArgs := append([]string{"run", "--jobs", f.jobsPath, "--out", out, "--report", report, "--yes", "--rate", fmt.Sprint(f.rate),
-			"--poll-interval", "100ms", "--settle-time", "2s", "--no-preflight", "--reset-timeout", "5s"}, api...)
+			"--poll-interval", "100ms", "--settle-time", "2s", "--no-preflight", "--reset-timeout", "5s", "--password-file", pwFile}, api...)
 		if res := do(append(logs, runArgs...)...); res.code != exitOK && res.code != exitFailures {
 			res.wantCode(t, exitOK, "run")
 		}
@@ -607,7 +612,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		seen = append(seen, path+":\n"+string(b))
 	}
 	for _, text := range seen {
-		for _, secret := range []string{testSecretKey, dbPassword} {
+		for _, secret := range []string{testSecretKey, dbPassword, testPassword} {
 			if strings.Contains(text, secret) {
 				t.Errorf("secret %q printed:\n%s", secret, text)
 			}
