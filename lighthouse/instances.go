@@ -99,7 +99,7 @@ type loginConfiguration struct {
 }
 
 func (l LoginConfiguration) wire() loginConfiguration {
-	return loginConfiguration{KeyIDs: l.KeyIDs, AutoGeneratePassword: l.AutoGeneratePassword, Password: l.Password}
+	return loginConfiguration(l)
 }
 
 // validate checks what the API documents and the client can check alone.
