@@ -164,7 +164,7 @@ func (r *Runner) pollHealth(ctx context.Context, tasks map[int64]*task, seen Ins
 	for region, ts := range byRegionOf(agents) {
 		status, err := r.cloud.AgentStatus(ctx, region, instanceIDs(ts))
 		if err != nil && ctx.Err() == nil {
-			r.log.Warn("describe TAT agents", "region", region, "err", err)
+			r.healthWarn.Do(func() { r.log.Warn("describe TAT agents; will retry", "region", region, "err", err) })
 		}
 		for _, t := range ts {
 			if err == nil {
@@ -195,7 +195,9 @@ func (r *Runner) pollHealth(ctx context.Context, tasks map[int64]*task, seen Ins
 		region, inv := ts[0].job.Region, ts[0].health.invocationID
 		got, err := r.cloud.InvocationTasks(ctx, region, inv, len(ts))
 		if err != nil && ctx.Err() == nil {
-			r.log.Warn("describe health command", "region", region, "invocation_id", inv, "err", err)
+			r.healthWarn.Do(func() {
+				r.log.Warn("describe health command; will retry", "region", region, "invocation_id", inv, "err", err)
+			})
 		}
 		byInstance := map[string]lighthouse.InvocationTask{}
 		for _, it := range got {
@@ -277,7 +279,9 @@ func (r *Runner) runHealthCommand(ctx context.Context, region string, ts []*task
 		r.runHealthCommand(ctx, region, ts[len(ts)/2:], now, lim)
 		return
 	}
-	r.log.Warn("health command not started; will retry", "instance_id", ts[0].job.InstanceID, "err", err)
+	r.healthWarn.Do(func() {
+		r.log.Warn("health command not started; will retry", "instance_id", ts[0].job.InstanceID, "err", err)
+	})
 	ts[0].commandRefused(err.Error())
 }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/time/rate"
 
 	"github.com/batchreset/batchreset/store"
 )
@@ -129,6 +130,8 @@ type Runner struct {
 	adm   admission
 
 	stats Stats
+	// healthWarn keeps a failing TAT call from logging every poll.
+	healthWarn rate.Sometimes
 
 	live     atomic.Int64 // tasks claimed and not yet finished or released
 	slots    chan struct{}
@@ -179,6 +182,7 @@ func New(cfg Config) (*Runner, error) {
 		finished: make(chan struct{}),
 	}
 	r.adm.init()
+	r.healthWarn = rate.Sometimes{Interval: time.Minute}
 	r.stats.cloud, r.stats.adm = cloud, &r.adm
 	if cfg.MaxInFlight > 0 {
 		r.slots = make(chan struct{}, cfg.MaxInFlight)
