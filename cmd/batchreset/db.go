@@ -93,9 +93,9 @@ once per run.`,
 			}
 			var nb time.Time
 			if notBefore != "" {
-				t, err := time.Parse(time.RFC3339, notBefore)
+				t, err := parseTime(notBefore, time.Now())
 				if err != nil {
-					return usageError("--not-before: %q is not an RFC 3339 time", notBefore)
+					return usageError("--not-before: %v", err)
 				}
 				nb = t
 			}
@@ -120,7 +120,7 @@ once per run.`,
 	cmd.Flags().StringVar(&jobsPath, "jobs", "", "jobs CSV file")
 	cmd.Flags().StringVar(&run, "run", "default", "run name")
 	cmd.Flags().StringVar(&region, "region", "", "region for rows that name none (env TENCENTCLOUD_REGION)")
-	cmd.Flags().StringVar(&notBefore, "not-before", "", "start none of these jobs before this time (RFC 3339)")
+	cmd.Flags().StringVar(&notBefore, "not-before", "", "start none of these jobs before this time (RFC 3339, or HH:MM today in the local time zone)")
 	return cmd
 }
 
