@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -132,5 +133,50 @@ func TestLogsJSON(t *testing.T) {
 	var rec map[string]any
 	if err := json.Unmarshal([]byte(strings.TrimSpace(res.stderr)), &rec); err != nil || rec["level"] != "ERROR" {
 		t.Errorf("usage error in JSON mode: stderr = %q, want one JSON error record", res.stderr)
+	}
+}
+
+// TestSignals: the first SIGTERM or SIGINT is echoed once with what happens
+// next, the resets in flight finish, and the exit code is 128 plus the
+// signal's number; a second SIGINT exits at once.
+func TestSignals(t *testing.T) {
+	needBinary(t)
+	for _, tt := range []struct {
+		name  string
+		sig   syscall.Signal
+		twice bool
+		code  int
+		echo  string
+	}{
+		{"SIGTERM", syscall.SIGTERM, false, exitTerm, "SIGTERM: no new resets"},
+		{"SIGINT", syscall.SIGINT, false, exitInterrupt, "interrupt (Ctrl-C): no new resets"},
+		{"SIGINTTwice", syscall.SIGINT, true, exitInterrupt, "interrupt (Ctrl-C) again: exiting now"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFleet(t, fleetOptions{n: 40, limit: 200, edit: func(c *emulator.Config) {
+				c.ResetDuration = emulator.Duration{Min: time.Second, Max: 2 * time.Second}
+			}})
+			p := startProcess(t, tt.name, nil, "run", "--jobs", f.jobsPath, "--endpoint", f.url, "--yes", "--rate", "5",
+				"--poll-interval", "50ms", "--request-timeout", "1s", "--settle-time", "2s")
+			eventually(t, 30*time.Second, "a reset in flight", func() bool { return f.resets() > 0 })
+			p.cmd.Process.Signal(tt.sig)
+			if tt.twice {
+				eventually(t, 10*time.Second, "the first signal echoed", func() bool {
+					return strings.Contains(p.stderr.String(), "no new resets; waiting")
+				})
+				p.cmd.Process.Signal(tt.sig)
+			}
+			p.wantExit(t, 60*time.Second, tt.code)
+			if n := strings.Count(p.stderr.String(), tt.echo); n != 1 {
+				t.Errorf("stderr says %q %d times, want once:\n%s", tt.echo, n, tail(p.stderr.String(), 20))
+			}
+			if n := strings.Count(p.stderr.String(), "no new resets; waiting"); n != 1 {
+				t.Errorf("the drain is announced %d times, want once:\n%s", n, tail(p.stderr.String(), 20))
+			}
+			if !strings.Contains(p.stdout.String(), "rerun the same command to resume") {
+				t.Errorf("the summary does not say how to resume:\n%s", p.stdout.String())
+			}
+		})
 	}
 }
