@@ -180,3 +180,20 @@ func TestSignals(t *testing.T) {
 		})
 	}
 }
+
+// TestQuiet: --quiet prints the summary and nothing else when all goes
+// well.
+func TestQuiet(t *testing.T) {
+	t.Parallel()
+	jobsPath := copyExample(t)
+	res := batchreset(t, append([]string{"run", "--quiet", "--jobs", jobsPath, "--emulate", "--yes", "--emulate-failure-rate", "0"}, fastEmulate...)...)
+	if res.code != exitOK && res.code != exitFailures {
+		res.wantCode(t, exitOK, "run --quiet")
+	}
+	if res.code == exitOK && res.stderr != "" {
+		t.Errorf("run --quiet: stderr = %q, want nothing", res.stderr)
+	}
+	if !strings.Contains(res.stdout, "24 instances:") {
+		t.Errorf("run --quiet: no summary on stdout:\n%s", res.stdout)
+	}
+}
