@@ -22,9 +22,10 @@ import (
 
 // TestFaultClockSkew runs with the cloud's clock up to 290s behind or ahead
 // of ours (inside the 300s signature window, which the signature's whole
-// seconds narrow) while 30% of the answers are lost after the reset applied: no decision compares the cloud's
-// timestamps with ours, so every lost answer is adopted, nothing is sent
-// twice, and every instance succeeds.
+// seconds narrow) while 30% of the answers are lost after the reset
+// applied: no decision compares the cloud's timestamps with ours, so every
+// lost answer is adopted, nothing is sent twice, and every instance
+// succeeds.
 func TestFaultClockSkew(t *testing.T) {
 	t.Parallel()
 	for _, skew := range []time.Duration{-290 * time.Second, -90 * time.Second, 90 * time.Second, 290 * time.Second} {
