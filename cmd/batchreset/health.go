@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -91,7 +92,7 @@ type healthFlags struct {
 }
 
 func (o *healthFlags) add(fs *pflag.FlagSet) {
-	fs.StringVar(&o.health, "health", "none", "after each reset: none; agent (the TAT agent is Online again); or command:FILE (then FILE, a shell script, exits 0 through TAT RunCommand). A job that fails it ends unhealthy")
+	fs.StringVar(&o.health, "health", "none", "after each reset: none; agent (the TAT agent is Online again); or command:FILE (then FILE exits 0 through TAT RunCommand: a shell script, or PowerShell for .ps1, batch for .bat). A job that fails it ends unhealthy")
 	fs.DurationVar(&o.timeout, "health-timeout", runner.DefaultHealthTimeout, "how long a health check may take from the end of the reset before the job ends unhealthy")
 	fs.DurationVar(&o.bake, "bake", 0, "after an instance is healthy, wait this long, check it again, and only then count it succeeded (the next wave waits for it)")
 }
@@ -119,11 +120,24 @@ func (o *healthFlags) resolve() (runner.Health, error) {
 		if strings.TrimSpace(string(b)) == "" {
 			return runner.Health{}, usageError("--health command: %s is empty", file)
 		}
-		h.Mode, h.Script = runner.HealthCommand, b
+		h.Mode, h.Script, h.CommandType = runner.HealthCommand, b, commandType(file)
 	default:
 		return runner.Health{}, usageError("--health %q: want none, agent or command:FILE", o.health)
 	}
 	return h, nil
+}
+
+// commandType is how TAT runs the health command in file, by its name:
+// PowerShell for .ps1, batch for .bat and .cmd (Windows instances), a
+// shell script otherwise.
+func commandType(file string) string {
+	switch strings.ToLower(filepath.Ext(file)) {
+	case ".ps1":
+		return lighthouse.CommandPowerShell
+	case ".bat", ".cmd":
+		return lighthouse.CommandBat
+	}
+	return lighthouse.CommandShell
 }
 
 // readSmallFile reads the file at path, refusing one over limit bytes. Its

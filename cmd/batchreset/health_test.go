@@ -398,6 +398,8 @@ func TestHealthFlags(t *testing.T) {
 	writeFile(t, pw, testPassword+"\r\n")
 	script := filepath.Join(dir, "check.sh")
 	writeFile(t, script, "exit 0\n")
+	ps1 := filepath.Join(dir, "Check.PS1")
+	writeFile(t, ps1, "exit 0\n")
 	empty := filepath.Join(dir, "empty")
 	writeFile(t, empty, "")
 	for _, tc := range []struct {
@@ -421,7 +423,8 @@ func TestHealthFlags(t *testing.T) {
 		{name: "AutoAndEnvPassword", args: []string{"--auto-generate-password"}, env: map[string]string{envPassword: testPassword}, usage: "exclude each other"},
 		{name: "Auto", args: []string{"--auto-generate-password"}, login: runner.Login{AutoGeneratePassword: true}, health: runner.Health{Timeout: runner.DefaultHealthTimeout}},
 		{name: "Agent", args: []string{"--health", "agent", "--health-timeout", "3m", "--bake", "1m"}, health: runner.Health{Mode: runner.HealthAgent, Timeout: 3 * time.Minute, Bake: time.Minute}},
-		{name: "Command", args: []string{"--health", "command:" + script}, health: runner.Health{Mode: runner.HealthCommand, Script: []byte("exit 0\n"), Timeout: runner.DefaultHealthTimeout}},
+		{name: "Command", args: []string{"--health", "command:" + script}, health: runner.Health{Mode: runner.HealthCommand, Script: []byte("exit 0\n"), CommandType: "SHELL", Timeout: runner.DefaultHealthTimeout}},
+		{name: "CommandPowerShell", args: []string{"--health", "command:" + ps1}, health: runner.Health{Mode: runner.HealthCommand, Script: []byte("exit 0\n"), CommandType: "POWERSHELL", Timeout: runner.DefaultHealthTimeout}},
 		{name: "CommandEmpty", args: []string{"--health", "command:" + empty}, usage: "is empty"},
 		{name: "CommandNoFile", args: []string{"--health", "command:"}, usage: "want none, agent or command:FILE"},
 		{name: "UnknownMode", args: []string{"--health", "ping"}, usage: "want none, agent or command:FILE"},
