@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -142,27 +141,14 @@ mode's results file; JSON adds totals and reset durations.`,
 				return err
 			}
 			defer db.Close()
-			jobs, err := db.Jobs(cmd.Context(), run)
+			err = writeRunReport(cmd.Context(), &dbSource{db: db, run: run}, format, out, a.stdout)
 			if errors.Is(err, store.ErrNotFound) {
 				return usageError("run %q does not exist", run)
 			}
 			if err != nil {
 				return &exitError{code: exitFatal, err: err}
 			}
-			resultsView(jobs)
-			if format == "csv" {
-				if out != "" {
-					return csvstore.WriteResultsFile(out, jobs)
-				}
-				return csvstore.WriteResults(a.stdout, jobs)
-			}
-			rep := newReport(jobs, true)
-			if out != "" {
-				return rep.writeFile(out)
-			}
-			enc := json.NewEncoder(a.stdout)
-			enc.SetIndent("", "  ")
-			return enc.Encode(rep)
+			return nil
 		},
 	}
 	addDatabaseFlag(cmd.Flags(), &url)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/batchreset/batchreset/lighthouse"
 	"github.com/batchreset/batchreset/runner"
+	"github.com/batchreset/batchreset/store"
 )
 
 func (a *app) runCommand() *cobra.Command {
@@ -71,12 +72,12 @@ func (a *app) runRun(ctx context.Context, s runSettings) error {
 		return err
 	}
 	defer src.Close()
-	jobs, err := src.Jobs(ctx)
+	cnt, err := src.Count(ctx)
 	if err != nil {
 		return &exitError{code: exitFatal, err: err}
 	}
-	todo, regions, sample := countPending(jobs)
-	rollout, err := s.rollout.resolve(len(jobs))
+	todo, regions, sample := cnt.todo, cnt.regions, cnt.sample
+	rollout, err := s.rollout.resolve(cnt.jobs)
 	if err != nil {
 		return err
 	}
@@ -92,8 +93,15 @@ func (a *app) runRun(ctx context.Context, s runSettings) error {
 	if todo > 0 {
 		a.notef("batchreset: %s", what)
 	}
-	a.describeStart(len(jobs), todo, rollout)
+	a.describeStart(cnt.jobs, todo, rollout)
 
+	// Only the built-in emulator needs the job list: it is seeded from it.
+	var jobs []store.Job
+	if s.api.emulate {
+		if jobs, err = src.Jobs(ctx); err != nil {
+			return &exitError{code: exitFatal, err: err}
+		}
+	}
 	conn, err := a.connect(s.api, cred, jobs, s.runner.Workers)
 	if err != nil {
 		return err
