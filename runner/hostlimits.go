@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -49,7 +50,9 @@ func (h *HostLimits) Guard() time.Duration { return DefaultGuard }
 
 // SlotSource returns the host-wide slots of action, interval apart.
 func (h *HostLimits) SlotSource(action string, interval time.Duration) SlotSource {
-	return &fileSlots{path: filepath.Join(h.dir, "rate-"+action), interval: interval}
+	f := &fileSlots{path: filepath.Join(h.dir, "rate-"+action)}
+	f.interval.Store(int64(interval))
+	return f
 }
 
 // fileSlots is a GCRA without burst whose state is a file: the next free
@@ -57,8 +60,11 @@ func (h *HostLimits) SlotSource(action string, interval time.Duration) SlotSourc
 // host shares.
 type fileSlots struct {
 	path     string
-	interval time.Duration
+	interval atomic.Int64 // nanoseconds after a slot before the next one
 }
+
+// SetInterval changes the spacing after the slots this process reserves.
+func (f *fileSlots) SetInterval(d time.Duration) { f.interval.Store(int64(d)) }
 
 func (f *fileSlots) Reserve(ctx context.Context) (time.Duration, error) {
 	if err := ctx.Err(); err != nil {
@@ -84,7 +90,7 @@ func (f *fileSlots) Reserve(ctx context.Context) (time.Duration, error) {
 			slot = tat
 		}
 	}
-	binary.LittleEndian.PutUint64(buf[:], uint64(slot.Add(f.interval).UnixNano()))
+	binary.LittleEndian.PutUint64(buf[:], uint64(slot.Add(time.Duration(f.interval.Load())).UnixNano()))
 	if _, err := unix.Pwrite(fd, buf[:], 0); err != nil {
 		return 0, fmt.Errorf("reserve rate slot: write %s: %w", f.path, err)
 	}

@@ -34,12 +34,14 @@ type SlotSource = store.SlotSource
 // late call never lands among the calls of later slots. It is safe for
 // concurrent use.
 //
-// A Spacer made for a rate (NewRateSpacer) also adapts to the network it
+// A Spacer made for a rate (NewRateSpacer) over a source whose spacing can
+// change (this process's, or the host's) also adapts to the network it
 // sees: Observe feeds it the latencies of answered calls, and once their
-// spread exceeds the guard, it lets its own calls go no closer than
-// (1s+spread)/rate, so that jitter the guard did not foresee still never
-// puts rate+1 calls in one server second. That costs the rate a factor
-// 1/(1+spread); Guard reports the allowance in force.
+// spread exceeds the guard, the source spaces its slots (1s+spread)/rate
+// apart, so that jitter the guard did not foresee still never puts rate+1
+// calls in one server second. That costs the rate a factor 1/(1+spread);
+// Guard reports the allowance in force. (The Postgres store's shared slots
+// keep their 100ms allowance.)
 type Spacer struct {
 	src       SlotSource
 	maxLate   time.Duration
@@ -47,11 +49,14 @@ type Spacer struct {
 	perSecond float64 // 0: no adaptation
 
 	mu        sync.Mutex
-	last      time.Time       // when the latest call was let go
 	latencies []time.Duration // of answered calls, a ring of latencyWindow
 	next      int
-	floor     time.Duration // least gap between this Spacer's calls; 0: none
-	measured  time.Duration // the spread in force, when above guard
+	measured  time.Duration // the allowance in force, when above guard
+}
+
+// adjustable is a SlotSource whose spacing can change between slots.
+type adjustable interface {
+	SetInterval(time.Duration)
 }
 
 // latencyWindow is how many answered calls' latencies the spread is taken
@@ -75,9 +80,21 @@ func NewSpacer(src SlotSource, guard time.Duration) *Spacer {
 // adapts its allowance to the latencies Observe reports.
 func NewRateSpacer(src SlotSource, perSecond float64, guard time.Duration) *Spacer {
 	s := NewSpacer(src, guard)
-	s.perSecond = perSecond
-	s.floor = Interval(perSecond, max(guard, warmupGuard))
+	if _, ok := src.(adjustable); ok {
+		s.perSecond = perSecond
+		s.allow(max(guard, warmupGuard))
+	}
 	return s
+}
+
+// allow spaces the source's slots for an allowance of g. s.mu is held, or
+// s is not yet shared.
+func (s *Spacer) allow(g time.Duration) {
+	s.measured = 0
+	if g > s.guard {
+		s.measured = g
+	}
+	s.src.(adjustable).SetInterval(Interval(s.perSecond, max(g, s.guard)))
 }
 
 // Observe records the latency of one answered call (sent to answer read).
@@ -94,21 +111,13 @@ func (s *Spacer) Observe(latency time.Duration) {
 		s.next = (s.next + 1) % latencyWindow
 	}
 	if len(s.latencies) < minLatencies {
-		// Until the spread can be trusted, assume the widest path that
-		// runners sharing a database may have.
-		s.floor = Interval(s.perSecond, max(s.guard, warmupGuard))
-		return
+		return // until the spread can be trusted, the warm-up allowance holds
 	}
 	lo, hi := s.latencies[0], s.latencies[0]
 	for _, l := range s.latencies {
 		lo, hi = min(lo, l), max(hi, l)
 	}
-	spread := min(hi-lo, maxGuard)
-	if spread <= s.guard {
-		s.floor, s.measured = 0, 0
-		return
-	}
-	s.floor, s.measured = Interval(s.perSecond, spread), spread
+	s.allow(min(hi-lo, maxGuard))
 }
 
 // Guard returns the jitter allowance in force: the measured spread of
@@ -163,30 +172,8 @@ func (s *Spacer) Wait(ctx context.Context) error {
 		if s.maxLate > 0 && time.Since(slot) > s.maxLate && late < maxLateRetries {
 			continue
 		}
-		return s.keepFloor(ctx)
+		return nil
 	}
-}
-
-// keepFloor holds the caller until the measured floor has passed since the
-// previous call this Spacer let go.
-func (s *Spacer) keepFloor(ctx context.Context) error {
-	s.mu.Lock()
-	at := time.Now()
-	if s.floor > 0 && s.last.Add(s.floor).After(at) {
-		at = s.last.Add(s.floor)
-	}
-	s.last = at
-	s.mu.Unlock()
-	if d := time.Until(at); d > 0 {
-		t := time.NewTimer(d)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	return nil
 }
 
 // localSlots is a GCRA without burst on this process's monotonic clock.
@@ -199,6 +186,13 @@ type localSlots struct {
 
 func newLocalSlots(interval time.Duration, first time.Time) *localSlots {
 	return &localSlots{interval: interval, tat: first}
+}
+
+// SetInterval changes the spacing of the slots reserved from now on.
+func (l *localSlots) SetInterval(d time.Duration) {
+	l.mu.Lock()
+	l.interval = d
+	l.mu.Unlock()
 }
 
 func (l *localSlots) Reserve(context.Context) (time.Duration, error) {

@@ -40,7 +40,7 @@ func (m *metrics) observe(st *runner.Stats) {
 	outcome := func(s store.Status) func() float64 {
 		return func() float64 { return float64(st.Totals()[s]) }
 	}
-	for _, s := range []store.Status{store.StatusSucceeded, store.StatusFailed, store.StatusUnknown, store.StatusSkipped} {
+	for _, s := range []store.Status{store.StatusSucceeded, store.StatusFailed, store.StatusUnknown, store.StatusSkipped, store.StatusUnhealthy} {
 		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "batchreset_resets_" + string(s) + "_total", Help: "Instances whose reset ended " + string(s) + ".",
 		}, outcome(s)))

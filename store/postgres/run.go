@@ -157,7 +157,7 @@ func status(ctx context.Context, tx pgx.Tx, run string, st *Status) error {
 	}
 	for _, s := range []store.Status{
 		store.StatusPending, store.StatusSubmitting, store.StatusSubmitted,
-		store.StatusSucceeded, store.StatusFailed, store.StatusSkipped, store.StatusUnknown,
+		store.StatusSucceeded, store.StatusFailed, store.StatusSkipped, store.StatusUnknown, store.StatusUnhealthy,
 	} {
 		st.Totals[s] = 0
 	}
