@@ -361,13 +361,6 @@ func sampleText(ids []string, n int) string {
 	return sample
 }
 
-// countPending counts the jobs not yet finished, lists their regions, and
-// names a few of their instances.
-func countPending(jobs []store.Job) (n int, regions []string, sample string) {
-	c := tally(slices.Values(jobs))
-	return c.todo, c.regions, c.sample
-}
-
 // plural returns "1 region" or "3 regions".
 func plural(n int, noun string) string {
 	if n == 1 {
