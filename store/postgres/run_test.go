@@ -61,7 +61,7 @@ func TestStatus(t *testing.T) {
 		Control: store.ControlPaused,
 		Totals: store.Totals{
 			store.StatusPending: 5, store.StatusSubmitting: 1, store.StatusSubmitted: 1,
-			store.StatusSucceeded: 1, store.StatusFailed: 12, store.StatusSkipped: 0, store.StatusUnknown: 0,
+			store.StatusSucceeded: 1, store.StatusFailed: 12, store.StatusSkipped: 0, store.StatusUnknown: 0, store.StatusUnhealthy: 0,
 		},
 		Jobs:          20,
 		InFlight:      2,
