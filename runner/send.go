@@ -55,6 +55,11 @@ func (r *Runner) send(ctx context.Context, t *task) {
 	r.failpoint(FailpointAfterIntent)
 
 	slotErr := r.cloud.WaitReset(ctx)
+	if slotErr == nil && r.cfg.Rollout != nil {
+		// The wait for the slot counts: a window that closed meanwhile, or
+		// a budget spent, stops this call too.
+		r.cfg.Rollout.check(r)
+	}
 	deadline, leased := r.leaseDeadline(t)
 	callCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
