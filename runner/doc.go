@@ -18,6 +18,10 @@ only persist what it decides.
   - health.go, cloud_health.go, login.go: the health check after a reset
     (TAT), and the login settings of a reset (key pairs, passwords) with
     their preflight check.
+  - select.go, cloud_select.go: a Selector (regions, filters, tags) resolved
+    to a fixed list of jobs, every page under its action's limiter.
+  - event.go: the moments of a run (start, wave finished, stop, pause,
+    cancel) reported to Config.OnEvent, for notifications.
   - cloud.go: Cloud, the one way every command calls the API: a Spacer per
     action at its limit, a throttle gate per action, retries, batching and
     bisection of DescribeInstances, the blueprint cache, the counters.
