@@ -111,11 +111,9 @@ type Cloud struct {
 	silentErr   error
 	throttledAt map[string]time.Time // the latest throttle per action
 
-	bpMu sync.Mutex
-	bps  map[string]*lighthouse.Blueprint // by region/id; nil: absent
+	bps regionCache[*lighthouse.Blueprint] // nil: absent
 
-	kpMu sync.Mutex
-	kps  map[string]bool // key pairs by region/id: whether the region has it
+	kps regionCache[bool] // key pairs: whether the region has it
 }
 
 // cloudActions are the actions a Cloud calls, with their rates.
@@ -376,38 +374,66 @@ func (c *Cloud) describeChunk(ctx context.Context, region string, chunk []string
 // shows them, from the cache where it can; an absent blueprint is nil. A
 // lookup that fails is returned as an error and not cached.
 func (c *Cloud) Blueprints(ctx context.Context, region string, ids []string) (map[string]*lighthouse.Blueprint, error) {
-	out := map[string]*lighthouse.Blueprint{}
-	var ask []string
-	c.bpMu.Lock()
-	for _, id := range ids {
-		if bp, ok := c.bps[region+"/"+id]; ok {
-			out[id] = bp
-		} else if !slices.Contains(ask, id) {
-			ask = append(ask, id)
-		}
-	}
-	c.bpMu.Unlock()
-	for chunk := range slices.Chunk(ask, lighthouse.MaxIDsPerCall) {
+	out, err := c.bps.lookup(region, ids, func(chunk []string) (map[string]*lighthouse.Blueprint, error) {
 		bps, err := retryRejected(ctx, c, lighthouse.ActionDescribeBlueprints, func() ([]lighthouse.Blueprint, error) {
 			return c.api.DescribeBlueprints(ctx, region, chunk)
 		})
 		if err != nil {
-			return out, fmt.Errorf("describe blueprints in %s: %w", region, err)
+			return nil, err
 		}
-		c.bpMu.Lock()
-		if c.bps == nil {
-			c.bps = map[string]*lighthouse.Blueprint{}
-		}
+		found := make(map[string]*lighthouse.Blueprint, len(chunk))
 		for _, id := range chunk {
-			var bp *lighthouse.Blueprint
+			found[id] = nil
 			for i := range bps {
 				if bps[i].BlueprintID == id {
-					bp = &bps[i]
+					found[id] = &bps[i]
 				}
 			}
-			c.bps[region+"/"+id], out[id] = bp, bp
 		}
-		c.bpMu.Unlock()
+		return found, nil
+	})
+	if err != nil {
+		return out, fmt.Errorf("describe blueprints in %s: %w", region, err)
+	}
+	return out, nil
+}
+
+// regionCache holds, for a Cloud's life, what lookups of one kind found for
+// IDs of a region. It is safe for concurrent use.
+type regionCache[V any] struct {
+	mu sync.Mutex
+	m  map[string]V // by region/id
+}
+
+// lookup returns the values of ids in region: from the cache where it can,
+// else from fetch, given the missing IDs (each once) in calls of at most
+// 100, which must return a value for each. What a failed fetch would have
+// found is not cached; the values found so far are returned with its error.
+func (rc *regionCache[V]) lookup(region string, ids []string, fetch func(chunk []string) (map[string]V, error)) (map[string]V, error) {
+	out := make(map[string]V, len(ids))
+	var ask []string
+	rc.mu.Lock()
+	for _, id := range ids {
+		if v, ok := rc.m[region+"/"+id]; ok {
+			out[id] = v
+		} else if !slices.Contains(ask, id) {
+			ask = append(ask, id)
+		}
+	}
+	rc.mu.Unlock()
+	for chunk := range slices.Chunk(ask, lighthouse.MaxIDsPerCall) {
+		found, err := fetch(chunk)
+		if err != nil {
+			return out, err
+		}
+		rc.mu.Lock()
+		if rc.m == nil {
+			rc.m = map[string]V{}
+		}
+		for _, id := range chunk {
+			rc.m[region+"/"+id], out[id] = found[id], found[id]
+		}
+		rc.mu.Unlock()
 	}
 	return out, nil
 }

@@ -20,30 +20,11 @@ import (
 // belong to one region. A lookup that fails is returned as an error and
 // not cached.
 func (c *Cloud) KeyPairs(ctx context.Context, region string, ids []string) (map[string]bool, error) {
-	out := map[string]bool{}
-	var ask []string
-	c.kpMu.Lock()
-	for _, id := range ids {
-		if ok, cached := c.kps[region+"/"+id]; cached {
-			out[id] = ok
-		} else if !slices.Contains(ask, id) {
-			ask = append(ask, id)
-		}
-	}
-	c.kpMu.Unlock()
-	for chunk := range slices.Chunk(ask, lighthouse.MaxIDsPerCall) {
-		found, err := c.keyPairChunk(ctx, region, chunk)
-		if err != nil {
-			return out, fmt.Errorf("describe key pairs in %s: %w", region, err)
-		}
-		c.kpMu.Lock()
-		if c.kps == nil {
-			c.kps = map[string]bool{}
-		}
-		for _, id := range chunk {
-			c.kps[region+"/"+id], out[id] = found[id], found[id]
-		}
-		c.kpMu.Unlock()
+	out, err := c.kps.lookup(region, ids, func(chunk []string) (map[string]bool, error) {
+		return c.keyPairChunk(ctx, region, chunk)
+	})
+	if err != nil {
+		return out, fmt.Errorf("describe key pairs in %s: %w", region, err)
 	}
 	return out, nil
 }
