@@ -409,6 +409,26 @@ func recordedSelector(path string) string {
 // nothing is selected again, so that a rerun or a resume never picks up an
 // instance that changed in between. nothing reports a selection that left
 // every matching instance out: there is nothing to do.
+// resolveFresh resolves sel for freeze, through a Cloud sharing db's limits
+// (nil: the host's). It returns a nil Selection, and says so, when every
+// matching instance was left out.
+func (a *app) resolveFresh(ctx context.Context, sel *runner.Selector, api apiFlags, cred credentialInfo, describeRate float64, db *postgres.Store) (*runner.Selection, error) {
+	cloud, closeConn, err := a.selectCloud(api, cred, describeRate, db)
+	if err != nil {
+		return nil, err
+	}
+	defer closeConn()
+	res, err := a.resolveSelector(ctx, *sel, cloud, a.stderr, false)
+	if err != nil {
+		return nil, err
+	}
+	if len(res.Jobs) == 0 {
+		fmt.Fprintln(a.stderr, "nothing to do: every matching instance was left out")
+		return nil, nil
+	}
+	return res, nil
+}
+
 func (a *app) freeze(ctx context.Context, sel *runner.Selector, src sourceFlags, api apiFlags, cred credentialInfo, describeRate float64) (nothing bool, err error) {
 	if sel == nil {
 		return false, nil
@@ -421,18 +441,9 @@ func (a *app) freeze(ctx context.Context, sel *runner.Selector, src sourceFlags,
 			fmt.Fprintf(a.stderr, "using the list saved in %s; the selector is not resolved again (remove the file to select anew)\n", src.jobsPath)
 			return false, nil
 		}
-		cloud, closeConn, err := a.selectCloud(api, cred, describeRate, nil)
-		if err != nil {
-			return false, err
-		}
-		defer closeConn()
-		res, err := a.resolveSelector(ctx, *sel, cloud, a.stderr, false)
-		if err != nil {
-			return false, err
-		}
-		if len(res.Jobs) == 0 {
-			fmt.Fprintln(a.stderr, "nothing to do: every matching instance was left out")
-			return true, nil
+		res, err := a.resolveFresh(ctx, sel, api, cred, describeRate, nil)
+		if err != nil || res == nil {
+			return res == nil && err == nil, err
 		}
 		if err := saveSelection(src.jobsPath, res); err != nil {
 			return false, err
@@ -452,18 +463,9 @@ func (a *app) freeze(ctx context.Context, sel *runner.Selector, src sourceFlags,
 	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return false, &exitError{code: exitFatal, err: err}
 	}
-	cloud, closeConn, err := a.selectCloud(api, cred, describeRate, db)
-	if err != nil {
-		return false, err
-	}
-	defer closeConn()
-	res, err := a.resolveSelector(ctx, *sel, cloud, a.stderr, false)
-	if err != nil {
-		return false, err
-	}
-	if len(res.Jobs) == 0 {
-		fmt.Fprintln(a.stderr, "nothing to do: every matching instance was left out")
-		return true, nil
+	res, err := a.resolveFresh(ctx, sel, api, cred, describeRate, db)
+	if err != nil || res == nil {
+		return res == nil && err == nil, err
 	}
 	n, err := db.ImportSelected(ctx, src.runName, res.Record(), res.Jobs)
 	switch {
