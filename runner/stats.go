@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -127,11 +128,13 @@ func (s *Stats) summary() Summary {
 	}
 }
 
-// Percentile returns the p-th percentile (0..100) of sorted durations, or 0.
+// Percentile returns the p-th percentile (0..100) of sorted durations, or 0:
+// the nearest-rank value, the smallest that at least p% of the durations do
+// not exceed (as PostgreSQL's percentile_disc).
 func Percentile(sorted []time.Duration, p float64) time.Duration {
 	if len(sorted) == 0 {
 		return 0
 	}
-	i := int(float64(len(sorted)-1)*p/100 + 0.5)
+	i := int(math.Ceil(float64(len(sorted))*p/100)) - 1
 	return sorted[min(max(i, 0), len(sorted)-1)]
 }

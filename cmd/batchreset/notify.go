@@ -167,16 +167,10 @@ func (n *notifier) onEvent(e runner.Event) {
 
 // finished sends the end of the run: its totals and the instances that
 // need attention.
-func (n *notifier) finished(jobs []store.Job, reason string) {
-	e := notifyEvent{Kind: eventFinished, At: time.Now(), Reason: reason, Totals: map[string]int{}}
-	for _, j := range jobs {
-		e.Totals[string(j.Status)]++
-		if isAttention(j.Status) {
-			e.FailedTotal++
-			if len(e.Failed) < notifyFailedMax {
-				e.Failed = append(e.Failed, j.InstanceID)
-			}
-		}
+func (n *notifier) finished(t runTally, reason string) {
+	e := notifyEvent{Kind: eventFinished, At: time.Now(), Reason: reason, Totals: t.Totals, FailedTotal: t.AttentionTotal}
+	for _, o := range t.Attention[:min(len(t.Attention), notifyFailedMax)] {
+		e.Failed = append(e.Failed, o.InstanceID)
 	}
 	n.send(e)
 }

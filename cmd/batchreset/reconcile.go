@@ -98,7 +98,7 @@ func (a *app) runReconcile(ctx context.Context, o *reconcileFlags) error {
 		fmt.Fprintf(a.stdout, "%s: %s %s\n", j.InstanceID, j.Status, j.RequestID)
 	}
 	if _, ok := src.(*csvSource); ok {
-		if _, err := src.Finish(ctx); err != nil {
+		if err := src.Finish(ctx); err != nil {
 			return err
 		}
 	}

@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"time"
 
 	"github.com/batchreset/batchreset/runner"
@@ -83,53 +82,10 @@ func timePtr(t time.Time) *time.Time {
 	return &t
 }
 
-// newReport summarises jobs, already as a results file shows them (see
-// resultsView); with outcomes it lists every job.
-func newReport(jobs []store.Job, outcomes bool) *report {
-	b := newReportBuilder(outcomes)
-	for i := range jobs {
-		b.add(&jobs[i])
-	}
-	return b.report()
-}
-
-// reportBuilder summarises jobs one at a time, holding only their durations
-// (and, with outcomes, their outcomes): newReport without the job list.
-type reportBuilder struct {
-	rep      *report
-	durs     []time.Duration
-	outcomes bool
-}
-
-func newReportBuilder(outcomes bool) *reportBuilder {
-	return &reportBuilder{rep: &report{GeneratedAt: time.Now().UTC(), Totals: map[string]int{}}, outcomes: outcomes}
-}
-
-// add counts j, already as a results file shows it.
-func (b *reportBuilder) add(j *store.Job) {
-	b.rep.Instances++
-	b.rep.Totals[string(j.Status)]++
-	if d, ok := resetDuration(j); ok {
-		b.durs = append(b.durs, d)
-	}
-	if b.outcomes {
-		b.rep.Outcomes = append(b.rep.Outcomes, outcomeOf(j))
-	}
-}
-
-// report returns the report of the jobs added.
-func (b *reportBuilder) report() *report {
-	durs := b.durs
-	if len(durs) > 0 {
-		slices.Sort(durs)
-		b.rep.Durations = &durationSummary{
-			Count: len(durs),
-			P50:   runner.Percentile(durs, 50).Seconds(),
-			P95:   runner.Percentile(durs, 95).Seconds(),
-			Max:   durs[len(durs)-1].Seconds(),
-		}
-	}
-	return b.rep
+// newReport is the head of a report of jobs counted into t: everything but
+// the outcomes, which are written as the jobs are read (writeReportJSON).
+func newReport(t runTally) *report {
+	return &report{GeneratedAt: time.Now().UTC(), Totals: t.Totals, Instances: t.Instances, Durations: t.Durations}
 }
 
 // resetDuration is how long j's reset took, for a reset that ended.
@@ -156,11 +112,29 @@ func outcomeOf(j *store.Job) outcome {
 // writeRunReport writes the report of src's jobs, as `batchreset report`
 // does, to path ("" for w) as CSV (the results file's columns) or JSON,
 // reading the jobs as they come rather than loading the run: the CSV in one
-// pass, the JSON in two (the totals and durations, which come first, then
-// the outcomes), so that memory stays flat whatever the run's size. A file
-// is written beside path and renamed over it, so path holds the old report
-// or the whole new one.
-func writeRunReport(ctx context.Context, src jobSource, format, path string, w io.Writer) (err error) {
+// pass; the JSON's head (totals and durations) from src's tally, then the
+// outcomes in one pass, so that memory stays flat whatever the run's size.
+func writeRunReport(ctx context.Context, src jobSource, format, path string, w io.Writer) error {
+	if format == "csv" {
+		return writeAtomic(path, w, func(w io.Writer) error {
+			rw := csvstore.NewResultsWriter(w)
+			if err := src.Each(ctx, rw.Write); err != nil {
+				return err
+			}
+			return rw.Flush()
+		})
+	}
+	t, err := src.Tally(ctx)
+	if err != nil {
+		return err
+	}
+	return writeAtomic(path, w, func(w io.Writer) error { return writeReportJSON(ctx, src, newReport(t), w) })
+}
+
+// writeAtomic writes what write writes to path, or to w when path is "",
+// buffered. A file is written beside path and renamed over it, so path
+// holds the old content or the whole new one.
+func writeAtomic(path string, w io.Writer, write func(io.Writer) error) (err error) {
 	var f *os.File
 	if path != "" {
 		if f, err = os.CreateTemp(filepath.Dir(path), ".report-*"); err != nil {
@@ -175,15 +149,7 @@ func writeRunReport(ctx context.Context, src jobSource, format, path string, w i
 		w = f
 	}
 	bw := bufio.NewWriterSize(w, 256<<10)
-	if format == "csv" {
-		rw := csvstore.NewResultsWriter(bw)
-		if err := src.Each(ctx, rw.Write); err != nil {
-			return err
-		}
-		if err := rw.Flush(); err != nil {
-			return err
-		}
-	} else if err := writeReportJSON(ctx, src, bw); err != nil {
+	if err := write(bw); err != nil {
 		return err
 	}
 	if err := bw.Flush(); err != nil {
@@ -201,14 +167,9 @@ func writeRunReport(ctx context.Context, src jobSource, format, path string, w i
 	return os.Rename(f.Name(), path)
 }
 
-// writeReportJSON writes what newReport(jobs, true) encodes, indented, with
-// the outcomes streamed.
-func writeReportJSON(ctx context.Context, src jobSource, w io.Writer) error {
-	b := newReportBuilder(false)
-	if err := src.Each(ctx, func(j *store.Job) error { b.add(j); return nil }); err != nil {
-		return err
-	}
-	rep := b.report()
+// writeReportJSON writes rep, indented, with the outcomes of src's jobs
+// streamed into its last field.
+func writeReportJSON(ctx context.Context, src jobSource, rep *report, w io.Writer) error {
 	if rep.Instances == 0 {
 		return json.NewEncoder(w).Encode(rep)
 	}
@@ -244,9 +205,10 @@ func writeReportJSON(ctx context.Context, src jobSource, w io.Writer) error {
 	return err
 }
 
-// buildReport is the report of a run that just ended.
-func buildReport(jobs []store.Job, outcomes bool, sum runner.Summary, s runSettings, started, finished time.Time) *report {
-	rep := newReport(jobs, outcomes)
+// buildReport is the head of the report of a run that just ended (see
+// newReport).
+func buildReport(t runTally, sum runner.Summary, s runSettings, started, finished time.Time) *report {
+	rep := newReport(t)
 	rep.StartedAt, rep.FinishedAt = timePtr(started), timePtr(finished)
 	rep.StopReason = sum.StopReason
 	c := calls(sum)
@@ -273,25 +235,4 @@ func buildReport(jobs []store.Job, outcomes bool, sum runner.Summary, s runSetti
 		rep.Settings["run"] = s.src.runName
 	}
 	return rep
-}
-
-// writeFile writes the report as indented JSON, atomically.
-func (rep *report) writeFile(path string) error {
-	b, err := json.MarshalIndent(rep, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".report-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

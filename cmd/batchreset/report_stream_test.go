@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/batchreset/batchreset/store"
 	csvstore "github.com/batchreset/batchreset/store/csv"
@@ -19,7 +21,8 @@ import (
 )
 
 // TestWriteRunReport checks that the streamed report of a Postgres run says
-// what the report built from the whole job list says, in CSV and JSON.
+// what the report built from the whole job list says, in CSV and JSON: the
+// database's aggregates count as the tally of every job does.
 func TestWriteRunReport(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
@@ -70,7 +73,11 @@ func TestWriteRunReport(t *testing.T) {
 	var wantJSON bytes.Buffer
 	enc := json.NewEncoder(&wantJSON)
 	enc.SetIndent("", "  ")
-	if err := enc.Encode(newReport(all, true)); err != nil {
+	want := newReport(tallyJobs(all))
+	for i := range all {
+		want.Outcomes = append(want.Outcomes, outcomeOf(&all[i]))
+	}
+	if err := enc.Encode(want); err != nil {
 		t.Fatal(err)
 	}
 	path := filepath.Join(t.TempDir(), "report.json")
@@ -101,5 +108,72 @@ func TestWriteRunReport(t *testing.T) {
 
 	if err := writeRunReport(context.Background(), &dbSource{db: db, run: "none"}, "json", "", &bytes.Buffer{}); err == nil {
 		t.Error("writeRunReport() of a run that does not exist = nil, want an error")
+	}
+}
+
+// TestTallyPostgres checks that the database's aggregates count a run as a
+// pass over every job does: totals as results show them, the jobs needing
+// attention and their order, what retry would send, the durations.
+func TestTallyPostgres(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	url := postgrestest.NewSchema(t)
+	db, err := postgres.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	var jobs []store.Job
+	for i := range 200 {
+		jobs = append(jobs, store.Job{InstanceID: fmt.Sprintf("lhins-%08d", i), Region: "ap-guangzhou"})
+	}
+	if _, err := db.Import(ctx, "r1", jobs, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	// Every stored status, with and without the codes retry tells apart.
+	kinds := []struct {
+		status store.Status
+		code   string
+	}{
+		{"pending", ""}, {"submitting", ""}, {"submitted", ""}, {"succeeded", ""}, {"failed", "OperationFailed"},
+		{"failed", codeBlueprintMismatch}, {"skipped", ""}, {"skipped", "ResetByOther"}, {"skipped", "Preflight"},
+		{"unknown", "ResetTimeout"}, {"unhealthy", "HealthTimeout"},
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	const setSQL = `UPDATE jobs SET status = $2, error_code = $3,
+		submitted_at = CASE WHEN $2 IN ('pending', 'skipped') THEN NULL ELSE now() - make_interval(secs => id * 1.5) END,
+		finished_at = CASE WHEN $2 IN ('succeeded', 'failed', 'unknown', 'unhealthy') THEN now() END
+		WHERE run = 'r1' AND id % $4 = $1`
+	for i, k := range kinds {
+		if _, err := conn.Exec(ctx, setSQL, i, k.status, k.code, len(kinds)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, asStored := range []bool{false, true} {
+		all, err := db.Jobs(ctx, "r1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !asStored {
+			resultsView(all)
+		}
+		want := tallyJobs(all)
+		got, err := (&dbSource{db: db, run: "r1", asStored: asStored}).Tally(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want.AttentionTotal == 0 || want.Retry == 0 || want.Durations == nil {
+			t.Fatalf("the fixture covers too little: %+v", want)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("Tally(asStored %v) mismatch (-pass over jobs +aggregates):\n%s", asStored, diff)
+		}
+	}
+	if _, err := (&dbSource{db: db, run: "none"}).Tally(ctx); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Tally() of a run that does not exist = %v, want store.ErrNotFound", err)
 	}
 }

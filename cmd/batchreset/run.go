@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http/httptrace"
 	"os"
 	"strings"
@@ -154,13 +155,19 @@ func (a *app) runRun(ctx context.Context, s runSettings) error {
 	sum, runErr := r.Run(ctx)
 	prog.stop()
 
-	jobs, err = src.Finish(ctx)
-	if err != nil {
+	// What follows reads the store after the run, even when an interrupt
+	// ended it: the results must be written whatever stopped the run.
+	ctx = context.WithoutCancel(ctx)
+	if err := src.Finish(ctx); err != nil {
 		return err
 	}
-	rep := buildReport(jobs, s.reportPath != "", sum, s, started, time.Now())
+	t, err := src.Tally(ctx)
+	if err != nil {
+		return &exitError{code: exitFatal, err: err}
+	}
+	rep := buildReport(t, sum, s, started, time.Now())
 	if s.reportPath != "" {
-		if err := rep.writeFile(s.reportPath); err != nil {
+		if err := writeAtomic(s.reportPath, nil, func(w io.Writer) error { return writeReportJSON(ctx, src, rep, w) }); err != nil {
 			return &exitError{code: exitFatal, err: fmt.Errorf("write report: %w", err)}
 		}
 	}
@@ -168,8 +175,8 @@ func (a *app) runRun(ctx context.Context, s runSettings) error {
 	if sig := interrupted(); sig != nil {
 		signal = signalName(sig)
 	}
-	view.finished(jobs, sum.StopReason)
-	a.printSummary(newRunSummary(rep, jobs, src, sum, signal))
+	view.finished(t, sum.StopReason)
+	a.printSummary(newRunSummary(t, src, sum, signal))
 
 	switch {
 	case interrupted() != nil:
@@ -181,7 +188,7 @@ func (a *app) runRun(ctx context.Context, s runSettings) error {
 			return &exitError{code: exitInterrupt}
 		}
 		return &exitError{code: exitFatal, err: runErr}
-	case !src.OK(jobs, sum):
+	case !src.OK(sum):
 		return &exitError{code: exitFailures}
 	}
 	return nil

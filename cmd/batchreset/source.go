@@ -35,16 +35,17 @@ type jobSource interface {
 	// Limits are the rate limits the source shares with other processes
 	// (Postgres: every runner on the database); nil when it shares none.
 	Limits() runner.SharedLimits
+	// Tally counts the jobs as Each gives them, without loading them.
+	Tally(ctx context.Context) (runTally, error)
 	// Record writes a job's outcome settled later (reconcile).
 	Record(ctx context.Context, j *store.Job) error
 	// Finish writes what the source keeps after a command changed jobs
-	// (CSV mode: the results file) and returns the jobs as the results
-	// report them.
-	Finish(ctx context.Context) ([]store.Job, error)
+	// (CSV mode: the results file).
+	Finish(ctx context.Context) error
 	// OK reports whether the run's outcome is a success: every instance of
 	// the CSV file succeeded, or, in Postgres mode, every job this runner
 	// finished (sum).
-	OK(jobs []store.Job, sum runner.Summary) bool
+	OK(sum runner.Summary) bool
 	// Describe names the source in messages: the results file, or the run.
 	Describe() string
 	// Started marks that the command changed something, so that Close keeps
@@ -79,6 +80,7 @@ func (a *app) openSource(ctx context.Context, o sourceFlags, forRun, force bool,
 		host, _ := os.Hostname()
 		src.owner = fmt.Sprintf("%s:%d:%s", host, os.Getpid(), randomHex(4))
 		src.queue = db.Queue(o.runName, src.owner, leaseTTL)
+		src.asStored = true
 	}
 	return src, nil
 }
@@ -204,7 +206,7 @@ func (s *csvSource) Record(ctx context.Context, j *store.Job) error { return s.s
 // Finish writes the results file, which speaks for this run alone: jobs it
 // left unstarted are skipped, jobs left in flight unknown. The journal keeps
 // their real status for the next run.
-func (s *csvSource) Finish(ctx context.Context) ([]store.Job, error) {
+func (s *csvSource) Finish(ctx context.Context) error {
 	results := func(yield func(store.Job) bool) {
 		s.Each(ctx, func(j *store.Job) error {
 			if !yield(*j) {
@@ -214,17 +216,16 @@ func (s *csvSource) Finish(ctx context.Context) ([]store.Job, error) {
 		})
 	}
 	if err := csvstore.WriteResultsFileSeq(s.out, results); err != nil {
-		return nil, &exitError{code: exitFatal, err: fmt.Errorf("write results: %w", err)}
+		return &exitError{code: exitFatal, err: fmt.Errorf("write results: %w", err)}
 	}
-	return resultsView(s.st.Jobs()), nil
+	return nil
 }
 
 // errStopped ends an Each whose caller wants no more jobs.
 var errStopped = errors.New("stopped")
 
-// OK reads the store's counts; jobs are the same jobs as the results
-// report them, which changes no job's success.
-func (s *csvSource) OK(_ []store.Job, _ runner.Summary) bool {
+// OK reads the store's counts.
+func (s *csvSource) OK(runner.Summary) bool {
 	sum := s.st.Summary()
 	return s.st.Totals()[store.StatusSucceeded] == sum.Jobs
 }
@@ -250,6 +251,17 @@ type dbSource struct {
 	run   string
 	owner string
 	queue *postgres.Queue
+	// asStored: Each and Tally give the rows as they stand rather than as
+	// the results report them. A runner's command ends so: its pending
+	// jobs are not skipped, they are due later or another runner's.
+	asStored bool
+}
+
+// view rewrites j as s gives it.
+func (s *dbSource) view(j *store.Job) {
+	if !s.asStored {
+		resultView(j)
+	}
 }
 
 func (s *dbSource) Jobs(ctx context.Context) ([]store.Job, error) { return s.db.Jobs(ctx, s.run) }
@@ -264,7 +276,7 @@ func (s *dbSource) Count(ctx context.Context) (jobCount, error) {
 
 func (s *dbSource) Each(ctx context.Context, fn func(*store.Job) error) error {
 	return s.db.EachJob(ctx, s.run, func(j *store.Job) error {
-		resultView(j)
+		s.view(j)
 		return fn(j)
 	})
 }
@@ -280,13 +292,11 @@ func (s *dbSource) Limits() runner.SharedLimits { return s.db }
 
 func (s *dbSource) Record(ctx context.Context, j *store.Job) error { return s.db.Settle(ctx, j) }
 
-// Finish returns the rows as they are: pending jobs are due later, or left
-// for another runner, and a later run takes them.
-func (s *dbSource) Finish(ctx context.Context) ([]store.Job, error) {
-	return s.db.Jobs(context.WithoutCancel(ctx), s.run)
-}
+// Finish has nothing to write: the rows are the results. Pending jobs are
+// due later, or left for another runner, and a later run takes them.
+func (s *dbSource) Finish(context.Context) error { return nil }
 
-func (s *dbSource) OK(_ []store.Job, sum runner.Summary) bool {
+func (s *dbSource) OK(sum runner.Summary) bool {
 	for st, n := range sum.Totals {
 		if st != store.StatusSucceeded && n > 0 {
 			return false

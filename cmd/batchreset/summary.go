@@ -48,31 +48,21 @@ type runSummary struct {
 	Next []string `json:"next,omitempty"`
 }
 
-// newRunSummary summarises a run that just ended; jobs are as the results
-// report them (resultsView), signal names the interrupt that stopped it.
-func newRunSummary(rep *report, jobs []store.Job, src jobSource, sum runner.Summary, signal string) runSummary {
+// newRunSummary summarises a run that just ended from its tally; signal
+// names the interrupt that stopped it.
+func newRunSummary(t runTally, src jobSource, sum runner.Summary, signal string) runSummary {
 	s := runSummary{
-		Instances: rep.Instances, Totals: rep.Totals, Durations: rep.Durations,
+		Instances: t.Instances, Totals: t.Totals, Durations: t.Durations,
 		Calls:   calls(sum),
 		Dropped: sum.Dropped, ResetTwice: sum.ResetTwice, StopReason: sum.StopReason, Paused: sum.Paused, Interrupted: signal,
-		Attention: []outcome{},
+		Attention: []outcome{}, AttentionTotal: t.AttentionTotal,
 	}
-	s.NotFinished = rep.Totals[string(store.StatusPending)] + rep.Totals[string(store.StatusSubmitting)] + rep.Totals[string(store.StatusSubmitted)]
-	retry := 0
-	for _, j := range jobs {
-		if retryable(j, retryAll) {
-			retry++
-		}
-		if !isAttention(j.Status) {
-			continue
-		}
-		s.AttentionTotal++
-		if len(s.Attention) < summaryListMax {
-			s.Attention = append(s.Attention, outcome{InstanceID: j.InstanceID, Region: j.Region, Status: string(j.Status),
-				RequestID: j.RequestID, ErrorCode: j.ErrorCode, ErrorMessage: j.ErrorMessage, Attempts: j.Attempts})
-		}
+	s.NotFinished = t.Totals[string(store.StatusPending)] + t.Totals[string(store.StatusSubmitting)] + t.Totals[string(store.StatusSubmitted)]
+	for _, o := range t.Attention[:min(len(t.Attention), summaryListMax)] {
+		s.Attention = append(s.Attention, outcome{InstanceID: o.InstanceID, Region: o.Region, Status: o.Status,
+			RequestID: o.RequestID, ErrorCode: o.ErrorCode, ErrorMessage: o.ErrorMessage, Attempts: o.Attempts})
 	}
-	s.FullList, s.Next = nextSteps(src, s, retry)
+	s.FullList, s.Next = nextSteps(src, s, t.Retry)
 	return s
 }
 

@@ -54,9 +54,8 @@ func TestWriteSummary(t *testing.T) {
 	jobs = append(jobs, store.Job{InstanceID: "lhins-u1", Status: store.StatusUnknown, ErrorCode: "ResetTimeout"},
 		store.Job{InstanceID: "lhins-s1", Status: store.StatusSkipped, ErrorMessage: "failure budget exceeded"},
 		store.Job{InstanceID: "lhins-p1", Status: store.StatusSkipped, ErrorCode: "Preflight"})
-	rep := newReport(jobs, false)
 	src := &csvSource{out: "out/results.csv", jobsPath: "fleet one.csv"}
-	s := newRunSummary(rep, jobs, src, runner.Summary{StopReason: "failure budget exceeded (3 failed, budget 2)"}, "")
+	s := newRunSummary(tallyJobs(jobs), src, runner.Summary{StopReason: "failure budget exceeded (3 failed, budget 2)"}, "")
 	var b strings.Builder
 	writeSummary(&b, s)
 	got := b.String()

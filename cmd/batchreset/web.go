@@ -648,9 +648,9 @@ func (v *runView) live() *liveInfo {
 }
 
 // finished sends the end of the run and closes what the view started.
-func (v *runView) finished(jobs []store.Job, reason string) {
+func (v *runView) finished(t runTally, reason string) {
 	if v.notify != nil {
-		v.notify.finished(jobs, reason)
+		v.notify.finished(t, reason)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -80,4 +81,90 @@ func (s *Store) Count(ctx context.Context, run string) (Count, error) {
 		return Count{}, fmt.Errorf("count jobs of run %q: %w", run, err)
 	}
 	return c, nil
+}
+
+// Outcomes is how a run's jobs ended, counted by the database: the jobs by
+// status and error code, the durations of the resets that ended, and the
+// first few jobs in some statuses. It holds nothing per job beyond those
+// few, whatever the run's size.
+type Outcomes struct {
+	Groups []OutcomeGroup
+	// Ended counts the jobs that succeeded or failed with both a submit and
+	// a finish time; Longest is the longest of their durations, and
+	// Percentiles their percentiles as asked (nearest rank, as
+	// runner.Percentile).
+	Ended       int
+	Longest     time.Duration
+	Percentiles []time.Duration
+	// Listed are the first jobs (in import order) whose status is one of
+	// those asked for.
+	Listed []store.Job
+}
+
+// OutcomeGroup counts the jobs of one status and error code.
+type OutcomeGroup struct {
+	Status    store.Status
+	ErrorCode string
+	Jobs      int
+}
+
+// Outcomes counts the jobs of run in one read-only snapshot, listing up to
+// listMax jobs whose status is one of list, and the percentiles pcts
+// (0..100) of the durations of the resets that ended. It returns an error
+// wrapping store.ErrNotFound when the run does not exist.
+func (s *Store) Outcomes(ctx context.Context, run string, list []store.Status, listMax int, pcts []float64) (Outcomes, error) {
+	var o Outcomes
+	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		const groupsSQL = `SELECT status, error_code, count(*) FROM jobs WHERE run = $1 GROUP BY 1, 2 ORDER BY 1, 2`
+		rows, err := tx.Query(ctx, groupsSQL, run)
+		if err != nil {
+			return err
+		}
+		if o.Groups, err = pgx.CollectRows(rows, pgx.RowToStructByPos[OutcomeGroup]); err != nil {
+			return err
+		}
+		fractions := make([]float64, len(pcts))
+		for i, p := range pcts {
+			fractions[i] = p / 100
+		}
+		const durationsSQL = `SELECT count(*), coalesce(max(us), 0),
+			       coalesce(percentile_disc($2::float8[]) WITHIN GROUP (ORDER BY us), '{}')
+			FROM (SELECT (extract(epoch FROM finished_at - submitted_at) * 1000000)::bigint AS us
+			      FROM jobs
+			      WHERE run = $1 AND status IN ('succeeded', 'failed')
+			        AND submitted_at IS NOT NULL AND finished_at IS NOT NULL) d`
+		var longest int64
+		var ps []int64
+		if err := tx.QueryRow(ctx, durationsSQL, run, fractions).Scan(&o.Ended, &longest, &ps); err != nil {
+			return err
+		}
+		o.Longest = time.Duration(longest) * time.Microsecond
+		for _, us := range ps {
+			o.Percentiles = append(o.Percentiles, time.Duration(us)*time.Microsecond)
+		}
+		if len(list) == 0 || listMax <= 0 {
+			return nil
+		}
+		statuses := make([]string, len(list))
+		for i, st := range list {
+			statuses[i] = string(st)
+		}
+		const listSQL = `SELECT ` + jobColumns + ` FROM jobs WHERE run = $1 AND status = ANY ($2::text[]) ORDER BY id LIMIT $3`
+		rows, err = tx.Query(ctx, listSQL, run, statuses, listMax)
+		if err != nil {
+			return err
+		}
+		listed, err := pgx.CollectRows(rows, pgx.RowToStructByName[jobRow])
+		for _, r := range listed {
+			o.Listed = append(o.Listed, r.job())
+		}
+		return err
+	})
+	if err == nil && len(o.Groups) == 0 {
+		err = s.runExists(ctx, run)
+	}
+	if err != nil {
+		return Outcomes{}, fmt.Errorf("count outcomes of run %q: %w", run, err)
+	}
+	return o, nil
 }

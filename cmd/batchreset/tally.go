@@ -1,0 +1,138 @@
+package main
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"github.com/batchreset/batchreset/runner"
+	"github.com/batchreset/batchreset/store"
+)
+
+// runTally is how a run's jobs ended, as its results report them (see
+// resultView): what the end of a run, the report's head, the summary and
+// the last notification say. It is counted without holding the jobs: in
+// one pass over a CSV journal, with SQL aggregates in Postgres mode.
+type runTally struct {
+	Instances int
+	Totals    map[string]int
+	Durations *durationSummary
+	// Attention lists the first attentionListMax jobs (in the jobs' order)
+	// that ended failed, unknown or unhealthy; AttentionTotal counts them
+	// all.
+	Attention      []outcome
+	AttentionTotal int
+	// Retry counts the jobs `batchreset retry` would send again.
+	Retry int
+}
+
+// attentionListMax is how many jobs needing attention a tally lists: as
+// many as the last notification names (the summary prints fewer).
+const attentionListMax = notifyFailedMax
+
+// durationPercentiles are the percentiles of reset durations a run reports.
+var durationPercentiles = []float64{50, 95}
+
+// tallier counts jobs one at a time into a runTally, holding only the
+// durations of the resets that ended.
+type tallier struct {
+	t    runTally
+	durs []time.Duration
+}
+
+func newTallier() *tallier { return &tallier{t: runTally{Totals: map[string]int{}}} }
+
+// add counts j, already as a results file shows it.
+func (c *tallier) add(j *store.Job) {
+	c.count(j, 1)
+	if d, ok := resetDuration(j); ok {
+		c.durs = append(c.durs, d)
+	}
+	if isAttention(j.Status) && len(c.t.Attention) < attentionListMax {
+		c.t.Attention = append(c.t.Attention, outcomeOf(j))
+	}
+}
+
+// count counts n jobs like j, already as a results file shows it.
+func (c *tallier) count(j *store.Job, n int) {
+	c.t.Instances += n
+	c.t.Totals[string(j.Status)] += n
+	if isAttention(j.Status) {
+		c.t.AttentionTotal += n
+	}
+	if retryable(*j, retryAll) {
+		c.t.Retry += n
+	}
+}
+
+// tally returns the tally of the jobs added.
+func (c *tallier) tally() runTally {
+	if durs := c.durs; len(durs) > 0 {
+		slices.Sort(durs)
+		c.t.Durations = &durationSummary{
+			Count: len(durs),
+			P50:   runner.Percentile(durs, durationPercentiles[0]).Seconds(),
+			P95:   runner.Percentile(durs, durationPercentiles[1]).Seconds(),
+			Max:   durs[len(durs)-1].Seconds(),
+		}
+	}
+	return c.t
+}
+
+// tallyJobs tallies jobs, already as a results file shows them.
+func tallyJobs(jobs []store.Job) runTally {
+	c := newTallier()
+	for i := range jobs {
+		c.add(&jobs[i])
+	}
+	return c.tally()
+}
+
+// attention are the stored statuses whose jobs s gives as needing
+// attention (in flight ones show as unknown in the results).
+func (s *dbSource) attention() []store.Status {
+	var out []store.Status
+	for _, st := range statusOrder {
+		j := store.Job{Status: st}
+		s.view(&j)
+		if isAttention(j.Status) {
+			out = append(out, st)
+		}
+	}
+	return out
+}
+
+// Tally counts the run's jobs with the database's aggregates: the same
+// view and rules as Each and tallier, applied to each group of jobs of one
+// status and error code rather than to each job.
+func (s *dbSource) Tally(ctx context.Context) (runTally, error) {
+	o, err := s.db.Outcomes(ctx, s.run, s.attention(), attentionListMax, durationPercentiles)
+	if err != nil {
+		return runTally{}, err
+	}
+	c := newTallier()
+	for _, g := range o.Groups {
+		j := store.Job{Status: g.Status, ErrorCode: g.ErrorCode}
+		s.view(&j)
+		c.count(&j, g.Jobs)
+	}
+	for i := range o.Listed {
+		j := &o.Listed[i]
+		s.view(j)
+		c.t.Attention = append(c.t.Attention, outcomeOf(j))
+	}
+	if o.Ended > 0 {
+		c.t.Durations = &durationSummary{Count: o.Ended, P50: o.Percentiles[0].Seconds(), P95: o.Percentiles[1].Seconds(), Max: o.Longest.Seconds()}
+	}
+	return c.t, nil
+}
+
+// Tally counts the run's jobs in one pass over them.
+func (s *csvSource) Tally(ctx context.Context) (runTally, error) {
+	c := newTallier()
+	err := s.Each(ctx, func(j *store.Job) error {
+		c.add(j)
+		return nil
+	})
+	return c.tally(), err
+}
