@@ -24,8 +24,9 @@ import (
 // the finished run (read the jobs file, replay the journal, count, write
 // the results). It reports
 //
-//   - live-MB: the live heap of the Store with every job finished, the
+//   - heap-MB: the live heap of the Store with every job finished, the
 //     input's jobs included;
+//   - rows-MB: the table's fixed-size rows and index, outside the heap;
 //   - journal-B/job: the compacted journal's size per job;
 //   - live-journal-B/job: the journal's size per job before compaction;
 //   - reopen-s: the cron tick's seconds;
@@ -33,7 +34,7 @@ import (
 func BenchmarkFinishedRun(b *testing.B) {
 	for _, n := range []int{100_000, 1_000_000} {
 		b.Run(fmt.Sprintf("N=%d", n), func(b *testing.B) {
-			var live, journal, liveJournal, reopen, rss float64
+			var live, rows, journal, liveJournal, reopen, rss float64
 			for b.Loop() {
 				b.StopTimer()
 				dir := b.TempDir()
@@ -55,6 +56,7 @@ func BenchmarkFinishedRun(b *testing.B) {
 				saveAll(b, s, n)
 				b.StopTimer()
 				live += float64(liveHeap()-base) / (1 << 20)
+				rows += float64(s.tab.rowBytes()) / (1 << 20)
 				if st, err := os.Stat(statePath); err == nil {
 					liveJournal += float64(st.Size()) / float64(n)
 				}
@@ -93,7 +95,8 @@ func BenchmarkFinishedRun(b *testing.B) {
 				b.StartTimer()
 			}
 			runs := float64(b.N)
-			b.ReportMetric(live/runs, "live-MB")
+			b.ReportMetric(live/runs, "heap-MB")
+			b.ReportMetric(rows/runs, "rows-MB")
 			b.ReportMetric(journal/runs, "journal-B/job")
 			b.ReportMetric(liveJournal/runs, "live-journal-B/job")
 			b.ReportMetric(reopen/runs, "reopen-s")

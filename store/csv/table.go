@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/batchreset/batchreset/store"
 )
@@ -93,8 +94,6 @@ func (t *table) statusCode(s store.Status) (uint8, error) {
 
 func newTable(n int) *table {
 	t := &table{
-		in:     make([]inputRow, 0, n),
-		st:     make([]stateRow, 0, n),
 		extra:  make(map[int32]*extraState),
 		seed:   maphash.MakeSeed(),
 		strs:   []string{""},
@@ -104,6 +103,7 @@ func newTable(n int) *table {
 		stats:  []store.Status{store.StatusPending},
 		totals: []int{0},
 	}
+	t.in, t.st = offHeap[inputRow](n, t), offHeap[stateRow](n, t)
 	return t
 }
 
@@ -148,7 +148,7 @@ func (b *builder) finish() (*table, error) {
 	for size < 2*len(t.in) {
 		size <<= 1
 	}
-	t.slots = make([]int32, size)
+	t.slots = offHeap[int32](size, t)[:size]
 	for i := range t.in {
 		id := t.instance(i)
 		k := t.probe(id)
@@ -184,6 +184,13 @@ func (t *table) find(id string) (int, bool) {
 }
 
 func (t *table) len() int { return len(t.in) }
+
+// rowBytes is the size of the table's fixed-size rows and index, which
+// live outside the garbage-collected heap where the system allows (see
+// offHeap).
+func (t *table) rowBytes() int {
+	return cap(t.in)*int(unsafe.Sizeof(inputRow{})) + cap(t.st)*int(unsafe.Sizeof(stateRow{})) + cap(t.slots)*4
+}
 
 func (t *table) instance(i int) string {
 	r := &t.in[i]
