@@ -201,7 +201,7 @@ func (r *Runner) snapshot(ctx context.Context, tasks []*task) (snap Instances, r
 	snap = Instances{}
 	retry := newBackoff(time.Second, 30*time.Second)
 	for len(byRegion) > 0 {
-		seen, failed, err := r.cloud.DescribeRegions(ctx, byRegion)
+		seen, failed, err := r.describeForSend(ctx, byRegion)
 		if err != nil {
 			return snap, rejected, false
 		}

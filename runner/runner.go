@@ -133,13 +133,15 @@ type Runner struct {
 	// healthWarn keeps a failing TAT call from logging every poll.
 	healthWarn rate.Sometimes
 
-	live     atomic.Int64 // tasks claimed and not yet finished or released
-	slots    chan struct{}
-	sendq    chan *task
-	sendLow  chan struct{} // a sender found sendq under a batch; see feed
-	trackq   chan *task
-	wake     chan struct{}
-	finished chan struct{}
+	live    atomic.Int64 // tasks claimed and not yet finished or released
+	slots   chan struct{}
+	sendq   chan *task
+	sendLow chan struct{} // a sender found sendq under a batch; see feed
+	trackq  chan *task
+	// describeq takes the feed's pre-send snapshots to the tracker.
+	describeq chan describeReq
+	wake      chan struct{}
+	finished  chan struct{}
 }
 
 // New checks cfg and returns a Runner.
@@ -171,15 +173,16 @@ func New(cfg Config) (*Runner, error) {
 		return nil, err
 	}
 	r := &Runner{
-		cfg:      cfg,
-		lim:      limits{settle: cfg.SettleTime, resetTimeout: cfg.ResetTimeout, maxAttempts: cfg.MaxAttempts},
-		log:      cfg.Logger,
-		cloud:    cloud,
-		sendq:    make(chan *task, 4*claimBatch+cfg.Workers),
-		sendLow:  make(chan struct{}, 1),
-		trackq:   make(chan *task, 4*claimBatch+cfg.Workers),
-		wake:     make(chan struct{}, 1),
-		finished: make(chan struct{}),
+		cfg:       cfg,
+		lim:       limits{settle: cfg.SettleTime, resetTimeout: cfg.ResetTimeout, maxAttempts: cfg.MaxAttempts},
+		log:       cfg.Logger,
+		cloud:     cloud,
+		sendq:     make(chan *task, 4*claimBatch+cfg.Workers),
+		sendLow:   make(chan struct{}, 1),
+		trackq:    make(chan *task, 4*claimBatch+cfg.Workers),
+		describeq: make(chan describeReq),
+		wake:      make(chan struct{}, 1),
+		finished:  make(chan struct{}),
 	}
 	r.adm.init()
 	r.healthWarn = rate.Sometimes{Interval: time.Minute}

@@ -17,7 +17,10 @@ type Store interface {
 	// a runner that died, or left by an earlier run): the runner reconciles
 	// those before anything is sent. waiting reports that other non-terminal,
 	// due jobs exist that are leased elsewhere and may come back if that lease
-	// expires.
+	// expires. A store should hand out one region's jobs per claim, staying
+	// in a region while it has jobs: the runner describes a claim's
+	// instances in one call per region, and polls each region it has
+	// resets in.
 	Claim(ctx context.Context, n int) (jobs []store.Job, waiting bool, err error)
 	// Save durably records j. When it returns nil the write survives a crash
 	// of this process. It returns store.ErrLeaseLost, and writes nothing, when

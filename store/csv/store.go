@@ -57,6 +57,7 @@ type Store struct {
 	tab     *table     // current state, in input order; updated once durable
 	claimed []bool     // claimed[i]: job i is handed out by Claim
 	low     int        // every job before low is terminal or claimed
+	region  uint32     // the region of the last claim (in the table's strs), or anyRegion; see Claim
 	queue   *batch     // records waiting for the next write
 	spare   *batch     // a written batch's buffers, for reuse
 	// ahead holds, for jobs with records queued but not yet durable, the
@@ -143,6 +144,7 @@ func openTable(statePath string, tab *table, runID string) (*Store, error) {
 		stopped: make(chan struct{}),
 		tab:     tab,
 		claimed: make([]bool, tab.len()),
+		region:  anyRegion,
 		ahead:   make(map[int]aheadJob),
 		runID:   runID,
 	}
@@ -313,8 +315,11 @@ func (s *Store) Summary() Summary {
 
 // Claim returns up to n jobs, in input order, that are not terminal, are due
 // (NotBefore has passed) and are not already claimed, and marks them
-// claimed until Release. waiting is always false: no other runner shares
-// the jobs.
+// claimed until Release. The jobs are all of one region, so that the
+// runner describes a batch in one call: the last claim's while it has due
+// jobs, then the first due job's. A run so goes region by region, in the
+// order the input first names them, and its polls describe one region at a
+// time. waiting is always false: no other runner shares the jobs.
 func (s *Store) Claim(ctx context.Context, n int) (jobs []store.Job, waiting bool, err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, false, fmt.Errorf("claim jobs: %w", err)
@@ -329,19 +334,47 @@ func (s *Store) Claim(ctx context.Context, n int) (jobs []store.Job, waiting boo
 	for s.low < t.len() && (s.claimed[s.low] || t.status(s.low).Terminal()) {
 		s.low++
 	}
-	for i := s.low; i < t.len() && len(jobs) < n; i++ {
+	if jobs, s.region = s.claimRegion(n, s.region, now); len(jobs) == 0 {
+		jobs, s.region = s.claimRegion(n, anyRegion, now)
+	}
+	return jobs, false, nil
+}
+
+// anyRegion makes claimRegion take the region of the first due job.
+const anyRegion = ^uint32(0)
+
+// claimRegion claims up to n due jobs of region, in input order, passing
+// over at most claimPass*n jobs of other regions, and returns them with
+// their region (anyRegion when there are none).
+func (s *Store) claimRegion(n int, region uint32, now time.Time) (jobs []store.Job, _ uint32) {
+	t := s.tab
+	passed := 0
+	for i := s.low; i < t.len() && len(jobs) < n && passed < claimPass*n; i++ {
 		if s.claimed[i] || t.status(i).Terminal() {
+			continue
+		}
+		if region != anyRegion && t.in[i].region != region {
+			passed++
 			continue
 		}
 		j := t.get(i)
 		if j.NotBefore.After(now) {
 			continue
 		}
+		region = t.in[i].region
 		s.claimed[i] = true
 		jobs = append(jobs, j)
 	}
-	return jobs, false, nil
+	if len(jobs) == 0 {
+		return nil, anyRegion
+	}
+	return jobs, region
 }
+
+// claimPass bounds how many jobs of other regions one Claim passes over,
+// per job asked for, while it fills a batch with one region's: a region
+// with few jobs left gives a short batch, not a scan of the whole run.
+const claimPass = 8
 
 // Release unmarks claimed jobs so that Claim may return them again.
 func (s *Store) Release(ctx context.Context, jobs []store.Job) error {

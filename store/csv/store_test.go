@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -429,6 +430,40 @@ func TestStoreClaim(t *testing.T) {
 	}
 	if c, err := s.Control(ctx); c != store.ControlRunning || err != nil {
 		t.Errorf("Control() = %s, %v; want running", c, err)
+	}
+}
+
+// TestStoreClaimOneRegion: a claim's jobs are of one region: the last
+// claim's while it has due jobs, then the first due job's.
+func TestStoreClaimOneRegion(t *testing.T) {
+	t.Parallel()
+	tb := setup(t, 40)
+	for i := range tb.jobs {
+		if i%2 == 1 {
+			tb.jobs[i].Region = "ap-singapore"
+		}
+	}
+	tb.jobs[0].NotBefore = time.Now().Add(time.Hour) // the first due job is lhins-00000001, of ap-singapore
+	tb.jobs[39].Region = "eu-frankfurt"
+	tb.runID = csv.Fingerprint(tb.jobs)
+	s := tb.open(t)
+	ctx := t.Context()
+	regions := func(n int) []string {
+		t.Helper()
+		jobs, _, err := s.Claim(ctx, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, j := range jobs {
+			out = append(out, j.Region)
+		}
+		return slices.Compact(out)
+	}
+	for _, want := range [][]string{{"ap-singapore"}, {"ap-singapore"}, {"ap-guangzhou"}, {"ap-guangzhou"}, {"eu-frankfurt"}, nil} {
+		if got := regions(10); !slices.Equal(got, want) {
+			t.Errorf("Claim(10) regions = %v, want %v", got, want)
+		}
 	}
 }
 

@@ -41,6 +41,7 @@ type Queue struct {
 
 	mu      sync.Mutex
 	held    map[int64]lease // by job ID
+	region  string          // of the last claim: the next claims stay in it while they can
 	started bool            // the run's started_at is recorded
 }
 
@@ -112,7 +113,18 @@ func (q *Queue) Claim(ctx context.Context, n int) (jobs []store.Job, waiting boo
 	// by primary key: unlike a join, this plan stays cheap even when pgx's
 	// prepared statement gets a generic plan, which cannot see n. A paused
 	// or cancelled run hands out no pending job: the control is part of the
-	// claim, so it holds from the first one.
+	// claim, so it holds from the first one. The batch is of one region, so
+	// that the runner describes it in one call: the last claim's ($7) while
+	// it has claimable jobs, then the first claimable job's. When concurrent
+	// claims hold all of that region's first jobs, the claim is made again
+	// over every region.
+	const claimable = `run = $1
+			  AND status IN ('pending', 'submitting', 'submitted')
+			  AND not_before <= now()
+			  AND (lease_expires_at IS NULL OR lease_expires_at < now())
+			  AND id <> ALL ($4::bigint[])
+			  AND (status <> 'pending'
+			       OR coalesce((SELECT control FROM runs WHERE name = $1), 'running') = 'running')`
 	const claimSQL = `UPDATE jobs
 		SET lease_owner = $2,
 		    lease_token = nextval('jobs_lease_token_seq'),
@@ -120,28 +132,41 @@ func (q *Queue) Claim(ctx context.Context, n int) (jobs []store.Job, waiting boo
 		WHERE id = ANY (ARRAY(
 			SELECT id
 			FROM jobs
-			WHERE run = $1
-			  AND status IN ('pending', 'submitting', 'submitted')
-			  AND not_before <= now()
-			  AND (lease_expires_at IS NULL OR lease_expires_at < now())
-			  AND id <> ALL ($4::bigint[])
-			  AND (status <> 'pending'
-			       OR coalesce((SELECT control FROM runs WHERE name = $1), 'running') = 'running')
+			WHERE ` + claimable + `
+			  AND (NOT $6 OR region = coalesce($7, (SELECT region FROM jobs WHERE ` + claimable + ` ORDER BY not_before, id LIMIT 1)))
 			ORDER BY not_before, id
 			LIMIT $3
 			FOR UPDATE SKIP LOCKED))
 		RETURNING ` + jobColumns
-	asked := time.Now()
-	rows, err := q.s.pool.Query(ctx, claimSQL, q.run, q.owner, n, q.heldIDs(), micros(q.ttl))
-	if err != nil {
-		return nil, false, fmt.Errorf("claim jobs: %w", err)
+	type attempt struct {
+		oneRegion bool
+		region    *string
 	}
-	claimed, err := pgx.CollectRows(rows, pgx.RowToStructByName[jobRow])
-	if err != nil {
-		return nil, false, fmt.Errorf("claim jobs: %w", err)
+	attempts := []attempt{{true, nil}, {false, nil}}
+	q.mu.Lock()
+	if last := q.region; last != "" {
+		attempts = append([]attempt{{true, &last}}, attempts...)
+	}
+	q.mu.Unlock()
+	asked := time.Now()
+	var claimed []jobRow
+	for _, a := range attempts {
+		rows, err := q.s.pool.Query(ctx, claimSQL, q.run, q.owner, n, q.heldIDs(), micros(q.ttl), a.oneRegion, a.region)
+		if err != nil {
+			return nil, false, fmt.Errorf("claim jobs: %w", err)
+		}
+		if claimed, err = pgx.CollectRows(rows, pgx.RowToStructByName[jobRow]); err != nil {
+			return nil, false, fmt.Errorf("claim jobs: %w", err)
+		}
+		if len(claimed) > 0 {
+			break
+		}
 	}
 	jobs = make([]store.Job, len(claimed))
 	q.mu.Lock()
+	if len(claimed) > 0 {
+		q.region = claimed[0].Region
+	}
 	for i, r := range claimed {
 		jobs[i] = r.job()
 		q.held[r.ID] = q.newLease(r.LeaseToken, asked)

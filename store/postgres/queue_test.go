@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -467,5 +468,64 @@ func TestQueueCancelled(t *testing.T) {
 	q := tb.store.Queue("r1", "runner-1", time.Minute)
 	if _, _, err := q.Claim(ctx, 1); !errors.Is(err, context.Canceled) {
 		t.Errorf("Claim() with a cancelled context = %v, want %v", err, context.Canceled)
+	}
+}
+
+// TestClaimOneRegion: a claim's jobs are of one region, so that the runner
+// describes them in one call: the last claim's while it has claimable jobs,
+// then the first claimable job's; when another claim holds that region's
+// jobs, the claim takes the others.
+func TestClaimOneRegion(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	tb := setup(t)
+	jobs := makeJobs(0, 12)
+	for i := range jobs {
+		jobs[i].Region = []string{"ap-guangzhou", "ap-singapore", "ap-beijing"}[i%3]
+	}
+	if _, err := tb.store.Import(ctx, "r1", jobs, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	q := tb.store.Queue("r1", "runner-1", time.Minute)
+	var order []string
+	for range 6 {
+		got, _, err := q.Claim(ctx, 3)
+		if err != nil || len(got) != 3-len(order)%2*2 {
+			t.Fatalf("Claim(3) = %d jobs, %v, want 3 then the last 1 of one region", len(got), err)
+		}
+		for _, j := range got {
+			if j.Region != got[0].Region {
+				t.Fatalf("Claim(3) mixes regions: %v", got)
+			}
+		}
+		order = append(order, got[0].Region)
+	}
+	if want := []string{"ap-guangzhou", "ap-guangzhou", "ap-singapore", "ap-singapore", "ap-beijing", "ap-beijing"}; !slices.Equal(order, want) {
+		t.Errorf("claims came in region order %v, want %v", order, want)
+	}
+
+	// Another claim is under way on the first region's jobs: this one does
+	// not come back empty.
+	if _, err := tb.store.Import(ctx, "r2", makeJobs(100, 2), time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	other := makeJobs(200, 2)
+	for i := range other {
+		other[i].Region = "ap-singapore"
+	}
+	if _, err := tb.store.Import(ctx, "r2", other, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := tb.db.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `SELECT id FROM jobs WHERE run = 'r2' AND region = 'ap-guangzhou' FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := tb.store.Queue("r2", "runner-2", time.Minute).Claim(ctx, 5)
+	if err != nil || len(got) != 2 || got[0].Region != "ap-singapore" || got[1].Region != "ap-singapore" {
+		t.Errorf("Claim(5) while ap-guangzhou's jobs are being claimed = %v, %v; want the 2 of ap-singapore", got, err)
 	}
 }

@@ -158,7 +158,7 @@ func TestCount(t *testing.T) {
 		t.Fatal(err)
 	}
 	q := tb.store.Queue("r1", "runner-1", time.Minute)
-	got, _, err := q.Claim(ctx, 2)
+	got, _, err := q.Claim(ctx, 2) // the first two of ap-guangzhou: jobs 0 and 2
 	if err != nil || len(got) != 2 {
 		t.Fatalf("Claim() = %d jobs, %v, want 2", len(got), err)
 	}
@@ -176,8 +176,8 @@ func TestCount(t *testing.T) {
 		Totals:     store.Totals{store.StatusSucceeded: 2, store.StatusPending: 3},
 		Jobs:       5,
 		Unfinished: 3,
-		Regions:    []string{"ap-beijing", "ap-guangzhou"},
-		Sample:     []string{"lhins-00000002", "lhins-00000003", "lhins-00000004"},
+		Regions:    []string{"ap-beijing", "ap-guangzhou", "ap-singapore"},
+		Sample:     []string{"lhins-00000001", "lhins-00000003", "lhins-00000004"},
 	}
 	if diff := cmp.Diff(want, c); diff != "" {
 		t.Errorf("Count() mismatch (-want +got):\n%s", diff)
