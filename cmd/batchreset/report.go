@@ -124,7 +124,7 @@ func writeRunReport(ctx context.Context, src jobSource, format, path string, w i
 			return rw.Flush()
 		})
 	}
-	t, err := src.Tally(ctx)
+	t, err := src.Tally(ctx, true)
 	if err != nil {
 		return err
 	}

@@ -161,7 +161,7 @@ func (a *app) runRun(ctx context.Context, s runSettings) error {
 	if err := src.Finish(ctx); err != nil {
 		return err
 	}
-	t, err := src.Tally(ctx)
+	t, err := src.Tally(ctx, s.reportPath != "")
 	if err != nil {
 		return &exitError{code: exitFatal, err: err}
 	}

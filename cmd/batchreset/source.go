@@ -35,8 +35,10 @@ type jobSource interface {
 	// Limits are the rate limits the source shares with other processes
 	// (Postgres: every runner on the database); nil when it shares none.
 	Limits() runner.SharedLimits
-	// Tally counts the jobs as Each gives them, without loading them.
-	Tally(ctx context.Context) (runTally, error)
+	// Tally counts the jobs as Each gives them, without loading them;
+	// durations asks for the percentiles of their reset durations too,
+	// which a Postgres run sorts every finished job for.
+	Tally(ctx context.Context, durations bool) (runTally, error)
 	// Record writes a job's outcome settled later (reconcile).
 	Record(ctx context.Context, j *store.Job) error
 	// Finish writes what the source keeps after a command changed jobs
@@ -69,7 +71,7 @@ func (a *app) openSource(ctx context.Context, o sourceFlags, forRun, force bool,
 		return nil, &exitError{code: exitFatal, err: err}
 	}
 	src := &dbSource{db: db, run: o.runName}
-	if _, err := db.Status(ctx, o.runName); err != nil {
+	if err := db.RunExists(ctx, o.runName); err != nil {
 		db.Close()
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, usageError("run %q has no jobs: import some with `batchreset import --run %s`", o.runName, o.runName)

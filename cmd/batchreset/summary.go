@@ -49,10 +49,11 @@ type runSummary struct {
 }
 
 // newRunSummary summarises a run that just ended from its tally; signal
-// names the interrupt that stopped it.
+// names the interrupt that stopped it. Its durations are of the resets this
+// command tracked to their end (the report has the whole run's).
 func newRunSummary(t runTally, src jobSource, sum runner.Summary, signal string) runSummary {
 	s := runSummary{
-		Instances: t.Instances, Totals: t.Totals, Durations: t.Durations,
+		Instances: t.Instances, Totals: t.Totals, Durations: summarizeDurations(sum.Durations),
 		Calls:   calls(sum),
 		Dropped: sum.Dropped, ResetTwice: sum.ResetTwice, StopReason: sum.StopReason, Paused: sum.Paused, Interrupted: signal,
 		Attention: []outcome{}, AttentionTotal: t.AttentionTotal,
@@ -135,7 +136,7 @@ func writeSummary(w io.Writer, s runSummary) {
 		fmt.Fprintf(w, "%d not finished: not yet due, or held by another runner; a later run takes them\n", s.NotFinished)
 	}
 	if s.Durations != nil {
-		fmt.Fprintf(w, "reset durations: p50 %.1fs, p95 %.1fs, max %.1fs\n", s.Durations.P50, s.Durations.P95, s.Durations.Max)
+		fmt.Fprintf(w, "reset durations (%s): p50 %.1fs, p95 %.1fs, max %.1fs\n", plural(s.Durations.Count, "reset"), s.Durations.P50, s.Durations.P95, s.Durations.Max)
 	}
 	fmt.Fprintf(w, "API calls: %d ResetInstance, %d DescribeInstances, %d throttled\n", s.Calls.ResetInstance, s.Calls.DescribeInstances, s.Calls.Throttled)
 	if s.Dropped > 0 {

@@ -67,16 +67,22 @@ func (c *tallier) count(j *store.Job, n int) {
 
 // tally returns the tally of the jobs added.
 func (c *tallier) tally() runTally {
-	if durs := c.durs; len(durs) > 0 {
-		slices.Sort(durs)
-		c.t.Durations = &durationSummary{
-			Count: len(durs),
-			P50:   runner.Percentile(durs, durationPercentiles[0]).Seconds(),
-			P95:   runner.Percentile(durs, durationPercentiles[1]).Seconds(),
-			Max:   durs[len(durs)-1].Seconds(),
-		}
-	}
+	slices.Sort(c.durs)
+	c.t.Durations = summarizeDurations(c.durs)
 	return c.t
+}
+
+// summarizeDurations summarises sorted reset durations; nil for none.
+func summarizeDurations(sorted []time.Duration) *durationSummary {
+	if len(sorted) == 0 {
+		return nil
+	}
+	return &durationSummary{
+		Count: len(sorted),
+		P50:   runner.Percentile(sorted, durationPercentiles[0]).Seconds(),
+		P95:   runner.Percentile(sorted, durationPercentiles[1]).Seconds(),
+		Max:   sorted[len(sorted)-1].Seconds(),
+	}
 }
 
 // tallyJobs tallies jobs, already as a results file shows them.
@@ -104,9 +110,14 @@ func (s *dbSource) attention() []store.Status {
 
 // Tally counts the run's jobs with the database's aggregates: the same
 // view and rules as Each and tallier, applied to each group of jobs of one
-// status and error code rather than to each job.
-func (s *dbSource) Tally(ctx context.Context) (runTally, error) {
-	o, err := s.db.Outcomes(ctx, s.run, s.attention(), attentionListMax, durationPercentiles)
+// status and error code rather than to each job. Only with durations does
+// it sort the run's finished jobs for their percentiles.
+func (s *dbSource) Tally(ctx context.Context, durations bool) (runTally, error) {
+	var pcts []float64
+	if durations {
+		pcts = durationPercentiles
+	}
+	o, err := s.db.Outcomes(ctx, s.run, s.attention(), attentionListMax, pcts)
 	if err != nil {
 		return runTally{}, err
 	}
@@ -127,8 +138,9 @@ func (s *dbSource) Tally(ctx context.Context) (runTally, error) {
 	return c.t, nil
 }
 
-// Tally counts the run's jobs in one pass over them.
-func (s *csvSource) Tally(ctx context.Context) (runTally, error) {
+// Tally counts the run's jobs in one pass over them, durations included
+// whatever is asked: they cost the pass nothing.
+func (s *csvSource) Tally(ctx context.Context, _ bool) (runTally, error) {
 	c := newTallier()
 	err := s.Each(ctx, func(j *store.Job) error {
 		c.add(j)

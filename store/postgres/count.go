@@ -75,7 +75,7 @@ func (s *Store) Count(ctx context.Context, run string) (Count, error) {
 		return err
 	})
 	if err == nil && c.Jobs == 0 {
-		err = s.runExists(ctx, run)
+		err = s.RunExists(ctx, run)
 	}
 	if err != nil {
 		return Count{}, fmt.Errorf("count jobs of run %q: %w", run, err)
@@ -109,8 +109,9 @@ type OutcomeGroup struct {
 }
 
 // Outcomes counts the jobs of run in one read-only snapshot, listing up to
-// listMax jobs whose status is one of list, and the percentiles pcts
-// (0..100) of the durations of the resets that ended. It returns an error
+// listMax jobs whose status is one of list, and, unless pcts is empty, the
+// percentiles pcts (0..100) of the durations of the resets that ended: the
+// only part that sorts the run's finished jobs. It returns an error
 // wrapping store.ErrNotFound when the run does not exist.
 func (s *Store) Outcomes(ctx context.Context, run string, list []store.Status, listMax int, pcts []float64) (Outcomes, error) {
 	var o Outcomes
@@ -123,13 +124,20 @@ func (s *Store) Outcomes(ctx context.Context, run string, list []store.Status, l
 		if o.Groups, err = pgx.CollectRows(rows, pgx.RowToStructByPos[OutcomeGroup]); err != nil {
 			return err
 		}
+		if len(pcts) == 0 {
+			return o.list(ctx, tx, run, list, listMax)
+		}
 		fractions := make([]float64, len(pcts))
 		for i, p := range pcts {
 			fractions[i] = p / 100
 		}
-		const durationsSQL = `SELECT count(*), coalesce(max(us), 0),
-			       coalesce(percentile_disc($2::float8[]) WITHIN GROUP (ORDER BY us), '{}')
-			FROM (SELECT (extract(epoch FROM finished_at - submitted_at) * 1000000)::bigint AS us
+		// Ordered as intervals, which sort faster than the numeric epochs
+		// extract gives; only the answers are converted.
+		const durationsSQL = `SELECT count(*),
+			       coalesce((extract(epoch FROM max(d)) * 1000000)::bigint, 0),
+			       coalesce((SELECT array_agg((extract(epoch FROM p) * 1000000)::bigint)
+			                 FROM unnest(percentile_disc($2::float8[]) WITHIN GROUP (ORDER BY d)) p), '{}')
+			FROM (SELECT finished_at - submitted_at AS d
 			      FROM jobs
 			      WHERE run = $1 AND status IN ('succeeded', 'failed')
 			        AND submitted_at IS NOT NULL AND finished_at IS NOT NULL) d`
@@ -142,29 +150,35 @@ func (s *Store) Outcomes(ctx context.Context, run string, list []store.Status, l
 		for _, us := range ps {
 			o.Percentiles = append(o.Percentiles, time.Duration(us)*time.Microsecond)
 		}
-		if len(list) == 0 || listMax <= 0 {
-			return nil
-		}
-		statuses := make([]string, len(list))
-		for i, st := range list {
-			statuses[i] = string(st)
-		}
-		const listSQL = `SELECT ` + jobColumns + ` FROM jobs WHERE run = $1 AND status = ANY ($2::text[]) ORDER BY id LIMIT $3`
-		rows, err = tx.Query(ctx, listSQL, run, statuses, listMax)
-		if err != nil {
-			return err
-		}
-		listed, err := pgx.CollectRows(rows, pgx.RowToStructByName[jobRow])
-		for _, r := range listed {
-			o.Listed = append(o.Listed, r.job())
-		}
-		return err
+		return o.list(ctx, tx, run, list, listMax)
 	})
 	if err == nil && len(o.Groups) == 0 {
-		err = s.runExists(ctx, run)
+		err = s.RunExists(ctx, run)
 	}
 	if err != nil {
 		return Outcomes{}, fmt.Errorf("count outcomes of run %q: %w", run, err)
 	}
 	return o, nil
+}
+
+// list sets o.Listed: the first listMax jobs of run whose status is one of
+// list.
+func (o *Outcomes) list(ctx context.Context, tx pgx.Tx, run string, list []store.Status, listMax int) error {
+	if len(list) == 0 || listMax <= 0 {
+		return nil
+	}
+	statuses := make([]string, len(list))
+	for i, st := range list {
+		statuses[i] = string(st)
+	}
+	const listSQL = `SELECT ` + jobColumns + ` FROM jobs WHERE run = $1 AND status = ANY ($2::text[]) ORDER BY id LIMIT $3`
+	rows, err := tx.Query(ctx, listSQL, run, statuses, listMax)
+	if err != nil {
+		return err
+	}
+	listed, err := pgx.CollectRows(rows, pgx.RowToStructByName[jobRow])
+	for _, r := range listed {
+		o.Listed = append(o.Listed, r.job())
+	}
+	return err
 }

@@ -240,7 +240,7 @@ func (s *Store) Jobs(ctx context.Context, run string, statuses ...store.Status) 
 		return nil, fmt.Errorf("list jobs of run %q: %w", run, err)
 	}
 	if len(found) == 0 {
-		if err := s.runExists(ctx, run); err != nil {
+		if err := s.RunExists(ctx, run); err != nil {
 			return nil, fmt.Errorf("list jobs of run %q: %w", run, err)
 		}
 	}
@@ -251,8 +251,9 @@ func (s *Store) Jobs(ctx context.Context, run string, statuses ...store.Status) 
 	return jobs, nil
 }
 
-// runExists returns store.ErrNotFound unless run has jobs or a runs row.
-func (s *Store) runExists(ctx context.Context, run string) error {
+// RunExists returns an error wrapping store.ErrNotFound unless run has jobs
+// or a runs row.
+func (s *Store) RunExists(ctx context.Context, run string) error {
 	const existsSQL = `SELECT EXISTS (SELECT 1 FROM jobs WHERE run = $1)
 		OR EXISTS (SELECT 1 FROM runs WHERE name = $1)`
 	var ok bool
@@ -314,7 +315,7 @@ func (s *Store) EachJob(ctx context.Context, run string, fn func(*store.Job) err
 	}
 	if !found {
 		rows.Close()
-		if err := s.runExists(ctx, run); err != nil {
+		if err := s.RunExists(ctx, run); err != nil {
 			return fmt.Errorf("list jobs of run %q: %w", run, err)
 		}
 	}
