@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -107,5 +108,36 @@ func TestSharedBudgetAcrossRunners(t *testing.T) {
 		if j.ErrorMessage == "" {
 			t.Errorf("%s: skipped without a reason", j.InstanceID)
 		}
+	}
+}
+
+// TestSharedBudgetWithoutWaves: a failure budget alone is shared too,
+// without a row per admission: once the run's failures pass it, no runner
+// starts another reset, and every job not sent ends skipped with the reason.
+func TestSharedBudgetWithoutWaves(t *testing.T) {
+	t.Parallel()
+	const n = 300
+	b := setup(t, scenario{n: n, limit: 50, emu: func(c *emulator.Config) { c.FailureRate = 1 }})
+	pg := b.importPG(t, "budget")
+	var wg sync.WaitGroup
+	for i := range 3 {
+		cfg := b.configPG(t, openPG(t, pg.url), pg.run, fmt.Sprintf("runner-%d", i), 30*time.Second, relaxed)
+		cfg.Rollout = &runner.Rollout{MaxFailures: 2}
+		wg.Go(func() { b.runWith(t, cfg) })
+	}
+	wg.Wait()
+	jobs := pg.jobs(t)
+	totals := b.verify(t, jobs, verdict{})
+	if totals[store.StatusFailed] < 3 || totals[store.StatusSkipped] == 0 || totals[store.StatusFailed]+totals[store.StatusSkipped] != n {
+		t.Errorf("totals = %v, want at least 3 failed and the rest skipped", totals)
+	}
+	for _, j := range byStatus(jobs, store.StatusSkipped) {
+		if !strings.Contains(j.ErrorMessage, "failure budget exceeded") {
+			t.Errorf("%s: skipped for %q, want the failure budget", j.InstanceID, j.ErrorMessage)
+		}
+	}
+	waves, err := pg.st.Waves(t.Context(), pg.run)
+	if err != nil || len(waves) != 0 {
+		t.Errorf("Waves() = %d jobs recorded, %v; want none for a rollout of one wave", len(waves), err)
 	}
 }

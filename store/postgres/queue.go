@@ -42,6 +42,7 @@ type Queue struct {
 	mu      sync.Mutex
 	held    map[int64]lease // by job ID
 	region  string          // of the last claim: the next claims stay in it while they can
+	waved   bool            // the run's rollout has a canary or waves (RolloutJoin)
 	started bool            // the run's started_at is recorded
 }
 

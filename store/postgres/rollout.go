@@ -34,14 +34,26 @@ func (q *Queue) RolloutJoin(ctx context.Context, plan store.RolloutPlan) (store.
 	for _, w := range gotWaves {
 		got.Waves = append(got.Waves, int(w))
 	}
+	q.mu.Lock()
+	q.waved = got.Canary > 0 || len(got.Waves) > 0
+	q.mu.Unlock()
 	return got, nil
 }
 
 // RolloutAdmit admits j into the run's current wave if the wave has room,
 // the run's budget holds and nothing stopped the run, all in one
 // transaction under the run's rollout row. A job already admitted keeps its
-// wave.
+// wave. A rollout without a canary or waves (a failure budget alone) has
+// one wave that takes every job: its admission records nothing and takes
+// no lock, so that runners do not queue on the row, and reads the latest
+// failure count and stop as the transaction would.
 func (q *Queue) RolloutAdmit(ctx context.Context, j *store.Job) (store.Admission, error) {
+	q.mu.Lock()
+	waved := q.waved
+	q.mu.Unlock()
+	if !waved {
+		return q.admitUnwaved(ctx, j)
+	}
 	var a store.Admission
 	err := pgx.BeginTxFunc(ctx, q.s.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
 		var waveEnd, admitted, maxFailures int
@@ -78,6 +90,27 @@ func (q *Queue) RolloutAdmit(ctx context.Context, j *store.Job) (store.Admission
 	})
 	if err != nil {
 		return store.Admission{}, fmt.Errorf("admit job %d into the rollout of run %q: %w", j.ID, q.run, err)
+	}
+	return a, nil
+}
+
+// admitUnwaved is RolloutAdmit for a rollout of one wave.
+func (q *Queue) admitUnwaved(ctx context.Context, j *store.Job) (store.Admission, error) {
+	var a store.Admission
+	var maxFailures int
+	const readSQL = `SELECT wave, failures, max_failures, stopped FROM run_rollouts WHERE run = $1`
+	if err := q.s.pool.QueryRow(ctx, readSQL, q.run).Scan(&a.Wave, &a.Failures, &maxFailures, &a.Stopped); err != nil {
+		return store.Admission{}, fmt.Errorf("admit job %d into the rollout of run %q: %w", j.ID, q.run, err)
+	}
+	switch {
+	case a.Stopped != "":
+	case maxFailures >= 0 && a.Failures > maxFailures:
+		a.Stopped = fmt.Sprintf("failure budget exceeded (%d failed, budget %d)", a.Failures, maxFailures)
+		if err := q.RolloutStop(ctx, a.Stopped); err != nil {
+			return store.Admission{}, err
+		}
+	default:
+		a.Admitted = true
 	}
 	return a, nil
 }
