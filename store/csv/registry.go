@@ -1,6 +1,7 @@
 package csv
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -81,7 +82,7 @@ func (r *Registry) update(j *store.Job, run string, started time.Time) error {
 	if err := unix.Flock(fd, unix.LOCK_EX); err != nil {
 		return fmt.Errorf("instance registry: lock %s: %w", path, err)
 	}
-	var buf [512]byte
+	var buf [entryMax]byte
 	n, err := unix.Pread(fd, buf[:], 0)
 	if err != nil {
 		return fmt.Errorf("instance registry: read %s: %w", path, err)
@@ -95,7 +96,7 @@ func (r *Registry) update(j *store.Job, run string, started time.Time) error {
 			return nil
 		}
 		e.InFlight = false
-		return writeEntry(fd, path, e)
+		return writeEntry(fd, path, e, n)
 	}
 	if e.Run != "" && e.Run != run {
 		switch {
@@ -106,13 +107,26 @@ func (r *Registry) update(j *store.Job, run string, started time.Time) error {
 				store.ErrResetElsewhere, e.Run, e.IntentAt.Format(time.RFC3339), started.Format(time.RFC3339))
 		}
 	}
-	return writeEntry(fd, path, entry{Run: run, PID: os.Getpid(), InFlight: true, IntentAt: time.Now()})
+	return writeEntry(fd, path, entry{Run: run, PID: os.Getpid(), InFlight: true, IntentAt: time.Now()}, n)
 }
 
-func writeEntry(fd int, path string, e entry) error {
+// Registry entry sizes.
+const (
+	// entrySize is what an entry is padded to with spaces (which JSON
+	// ignores): written over the old one in place, it covers it whole,
+	// so the file is never truncated, which on a file system that
+	// discards freed blocks costs more than the rest of the update.
+	entrySize = 1024
+	// entryMax is the most of an entry that is read: more than an entry
+	// naming a journal path of PATH_MAX (4096 bytes) takes.
+	entryMax = 8192
+)
+
+// writeEntry writes e over the file's old entry of old bytes.
+func writeEntry(fd int, path string, e entry, old int) error {
 	b, _ := json.Marshal(e)
-	if err := unix.Ftruncate(fd, 0); err != nil {
-		return fmt.Errorf("instance registry: write %s: %w", path, err)
+	if pad := max(entrySize, old) - len(b); pad > 0 {
+		b = append(b, bytes.Repeat([]byte{' '}, pad)...)
 	}
 	if _, err := unix.Pwrite(fd, b, 0); err != nil {
 		return fmt.Errorf("instance registry: write %s: %w", path, err)
