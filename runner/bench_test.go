@@ -41,9 +41,9 @@ type benchEnv struct {
 
 // newBenchEnv builds a fleet of n instances and an emulator for it; edit
 // adjusts the emulator's Config. Call close when the run is over.
-func newBenchEnv(b *testing.B, n int, edit func(*emulator.Config)) *benchEnv {
+func newBenchEnv(b *testing.B, n int, regions []string, edit func(*emulator.Config)) *benchEnv {
 	b.Helper()
-	instances, blueprints := emulator.GenerateFleet(n, emulator.FleetOptions{Seed: 1})
+	instances, blueprints := emulator.GenerateFleet(n, emulator.FleetOptions{Seed: 1, Regions: regions})
 	jobs := make([]store.Job, len(instances))
 	for i, in := range instances {
 		jobs[i] = store.Job{ID: int64(i + 2), InstanceID: in.ID, BlueprintID: blueprints[0].ID, Region: in.Region, Status: store.StatusPending}
@@ -146,12 +146,18 @@ func BenchmarkRunAtLimit(b *testing.B) {
 		resetMax = 5 * time.Second
 		poll     = 5 * time.Second // runner.Config's default, stated for the bound
 	)
-	for _, n := range []int{300, 2000} {
-		b.Run(fmt.Sprintf("N=%d", n), func(b *testing.B) {
+	for _, tc := range []struct{ n, regions int }{{300, 1}, {2000, 1}, {300, 2}, {1000, 2}, {300, 4}} {
+		n := tc.n
+		name := fmt.Sprintf("N=%d", n)
+		if tc.regions > 1 {
+			name += fmt.Sprintf("/regions=%d", tc.regions)
+		}
+		regions := []string{"ap-guangzhou", "ap-shanghai", "ap-singapore", "eu-frankfurt"}[:tc.regions]
+		b.Run(name, func(b *testing.B) {
 			var acceptRatio, rejected, makespan, bound, describes, failed float64
 			for b.Loop() {
 				b.StopTimer()
-				env := newBenchEnv(b, n, func(c *emulator.Config) {
+				env := newBenchEnv(b, n, regions, func(c *emulator.Config) {
 					c.RateLimits = map[string]int{lighthouse.ActionResetInstance: limit}
 					c.ResetDuration = emulator.Duration{Min: resetMin, Max: resetMax}
 					c.FailureRate = 0.03
@@ -229,7 +235,7 @@ func BenchmarkRunUnlimited(b *testing.B) {
 			for b.Loop() {
 				b.StopTimer()
 				base := liveHeap()
-				env := newBenchEnv(b, n, func(c *emulator.Config) {
+				env := newBenchEnv(b, n, nil, func(c *emulator.Config) {
 					c.RateLimits = map[string]int{
 						lighthouse.ActionResetInstance:                   -1,
 						lighthouse.ActionDescribeInstances:               -1,
