@@ -123,15 +123,27 @@ func (a *app) requeue(ctx context.Context, s runSettings, k retryKinds) (int, er
 	if c, ok := src.(*csvSource); ok && c.fresh {
 		return 0, usageError("nothing to retry: %s has no state file beside it; run it first", c.out)
 	}
-	jobs, err := src.Jobs(ctx)
-	if err != nil {
-		return 0, &exitError{code: exitFatal, err: err}
-	}
+	// Only the retryable jobs are held: a CSV run's are picked as its jobs
+	// go by, a Postgres run's from its failed and skipped rows.
 	var ids []string
 	var rows []int64
-	for _, j := range jobs {
+	pick := func(j store.Job) {
 		if retryable(j, k) {
 			ids, rows = append(ids, j.InstanceID), append(rows, j.ID)
+		}
+	}
+	switch src := src.(type) {
+	case *csvSource:
+		for j := range src.st.All() {
+			pick(j)
+		}
+	case *dbSource:
+		jobs, err := src.db.Jobs(ctx, src.run, store.StatusFailed, store.StatusSkipped)
+		if err != nil {
+			return 0, &exitError{code: exitFatal, err: err}
+		}
+		for _, j := range jobs {
+			pick(j)
 		}
 	}
 	if len(ids) == 0 {
