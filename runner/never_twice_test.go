@@ -163,10 +163,11 @@ func TestFaultTwoRuns(t *testing.T) {
 			var results [2]func() []store.Job
 			switch be {
 			case csvBackend:
-				reg, err := csvstore.OpenRegistry(t.TempDir())
+				reg, err := csvstore.OpenRegistry(t.TempDir(), nil)
 				if err != nil {
 					t.Fatal(err)
 				}
+				t.Cleanup(func() { reg.Close() })
 				for i := range cfgs {
 					st, err := csvstore.Open(filepath.Join(t.TempDir(), "results.csv.state"), b.jobs, "test-run")
 					if err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strings"
 
@@ -48,19 +49,21 @@ type connection struct {
 	endpoint     string
 	stateDir     string // this host's shared state for the account
 	hostLimits   *runner.HostLimits
+	registry     *csvstore.Registry // opened by guard
 }
 
 // guard makes a CSV source consult and keep the host's registry of
-// instances in flight for the account.
-func (c *connection) guard(src jobSource) error {
+// instances in flight for the account; log says when it is full.
+func (c *connection) guard(src jobSource, log *slog.Logger) error {
 	cs, ok := src.(*csvSource)
 	if !ok || cs.st == nil {
 		return nil
 	}
-	reg, err := csvstore.OpenRegistry(filepath.Join(c.stateDir, "instances"))
+	reg, err := csvstore.OpenRegistry(filepath.Join(c.stateDir, "registry"), log)
 	if err != nil {
 		return &exitError{code: exitFatal, err: err}
 	}
+	c.registry = reg
 	cs.st.Guard(reg)
 	return nil
 }
@@ -129,4 +132,7 @@ func (c *connection) Close() {
 		c.sends.CloseIdleConnections()
 	}
 	c.emu.Close()
+	if c.registry != nil {
+		c.registry.Close()
+	}
 }

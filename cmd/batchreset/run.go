@@ -108,7 +108,7 @@ func (a *app) runRun(ctx context.Context, s runSettings) error {
 		return err
 	}
 	defer conn.Close()
-	if err := conn.guard(src); err != nil {
+	if err := conn.guard(src, a.log); err != nil {
 		return err
 	}
 	jobs = nil // the store has them; a large run should not keep a second copy

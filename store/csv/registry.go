@@ -1,12 +1,17 @@
 package csv
 
 import (
-	"bytes"
-	"encoding/json"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -16,11 +21,13 @@ import (
 
 // Registry is the host's record of which CSV run has which instance in
 // flight, shared by every batchreset process of the user on the host
-// through a directory: one small file per instance, read and written under
-// an exclusive lock. It closes the window that the cloud's visibility lag
-// leaves open when two runs over the same instances run at once (two copies
-// of a jobs file, or one file with two --out): the journal's own lock is
-// tied to its path, and cannot see the other run.
+// through one file of fixed-size slots, an instance's entry in each: found
+// by hashing the instance ID (open addressing, linear probing), and read
+// and written under a lock on the slot's bytes. It closes the window that
+// the cloud's visibility lag leaves open when two runs over the same
+// instances run at once (two copies of a jobs file, or one file with two
+// --out): the journal's own lock is tied to its path, and cannot see the
+// other run.
 //
 // Before an intent (a save to submitting) the registry refuses it with
 // store.ErrInstanceBusy while another live process has the instance in
@@ -28,29 +35,108 @@ import (
 // intent for it after this run started. Runs on hosts that share no
 // registry are not seen; the cloud check of the runner (a ResetInstance
 // that is not ours) is what remains there.
+//
+// An entry is 64 bytes, written where it lies: a fleet of a million
+// instances takes 64 MB of a sparse file, and an update four system calls.
+// Entries are never removed (an entry's last intent is what
+// ErrResetElsewhere is judged by), so a host that has seen more distinct
+// instances than the file has room for checks no more of them, and says so
+// once.
 type Registry struct {
-	dir string
+	f     *os.File
+	dir   string
+	slots uint64 // a power of two
+
+	log     *slog.Logger
+	named   sync.Map    // run keys whose names are written, for messages
+	fullLog atomic.Bool // the registry was found full, and it was logged
 }
+
+// Registry layout.
+const (
+	slotSize = 64
+	// registrySlots is how many entries the file has room for.
+	registrySlots = 1 << 21
+	// maxProbe bounds the slots looked at for one instance.
+	maxProbe = 512
+)
+
+// slotLocks keep a process's goroutines apart on a slot: the file's locks
+// are the process's, and exclude other processes only.
+var slotLocks [256]sync.Mutex
 
 // OpenRegistry returns the registry kept in dir, created if need be. One
 // registry serves one account at one endpoint: the caller names dir after
-// them. (It matters only while processes run; a reboot may clear it.)
-func OpenRegistry(dir string) (*Registry, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+// them. (It matters only while processes run; a reboot may clear it.) log
+// (nil: slog's default) says when the registry is full.
+func OpenRegistry(dir string, log *slog.Logger) (*Registry, error) {
+	return openRegistry(dir, registrySlots, log)
+}
+
+func openRegistry(dir string, slots uint64, log *slog.Logger) (*Registry, error) {
+	if err := os.MkdirAll(filepath.Join(dir, "runs"), 0o700); err != nil {
 		return nil, fmt.Errorf("open instance registry: %w", err)
 	}
-	return &Registry{dir: dir}, nil
+	f, err := os.OpenFile(filepath.Join(dir, "slots"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open instance registry: %w", err)
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Registry{f: f, dir: dir, slots: slots, log: log}, nil
 }
 
-// entry is one instance's file.
+// Close closes the registry's file.
+func (r *Registry) Close() error { return r.f.Close() }
+
+// entry is one instance's slot.
 type entry struct {
-	Run      string    `json:"run"`       // the journal's path
-	PID      int       `json:"pid"`       // the process that wrote it
-	InFlight bool      `json:"in_flight"` // submitting or submitted
-	IntentAt time.Time `json:"intent_at"` // the run's latest intent
+	used, inFlight bool
+	key            [16]byte // of the instance ID
+	run            [16]byte // of the run: its journal's path and start
+	pid            int      // the process that wrote it
+	intentAt       time.Time
 }
 
-// update records j, saved by the run whose journal is run (started at
+// Slot flags.
+const (
+	slotUsed = 1 << iota
+	slotInFlight
+)
+
+func (e *entry) encode() []byte {
+	b := make([]byte, slotSize)
+	if e.used {
+		b[0] |= slotUsed
+	}
+	if e.inFlight {
+		b[0] |= slotInFlight
+	}
+	copy(b[1:17], e.key[:])
+	copy(b[17:33], e.run[:])
+	binary.LittleEndian.PutUint32(b[33:37], uint32(e.pid))
+	binary.LittleEndian.PutUint64(b[37:45], uint64(e.intentAt.UnixNano()))
+	return b
+}
+
+func decodeEntry(b []byte) entry {
+	var e entry
+	e.used, e.inFlight = b[0]&slotUsed != 0, b[0]&slotInFlight != 0
+	copy(e.key[:], b[1:17])
+	copy(e.run[:], b[17:33])
+	e.pid = int(binary.LittleEndian.Uint32(b[33:37]))
+	e.intentAt = time.Unix(0, int64(binary.LittleEndian.Uint64(b[37:45])))
+	return e
+}
+
+func hash16(s string) (k [16]byte) {
+	sum := sha256.Sum256([]byte(s))
+	copy(k[:], sum[:16])
+	return k
+}
+
+// update records j, saved by the run run (its journal's path and start,
 // started), before it is written: an intent is checked and recorded, and a
 // job leaving flight (back to pending, or finished) is recorded so. Other
 // saves do not touch the registry.
@@ -60,81 +146,107 @@ func (r *Registry) update(j *store.Job, run string, started time.Time) error {
 	if !intent && !leaving {
 		return nil
 	}
-	// Files are spread over 256 directories by the ID's last two
-	// characters, so that no directory of a large fleet grows huge.
-	shard := filepath.Join(r.dir, j.InstanceID[max(0, len(j.InstanceID)-2):])
-	path := filepath.Join(shard, j.InstanceID)
-	flags := unix.O_RDWR | unix.O_CLOEXEC
+	key, runKey := hash16(j.InstanceID), hash16(run)
 	if intent {
-		flags |= unix.O_CREAT
-		if err := os.MkdirAll(shard, 0o700); err != nil {
-			return fmt.Errorf("instance registry: %w", err)
+		r.name(runKey, run)
+	}
+	start := binary.LittleEndian.Uint64(key[:8])
+	for p := uint64(0); p < min(maxProbe, r.slots); p++ {
+		i := (start + p) & (r.slots - 1)
+		done, err := r.inSlot(i, func(e *entry) (bool, *entry, error) {
+			switch {
+			case e.used && e.key != key:
+				return false, nil, nil // another instance's: look further
+			case !e.used && !intent:
+				return true, nil, nil // never in flight on this host
+			case !intent:
+				if e.run != runKey || !e.inFlight {
+					return true, nil, nil
+				}
+				e.inFlight = false
+				return true, e, nil
+			}
+			if e.used && e.run != runKey {
+				switch {
+				case e.inFlight && alive(e.pid):
+					return true, nil, fmt.Errorf("%w: the run of %s (pid %d) has it in flight", store.ErrInstanceBusy, r.runName(e.run), e.pid)
+				case !e.intentAt.Before(started):
+					return true, nil, fmt.Errorf("%w: the run of %s sent a reset for it at %s, after this run started at %s",
+						store.ErrResetElsewhere, r.runName(e.run), e.intentAt.UTC().Format(time.RFC3339), started.Format(time.RFC3339))
+				}
+			}
+			return true, &entry{used: true, inFlight: true, key: key, run: runKey, pid: os.Getpid(), intentAt: time.Now()}, nil
+		})
+		if done || err != nil {
+			return err
 		}
 	}
-	fd, err := unix.Open(path, flags, 0o600)
-	if errors.Is(err, unix.ENOENT) {
-		return nil // never in flight on this host
-	}
-	if err != nil {
-		return fmt.Errorf("instance registry: %w", err)
-	}
-	defer unix.Close(fd)
-	if err := unix.Flock(fd, unix.LOCK_EX); err != nil {
-		return fmt.Errorf("instance registry: lock %s: %w", path, err)
-	}
-	var buf [entryMax]byte
-	n, err := unix.Pread(fd, buf[:], 0)
-	if err != nil {
-		return fmt.Errorf("instance registry: read %s: %w", path, err)
-	}
-	var e entry
-	if n > 0 && json.Unmarshal(buf[:n], &e) != nil {
-		e = entry{} // a torn write: nothing to go by
-	}
-	if !intent {
-		if e.Run != run || !e.InFlight {
-			return nil
-		}
-		e.InFlight = false
-		return writeEntry(fd, path, e, n)
-	}
-	if e.Run != "" && e.Run != run {
-		switch {
-		case e.InFlight && alive(e.PID):
-			return fmt.Errorf("%w: the run of %s (pid %d) has it in flight", store.ErrInstanceBusy, e.Run, e.PID)
-		case !e.IntentAt.Before(started):
-			return fmt.Errorf("%w: the run of %s sent a reset for it at %s, after this run started at %s",
-				store.ErrResetElsewhere, e.Run, e.IntentAt.Format(time.RFC3339), started.Format(time.RFC3339))
-		}
-	}
-	return writeEntry(fd, path, entry{Run: run, PID: os.Getpid(), InFlight: true, IntentAt: time.Now()}, n)
-}
-
-// Registry entry sizes.
-const (
-	// entrySize is what an entry is padded to with spaces (which JSON
-	// ignores): written over the old one in place, it covers it whole,
-	// so the file is never truncated, which on a file system that
-	// discards freed blocks costs more than the rest of the update.
-	entrySize = 1024
-	// entryMax is the most of an entry that is read: more than an entry
-	// naming a journal path of PATH_MAX (4096 bytes) takes.
-	entryMax = 8192
-)
-
-// writeEntry writes e over the file's old entry of old bytes.
-func writeEntry(fd int, path string, e entry, old int) error {
-	b, _ := json.Marshal(e)
-	if pad := max(entrySize, old) - len(b); pad > 0 {
-		b = append(b, bytes.Repeat([]byte{' '}, pad)...)
-	}
-	if _, err := unix.Pwrite(fd, b, 0); err != nil {
-		return fmt.Errorf("instance registry: write %s: %w", path, err)
+	if intent && !r.fullLog.Swap(true) {
+		r.log.Warn("instance registry full: instances it has no room for are not checked against other runs on this host", "path", r.f.Name())
 	}
 	return nil
 }
 
-// alive reports whether process pid exists.
+// inSlot reads slot i under its locks and calls fn with its entry; fn says
+// whether the search ends there, and what to write there, if anything.
+func (r *Registry) inSlot(i uint64, fn func(*entry) (bool, *entry, error)) (bool, error) {
+	mu := &slotLocks[i%uint64(len(slotLocks))]
+	mu.Lock()
+	defer mu.Unlock()
+	off := int64(i * slotSize)
+	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0, Start: off, Len: slotSize}
+	fd := r.f.Fd()
+	for {
+		err := unix.FcntlFlock(fd, unix.F_SETLKW, &lk)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, unix.EINTR) {
+			return true, fmt.Errorf("instance registry: lock %s: %w", r.f.Name(), err)
+		}
+	}
+	defer func() {
+		lk.Type = unix.F_UNLCK
+		unix.FcntlFlock(fd, unix.F_SETLK, &lk)
+	}()
+	b := make([]byte, slotSize)
+	if _, err := r.f.ReadAt(b, off); err != nil && !errors.Is(err, io.EOF) {
+		return true, fmt.Errorf("instance registry: read %s: %w", r.f.Name(), err)
+	}
+	e := decodeEntry(b) // past the end of the file: an empty slot
+	done, write, err := fn(&e)
+	if write != nil && err == nil {
+		if _, werr := r.f.WriteAt(write.encode(), off); werr != nil {
+			return true, fmt.Errorf("instance registry: write %s: %w", r.f.Name(), werr)
+		}
+	}
+	return done, err
+}
+
+// name records the name of run, for other processes' messages.
+func (r *Registry) name(key [16]byte, run string) {
+	if _, ok := r.named.LoadOrStore(key, true); ok {
+		return
+	}
+	path := filepath.Join(r.dir, "runs", hex.EncodeToString(key[:]))
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return // there already, or only the messages lose the name
+	}
+	f.WriteString(run)
+	f.Close()
+}
+
+// runName is the name of the run key, as name recorded it.
+func (r *Registry) runName(key [16]byte) string {
+	b, err := os.ReadFile(filepath.Join(r.dir, "runs", hex.EncodeToString(key[:])))
+	if err != nil || len(b) == 0 {
+		return "run " + hex.EncodeToString(key[:8])
+	}
+	return string(b)
+}
+
+// alive reports whether a process pid exists.
 func alive(pid int) bool {
 	if pid <= 0 {
 		return false
