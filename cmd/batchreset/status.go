@@ -70,34 +70,55 @@ type statusError struct {
 	At         time.Time `json:"at"`
 }
 
-// csvStatus is the status of a CSV run, from its journal's records.
-func csvStatus(run string, jobs []store.Job, started time.Time, budget int, now time.Time) runStatus {
-	st := runStatus{Run: run, Mode: "csv", Jobs: len(jobs), Totals: zeroTotals(), LastErrors: []statusError{}}
-	var recent, left int
-	var errs []store.Job
-	for _, j := range jobs {
-		st.Totals[string(j.Status)]++
-		if j.Status == store.StatusSubmitting || j.Status == store.StatusSubmitted {
-			st.InFlight++
-		}
-		if j.Status == store.StatusFailed || j.Status == store.StatusUnknown {
-			st.Failures++
-		}
-		if j.Status == store.StatusPending {
-			left++
-		}
-		if !j.SubmittedAt.IsZero() && now.Sub(j.SubmittedAt) <= rateWindow {
-			recent++
-		}
-		if j.ErrorCode != "" || j.ErrorMessage != "" {
-			errs = append(errs, j)
-		}
+// statusCounter counts a run's jobs one at a time into its status, holding
+// none of them but the last errors.
+type statusCounter struct {
+	st           runStatus
+	now          time.Time
+	recent, left int
+	errs         []store.Job // the last lastErrors with an error, in order
+}
+
+// lastErrors is how many errors a status lists.
+const lastErrors = 10
+
+func newStatusCounter(now time.Time) *statusCounter {
+	return &statusCounter{now: now, st: runStatus{Mode: "csv", Totals: zeroTotals(), LastErrors: []statusError{}}}
+}
+
+func (c *statusCounter) add(j *store.Job) {
+	st := &c.st
+	st.Jobs++
+	st.Totals[string(j.Status)]++
+	if j.Status == store.StatusSubmitting || j.Status == store.StatusSubmitted {
+		st.InFlight++
 	}
+	if j.Status == store.StatusFailed || j.Status == store.StatusUnknown {
+		st.Failures++
+	}
+	if j.Status == store.StatusPending {
+		c.left++
+	}
+	if !j.SubmittedAt.IsZero() && c.now.Sub(j.SubmittedAt) <= rateWindow {
+		c.recent++
+	}
+	if j.ErrorCode != "" || j.ErrorMessage != "" {
+		if len(c.errs) == lastErrors {
+			c.errs = append(c.errs[:0], c.errs[1:]...)
+		}
+		c.errs = append(c.errs, *j)
+	}
+}
+
+// status is the status of the jobs added, of run, started then.
+func (c *statusCounter) status(run string, started time.Time, budget int) runStatus {
+	st, now := c.st, c.now
+	st.Run = run
 	st.State = stateUnfinished
 	switch {
 	case started.IsZero():
 		st.State = stateNotStarted
-	case left+st.InFlight == 0:
+	case c.left+st.InFlight == 0:
 		st.State = stateFinished
 	}
 	if !started.IsZero() {
@@ -109,17 +130,17 @@ func csvStatus(run string, jobs []store.Job, started time.Time, budget int, now 
 	if st.State == stateUnfinished {
 		window := min(rateWindow, now.Sub(started))
 		if window > 0 {
-			rate := roundTo(float64(recent)/window.Seconds(), 2)
+			rate := roundTo(float64(c.recent)/window.Seconds(), 2)
 			st.ResetsPerSecond = &rate
 			if rate > 0 {
-				eta := roundTo(float64(left)/rate, 0)
+				eta := roundTo(float64(c.left)/rate, 0)
 				st.ETASeconds = &eta
 			}
 		}
 	}
 	// The latest errors first, as Postgres status lists them.
-	for i := len(errs) - 1; i >= 0 && len(st.LastErrors) < 10; i-- {
-		j := errs[i]
+	for i := len(c.errs) - 1; i >= 0; i-- {
+		j := c.errs[i]
 		at := j.FinishedAt
 		if at.IsZero() {
 			at = j.IntentAt
@@ -219,11 +240,11 @@ func (a *app) readStatus(ctx context.Context, src sourceFlags, maxFailures strin
 		return n, nil
 	}
 	if src.jobsPath != "" {
-		input, err := csvstore.ReadJobs(src.jobsPath, src.region)
+		in, err := csvstore.ReadInput(src.jobsPath, src.region)
 		if err != nil {
 			return runStatus{}, &exitError{code: exitUsage, err: err}
 		}
-		b, err := budget(len(input))
+		b, err := budget(in.Len())
 		if err != nil {
 			return runStatus{}, err
 		}
@@ -231,14 +252,18 @@ func (a *app) readStatus(ctx context.Context, src sourceFlags, maxFailures strin
 		if out == "" {
 			out = defaultResults(src.jobsPath)
 		}
-		jobs, started := input, time.Time{}
+		jobs, started := in.All(), time.Time{}
 		if _, err := os.Stat(out + ".state"); err == nil {
-			jobs, started, err = csvstore.ReadState(out+".state", input, csvstore.Fingerprint(input))
+			jobs, started, err = csvstore.ReadInputState(out+".state", in)
 			if err != nil {
 				return runStatus{}, &exitError{code: exitUsage, err: err}
 			}
 		}
-		st := csvStatus(src.jobsPath, jobs, started, b, now)
+		c := newStatusCounter(now)
+		for j := range jobs {
+			c.add(&j)
+		}
+		st := c.status(src.jobsPath, started, b)
 		st.BudgetFlag = maxFailures
 		return st, nil
 	}

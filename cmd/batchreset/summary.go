@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -294,8 +295,17 @@ func planWaves(resets int, ro *runner.Rollout, rate float64, expected time.Durat
 }
 
 // newPlanOutput is plan's output for items, the jobs not yet finished,
-// of a run of total jobs.
+// of a run of total jobs. Items are listed in the order a run sends them:
+// region by region, in the order the input first names the regions.
 func newPlanOutput(items []runner.PlanItem, total int, ro *runner.Rollout, rate float64, expected time.Duration, now time.Time, perItem bool) planOutput {
+	rank := map[string]int{}
+	for _, it := range items {
+		if _, ok := rank[it.Job.Region]; !ok {
+			rank[it.Job.Region] = len(rank)
+		}
+	}
+	items = slices.Clone(items)
+	slices.SortStableFunc(items, func(a, b runner.PlanItem) int { return rank[a.Job.Region] - rank[b.Job.Region] })
 	p := planOutput{Instances: total, AlreadyFinished: total - len(items), WindowEnd: timePtr(ro.WindowEnd)}
 	if ro.MaxFailures >= 0 {
 		b := ro.MaxFailures

@@ -55,8 +55,11 @@ const pageRows = 500
 
 // pageSource is what the status page reads one run through.
 type pageSource interface {
-	// status is the run's snapshot and its jobs, in order.
-	status(ctx context.Context, now time.Time) (runStatus, []store.Job, error)
+	// status is the run's snapshot.
+	status(ctx context.Context, now time.Time) (runStatus, error)
+	// jobs calls fn with each job of the run, in order, a few at a time
+	// rather than the whole run at once.
+	jobs(ctx context.Context, fn func(*store.Job) error) error
 	// live is what only the process running the run knows; nil otherwise.
 	live() *liveInfo
 	// control applies an operator's instruction to the run.
@@ -218,32 +221,56 @@ func parseFilter(r *http.Request) pageFilter {
 	return f
 }
 
-// view builds what the page shows of src, filtered by f.
+// view builds what the page shows of src, filtered by f, in one pass over
+// its jobs (two when the run has waves).
 func (p *statusPage) view(ctx context.Context, src pageSource, f pageFilter, base string) (pageView, error) {
 	now := time.Now()
-	st, jobs, err := src.status(ctx, now)
+	st, err := src.status(ctx, now)
 	if err != nil {
 		return pageView{}, err
 	}
 	v := pageView{Status: st, Live: src.live(), Filter: f, Controls: p.controls, Token: p.token, Base: base,
 		Instances: []instanceRow{}, Generated: now.UTC()}
-	waves := src.waves()
+	var waves []int32
+	if sizes := src.waves(); len(sizes) > 0 {
+		var sent []sentJob
+		i := 0
+		err := src.jobs(ctx, func(j *store.Job) error {
+			if !j.IntentAt.IsZero() {
+				sent = append(sent, sentJob{j.IntentAt, i})
+			}
+			i++
+			return nil
+		})
+		if err != nil {
+			return pageView{}, err
+		}
+		waves = sentWaves(sizes, sent, i)
+	}
 	codes := map[string]bool{}
-	maxWave := 0
-	for i, j := range jobs {
-		w := waveOf(waves, i)
+	maxWave, i := 0, 0
+	err = src.jobs(ctx, func(j *store.Job) error {
+		w := 0
+		if i < len(waves) {
+			w = int(waves[i])
+		}
+		i++
 		maxWave = max(maxWave, w)
 		if j.ErrorCode != "" {
 			codes[j.ErrorCode] = true
 		}
 		if (f.Status != "" && string(j.Status) != f.Status) || (f.Wave != 0 && w != f.Wave) || (f.Code != "" && j.ErrorCode != f.Code) {
-			continue
+			return nil
 		}
 		v.Matched++
 		if len(v.Instances) < pageRows {
 			v.Instances = append(v.Instances, instanceRow{InstanceID: j.InstanceID, Region: j.Region, Status: string(j.Status), Wave: w,
 				Code: j.ErrorCode, Message: j.ErrorMessage, RequestID: j.RequestID, Attempts: j.Attempts, FinishedAt: timePtr(j.FinishedAt)})
 		}
+		return nil
+	})
+	if err != nil {
+		return pageView{}, err
 	}
 	for c := range codes {
 		v.Codes = append(v.Codes, c)
@@ -253,6 +280,25 @@ func (p *statusPage) view(ctx context.Context, src pageSource, f pageFilter, bas
 		v.Waves = append(v.Waves, w)
 	}
 	return v, nil
+}
+
+// sentJob is a job sent, by its first intent and its place in the run.
+type sentJob struct {
+	at time.Time
+	i  int
+}
+
+// sentWaves returns the wave of each of n jobs of a run whose waves have
+// sizes, of which sent were sent: the k-th job sent (by first intent) is
+// the k-th admitted, since a wave's resets all start before the next
+// wave's. Jobs not sent are in no wave yet (0).
+func sentWaves(sizes []int, sent []sentJob, n int) []int32 {
+	out := make([]int32, n)
+	slices.SortStableFunc(sent, func(a, b sentJob) int { return a.at.Compare(b.at) })
+	for k, s := range sent {
+		out[s.i] = int32(waveOf(sizes, k))
+	}
+	return out
 }
 
 // waveOf is the wave of the i-th job of a run whose waves have sizes
@@ -447,17 +493,26 @@ type dbPageSource struct {
 	w    []int
 }
 
-func (s dbPageSource) status(ctx context.Context, now time.Time) (runStatus, []store.Job, error) {
+func (s dbPageSource) status(ctx context.Context, now time.Time) (runStatus, error) {
 	st, err := runStatusOf(ctx, s.db, s.run, func(int) (int, error) { return -1, nil })
 	if err != nil {
-		return runStatus{}, nil, err
+		return runStatus{}, err
 	}
-	jobs, err := s.db.Jobs(ctx, s.run)
-	if err != nil {
-		return runStatus{}, nil, err
+	if st.StartedAt == nil || st.State == stateFinished {
+		return st, nil
 	}
-	addRate(&st, jobs, now)
-	return st, jobs, nil
+	// The rate and ETA, as CSV status has them from the journal.
+	c := newStatusCounter(now)
+	if err := s.jobs(ctx, func(j *store.Job) error { c.add(j); return nil }); err != nil {
+		return runStatus{}, err
+	}
+	r := c.status(st.Run, *st.StartedAt, -1)
+	st.ResetsPerSecond, st.ETASeconds = r.ResetsPerSecond, r.ETASeconds
+	return st, nil
+}
+
+func (s dbPageSource) jobs(ctx context.Context, fn func(*store.Job) error) error {
+	return s.db.EachJob(ctx, s.run, fn)
 }
 
 func (s dbPageSource) live() *liveInfo {
@@ -473,16 +528,6 @@ func (s dbPageSource) control(ctx context.Context, c store.Control) error {
 
 func (s dbPageSource) waves() []int { return s.w }
 
-// addRate sets the rate and ETA of a Postgres run from its jobs, as CSV
-// status does from the journal.
-func addRate(st *runStatus, jobs []store.Job, now time.Time) {
-	if st.StartedAt == nil || st.State == stateFinished {
-		return
-	}
-	c := csvStatus(st.Run, jobs, *st.StartedAt, -1, now)
-	st.ResetsPerSecond, st.ETASeconds = c.ResetsPerSecond, c.ETASeconds
-}
-
 // csvPageSource reads the CSV run this process runs.
 type csvPageSource struct {
 	run  string
@@ -492,13 +537,25 @@ type csvPageSource struct {
 	w    []int
 }
 
-func (s csvPageSource) status(_ context.Context, now time.Time) (runStatus, []store.Job, error) {
-	jobs := s.st.Jobs()
-	st := csvStatus(s.run, jobs, s.st.Started(), -1, now)
+func (s csvPageSource) status(_ context.Context, now time.Time) (runStatus, error) {
+	c := newStatusCounter(now)
+	for j := range s.st.All() {
+		c.add(&j)
+	}
+	st := c.status(s.run, s.st.Started(), -1)
 	if st.State == stateUnfinished {
 		st.State = "running" // this process runs it
 	}
-	return st, jobs, nil
+	return st, nil
+}
+
+func (s csvPageSource) jobs(_ context.Context, fn func(*store.Job) error) error {
+	for j := range s.st.All() {
+		if err := fn(&j); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (s csvPageSource) live() *liveInfo { return s.info() }

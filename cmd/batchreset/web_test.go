@@ -351,3 +351,14 @@ func getJSON(t *testing.T, u string, v any) {
 		t.Fatalf("GET %s: %v", u, err)
 	}
 }
+
+// TestSentWaves: a job's wave is its place in the order of first intents,
+// not in the input (runs go region by region); jobs not sent are in none.
+func TestSentWaves(t *testing.T) {
+	t.Parallel()
+	at := func(s int) time.Time { return time.Date(2026, 12, 1, 1, 0, s, 0, time.UTC) }
+	sent := []sentJob{{at(5), 0}, {at(1), 1}, {at(3), 3}, {at(2), 4}, {at(9), 5}}
+	if got, want := sentWaves([]int{1, 2}, sent, 6), []int32{3, 1, 0, 2, 2, 3}; !slices.Equal(got, want) {
+		t.Errorf("sentWaves(1, 2) = %v, want %v", got, want)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"iter"
 	"os"
 	"strings"
 
@@ -70,6 +71,17 @@ func (in *Input) Len() int { return in.tab.len() }
 
 // RunID returns the input's run ID, as Fingerprint computes it.
 func (in *Input) RunID() string { return in.runID }
+
+// All returns an iterator over the input's jobs, in order.
+func (in *Input) All() iter.Seq[store.Job] {
+	return func(yield func(store.Job) bool) {
+		for i := range in.tab.len() {
+			if !yield(in.tab.get(i)) {
+				return
+			}
+		}
+	}
+}
 
 // Jobs returns the input's jobs, in order.
 func (in *Input) Jobs() []store.Job {

@@ -38,7 +38,7 @@ func (s *Store) Requeue(ctx context.Context, instanceIDs []string) (int, error) 
 		}
 		s.mu.Lock()
 		i, _ := s.tab.find(jobs[k].InstanceID)
-		s.low = min(s.low, i)
+		s.reopen(i)
 		s.mu.Unlock()
 	}
 	return len(jobs), nil

@@ -53,13 +53,14 @@ type Store struct {
 	stopped chan struct{} // closed when the writer has exited
 	close   sync.Once     // guards the closing of stop and f
 
-	mu      sync.Mutex // guards the fields below
-	tab     *table     // current state, in input order; updated once durable
-	claimed []bool     // claimed[i]: job i is handed out by Claim
-	low     int        // every job before low is terminal or claimed
-	region  uint32     // the region of the last claim (in the table's strs), or anyRegion; see Claim
-	queue   *batch     // records waiting for the next write
-	spare   *batch     // a written batch's buffers, for reuse
+	mu      sync.Mutex     // guards the fields below
+	tab     *table         // current state, in input order; updated once durable
+	claimed []bool         // claimed[i]: job i is handed out by Claim
+	low     int            // every job before low is terminal or claimed
+	region  uint32         // the region of the last claim (in the table's strs), or anyRegion; see Claim
+	cursor  map[uint32]int // by region: no job of it before this may be claimed; -1: none may
+	queue   *batch         // records waiting for the next write
+	spare   *batch         // a written batch's buffers, for reuse
 	// ahead holds, for jobs with records queued but not yet durable, the
 	// job as the latest of them leaves it: the next record is a delta
 	// from there.
@@ -145,6 +146,7 @@ func openTable(statePath string, tab *table, runID string) (*Store, error) {
 		tab:     tab,
 		claimed: make([]bool, tab.len()),
 		region:  anyRegion,
+		cursor:  map[uint32]int{},
 		ahead:   make(map[int]aheadJob),
 		runID:   runID,
 	}
@@ -343,25 +345,30 @@ func (s *Store) Claim(ctx context.Context, n int) (jobs []store.Job, waiting boo
 // anyRegion makes claimRegion take the region of the first due job.
 const anyRegion = ^uint32(0)
 
-// claimRegion claims up to n due jobs of region, in input order, passing
-// over at most claimPass*n jobs of other regions, and returns them with
-// their region (anyRegion when there are none).
+// claimRegion claims up to n due jobs of region (anyRegion: the first due
+// job's), in input order, walking the region's own jobs only, and returns
+// them with their region (anyRegion when there are none).
 func (s *Store) claimRegion(n int, region uint32, now time.Time) (jobs []store.Job, _ uint32) {
 	t := s.tab
-	passed := 0
-	for i := s.low; i < t.len() && len(jobs) < n && passed < claimPass*n; i++ {
-		if s.claimed[i] || t.status(i).Terminal() {
-			continue
+	if region == anyRegion {
+		for i := s.low; i < t.len(); i++ {
+			if s.open(i) && !t.get(i).NotBefore.After(now) {
+				region = t.in[i].region
+				break
+			}
 		}
-		if region != anyRegion && t.in[i].region != region {
-			passed++
+		if region == anyRegion {
+			return nil, anyRegion
+		}
+	}
+	for i := s.cursorOf(region); i >= 0 && len(jobs) < n; i = int(t.same[i]) {
+		if !s.open(i) {
 			continue
 		}
 		j := t.get(i)
 		if j.NotBefore.After(now) {
 			continue
 		}
-		region = t.in[i].region
 		s.claimed[i] = true
 		jobs = append(jobs, j)
 	}
@@ -371,10 +378,31 @@ func (s *Store) claimRegion(n int, region uint32, now time.Time) (jobs []store.J
 	return jobs, region
 }
 
-// claimPass bounds how many jobs of other regions one Claim passes over,
-// per job asked for, while it fills a batch with one region's: a region
-// with few jobs left gives a short batch, not a scan of the whole run.
-const claimPass = 8
+// open reports whether job i may be claimed: neither claimed nor terminal.
+func (s *Store) open(i int) bool { return !s.claimed[i] && !s.tab.status(i).Terminal() }
+
+// cursorOf returns the first job of region that may be claimed, or -1,
+// moving the region's cursor past those before it that may not.
+func (s *Store) cursorOf(region uint32) int {
+	i, ok := s.cursor[region]
+	if !ok {
+		i = int(s.tab.first[region])
+	}
+	for i >= 0 && !s.open(i) {
+		i = int(s.tab.same[i])
+	}
+	s.cursor[region] = i
+	return i
+}
+
+// reopen notes that job i may be claimed again.
+func (s *Store) reopen(i int) {
+	s.low = min(s.low, i)
+	r := s.tab.in[i].region
+	if c, ok := s.cursor[r]; ok && (c < 0 || c > i) {
+		s.cursor[r] = i
+	}
+}
 
 // Release unmarks claimed jobs so that Claim may return them again.
 func (s *Store) Release(ctx context.Context, jobs []store.Job) error {
@@ -386,7 +414,7 @@ func (s *Store) Release(ctx context.Context, jobs []store.Job) error {
 			return fmt.Errorf("release %s: %w", jobs[k].InstanceID, store.ErrNotFound)
 		}
 		s.claimed[i] = false
-		s.low = min(s.low, i)
+		s.reopen(i)
 	}
 	return nil
 }
@@ -547,7 +575,7 @@ func (s *Store) commit(b *batch) {
 				delete(s.ahead, it.i)
 			}
 			if !it.j.Status.Terminal() && !s.claimed[it.i] {
-				s.low = min(s.low, it.i)
+				s.reopen(it.i)
 			}
 		}
 	}

@@ -467,6 +467,30 @@ func TestStoreClaimOneRegion(t *testing.T) {
 	}
 }
 
+// TestStoreClaimSparseRegion: a region's jobs far apart in the input still
+// come in one claim, and a released job of the region comes back.
+func TestStoreClaimSparseRegion(t *testing.T) {
+	t.Parallel()
+	tb := setup(t, 2000)
+	tb.jobs[0].Region, tb.jobs[1999].Region = "ap-singapore", "ap-singapore"
+	tb.runID = csv.Fingerprint(tb.jobs)
+	s := tb.open(t)
+	ctx := t.Context()
+	got, _, err := s.Claim(ctx, 10)
+	if err != nil || len(got) != 2 || got[0].Region != "ap-singapore" || got[1].InstanceID != tb.jobs[1999].InstanceID {
+		t.Fatalf("Claim(10) = %v, %v; want the 2 jobs of ap-singapore", ids(got), err)
+	}
+	if err := s.Release(ctx, got[1:]); err != nil {
+		t.Fatal(err)
+	}
+	if again, _, err := s.Claim(ctx, 10); err != nil || len(again) != 1 || again[0].InstanceID != tb.jobs[1999].InstanceID {
+		t.Errorf("Claim(10) after a release = %v, %v; want the released job of ap-singapore", ids(again), err)
+	}
+	if next, _, err := s.Claim(ctx, 10); err != nil || len(next) != 10 || next[0].Region != "ap-guangzhou" {
+		t.Errorf("Claim(10) once ap-singapore is claimed = %v, %v; want 10 of ap-guangzhou", ids(next), err)
+	}
+}
+
 func TestStoreSaveErrors(t *testing.T) {
 	t.Parallel()
 	tb := setup(t, 2)

@@ -29,6 +29,11 @@ type table struct {
 	st    []stateRow
 	extra map[int32]*extraState
 	slots []int32 // open-addressing index of instance IDs: position+1, 0 empty
+	// same is, for each job, the position of the next job of its region
+	// (-1: none), and first the first job of each region: each region's
+	// jobs in order, for claims of one region.
+	same  []int32
+	first map[uint32]int32
 	seed  maphash.Seed
 
 	strs  []string          // blueprints, regions, key ID lists; 0 is ""
@@ -157,6 +162,15 @@ func (b *builder) finish() (*table, error) {
 		}
 		t.slots[k] = int32(i) + 1
 	}
+	t.same, t.first = offHeap[int32](len(t.in), t)[:len(t.in)], map[uint32]int32{}
+	for i := len(t.in) - 1; i >= 0; i-- {
+		r := t.in[i].region
+		next, ok := t.first[r]
+		if !ok {
+			next = -1
+		}
+		t.same[i], t.first[r] = next, int32(i)
+	}
 	return t, nil
 }
 
@@ -189,7 +203,7 @@ func (t *table) len() int { return len(t.in) }
 // live outside the garbage-collected heap where the system allows (see
 // offHeap).
 func (t *table) rowBytes() int {
-	return cap(t.in)*int(unsafe.Sizeof(inputRow{})) + cap(t.st)*int(unsafe.Sizeof(stateRow{})) + cap(t.slots)*4
+	return cap(t.in)*int(unsafe.Sizeof(inputRow{})) + cap(t.st)*int(unsafe.Sizeof(stateRow{})) + (cap(t.slots)+cap(t.same))*4
 }
 
 func (t *table) instance(i int) string {
