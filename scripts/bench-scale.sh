@@ -16,6 +16,7 @@ BR=$PWD/bin/batchreset
 HOST=${BENCH_DATABASE_HOST:-postgres://postgres@127.0.0.1:5432}
 DB=$HOST/bench_scale
 DIR=${BENCH_DIR:-$(mktemp -d)}
+mkdir -p "$DIR"
 PORT=18190
 export TENCENTCLOUD_SECRET_ID=AKIDbenchscale TENCENTCLOUD_SECRET_KEY=bench-scale-secret
 FAST=(--yes --rate 100000 --describe-rate 100000 --workers 64 --poll-interval 1s -q)
