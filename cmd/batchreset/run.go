@@ -68,6 +68,11 @@ func (a *app) runRun(ctx context.Context, s runSettings) error {
 	if nothing, err := a.freeze(ctx, s.sel, s.src, s.api, cred, s.runner.DescribeRate); err != nil || nothing {
 		return err
 	}
+	if s.src.jobsPath != "" && s.reportPath == "" && s.metricsAddr == "" && s.view.statusAddr == "" && len(s.view.notify.urls) == 0 {
+		if t, done, ok := finishedRun(s.src); ok {
+			return a.runFinished(t, done)
+		}
+	}
 	src, err := a.openSource(ctx, s.src, true, s.force, s.leaseTTL)
 	if err != nil {
 		return err
@@ -177,6 +182,9 @@ func (a *app) runRun(ctx context.Context, s runSettings) error {
 	}
 	view.finished(t, sum.StopReason)
 	a.printSummary(newRunSummary(t, src, sum, signal))
+	if cs, ok := src.(*csvSource); ok && interrupted() == nil && runErr == nil && cs.st.Summary().Unfinished == 0 {
+		cs.done = &t
+	}
 
 	switch {
 	case interrupted() != nil:

@@ -104,6 +104,12 @@ type csvSource struct {
 	// jobsPath is the jobs file; outSet: --out named the results file.
 	jobsPath string
 	outSet   bool
+	// digest and size are the jobs file's, as read (see doneMark); done is
+	// the tally of a run that ended with every job finished, whose mark
+	// Close leaves once the journal is compacted.
+	digest string
+	size   int64
+	done   *runTally
 	// fresh: the journal was created by this command. Until started is set,
 	// closing removes it again, so that a command that stops before the run
 	// starts (unconfirmed, bad flags, no credentials) leaves nothing that
@@ -122,6 +128,7 @@ func openCSV(o sourceFlags, forRun, force bool) (*csvSource, error) {
 		return nil, usageError("%s: no jobs: the file has a header and no rows", o.jobsPath)
 	}
 	src := &csvSource{in: in, out: o.outPath, jobsPath: o.jobsPath, outSet: o.outPath != ""}
+	src.digest, src.size = in.Digest()
 	if src.out == "" {
 		src.out = filepath.Join(filepath.Dir(o.jobsPath), "results.csv")
 	}
@@ -145,6 +152,9 @@ func openCSV(o sourceFlags, forRun, force bool) (*csvSource, error) {
 		if _, err := os.Stat(src.out); err == nil {
 			return nil, usageError("%s already exists and has no state file beside it: it belongs to another run; move it away, choose --out, or pass --force", src.out)
 		}
+	}
+	if err := removeDone(src.out); err != nil {
+		return nil, &exitError{code: exitFatal, err: err}
 	}
 	st, err := csvstore.OpenInput(src.state, in)
 	if err != nil {
@@ -244,7 +254,9 @@ func (s *csvSource) Close() {
 		// the lock), so removing it is safe.
 		os.Remove(s.state)
 	}
-	s.st.Close()
+	if s.st.Close() == nil && s.done != nil {
+		s.writeDone(*s.done)
+	}
 }
 
 // dbSource is a Postgres run.

@@ -19,6 +19,9 @@ import (
 type Input struct {
 	tab   *table
 	runID string
+	// digest is the SHA-256 of the file's bytes, and size their count.
+	digest string
+	size   int64
 }
 
 // ReadInput reads the jobs CSV file at path as ReadJobs does, each job
@@ -42,7 +45,8 @@ func ReadInput(path, defaultRegion string) (*Input, error) {
 	}
 	b := &builder{t: newTable(n)}
 	var fp fingerprint
-	r := NewReader(f, path, defaultRegion)
+	raw := &countingHash{h: sha256.New()}
+	r := NewReader(io.TeeReader(f, raw), path, defaultRegion)
 	for {
 		j, err := r.Read()
 		if err == io.EOF {
@@ -63,7 +67,37 @@ func ReadInput(path, defaultRegion string) (*Input, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read jobs %s: %w", path, err)
 	}
-	return &Input{tab: tab, runID: fp.sum()}, nil
+	return &Input{tab: tab, runID: fp.sum(), digest: hex.EncodeToString(raw.h.Sum(nil)), size: raw.n}, nil
+}
+
+// Digest returns the SHA-256 (hex) and size of the file's bytes as read.
+func (in *Input) Digest() (string, int64) { return in.digest, in.size }
+
+// FileDigest returns the SHA-256 (hex) and size of the file at path, as
+// Input.Digest gives them.
+func FileDigest(path string) (string, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return "", 0, err
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, nil
+}
+
+// countingHash hashes and counts what is written to it.
+type countingHash struct {
+	h hash.Hash
+	n int64
+}
+
+func (c *countingHash) Write(p []byte) (int, error) {
+	c.n += int64(len(p))
+	return c.h.Write(p)
 }
 
 // Len returns how many jobs the input has.
