@@ -22,6 +22,8 @@ import (
 type doneMark struct {
 	Version int       `json:"batchreset_done"`
 	Input   fileStamp `json:"input"`
+	// Region is the region the jobs file's rows without one took.
+	Region  string    `json:"region"`
 	Journal fileStamp `json:"journal"`
 	Tally   runTally  `json:"tally"`
 }
@@ -56,7 +58,7 @@ func (s *csvSource) writeDone(t runTally) {
 	if err != nil {
 		return
 	}
-	b, err := json.Marshal(doneMark{Version: doneVersion, Input: fileStamp{Size: s.size, SHA256: s.digest}, Journal: j, Tally: t})
+	b, err := json.Marshal(doneMark{Version: doneVersion, Input: fileStamp{Size: s.size, SHA256: s.digest}, Region: s.region, Journal: j, Tally: t})
 	if err != nil {
 		return
 	}
@@ -71,7 +73,8 @@ func (s *csvSource) writeDone(t runTally) {
 }
 
 // finishedRun returns the tally of the CSV run of o if its done mark
-// matches the jobs file and the journal as they are now.
+// matches the jobs file, its default region and the journal as they are
+// now.
 func finishedRun(o sourceFlags) (runTally, *csvSource, bool) {
 	src := &csvSource{out: o.outPath, jobsPath: o.jobsPath, outSet: o.outPath != ""}
 	if src.out == "" {
@@ -83,7 +86,7 @@ func finishedRun(o sourceFlags) (runTally, *csvSource, bool) {
 		return runTally{}, nil, false
 	}
 	var m doneMark
-	if json.Unmarshal(b, &m) != nil || m.Version != doneVersion || m.Input.SHA256 == "" {
+	if json.Unmarshal(b, &m) != nil || m.Version != doneVersion || m.Input.SHA256 == "" || m.Region != o.region {
 		return runTally{}, nil, false
 	}
 	if j, err := journalStamp(src.state); err != nil || j != m.Journal {

@@ -67,6 +67,19 @@ func TestFinishedRunMark(t *testing.T) {
 		t.Errorf("no done mark after the run: %v", err)
 	}
 
+	// Rows without a region would take another one: the mark is not this
+	// input's.
+	res = batchreset(t, append(run, "--region", "ap-beijing")...)
+	if strings.Contains(res.stderr, "nothing to do") {
+		t.Errorf("run with another --region took the mark:\n%s", res.stderr)
+	}
+
+	res = batchreset(t, run...) // a mark of the default region again
+	res.wantCode(t, exitOK, "run with the default region")
+	if res = batchreset(t, run...); !strings.Contains(res.stderr, "nothing to do") {
+		t.Fatalf("the mark was not taken:\n%s", res.stderr)
+	}
+
 	// The jobs file changed: the mark is not its.
 	b, err := os.ReadFile(jobs)
 	if err != nil {

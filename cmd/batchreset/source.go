@@ -109,6 +109,7 @@ type csvSource struct {
 	// Close leaves once the journal is compacted.
 	digest string
 	size   int64
+	region string // the region rows without one take
 	done   *runTally
 	// fresh: the journal was created by this command. Until started is set,
 	// closing removes it again, so that a command that stops before the run
@@ -129,6 +130,7 @@ func openCSV(o sourceFlags, forRun, force bool) (*csvSource, error) {
 	}
 	src := &csvSource{in: in, out: o.outPath, jobsPath: o.jobsPath, outSet: o.outPath != ""}
 	src.digest, src.size = in.Digest()
+	src.region = o.region
 	if src.out == "" {
 		src.out = filepath.Join(filepath.Dir(o.jobsPath), "results.csv")
 	}
