@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -29,30 +31,16 @@ var keyIDFormat = regexp.MustCompile(`^lhkp-[a-z0-9]+$`)
 // appears twice in jobs, or is already in the run, fails the whole import
 // with an error naming it. Import may add jobs to an existing run.
 func (s *Store) Import(ctx context.Context, run string, jobs []store.Job, notBefore time.Time) (n int, err error) {
+	return s.ImportSeq(ctx, run, slices.Values(jobs), notBefore)
+}
+
+// ImportSeq is Import for jobs that come one at a time: each is checked and
+// copied as it comes, and none is held, so a fleet of any size is imported
+// in constant memory.
+func (s *Store) ImportSeq(ctx context.Context, run string, jobs iter.Seq[store.Job], notBefore time.Time) (n int, err error) {
 	if run == "" {
 		return 0, errors.New("import: empty run name")
 	}
-	seen := make(map[string]int, len(jobs))
-	for i, j := range jobs {
-		switch {
-		case !instanceIDFormat.MatchString(j.InstanceID):
-			return 0, fmt.Errorf("import run %q: job %d: instance ID %q does not match lhins-[a-z0-9]+", run, i+1, j.InstanceID)
-		case j.Region == "":
-			return 0, fmt.Errorf("import run %q: job %d (%s): empty region", run, i+1, j.InstanceID)
-		case len(j.KeyIDs) > store.MaxKeyIDs:
-			return 0, fmt.Errorf("import run %q: job %d (%s): %d key pairs, at most %d", run, i+1, j.InstanceID, len(j.KeyIDs), store.MaxKeyIDs)
-		}
-		for _, k := range j.KeyIDs {
-			if !keyIDFormat.MatchString(k) {
-				return 0, fmt.Errorf("import run %q: job %d (%s): key pair ID %q does not match lhkp-[a-z0-9]+", run, i+1, j.InstanceID, k)
-			}
-		}
-		if first, dup := seen[j.InstanceID]; dup {
-			return 0, fmt.Errorf("import run %q: instance %s appears twice (jobs %d and %d)", run, j.InstanceID, first, i+1)
-		}
-		seen[j.InstanceID] = i + 1
-	}
-
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("import run %q: %w", run, err)
@@ -68,9 +56,28 @@ func (s *Store) Import(ctx context.Context, run string, jobs []store.Job, notBef
 	return n, nil
 }
 
-func importTx(ctx context.Context, tx pgx.Tx, run string, jobs []store.Job, notBefore time.Time) (int, error) {
-	// Rows go through a temporary table so that instances already in the run
-	// can be named, and nothing imported, before the real insert.
+// checkImported returns why job j, the i-th (from 1), cannot be imported.
+func checkImported(run string, i int, j *store.Job) error {
+	switch {
+	case !instanceIDFormat.MatchString(j.InstanceID):
+		return fmt.Errorf("import run %q: job %d: instance ID %q does not match lhins-[a-z0-9]+", run, i, j.InstanceID)
+	case j.Region == "":
+		return fmt.Errorf("import run %q: job %d (%s): empty region", run, i, j.InstanceID)
+	case len(j.KeyIDs) > store.MaxKeyIDs:
+		return fmt.Errorf("import run %q: job %d (%s): %d key pairs, at most %d", run, i, j.InstanceID, len(j.KeyIDs), store.MaxKeyIDs)
+	}
+	for _, k := range j.KeyIDs {
+		if !keyIDFormat.MatchString(k) {
+			return fmt.Errorf("import run %q: job %d (%s): key pair ID %q does not match lhkp-[a-z0-9]+", run, i, j.InstanceID, k)
+		}
+	}
+	return nil
+}
+
+func importTx(ctx context.Context, tx pgx.Tx, run string, jobs iter.Seq[store.Job], notBefore time.Time) (int, error) {
+	// Rows go through a temporary table so that instances given twice, or
+	// already in the run, can be named, and nothing imported, before the
+	// real insert.
 	const createSQL = `CREATE TEMPORARY TABLE batchreset_import (
 		ord integer NOT NULL,
 		instance_id text NOT NULL,
@@ -83,18 +90,49 @@ func importTx(ctx context.Context, tx pgx.Tx, run string, jobs []store.Job, notB
 	if _, err := tx.Exec(ctx, createSQL); err != nil {
 		return 0, fmt.Errorf("import run %q: %w", run, err)
 	}
+	next, stop := iter.Pull(jobs)
+	defer stop()
+	i := 0
+	var bad error
 	_, err := tx.CopyFrom(ctx, pgx.Identifier{"batchreset_import"},
 		[]string{"ord", "instance_id", "blueprint_id", "region", "key_ids", "auto_generate_password", "not_before"},
-		pgx.CopyFromSlice(len(jobs), func(i int) ([]any, error) {
-			j := &jobs[i]
+		pgx.CopyFromFunc(func() ([]any, error) {
+			j, ok := next()
+			if !ok {
+				return nil, nil
+			}
+			i++
+			if bad = checkImported(run, i, &j); bad != nil {
+				return nil, bad
+			}
 			nb := j.NotBefore
 			if nb.IsZero() {
 				nb = notBefore
 			}
 			return []any{int32(i), j.InstanceID, j.BlueprintID, j.Region, strings.Join(j.KeyIDs, store.KeyIDSeparator), j.AutoGeneratePassword, nullTime(nb)}, nil
 		}))
+	if bad != nil {
+		return 0, bad
+	}
 	if err != nil {
 		return 0, fmt.Errorf("import run %q: copy: %w", run, err)
+	}
+
+	const twiceSQL = `SELECT instance_id, min(ord), max(ord)
+		FROM batchreset_import
+		GROUP BY instance_id
+		HAVING count(*) > 1
+		ORDER BY min(ord)
+		LIMIT 1`
+	var (
+		twice         string
+		first, second int
+	)
+	switch err := tx.QueryRow(ctx, twiceSQL).Scan(&twice, &first, &second); {
+	case err == nil:
+		return 0, fmt.Errorf("import run %q: instance %s appears twice (jobs %d and %d)", run, twice, first, second)
+	case !errors.Is(err, pgx.ErrNoRows):
+		return 0, fmt.Errorf("import run %q: check duplicates: %w", run, err)
 	}
 
 	const dupSQL = `SELECT i.instance_id, count(*) OVER ()
