@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -72,11 +73,19 @@ func (a *app) runReconcile(ctx context.Context, o *reconcileFlags) error {
 		// would replace a results file with one that knows nothing.
 		return usageError("no state file %s: no run of these jobs to reconcile (give the run's --out)", cs.state)
 	}
-	jobs, err := src.Jobs(ctx)
+	// Only the unknown and in-flight jobs are held; the built-in emulator
+	// is seeded from them all.
+	var seed []store.Job
+	if o.api.emulate {
+		if seed, err = src.Jobs(ctx); err != nil {
+			return &exitError{code: exitFatal, err: err}
+		}
+	}
+	jobs, err := unsettled(ctx, src)
 	if err != nil {
 		return &exitError{code: exitFatal, err: err}
 	}
-	conn, err := a.connect(o.api, cred, jobs, 4)
+	conn, err := a.connect(o.api, cred, seed, 4)
 	if err != nil {
 		return err
 	}
@@ -116,4 +125,23 @@ func (a *app) runReconcile(ctx context.Context, o *reconcileFlags) error {
 		fmt.Fprintf(a.stdout, "%d job(s) still in flight in a run: reconcile settles only unknown jobs; the run (or a rerun) tracks these\n", inFlight)
 	}
 	return nil
+}
+
+// unsettled returns the jobs of src that are unknown or in flight, as
+// stored.
+func unsettled(ctx context.Context, src jobSource) ([]store.Job, error) {
+	statuses := []store.Status{store.StatusUnknown, store.StatusSubmitting, store.StatusSubmitted}
+	switch src := src.(type) {
+	case *csvSource:
+		var out []store.Job
+		for j := range src.st.All() {
+			if slices.Contains(statuses, j.Status) {
+				out = append(out, j)
+			}
+		}
+		return out, nil
+	case *dbSource:
+		return src.db.Jobs(ctx, src.run, statuses...)
+	}
+	return nil, nil
 }
