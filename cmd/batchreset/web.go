@@ -67,6 +67,8 @@ type pageSource interface {
 	// waves are the run's wave sizes (the canary first), for the wave of
 	// each instance; nil when it has none or they are not known here.
 	waves() []int
+	// name names the run among the page's.
+	name() string
 }
 
 // liveInfo is what the process running a run knows of it beyond its jobs.
@@ -96,6 +98,64 @@ type statusPage struct {
 	controls bool
 	token    string // per process, in every control form
 	log      *slog.Logger
+
+	// views holds the latest views, by run and filter: a view reads every
+	// job of the run, so however many pages refresh, it is made again only
+	// once it is older than viewMaxAge or four times what it took.
+	mu    sync.Mutex
+	views map[viewKey]madeView
+}
+
+type viewKey struct {
+	run    string // pageSource.name
+	filter pageFilter
+}
+
+type madeView struct {
+	v    pageView
+	at   time.Time
+	took time.Duration
+}
+
+// viewMaxAge is how long a view is shown again at most, when it is quick
+// to make.
+const viewMaxAge = time.Second
+
+// cachedView returns p.view of src and f, made again when it is too old.
+// live is read afresh each time.
+func (p *statusPage) cachedView(ctx context.Context, src pageSource, f pageFilter, base string) (pageView, error) {
+	k := viewKey{src.name(), f}
+	p.mu.Lock()
+	m, ok := p.views[k]
+	p.mu.Unlock()
+	if ok && time.Since(m.at) < max(viewMaxAge, 4*m.took) {
+		v := m.v
+		v.Live, v.Base = src.live(), base
+		return v, nil
+	}
+	start := time.Now()
+	v, err := p.view(ctx, src, f, base)
+	if err != nil {
+		return v, err
+	}
+	p.mu.Lock()
+	if p.views == nil || len(p.views) > 64 {
+		p.views = map[viewKey]madeView{}
+	}
+	p.views[k] = madeView{v: v, at: start, took: time.Since(start)}
+	p.mu.Unlock()
+	return v, nil
+}
+
+// forget drops the views of src, after an operator's control changed it.
+func (p *statusPage) forget(src pageSource) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for k := range p.views {
+		if k.run == src.name() {
+			delete(p.views, k)
+		}
+	}
 }
 
 // pageView is what the page template and the JSON twin show.
@@ -301,9 +361,9 @@ func sentWaves(sizes []int, sent []sentJob, n int) []int32 {
 	return out
 }
 
-// waveOf is the wave of the i-th job of a run whose waves have sizes
-// (the last repeating): jobs are claimed in order, so the i-th job
-// admitted belongs there. 0 when the run has no waves.
+// waveOf is the wave of the i-th job admitted (or, for plan, to be sent)
+// in a run whose waves have sizes, the last repeating. 0 when the run has
+// no waves.
 func waveOf(sizes []int, i int) int {
 	if len(sizes) == 0 {
 		return 0
@@ -320,7 +380,7 @@ func waveOf(sizes []int, i int) int {
 }
 
 func (p *statusPage) servePage(w http.ResponseWriter, r *http.Request, src pageSource, base string) {
-	v, err := p.view(r.Context(), src, parseFilter(r), base)
+	v, err := p.cachedView(r.Context(), src, parseFilter(r), base)
 	if err != nil {
 		p.fail(w, err)
 		return
@@ -338,7 +398,7 @@ func (p *statusPage) servePage(w http.ResponseWriter, r *http.Request, src pageS
 }
 
 func (p *statusPage) serveJSON(w http.ResponseWriter, r *http.Request, src pageSource) {
-	v, err := p.view(r.Context(), src, parseFilter(r), "")
+	v, err := p.cachedView(r.Context(), src, parseFilter(r), "")
 	if err != nil {
 		p.fail(w, err)
 		return
@@ -408,6 +468,7 @@ func (p *statusPage) serveControl(w http.ResponseWriter, r *http.Request, src pa
 		http.Error(w, "not confirmed: tick the confirmation box", http.StatusBadRequest)
 		return
 	}
+	defer p.forget(src)
 	if err := src.control(r.Context(), c); err != nil {
 		p.fail(w, err)
 		return
@@ -527,6 +588,7 @@ func (s dbPageSource) control(ctx context.Context, c store.Control) error {
 }
 
 func (s dbPageSource) waves() []int { return s.w }
+func (s dbPageSource) name() string { return "postgres:" + s.run }
 
 // csvPageSource reads the CSV run this process runs.
 type csvPageSource struct {
@@ -566,6 +628,7 @@ func (s csvPageSource) control(_ context.Context, c store.Control) error {
 }
 
 func (s csvPageSource) waves() []int { return s.w }
+func (s csvPageSource) name() string { return "csv:" + s.run }
 
 // localControl is the operator's control of a run whose store keeps none
 // (CSV): set from the status page, read by the runner at every poll as a

@@ -362,3 +362,53 @@ func TestSentWaves(t *testing.T) {
 		t.Errorf("sentWaves(1, 2) = %v, want %v", got, want)
 	}
 }
+
+// countingSource is a page source that counts how often its jobs are read.
+type countingSource struct {
+	reads *int
+}
+
+func (s countingSource) status(context.Context, time.Time) (runStatus, error) {
+	return runStatus{Run: "r", Totals: zeroTotals()}, nil
+}
+func (s countingSource) jobs(_ context.Context, fn func(*store.Job) error) error {
+	*s.reads++
+	return fn(&store.Job{InstanceID: "lhins-00000001", Status: store.StatusSucceeded})
+}
+func (s countingSource) live() *liveInfo                              { return nil }
+func (s countingSource) control(context.Context, store.Control) error { return nil }
+func (s countingSource) waves() []int                                 { return nil }
+func (s countingSource) name() string                                 { return "test:r" }
+
+// TestViewCache: pages refreshing at once read the run's jobs once; a
+// control, or the view's age, makes it read again.
+func TestViewCache(t *testing.T) {
+	t.Parallel()
+	var reads int
+	src := countingSource{&reads}
+	p := &statusPage{}
+	for range 5 {
+		if v, err := p.cachedView(t.Context(), src, pageFilter{}, ""); err != nil || v.Matched != 1 {
+			t.Fatalf("cachedView() = %+v, %v", v, err)
+		}
+	}
+	if reads != 1 {
+		t.Errorf("5 views read the jobs %d times, want 1", reads)
+	}
+	if _, err := p.cachedView(t.Context(), src, pageFilter{Status: "failed"}, ""); err != nil || reads != 2 {
+		t.Errorf("another filter: %d reads, %v; want 2", reads, err)
+	}
+	p.forget(src)
+	if _, err := p.cachedView(t.Context(), src, pageFilter{}, ""); err != nil || reads != 3 {
+		t.Errorf("after a control: %d reads, %v; want 3", reads, err)
+	}
+	p.mu.Lock()
+	for k, m := range p.views {
+		m.at = m.at.Add(-2 * viewMaxAge)
+		p.views[k] = m
+	}
+	p.mu.Unlock()
+	if _, err := p.cachedView(t.Context(), src, pageFilter{}, ""); err != nil || reads != 4 {
+		t.Errorf("an old view: %d reads, %v; want 4", reads, err)
+	}
+}
