@@ -98,18 +98,28 @@ once per run.`,
 				}
 				nb = t
 			}
-			// Read as compactly as a CSV run holds it, then copied as it
-			// goes: a million rows take some 130 MB, not a gigabyte.
-			in, err := csvstore.ReadInput(jobsPath, region)
-			if err != nil {
-				return err
-			}
 			db, err := openDB(cmd.Context(), url, true)
 			if err != nil {
 				return err
 			}
 			defer db.Close()
-			n, err := db.ImportSeq(cmd.Context(), run, in.All(), nb)
+			// Rows are copied as they are read, in one transaction that
+			// a problem anywhere in the file rolls back.
+			var readErr error
+			rows := func(yield func(store.Job, error) bool) {
+				for j, err := range csvstore.ReadEach(jobsPath, region) {
+					if err != nil {
+						readErr = err
+					}
+					if !yield(j, err) {
+						return
+					}
+				}
+			}
+			n, err := db.ImportSeq(cmd.Context(), run, rows, nb)
+			if readErr != nil {
+				return readErr
+			}
 			if err != nil {
 				return &exitError{code: exitUsage, err: fmt.Errorf("import %s: %w", jobsPath, err)}
 			}

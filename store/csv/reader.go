@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"os"
 	"slices"
 	"strings"
@@ -104,6 +105,38 @@ func (e Errors) Unwrap() []error {
 		errs[i] = re
 	}
 	return errs
+}
+
+// ReadEach reads the jobs CSV file at path as ReadJobs does, one row at a
+// time: it yields each job read and then, if anything in the file is
+// wrong, the problems (an Errors, or the error that stopped reading) as a
+// last error. Nothing is held but the instance IDs seen, for duplicates.
+func ReadEach(path, defaultRegion string) iter.Seq2[store.Job, error] {
+	return func(yield func(store.Job, error) bool) {
+		f, err := os.Open(path)
+		if err != nil {
+			yield(store.Job{}, fmt.Errorf("read jobs: %w", err))
+			return
+		}
+		defer f.Close()
+		r := NewReader(f, path, defaultRegion)
+		for {
+			j, err := r.Read()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				yield(store.Job{}, err)
+				return
+			}
+			if !yield(j, nil) {
+				return
+			}
+		}
+		if err := r.Err(); err != nil {
+			yield(store.Job{}, err)
+		}
+	}
 }
 
 // ReadJobs reads the jobs CSV file at path; see Reader for the format. Each

@@ -581,3 +581,34 @@ func BenchmarkReader(b *testing.B) {
 		})
 	}
 }
+
+// TestReadEach: the rows come one at a time, then the file's problems as
+// the last error, every one of them named by line.
+func TestReadEach(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "jobs.csv")
+	body := "instance_id,region\nlhins-aaaaaaaa,ap-guangzhou\nlhins-aaaaaaaa,ap-guangzhou\nlhins-bad,ap-guangzhou\nlhins-bbbbbbbb,ap-guangzhou\n"
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	var last error
+	for j, err := range csv.ReadEach(path, "") {
+		if err != nil {
+			last = err
+			continue
+		}
+		ids = append(ids, j.InstanceID)
+	}
+	if len(ids) == 0 || ids[0] != "lhins-aaaaaaaa" {
+		t.Errorf("rows = %v, want the valid ones first", ids)
+	}
+	if last == nil || !strings.Contains(last.Error(), "jobs.csv:3: instance_id: duplicate") || !strings.Contains(last.Error(), "jobs.csv:4: instance_id: malformed") {
+		t.Errorf("last error = %v, want both problems by line", last)
+	}
+	for _, err := range csv.ReadEach(filepath.Join(t.TempDir(), "none.csv"), "") {
+		if err == nil {
+			t.Error("ReadEach of a missing file yielded a job")
+		}
+	}
+}

@@ -31,13 +31,14 @@ var keyIDFormat = regexp.MustCompile(`^lhkp-[a-z0-9]+$`)
 // appears twice in jobs, or is already in the run, fails the whole import
 // with an error naming it. Import may add jobs to an existing run.
 func (s *Store) Import(ctx context.Context, run string, jobs []store.Job, notBefore time.Time) (n int, err error) {
-	return s.ImportSeq(ctx, run, slices.Values(jobs), notBefore)
+	return s.ImportSeq(ctx, run, withoutErrors(slices.Values(jobs)), notBefore)
 }
 
 // ImportSeq is Import for jobs that come one at a time: each is checked and
 // copied as it comes, and none is held, so a fleet of any size is imported
-// in constant memory.
-func (s *Store) ImportSeq(ctx context.Context, run string, jobs iter.Seq[store.Job], notBefore time.Time) (n int, err error) {
+// in constant memory. An error from jobs (a problem of the file being
+// read) ends the import, nothing imported, and is returned as it is.
+func (s *Store) ImportSeq(ctx context.Context, run string, jobs iter.Seq2[store.Job, error], notBefore time.Time) (n int, err error) {
 	if run == "" {
 		return 0, errors.New("import: empty run name")
 	}
@@ -74,7 +75,18 @@ func checkImported(run string, i int, j *store.Job) error {
 	return nil
 }
 
-func importTx(ctx context.Context, tx pgx.Tx, run string, jobs iter.Seq[store.Job], notBefore time.Time) (int, error) {
+// withoutErrors is jobs with no error.
+func withoutErrors(jobs iter.Seq[store.Job]) iter.Seq2[store.Job, error] {
+	return func(yield func(store.Job, error) bool) {
+		for j := range jobs {
+			if !yield(j, nil) {
+				return
+			}
+		}
+	}
+}
+
+func importTx(ctx context.Context, tx pgx.Tx, run string, jobs iter.Seq2[store.Job, error], notBefore time.Time) (int, error) {
 	// Rows go through a temporary table so that instances given twice, or
 	// already in the run, can be named, and nothing imported, before the
 	// real insert.
@@ -90,16 +102,20 @@ func importTx(ctx context.Context, tx pgx.Tx, run string, jobs iter.Seq[store.Jo
 	if _, err := tx.Exec(ctx, createSQL); err != nil {
 		return 0, fmt.Errorf("import run %q: %w", run, err)
 	}
-	next, stop := iter.Pull(jobs)
+	next, stop := iter.Pull2(jobs)
 	defer stop()
 	i := 0
 	var bad error
 	_, err := tx.CopyFrom(ctx, pgx.Identifier{"batchreset_import"},
 		[]string{"ord", "instance_id", "blueprint_id", "region", "key_ids", "auto_generate_password", "not_before"},
 		pgx.CopyFromFunc(func() ([]any, error) {
-			j, ok := next()
+			j, readErr, ok := next()
 			if !ok {
 				return nil, nil
+			}
+			if readErr != nil {
+				bad = readErr
+				return nil, bad
 			}
 			i++
 			if bad = checkImported(run, i, &j); bad != nil {

@@ -43,7 +43,7 @@ func (s *Store) ImportSelected(ctx context.Context, run, selector string, jobs [
 		if has {
 			return ErrRunHasJobs
 		}
-		if n, err = importTx(ctx, tx, run, slices.Values(jobs), time.Time{}); err != nil {
+		if n, err = importTx(ctx, tx, run, withoutErrors(slices.Values(jobs)), time.Time{}); err != nil {
 			return err
 		}
 		_, err := tx.Exec(ctx, recordSQL, run, selector)
