@@ -142,40 +142,15 @@ func ReadEach(path, defaultRegion string) iter.Seq2[store.Job, error] {
 // ReadJobs reads the jobs CSV file at path; see Reader for the format. Each
 // job's ID is its line number and its status is pending. If anything in the
 // file is wrong ReadJobs returns no jobs and an Errors listing the problems.
+// A large file is better read with ReadInput, which holds its jobs
+// compactly, or ReadEach, which holds none.
 func ReadJobs(path, defaultRegion string) ([]store.Job, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("read jobs: %w", err)
-	}
-	defer f.Close()
-
-	// A job is some 260 bytes: growing the slice by append would copy a
-	// million-row file's jobs several times over, so count first.
 	var jobs []store.Job
-	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
-		n, err := countRows(f)
-		if err != nil {
-			return nil, fmt.Errorf("read jobs: %w", err)
-		}
-		if _, err := f.Seek(0, io.SeekStart); err != nil {
-			return nil, fmt.Errorf("read jobs: %w", err)
-		}
-		jobs = make([]store.Job, 0, n)
-	}
-
-	r := NewReader(f, path, defaultRegion)
-	for {
-		j, err := r.Read()
-		if err == io.EOF {
-			break
-		}
+	for j, err := range ReadEach(path, defaultRegion) {
 		if err != nil {
 			return nil, err
 		}
 		jobs = append(jobs, j)
-	}
-	if err := r.Err(); err != nil {
-		return nil, err
 	}
 	return jobs, nil
 }
