@@ -146,7 +146,7 @@ func BenchmarkRunAtLimit(b *testing.B) {
 		resetMax = 5 * time.Second
 		poll     = 5 * time.Second // runner.Config's default, stated for the bound
 	)
-	for _, tc := range []struct{ n, regions int }{{300, 1}, {2000, 1}, {300, 2}, {1000, 2}, {300, 4}} {
+	for _, tc := range []struct{ n, regions int }{{300, 1}, {2000, 1}, {300, 2}, {1000, 2}, {300, 4}, {1000, 4}} {
 		n := tc.n
 		name := fmt.Sprintf("N=%d", n)
 		if tc.regions > 1 {
