@@ -28,14 +28,7 @@ func TestSharedRolloutAcrossRunners(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	for i := range 3 {
-		cfg := b.configPG(t, openPG(t, pg.url), pg.run, fmt.Sprintf("runner-%d", i), 30*time.Second, relaxed)
-		cfg.Rollout = &runner.Rollout{Canary: 3, Waves: waves, MaxFailures: -1}
-		wg.Go(func() { b.runWith(t, cfg) })
-	}
-	wg.Wait()
-	jobs := pg.jobs(t)
+	jobs := b.runThree(t, pg, func() *runner.Rollout { return &runner.Rollout{Canary: 3, Waves: waves, MaxFailures: -1} })
 	totals := b.verify(t, jobs, verdict{})
 	if totals[store.StatusSucceeded] != n {
 		t.Fatalf("totals = %v, want all %d succeeded", totals, n)
@@ -92,14 +85,7 @@ func TestSharedBudgetAcrossRunners(t *testing.T) {
 	const n = 300
 	b := setup(t, scenario{n: n, limit: 50, emu: func(c *emulator.Config) { c.FailureRate = 1 }})
 	pg := b.importPG(t, "budget")
-	var wg sync.WaitGroup
-	for i := range 3 {
-		cfg := b.configPG(t, openPG(t, pg.url), pg.run, fmt.Sprintf("runner-%d", i), 30*time.Second, relaxed)
-		cfg.Rollout = &runner.Rollout{MaxFailures: 2, Waves: []int{6}}
-		wg.Go(func() { b.runWith(t, cfg) })
-	}
-	wg.Wait()
-	jobs := pg.jobs(t)
+	jobs := b.runThree(t, pg, func() *runner.Rollout { return &runner.Rollout{MaxFailures: 2, Waves: []int{6}} })
 	totals := b.verify(t, jobs, verdict{})
 	if totals[store.StatusFailed] != 6 || totals[store.StatusSkipped] != n-6 {
 		t.Errorf("totals = %v, want 6 failed and the other %d skipped", totals, n-6)
@@ -119,14 +105,7 @@ func TestSharedBudgetWithoutWaves(t *testing.T) {
 	const n = 300
 	b := setup(t, scenario{n: n, limit: 50, emu: func(c *emulator.Config) { c.FailureRate = 1 }})
 	pg := b.importPG(t, "budget")
-	var wg sync.WaitGroup
-	for i := range 3 {
-		cfg := b.configPG(t, openPG(t, pg.url), pg.run, fmt.Sprintf("runner-%d", i), 30*time.Second, relaxed)
-		cfg.Rollout = &runner.Rollout{MaxFailures: 2}
-		wg.Go(func() { b.runWith(t, cfg) })
-	}
-	wg.Wait()
-	jobs := pg.jobs(t)
+	jobs := b.runThree(t, pg, func() *runner.Rollout { return &runner.Rollout{MaxFailures: 2} })
 	totals := b.verify(t, jobs, verdict{})
 	if totals[store.StatusFailed] < 3 || totals[store.StatusSkipped] == 0 || totals[store.StatusFailed]+totals[store.StatusSkipped] != n {
 		t.Errorf("totals = %v, want at least 3 failed and the rest skipped", totals)
@@ -140,4 +119,18 @@ func TestSharedBudgetWithoutWaves(t *testing.T) {
 	if err != nil || len(waves) != 0 {
 		t.Errorf("Waves() = %d jobs recorded, %v; want none for a rollout of one wave", len(waves), err)
 	}
+}
+
+// runThree runs three runners of the Postgres run pg at once, each with
+// the rollout ro makes, and returns the run's jobs once all have ended.
+func (b *bundle) runThree(t *testing.T, pg *pgRun, ro func() *runner.Rollout) []store.Job {
+	t.Helper()
+	var wg sync.WaitGroup
+	for i := range 3 {
+		cfg := b.configPG(t, openPG(t, pg.url), pg.run, fmt.Sprintf("runner-%d", i), 30*time.Second, relaxed)
+		cfg.Rollout = ro()
+		wg.Go(func() { b.runWith(t, cfg) })
+	}
+	wg.Wait()
+	return pg.jobs(t)
 }

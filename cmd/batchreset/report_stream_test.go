@@ -26,18 +26,7 @@ import (
 func TestWriteRunReport(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	db, err := postgres.Open(ctx, postgrestest.NewSchema(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
-	var jobs []store.Job
-	for i := range 30 {
-		jobs = append(jobs, store.Job{InstanceID: fmt.Sprintf("lhins-%08d", i), Region: "ap-guangzhou"})
-	}
-	if _, err := db.Import(ctx, "r1", jobs, time.Time{}); err != nil {
-		t.Fatal(err)
-	}
+	db, _ := importedRun(t, 30)
 	q := db.Queue("r1", "runner-1", time.Minute)
 	got, _, err := q.Claim(ctx, 20)
 	if err != nil {
@@ -117,19 +106,7 @@ func TestWriteRunReport(t *testing.T) {
 func TestTallyPostgres(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	url := postgrestest.NewSchema(t)
-	db, err := postgres.Open(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
-	var jobs []store.Job
-	for i := range 200 {
-		jobs = append(jobs, store.Job{InstanceID: fmt.Sprintf("lhins-%08d", i), Region: "ap-guangzhou"})
-	}
-	if _, err := db.Import(ctx, "r1", jobs, time.Time{}); err != nil {
-		t.Fatal(err)
-	}
+	db, url := importedRun(t, 200)
 	// Every stored status, with and without the codes retry tells apart.
 	kinds := []struct {
 		status store.Status
@@ -182,4 +159,24 @@ func TestTallyPostgres(t *testing.T) {
 	if _, err := (&dbSource{db: db, run: "none"}).Tally(ctx, true); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Tally() of a run that does not exist = %v, want store.ErrNotFound", err)
 	}
+}
+
+// importedRun opens a store on a fresh schema (its URL too) holding run r1
+// of n pending jobs.
+func importedRun(t *testing.T, n int) (*postgres.Store, string) {
+	t.Helper()
+	url := postgrestest.NewSchema(t)
+	db, err := postgres.Open(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	var jobs []store.Job
+	for i := range n {
+		jobs = append(jobs, store.Job{InstanceID: fmt.Sprintf("lhins-%08d", i), Region: "ap-guangzhou"})
+	}
+	if _, err := db.Import(t.Context(), "r1", jobs, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	return db, url
 }
