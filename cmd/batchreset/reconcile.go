@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -81,7 +80,7 @@ func (a *app) runReconcile(ctx context.Context, o *reconcileFlags) error {
 			return &exitError{code: exitFatal, err: err}
 		}
 	}
-	jobs, err := unsettled(ctx, src)
+	jobs, err := storedJobs(ctx, src, store.StatusUnknown, store.StatusSubmitting, store.StatusSubmitted)
 	if err != nil {
 		return &exitError{code: exitFatal, err: err}
 	}
@@ -125,23 +124,4 @@ func (a *app) runReconcile(ctx context.Context, o *reconcileFlags) error {
 		fmt.Fprintf(a.stdout, "%d job(s) still in flight in a run: reconcile settles only unknown jobs; the run (or a rerun) tracks these\n", inFlight)
 	}
 	return nil
-}
-
-// unsettled returns the jobs of src that are unknown or in flight, as
-// stored.
-func unsettled(ctx context.Context, src jobSource) ([]store.Job, error) {
-	statuses := []store.Status{store.StatusUnknown, store.StatusSubmitting, store.StatusSubmitted}
-	switch src := src.(type) {
-	case *csvSource:
-		var out []store.Job
-		for j := range src.st.All() {
-			if slices.Contains(statuses, j.Status) {
-				out = append(out, j)
-			}
-		}
-		return out, nil
-	case *dbSource:
-		return src.db.Jobs(ctx, src.run, statuses...)
-	}
-	return nil, nil
 }

@@ -123,27 +123,16 @@ func (a *app) requeue(ctx context.Context, s runSettings, k retryKinds) (int, er
 	if c, ok := src.(*csvSource); ok && c.fresh {
 		return 0, usageError("nothing to retry: %s has no state file beside it; run it first", c.out)
 	}
-	// Only the retryable jobs are held: a CSV run's are picked as its jobs
-	// go by, a Postgres run's from its failed and skipped rows.
+	// Only the failed and skipped jobs are held, the only ones retryable.
+	candidates, err := storedJobs(ctx, src, store.StatusFailed, store.StatusSkipped)
+	if err != nil {
+		return 0, &exitError{code: exitFatal, err: err}
+	}
 	var ids []string
 	var rows []int64
-	pick := func(j store.Job) {
+	for _, j := range candidates {
 		if retryable(j, k) {
 			ids, rows = append(ids, j.InstanceID), append(rows, j.ID)
-		}
-	}
-	switch src := src.(type) {
-	case *csvSource:
-		for j := range src.st.All() {
-			pick(j)
-		}
-	case *dbSource:
-		jobs, err := src.db.Jobs(ctx, src.run, store.StatusFailed, store.StatusSkipped)
-		if err != nil {
-			return 0, &exitError{code: exitFatal, err: err}
-		}
-		for _, j := range jobs {
-			pick(j)
 		}
 	}
 	if len(ids) == 0 {

@@ -325,6 +325,25 @@ func (s *dbSource) Describe() string { return fmt.Sprintf("run %q", s.run) }
 func (s *dbSource) Started()         {}
 func (s *dbSource) Close()           { s.db.Close() }
 
+// storedJobs returns the jobs of src, opened for a runner, whose status
+// is one of statuses, as stored: only those are held, whatever the run's
+// size.
+func storedJobs(ctx context.Context, src jobSource, statuses ...store.Status) ([]store.Job, error) {
+	switch src := src.(type) {
+	case *csvSource:
+		var out []store.Job
+		for j := range src.st.All() {
+			if slices.Contains(statuses, j.Status) {
+				out = append(out, j)
+			}
+		}
+		return out, nil
+	case *dbSource:
+		return src.db.Jobs(ctx, src.run, statuses...)
+	}
+	return nil, fmt.Errorf("jobs of %s: unknown source", src.Describe())
+}
+
 // resultsView rewrites, in place, every job to the outcome a results file
 // reports: jobs a run left unstarted are skipped, jobs left in flight are
 // unknown. The store keeps their real status for the next run.
