@@ -40,6 +40,7 @@ const (
 	CodeResetTwice   = "ResetTwice"   // another ResetInstance landed on the instance during ours
 	CodeResetByOther = "ResetByOther" // another ResetInstance landed during this run, before ours was sent
 	CodeNotApplied   = "NotApplied"   // reconcile proved the reset never took effect
+	CodeHeldByRun    = "HeldByRun"    // another run held the instance: not reset by this one
 )
 
 // judge decides what in (present when ok), seen at now, means for t. It is a

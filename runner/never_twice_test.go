@@ -2,6 +2,7 @@ package runner_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sync"
@@ -151,7 +152,8 @@ func TestFaultSuspendedRunner(t *testing.T) {
 // TestFaultTwoRuns runs two runs over the same instances at once, as two
 // copies of one jobs file (CSV, two journals, one host registry) or one CSV
 // imported as two Postgres runs. Each instance is reset once in all; the
-// other run's job for it ends skipped, naming the other run or its reset;
+// other run's job for it ends skipped, naming the run that held it (or the
+// other run's reset, when the cloud showed it first);
 // both runs end on their own.
 func TestFaultTwoRuns(t *testing.T) {
 	t.Parallel()
@@ -174,8 +176,18 @@ func TestFaultTwoRuns(t *testing.T) {
 						t.Fatal(err)
 					}
 					t.Cleanup(func() { st.Close() })
-					st.Guard(reg)
+					h, err := reg.Begin(st.RunKey(), fmt.Sprintf("run %d", i), st.Started())
+					if err != nil {
+						t.Fatal(err)
+					}
+					t.Cleanup(h.End)
+					for _, j := range b.jobs {
+						if err := h.Hold(j.InstanceID); err != nil && !errors.Is(err, store.ErrHeld) {
+							t.Fatal(err)
+						}
+					}
 					cfgs[i] = b.config(t, st)
+					cfgs[i].Holds = h
 					relaxed(&cfgs[i])
 					results[i] = st.Jobs
 				}
@@ -219,7 +231,7 @@ func TestFaultTwoRuns(t *testing.T) {
 					switch {
 					case o.Status == store.StatusSucceeded && o.RequestID == applied[0]:
 						succeeded++
-					case o.Status == store.StatusSkipped && o.ErrorCode == runner.CodeResetByOther:
+					case o.Status == store.StatusSkipped && (o.ErrorCode == runner.CodeHeldByRun || o.ErrorCode == runner.CodeResetByOther):
 						skipped++
 					default:
 						t.Errorf("%s: %s %s %q (applied %v)", j.InstanceID, o.Status, o.ErrorCode, o.ErrorMessage, applied)

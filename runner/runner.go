@@ -72,6 +72,12 @@ type Config struct {
 	// stops with ErrUnreachable; default DefaultUnreachable.
 	Unreachable time.Duration
 
+	// Holds, if set, is asked before every save that puts a job in flight
+	// or takes it out: another run's hold on the instance refuses the
+	// intent (store.ErrHeld). The store may hold instances itself too (the
+	// Postgres store does, for the runs of one database).
+	Holds Holds
+
 	// Rollout decides which jobs may start; nil starts every job.
 	Rollout *Rollout
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/batchreset/batchreset/lighthouse"
@@ -220,13 +221,13 @@ func (r *Runner) handleSendError(ctx context.Context, t *task, err error) {
 // refusedIntent reports whether err is a store's refusal of an intent,
 // which writes nothing and leaves the job with the runner.
 func refusedIntent(err error) bool {
-	return errors.Is(err, store.ErrInstanceBusy) || errors.Is(err, store.ErrResetElsewhere) || errors.Is(err, store.ErrStopped)
+	return errors.Is(err, store.ErrInstanceBusy) || errors.Is(err, store.ErrHeld) || errors.Is(err, store.ErrStopped)
 }
 
 // intentRefused handles an intent the store refused (see refusedIntent).
 // Another run has the instance in flight: the job waits, as for a busy
 // instance, and the instance is looked at again before anything is sent.
-// Another run reset it during this one: the job ends skipped. The run is
+// Another run holds it: the job ends skipped, naming the holder. The run is
 // paused or cancelled: the job waits for the runner to read the control.
 func (r *Runner) intentRefused(ctx context.Context, t *task, err error) {
 	if !refusedIntent(err) {
@@ -240,9 +241,9 @@ func (r *Runner) intentRefused(ctx context.Context, t *task, err error) {
 		t.refused(ae, now)
 		r.freeSlot(t)
 		r.toTracker(ctx, t)
-	case errors.Is(err, store.ErrResetElsewhere):
+	case errors.Is(err, store.ErrHeld):
 		t.unsent()
-		r.finish(ctx, t, store.StatusSkipped, CodeResetByOther, "not reset again: "+err.Error())
+		r.finish(ctx, t, store.StatusSkipped, CodeHeldByRun, "not reset: "+heldReason(err))
 	default:
 		t.unsent()
 		if c, err := r.cfg.Store.Control(ctx); err == nil {
@@ -250,6 +251,16 @@ func (r *Runner) intentRefused(ctx context.Context, t *task, err error) {
 		}
 		r.requeue(ctx, t)
 	}
+}
+
+// heldReason is the part of a store's ErrHeld refusal that names the
+// holder: what follows the sentinel's own words.
+func heldReason(err error) string {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, store.ErrHeld.Error()+": "); i >= 0 {
+		return msg[i+len(store.ErrHeld.Error())+2:]
+	}
+	return msg
 }
 
 // CodeInFlightElsewhere is the error code of a job that waited because
@@ -336,9 +347,14 @@ func (r *Runner) save(ctx context.Context, t *task) error {
 	retry := newBackoff(200*time.Millisecond, 5*time.Second)
 	wctx := context.WithoutCancel(ctx)
 	for attempt := 0; ; attempt++ {
-		sctx, cancel := context.WithTimeout(wctx, 10*time.Second)
-		err = r.cfg.Store.Save(sctx, &t.job)
-		cancel()
+		if r.cfg.Holds != nil {
+			err = r.cfg.Holds.Check(&t.job)
+		}
+		if err == nil {
+			sctx, cancel := context.WithTimeout(wctx, 10*time.Second)
+			err = r.cfg.Store.Save(sctx, &t.job)
+			cancel()
+		}
 		if err == nil {
 			return nil
 		}

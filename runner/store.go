@@ -37,6 +37,16 @@ type Store interface {
 	Control(ctx context.Context) (store.Control, error)
 }
 
+// Holds is a record, shared with other processes, of which run holds which
+// instance: store/csv.Holds for the runs of one host. A run holds its
+// instances from its start to its end; Check is called before each save of
+// a job: it refuses an intent (a save to submitting) for an instance
+// another run holds with an error wrapping store.ErrHeld that names the
+// holder, and records the instance as in flight, or out of it again.
+type Holds interface {
+	Check(j *store.Job) error
+}
+
 // Leaser is implemented by a store that leases jobs to one runner at a time
 // (the Postgres store). LeaseDeadline returns when j's lease ends, on this
 // process's clocks, by the most cautious reckoning: a runner sends no call

@@ -125,10 +125,12 @@ var (
 	// same instance in flight (submitting or submitted): two runs never
 	// both have a call for one instance on its way.
 	ErrInstanceBusy = errors.New("instance is in flight in another run")
-	// ErrResetElsewhere reports an intent refused because another run sent
-	// a reset for the same instance after this run started: the job ends
-	// skipped rather than reset again.
-	ErrResetElsewhere = errors.New("instance was reset by another run during this one")
+	// ErrHeld reports an intent refused because another run holds the
+	// instance: a live run (runs hold their instances from start to end),
+	// one that held it when this run began, or one that ended with a reset
+	// of it in doubt. The job ends skipped, naming the holder; it is not
+	// reset by this run.
+	ErrHeld = errors.New("instance is held by another run")
 	// ErrStopped reports an intent refused because the run is paused or
 	// cancelled.
 	ErrStopped = errors.New("run is paused or cancelled")

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -49,23 +51,51 @@ type connection struct {
 	endpoint     string
 	stateDir     string // this host's shared state for the account
 	hostLimits   *runner.HostLimits
-	registry     *csvstore.Registry // opened by guard
+	registry     *csvstore.Registry // opened by hold
+	holds        *csvstore.Holds    // this run's, taken by hold
 }
 
-// guard makes a CSV source consult and keep the host's registry of
-// instances in flight for the account; log says when it is full.
-func (c *connection) guard(src jobSource, log *slog.Logger) error {
-	cs, ok := src.(*csvSource)
-	if !ok || cs.st == nil {
-		return nil
+// hold opens the host's registry of instances held by runs for the
+// account, makes this process one of src's run, and holds every instance of
+// the run that no other run holds: a run holds its instances from its
+// start to its end. The runner asks the returned Holds before every save.
+func (c *connection) hold(ctx context.Context, src jobSource, log *slog.Logger) (*csvstore.Holds, error) {
+	key, name, err := src.RunKey(ctx)
+	if err != nil {
+		return nil, &exitError{code: exitFatal, err: err}
 	}
 	reg, err := csvstore.OpenRegistry(filepath.Join(c.stateDir, "registry"), log)
 	if err != nil {
-		return &exitError{code: exitFatal, err: err}
+		return nil, &exitError{code: exitFatal, err: err}
 	}
 	c.registry = reg
-	cs.st.Guard(reg)
-	return nil
+	h, err := reg.Begin(key, name, src.StartedAt())
+	if err != nil {
+		return nil, &exitError{code: exitFatal, err: err}
+	}
+	c.holds = h
+	var held, all int
+	var first error
+	err = src.Each(ctx, func(j *store.Job) error {
+		all++
+		err := h.Hold(j.InstanceID)
+		if errors.Is(err, store.ErrHeld) {
+			held++
+			if first == nil {
+				first = fmt.Errorf("%s: %w", j.InstanceID, err)
+			}
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return nil, &exitError{code: exitFatal, err: fmt.Errorf("hold the run's instances: %w", err)}
+	}
+	if held > 0 {
+		log.Warn("instances held by other runs are not reset by this one; each ends skipped (HeldByRun), naming its holder",
+			"held", held, "instances", all, "first", first.Error())
+	}
+	return h, nil
 }
 
 // connect returns the connection: the real endpoint with cred, or an
@@ -132,6 +162,9 @@ func (c *connection) Close() {
 		c.sends.CloseIdleConnections()
 	}
 	c.emu.Close()
+	if c.holds != nil {
+		c.holds.End()
+	}
 	if c.registry != nil {
 		c.registry.Close()
 	}

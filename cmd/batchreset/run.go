@@ -113,7 +113,8 @@ func (a *app) runRun(ctx context.Context, s runSettings) error {
 		return err
 	}
 	defer conn.Close()
-	if err := conn.guard(src, a.log); err != nil {
+	holds, err := conn.hold(ctx, src, a.log)
+	if err != nil {
 		return err
 	}
 	jobs = nil // the store has them; a large run should not keep a second copy
@@ -121,6 +122,7 @@ func (a *app) runRun(ctx context.Context, s runSettings) error {
 	cfg := s.runner
 	cfg.API, cfg.Sender, cfg.Store = failpointAPI{conn.reads}, failpointAPI{conn.sends}, src.Store()
 	cfg.Rollout, cfg.Logger, cfg.Failpoint = rollout, a.log, failpointFromEnv()
+	cfg.Holds = holds
 	view, err := a.startView(s, src, rollout)
 	if err != nil {
 		return err

@@ -48,6 +48,12 @@ type jobSource interface {
 	// the CSV file succeeded, or, in Postgres mode, every job this runner
 	// finished (sum).
 	OK(sum runner.Summary) bool
+	// RunKey identifies the run among the runs of the host (see
+	// csvstore.Registry.Begin), and name is how other runs' messages call
+	// it. StartedAt is when the run began, if the source knows (zero: the
+	// first time a process of it began on this host).
+	RunKey(ctx context.Context) (key, name string, err error)
+	StartedAt() time.Time
 	// Describe names the source in messages: the results file, or the run.
 	Describe() string
 	// Started marks that the command changed something, so that Close keeps
@@ -244,7 +250,11 @@ func (s *csvSource) OK(runner.Summary) bool {
 	return s.st.Totals()[store.StatusSucceeded] == sum.Jobs
 }
 
-func (s *csvSource) Describe() string { return "results: " + s.out }
+func (s *csvSource) RunKey(context.Context) (string, string, error) {
+	return "csv:" + s.st.RunKey(), "the CSV run of " + s.out, nil
+}
+func (s *csvSource) StartedAt() time.Time { return s.st.Started() }
+func (s *csvSource) Describe() string     { return "results: " + s.out }
 func (s *csvSource) Started()         { s.started = true }
 
 func (s *csvSource) Close() {
@@ -321,9 +331,27 @@ func (s *dbSource) OK(sum runner.Summary) bool {
 	return true
 }
 
-func (s *dbSource) Describe() string { return fmt.Sprintf("run %q", s.run) }
-func (s *dbSource) Started()         {}
-func (s *dbSource) Close()           { s.db.Close() }
+func (s *dbSource) RunKey(ctx context.Context) (string, string, error) {
+	where, err := s.db.Where(ctx)
+	if err != nil {
+		return "", "", err
+	}
+	return "postgres:" + where + "\x00" + s.run, fmt.Sprintf("Postgres run %q", s.run), nil
+}
+func (s *dbSource) StartedAt() time.Time { return time.Time{} }
+func (s *dbSource) Describe() string     { return fmt.Sprintf("run %q", s.run) }
+func (s *dbSource) Started()             {}
+
+// Close leaves the run's holders, if this source was a runner, and closes
+// the database.
+func (s *dbSource) Close() {
+	if s.queue != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		s.queue.Leave(ctx)
+		cancel()
+	}
+	s.db.Close()
+}
 
 // storedJobs returns the jobs of src, opened for a runner, whose status
 // is one of statuses, as stored: only those are held, whatever the run's

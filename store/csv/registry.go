@@ -19,36 +19,33 @@ import (
 	"github.com/batchreset/batchreset/store"
 )
 
-// Registry is the host's record of which CSV run has which instance in
-// flight, shared by every batchreset process of the user on the host
-// through one file of fixed-size slots, an instance's entry in each: found
-// by hashing the instance ID (open addressing, linear probing), and read
-// and written under a lock on the slot's bytes. It closes the window that
-// the cloud's visibility lag leaves open when two runs over the same
-// instances run at once (two copies of a jobs file, or one file with two
-// --out): the journal's own lock is tied to its path, and cannot see the
-// other run.
+// Registry is the host's record of which live run holds which instance,
+// shared by every batchreset process on the host that calls the same
+// account (CSV runs and the runners of Postgres runs alike) through one file
+// of fixed-size slots, an instance's entry in each: found by hashing the
+// instance ID (open addressing, linear probing), and read and written under
+// a lock on the slot's bytes.
 //
-// Before an intent (a save to submitting) the registry refuses it with
-// store.ErrInstanceBusy while another live process has the instance in
-// flight, and with store.ErrResetElsewhere when another run recorded an
-// intent for it after this run started. Runs on hosts that share no
-// registry are not seen; the cloud check of the runner (a ResetInstance
-// that is not ours) is what remains there.
+// A run holds its instances from its start to its end (Begin, then Hold for
+// each of them), not only while a call is in flight: another run that wants
+// an instance a live run holds does not reset it, and is told which run
+// holds it. A run is live while one of its processes holds a shared lock on
+// the run's lock file; the kernel drops that lock when the process ends,
+// however it ends, so a hold never outlives its run and no clock or process
+// ID decides it. An instance whose holder died with a call for it in doubt
+// is not taken over: only a rerun of that run can settle the call.
 //
 // An entry is 64 bytes, written where it lies: a fleet of a million
 // instances takes 64 MB of a sparse file, and an update four system calls.
-// Entries are never removed (an entry's last intent is what
-// ErrResetElsewhere is judged by), so a host that has seen more distinct
-// instances than the file has room for checks no more of them, and says so
-// once.
+// Entries are never removed (an entry's holder is taken over when that run
+// has ended), so a host that has seen more distinct instances than the file
+// has room for checks no more of them, and says so once.
 type Registry struct {
 	f     *os.File
 	dir   string
 	slots uint64 // a power of two
 
 	log     *slog.Logger
-	named   sync.Map    // run keys whose names are written, for messages
 	fullLog atomic.Bool // the registry was found full, and it was logged
 }
 
@@ -90,11 +87,175 @@ func openRegistry(dir string, slots uint64, log *slog.Logger) (*Registry, error)
 // Close closes the registry's file.
 func (r *Registry) Close() error { return r.f.Close() }
 
+// Holds is one run's part of the registry, for as long as its process
+// keeps it: Begin takes it, End (or the end of the process) lets it go.
+type Holds struct {
+	r       *Registry
+	key     [16]byte
+	started time.Time // when the run began, on this host's clock
+	lock    *os.File  // the run's lock file, held shared while the run lives
+}
+
+// Begin makes this process one of run's: it takes a shared lock on the
+// run's lock file, which tells every other process that the run is live,
+// and records, the first time, the run's name for other runs' messages. run
+// identifies the run (a CSV journal's path and start, a database and run
+// name); name is how messages call it. started is when the run began (a
+// resumed run keeps its first start); zero takes the time the run's first
+// process on this host began, as Begin recorded it.
+func (r *Registry) Begin(run, name string, started time.Time) (*Holds, error) {
+	h := &Holds{r: r, key: hash16(run), started: started}
+	base := filepath.Join(r.dir, "runs", hex.EncodeToString(h.key[:]))
+	lock, err := os.OpenFile(base+".lock", os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("instance registry: %w", err)
+	}
+	if err := flock(lock, unix.LOCK_SH); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("instance registry: lock %s: %w", lock.Name(), err)
+	}
+	h.lock = lock
+	if f, err := os.OpenFile(base+".start", os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		_, werr := f.WriteString(time.Now().UTC().Format(time.RFC3339Nano))
+		if cerr := f.Close(); werr == nil {
+			werr = cerr
+		}
+		if werr != nil {
+			h.End()
+			return nil, fmt.Errorf("instance registry: %w", werr)
+		}
+	}
+	if h.started.IsZero() {
+		b, err := os.ReadFile(base + ".start")
+		if err == nil {
+			h.started, err = time.Parse(time.RFC3339Nano, string(b))
+		}
+		if err != nil {
+			h.End()
+			return nil, fmt.Errorf("instance registry: the run's start: %w", err)
+		}
+	}
+	if f, err := os.OpenFile(base, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		_, werr := f.WriteString(name)
+		if cerr := f.Close(); werr == nil {
+			werr = cerr
+		}
+		if werr != nil {
+			h.End()
+			return nil, fmt.Errorf("instance registry: %w", werr)
+		}
+	}
+	return h, nil
+}
+
+// End lets the run's holds go, as the end of the process would.
+func (h *Holds) End() {
+	if h.lock != nil {
+		h.lock.Close()
+		h.lock = nil
+	}
+}
+
+// Hold takes instance id for the run unless another run holds it: a live
+// run, one that died with a call for it in doubt, or one that sent a reset
+// for it after this run began (a run resumed after another one reset its
+// instances does not reset them again). It returns an error
+// wrapping store.ErrHeld that names the holder; other errors are the
+// registry's own (it cannot be read or written).
+func (h *Holds) Hold(id string) error {
+	return h.find(id, func(e *entry) (*entry, error) {
+		if e.used && e.run != h.key {
+			if err := h.heldBy(e); err != nil {
+				return nil, err
+			}
+		}
+		if e.used && e.run == h.key {
+			return nil, nil
+		}
+		return &entry{used: true, key: e.key, run: h.key, pid: os.Getpid(), intentAt: e.intentAt}, nil
+	})
+}
+
+// Check is called before j is saved. An intent (a save to submitting) is
+// refused, with an error wrapping store.ErrHeld naming the holder, unless
+// this run holds the instance (or can take it: it is free, or its holder
+// ended with nothing in doubt); it is then recorded as in flight. A job
+// leaving flight (back to pending, or finished) is recorded so. Other
+// saves do not touch the registry.
+func (h *Holds) Check(j *store.Job) error {
+	intent := j.Status == store.StatusSubmitting
+	leaving := j.Status == store.StatusPending || j.Status.Terminal()
+	if !intent && !leaving {
+		return nil
+	}
+	return h.find(j.InstanceID, func(e *entry) (*entry, error) {
+		switch {
+		case !intent && (!e.used || e.run != h.key || !e.inFlight):
+			return nil, nil
+		case !intent:
+			e.inFlight = false
+			return e, nil
+		case e.used && e.run != h.key:
+			// Held by another run when this one began: not ours to reset,
+			// even if that run has ended since.
+			if err := h.heldBy(e); err != nil {
+				return nil, err
+			}
+			return nil, fmt.Errorf("%w: %s held it when this run began", store.ErrHeld, h.r.runName(e.run))
+		}
+		return &entry{used: true, inFlight: true, key: e.key, run: h.key, pid: os.Getpid(), intentAt: time.Now()}, nil
+	})
+}
+
+// heldBy returns the refusal for an instance e another run holds, or nil
+// when that run has ended with nothing of the instance in doubt and sent no
+// reset for it since this run began.
+func (h *Holds) heldBy(e *entry) error {
+	switch {
+	case h.r.live(e.run):
+		return fmt.Errorf("%w: %s (pid %d) holds it", store.ErrHeld, h.r.runName(e.run), e.pid)
+	case e.inFlight:
+		return fmt.Errorf("%w: %s ended with a reset of it in doubt, sent at %s; rerun that run to settle it",
+			store.ErrHeld, h.r.runName(e.run), e.intentAt.UTC().Format(time.RFC3339))
+	case !e.intentAt.IsZero() && !e.intentAt.Before(h.started):
+		return fmt.Errorf("%w: %s sent a reset for it at %s, after this run began at %s",
+			store.ErrHeld, h.r.runName(e.run), e.intentAt.UTC().Format(time.RFC3339), h.started.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+// find looks up id's entry (or the empty slot where it would go) and calls
+// fn with it; fn returns what to write there, if anything. A registry with
+// no room for id checks nothing, and says so once.
+func (h *Holds) find(id string, fn func(*entry) (*entry, error)) error {
+	r := h.r
+	key := hash16(id)
+	start := binary.LittleEndian.Uint64(key[:8])
+	for p := uint64(0); p < min(maxProbe, r.slots); p++ {
+		i := (start + p) & (r.slots - 1)
+		done, err := r.inSlot(i, func(e *entry) (bool, *entry, error) {
+			if e.used && e.key != key {
+				return false, nil, nil // another instance's: look further
+			}
+			e.key = key
+			w, err := fn(e)
+			return true, w, err
+		})
+		if done || err != nil {
+			return err
+		}
+	}
+	if !r.fullLog.Swap(true) {
+		r.log.Warn("instance registry full: instances it has no room for are not checked against other runs on this host", "path", r.f.Name())
+	}
+	return nil
+}
+
 // entry is one instance's slot.
 type entry struct {
 	used, inFlight bool
 	key            [16]byte // of the instance ID
-	run            [16]byte // of the run: its journal's path and start
+	run            [16]byte // of the run that holds it
 	pid            int      // the process that wrote it
 	intentAt       time.Time
 }
@@ -116,7 +277,11 @@ func (e *entry) encode() []byte {
 	copy(b[1:17], e.key[:])
 	copy(b[17:33], e.run[:])
 	binary.LittleEndian.PutUint32(b[33:37], uint32(e.pid))
-	binary.LittleEndian.PutUint64(b[37:45], uint64(e.intentAt.UnixNano()))
+	var at int64
+	if !e.intentAt.IsZero() {
+		at = e.intentAt.UnixNano()
+	}
+	binary.LittleEndian.PutUint64(b[37:45], uint64(at))
 	return b
 }
 
@@ -126,7 +291,9 @@ func decodeEntry(b []byte) entry {
 	copy(e.key[:], b[1:17])
 	copy(e.run[:], b[17:33])
 	e.pid = int(binary.LittleEndian.Uint32(b[33:37]))
-	e.intentAt = time.Unix(0, int64(binary.LittleEndian.Uint64(b[37:45])))
+	if at := int64(binary.LittleEndian.Uint64(b[37:45])); at != 0 {
+		e.intentAt = time.Unix(0, at)
+	}
 	return e
 }
 
@@ -134,57 +301,6 @@ func hash16(s string) (k [16]byte) {
 	sum := sha256.Sum256([]byte(s))
 	copy(k[:], sum[:16])
 	return k
-}
-
-// update records j, saved by the run run (its journal's path and start,
-// started), before it is written: an intent is checked and recorded, and a
-// job leaving flight (back to pending, or finished) is recorded so. Other
-// saves do not touch the registry.
-func (r *Registry) update(j *store.Job, run string, started time.Time) error {
-	intent := j.Status == store.StatusSubmitting
-	leaving := j.Status == store.StatusPending || j.Status.Terminal()
-	if !intent && !leaving {
-		return nil
-	}
-	key, runKey := hash16(j.InstanceID), hash16(run)
-	if intent {
-		r.name(runKey, run)
-	}
-	start := binary.LittleEndian.Uint64(key[:8])
-	for p := uint64(0); p < min(maxProbe, r.slots); p++ {
-		i := (start + p) & (r.slots - 1)
-		done, err := r.inSlot(i, func(e *entry) (bool, *entry, error) {
-			switch {
-			case e.used && e.key != key:
-				return false, nil, nil // another instance's: look further
-			case !e.used && !intent:
-				return true, nil, nil // never in flight on this host
-			case !intent:
-				if e.run != runKey || !e.inFlight {
-					return true, nil, nil
-				}
-				e.inFlight = false
-				return true, e, nil
-			}
-			if e.used && e.run != runKey {
-				switch {
-				case e.inFlight && alive(e.pid):
-					return true, nil, fmt.Errorf("%w: the run of %s (pid %d) has it in flight", store.ErrInstanceBusy, r.runName(e.run), e.pid)
-				case !e.intentAt.Before(started):
-					return true, nil, fmt.Errorf("%w: the run of %s sent a reset for it at %s, after this run started at %s",
-						store.ErrResetElsewhere, r.runName(e.run), e.intentAt.UTC().Format(time.RFC3339), started.Format(time.RFC3339))
-				}
-			}
-			return true, &entry{used: true, inFlight: true, key: key, run: runKey, pid: os.Getpid(), intentAt: time.Now()}, nil
-		})
-		if done || err != nil {
-			return err
-		}
-	}
-	if intent && !r.fullLog.Swap(true) {
-		r.log.Warn("instance registry full: instances it has no room for are not checked against other runs on this host", "path", r.f.Name())
-	}
-	return nil
 }
 
 // inSlot reads slot i under its locks and calls fn with its entry; fn says
@@ -223,21 +339,25 @@ func (r *Registry) inSlot(i uint64, fn func(*entry) (bool, *entry, error)) (bool
 	return done, err
 }
 
-// name records the name of run, for other processes' messages.
-func (r *Registry) name(key [16]byte, run string) {
-	if _, ok := r.named.LoadOrStore(key, true); ok {
-		return
-	}
-	path := filepath.Join(r.dir, "runs", hex.EncodeToString(key[:]))
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+// live reports whether a process of the run key holds the run's lock.
+func (r *Registry) live(key [16]byte) bool {
+	f, err := os.Open(filepath.Join(r.dir, "runs", hex.EncodeToString(key[:])+".lock"))
 	if err != nil {
-		return // there already, or only the messages lose the name
+		return false // never begun on this host
 	}
-	f.WriteString(run)
-	f.Close()
+	defer f.Close()
+	switch err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); {
+	case err == nil:
+		unix.Flock(int(f.Fd()), unix.LOCK_UN)
+		return false
+	case errors.Is(err, unix.EWOULDBLOCK):
+		return true
+	default:
+		return true // cannot tell: the cautious answer
+	}
 }
 
-// runName is the name of the run key, as name recorded it.
+// runName is how messages call the run key: the name Begin recorded.
 func (r *Registry) runName(key [16]byte) string {
 	b, err := os.ReadFile(filepath.Join(r.dir, "runs", hex.EncodeToString(key[:])))
 	if err != nil || len(b) == 0 {
@@ -246,11 +366,12 @@ func (r *Registry) runName(key [16]byte) string {
 	return string(b)
 }
 
-// alive reports whether a process pid exists.
-func alive(pid int) bool {
-	if pid <= 0 {
-		return false
+// flock takes how on f, through interrupts.
+func flock(f *os.File, how int) error {
+	for {
+		err := unix.Flock(int(f.Fd()), how)
+		if !errors.Is(err, unix.EINTR) {
+			return err
+		}
 	}
-	err := unix.Kill(pid, 0)
-	return err == nil || errors.Is(err, unix.EPERM)
 }

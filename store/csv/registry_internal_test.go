@@ -23,46 +23,90 @@ func openTestRegistry(t *testing.T, dir string, slots uint64) *Registry {
 	return r
 }
 
-// TestRegistry: an intent is refused while another live run has the
-// instance in flight, and after another run's intent later than this run's
-// start; leaving flight frees it; each registry of the directory (another
-// process's file handle) sees the same entries.
+func begin(t *testing.T, r *Registry, run string, started time.Time) *Holds {
+	t.Helper()
+	h, err := r.Begin(run, "the run "+run, started)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.End)
+	return h
+}
+
+func job(id string, st store.Status) *store.Job { return &store.Job{InstanceID: id, Status: st} }
+
+// TestRegistry: a run holds its instances from its start to its end, not
+// only while a call is in flight. Another run cannot hold or send for them
+// while the holder lives, even after the holder finished the instance; when
+// the holder has ended, a run that began later takes them, unless the
+// holder ended with a call in doubt; a run that began before the holder's
+// reset never does. Each registry of the directory (another process's file
+// handle) sees the same entries.
 func TestRegistry(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	a, b := openTestRegistry(t, dir, 1<<10), openTestRegistry(t, dir, 1<<10)
-	start := time.Now().Add(-time.Minute)
-	j := func(id string, st store.Status) *store.Job { return &store.Job{InstanceID: id, Status: st} }
+	ra, rb := openTestRegistry(t, dir, 1<<10), openTestRegistry(t, dir, 1<<10)
+	early := time.Now().Add(-time.Hour)
+	a := begin(t, ra, "/a/results.csv.state@1", time.Time{})
+	for _, id := range []string{"lhins-00000001", "lhins-00000002", "lhins-00000003"} {
+		if err := a.Hold(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.Check(job("lhins-00000001", store.StatusSubmitting)); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Check(job("lhins-00000001", store.StatusSucceeded)); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Check(job("lhins-00000002", store.StatusSubmitting)); err != nil {
+		t.Fatal(err)
+	}
 
-	if err := a.update(j("lhins-00000001", store.StatusSubmitting), "/a/results.csv.state@1", start); err != nil {
-		t.Fatal(err)
+	// B, which began before A's resets, and C, which begins now.
+	b := begin(t, rb, "/b/results.csv.state@1", early)
+	for _, id := range []string{"lhins-00000001", "lhins-00000002", "lhins-00000003"} {
+		err := b.Hold(id)
+		if !errors.Is(err, store.ErrHeld) || !strings.Contains(err.Error(), "the run /a/results.csv.state@1") {
+			t.Errorf("%s: hold while the live run A holds it (finished, in flight or untouched) = %v, want ErrHeld naming A", id, err)
+		}
+		if err := b.Check(job(id, store.StatusSubmitting)); !errors.Is(err, store.ErrHeld) {
+			t.Errorf("%s: intent while the live run A holds it = %v, want ErrHeld", id, err)
+		}
 	}
-	err := b.update(j("lhins-00000001", store.StatusSubmitting), "/b/results.csv.state@1", start)
-	if !errors.Is(err, store.ErrInstanceBusy) || !strings.Contains(err.Error(), "/a/results.csv.state@1") {
-		t.Errorf("intent of another run while the first has it in flight = %v, want ErrInstanceBusy naming the first run", err)
+	if err := b.Hold("lhins-00000004"); err != nil {
+		t.Errorf("hold of an instance nobody holds = %v", err)
 	}
-	if err := b.update(j("lhins-00000002", store.StatusSubmitting), "/b/results.csv.state@1", start); err != nil {
-		t.Errorf("intent for another instance = %v", err)
+	if err := b.Check(job("lhins-00000004", store.StatusSubmitting)); err != nil {
+		t.Errorf("intent for an instance B holds = %v", err)
 	}
-	if err := a.update(j("lhins-00000001", store.StatusSucceeded), "/a/results.csv.state@1", start); err != nil {
-		t.Fatal(err)
+
+	// A ends, with lhins-00000002 in doubt.
+	a.End()
+	if err := b.Check(job("lhins-00000003", store.StatusSubmitting)); !errors.Is(err, store.ErrHeld) ||
+		!strings.Contains(err.Error(), "held it when this run began") {
+		t.Errorf("intent for an instance A held when B began, after A ended = %v, want ErrHeld", err)
 	}
-	// Out of flight, but reset after the second run started: that run
-	// must not reset it again.
-	err = b.update(j("lhins-00000001", store.StatusSubmitting), "/b/results.csv.state@1", start)
-	if !errors.Is(err, store.ErrResetElsewhere) {
-		t.Errorf("intent after another run reset the instance during this one = %v, want ErrResetElsewhere", err)
+	if err := b.Hold("lhins-00000001"); !errors.Is(err, store.ErrHeld) || !strings.Contains(err.Error(), "after this run began") {
+		t.Errorf("hold by B, which began before A's reset = %v, want ErrHeld", err)
 	}
-	// A run that started after that reset may send it.
-	if err := b.update(j("lhins-00000001", store.StatusSubmitting), "/c/results.csv.state@2", time.Now()); err != nil {
-		t.Errorf("intent of a run started after the other's reset = %v", err)
+	c := begin(t, ra, "/c/results.csv.state@2", time.Time{})
+	if err := c.Hold("lhins-00000001"); err != nil {
+		t.Errorf("hold by a run that began after A ended = %v", err)
 	}
-	// A save that is neither an intent nor leaving flight writes nothing;
-	// leaving flight for an instance never seen is no error.
-	if err := a.update(j("lhins-00000003", store.StatusSubmitted), "/a/results.csv.state@1", start); err != nil {
-		t.Error(err)
+	if err := c.Check(job("lhins-00000001", store.StatusSubmitting)); err != nil {
+		t.Errorf("intent of that run = %v", err)
 	}
-	if err := a.update(j("lhins-00000004", store.StatusFailed), "/a/results.csv.state@1", start); err != nil {
+	err := c.Hold("lhins-00000002")
+	if !errors.Is(err, store.ErrHeld) || !strings.Contains(err.Error(), "in doubt") {
+		t.Errorf("hold of an instance A ended with in doubt = %v, want ErrHeld saying so", err)
+	}
+	// A's rerun (the same run key) settles its own call.
+	a2 := begin(t, rb, "/a/results.csv.state@1", time.Time{})
+	if err := a2.Hold("lhins-00000002"); err != nil {
+		t.Errorf("A's rerun holding its own instance = %v", err)
+	}
+	if err := a2.Check(job("lhins-00000002", store.StatusSucceeded)); err != nil {
 		t.Error(err)
 	}
 	if st, err := os.Stat(filepath.Join(dir, "slots")); err != nil || st.Size() > 1<<10*slotSize {
@@ -71,52 +115,57 @@ func TestRegistry(t *testing.T) {
 }
 
 // TestRegistryFull: instances that collide share a probe chain; once every
-// slot is taken, intents for new instances pass unchecked (said once in the
-// log), and those with entries are still checked.
+// slot is taken, new instances pass unchecked (said once in the log), and
+// those with entries are still checked.
 func TestRegistryFull(t *testing.T) {
 	t.Parallel()
 	r := openTestRegistry(t, t.TempDir(), 8)
-	start := time.Now().Add(-time.Minute)
+	a := begin(t, r, "run-a", time.Time{})
 	for i := range 8 {
-		if err := r.update(&store.Job{InstanceID: fmt.Sprintf("lhins-%08d", i), Status: store.StatusSubmitting}, "run-a", start); err != nil {
+		if err := a.Hold(fmt.Sprintf("lhins-%08d", i)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := r.update(&store.Job{InstanceID: "lhins-99999999", Status: store.StatusSubmitting}, "run-b", start); err != nil {
+	b := begin(t, r, "run-b", time.Time{})
+	if err := b.Check(job("lhins-99999999", store.StatusSubmitting)); err != nil {
 		t.Errorf("intent when the registry is full = %v, want it let through", err)
 	}
 	if !r.fullLog.Load() {
 		t.Error("a full registry was not reported")
 	}
 	for i := range 8 {
-		err := r.update(&store.Job{InstanceID: fmt.Sprintf("lhins-%08d", i), Status: store.StatusSubmitting}, "run-b", start)
-		if !errors.Is(err, store.ErrInstanceBusy) {
-			t.Errorf("lhins-%08d: intent of another run = %v, want ErrInstanceBusy", i, err)
+		if err := b.Check(job(fmt.Sprintf("lhins-%08d", i), store.StatusSubmitting)); !errors.Is(err, store.ErrHeld) {
+			t.Errorf("lhins-%08d: intent of another run = %v, want ErrHeld", i, err)
 		}
 	}
 }
 
-// TestRegistryConcurrent: goroutines of two registries race for the same
-// instances; each instance goes to exactly one run.
+// TestRegistryConcurrent: goroutines of runs on two registries race to hold
+// the same instances; each instance goes to exactly one run, and only that
+// run may send for it.
 func TestRegistryConcurrent(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	regs := []*Registry{openTestRegistry(t, dir, 1<<12), openTestRegistry(t, dir, 1<<12)}
-	start := time.Now().Add(-time.Minute)
 	const n = 200
 	var mu sync.Mutex
 	won := map[string]int{}
 	var wg sync.WaitGroup
 	for k := range 8 {
+		h := begin(t, regs[k%2], fmt.Sprintf("run-%d", k), time.Time{})
 		wg.Go(func() {
-			run := fmt.Sprintf("run-%d", k)
 			for i := range n {
 				id := fmt.Sprintf("lhins-%08d", i)
-				if err := regs[k%2].update(&store.Job{InstanceID: id, Status: store.StatusSubmitting}, run, start); err == nil {
+				err := h.Hold(id)
+				if err == nil {
+					err = h.Check(job(id, store.StatusSubmitting))
+				}
+				switch {
+				case err == nil:
 					mu.Lock()
 					won[id]++
 					mu.Unlock()
-				} else if !errors.Is(err, store.ErrInstanceBusy) {
+				case !errors.Is(err, store.ErrHeld):
 					t.Error(err)
 				}
 			}
@@ -125,7 +174,7 @@ func TestRegistryConcurrent(t *testing.T) {
 	wg.Wait()
 	for i := range n {
 		if id := fmt.Sprintf("lhins-%08d", i); won[id] != 1 {
-			t.Errorf("%s: %d runs recorded an intent, want exactly 1", id, won[id])
+			t.Errorf("%s: %d runs may send for it, want exactly 1", id, won[id])
 		}
 	}
 }

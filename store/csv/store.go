@@ -72,7 +72,6 @@ type Store struct {
 
 	runID   string    // the input's fingerprint
 	started time.Time // when the run began
-	guard   *Registry // the host's instances in flight; nil: none
 }
 
 type aheadJob struct {
@@ -80,10 +79,9 @@ type aheadJob struct {
 	seq uint64
 }
 
-// Guard makes the Store keep reg, the host's registry of instances in
-// flight, up to date, and consult it before every intent (see Registry).
-// Call it before the Store is used.
-func (s *Store) Guard(reg *Registry) { s.guard = reg }
+// RunKey identifies the run in the host's registry (Registry.Begin): its
+// journal's path and the run's start, which a resumed run keeps.
+func (s *Store) RunKey() string { return s.path + "@" + s.started.UTC().Format(time.RFC3339Nano) }
 
 // syncWriter is where the journal goes.
 type syncWriter interface {
@@ -441,12 +439,6 @@ func (s *Store) Control(ctx context.Context) (store.Control, error) {
 func (s *Store) Save(ctx context.Context, j *store.Job) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("save %s: %w", j.InstanceID, err)
-	}
-	if s.guard != nil {
-		run := s.path + "@" + s.started.UTC().Format(time.RFC3339Nano)
-		if err := s.guard.update(j, run, s.started); err != nil {
-			return fmt.Errorf("save %s: %w", j.InstanceID, err)
-		}
 	}
 	b, err := s.enqueue(j)
 	if err != nil {

@@ -178,3 +178,15 @@ func pgCode(err error) string {
 	}
 	return ""
 }
+
+// Where names the database and schema the Store works in, without a secret:
+// host, port, database and the schema its tables resolve to. Two Stores
+// with the same Where share their runs.
+func (s *Store) Where(ctx context.Context) (string, error) {
+	cfg := s.pool.Config().ConnConfig
+	var db, schema string
+	if err := s.pool.QueryRow(ctx, `SELECT current_database(), coalesce(current_schema(), '')`).Scan(&db, &schema); err != nil {
+		return "", fmt.Errorf("name the database: %w", err)
+	}
+	return fmt.Sprintf("%s:%d/%s/%s", cfg.Host, cfg.Port, db, schema), nil
+}

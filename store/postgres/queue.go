@@ -107,7 +107,7 @@ func (q *Queue) Claim(ctx context.Context, n int) (jobs []store.Job, waiting boo
 	if n < 1 {
 		return nil, false, fmt.Errorf("claim jobs: n = %d, want at least 1", n)
 	}
-	if err := q.markStarted(ctx); err != nil {
+	if err := q.begin(ctx); err != nil {
 		return nil, false, err
 	}
 	// The candidates are locked by an InitPlan and the UPDATE looks them up
@@ -219,11 +219,10 @@ func (q *Queue) Claim(ctx context.Context, n int) (jobs []store.Job, waiting boo
 // submitting (the intent to send ResetInstance) additionally requires the
 // lease to be live, not merely unclaimed, so a runner never sends a reset on a
 // lease another runner may be about to take, and the run to be neither
-// paused nor cancelled (store.ErrStopped). It also guards the instance
-// across runs: while another run has it in flight the intent fails with
-// store.ErrInstanceBusy, and when another run recorded an intent for it
-// after this run started, with store.ErrResetElsewhere, naming that run and
-// its RequestId. A terminal save ends the lease;
+// paused nor cancelled (store.ErrStopped), and the instance to be held by
+// the run (store.ErrHeld names the run that holds it instead; see begin);
+// the unique index on instances in flight is a last guard
+// (store.ErrInstanceBusy). A terminal save ends the lease;
 // saving the same terminal outcome again under the same fence (a retry after
 // an ambiguous error) succeeds, but nothing can be saved after it.
 //
@@ -267,7 +266,7 @@ func (q *Queue) saveOne(ctx context.Context, j *store.Job) error {
 		  AND run = $16
 		  AND ($4 <> 'submitting' OR (lease_expires_at > now()
 		       AND coalesce((SELECT control FROM runs WHERE name = $16), 'running') = 'running'
-		       AND NOT EXISTS (` + resetElsewhereSQL + `)))`
+		       AND EXISTS (` + heldSQL + `)))`
 	terminal := j.Status.Terminal()
 	asked := time.Now()
 	tag, err := q.s.pool.Exec(ctx, saveSQL,
@@ -293,8 +292,12 @@ func (q *Queue) saveOne(ctx context.Context, j *store.Job) error {
 // recorded (nil), or the lease is lost.
 func (q *Queue) unsaved(ctx context.Context, j *store.Job) error {
 	if j.Status == store.StatusSubmitting {
-		if err := q.refusal(ctx, j); err != nil {
+		retry, err := q.refusal(ctx, j)
+		if err != nil {
 			return err
+		}
+		if retry {
+			return q.saveOne(ctx, j)
 		}
 	}
 	if j.Status.Terminal() {
@@ -323,42 +326,90 @@ func (q *Queue) saved(j *store.Job, asked time.Time) {
 	}
 }
 
-// resetElsewhereSQL finds a job of another run on the same instance (the
-// saved row is jobs; its run is $16) whose intent was recorded after this
-// run started, and which may have reached the cloud.
-const resetElsewhereSQL = `SELECT 1 FROM jobs o
-	WHERE o.instance_id = jobs.instance_id
-	  AND o.run <> $16
-	  AND o.status IN ('submitting', 'submitted', 'succeeded', 'unknown')
-	  AND o.intent_at >= (SELECT r.started_at FROM runs r WHERE r.name = $16)`
+// heldSQL finds the hold of the saved row's instance (the row is jobs; its
+// run is $16) by its own run: an intent is saved only for an instance the
+// run holds.
+const heldSQL = `SELECT 1 FROM instance_holds h
+	WHERE h.instance_id = jobs.instance_id AND h.run = $16`
+
+// liveRunSQL is true when the run named by the expression %s has a runner
+// whose row in run_holders has not expired.
+const liveRunSQL = `EXISTS (SELECT 1 FROM run_holders rh WHERE rh.run = %s AND rh.expires_at > now())`
+
+// inDoubtSQL is true when the run %[1]s has a job for the instance %[2]s
+// that may have a call on its way or landed unseen.
+const inDoubtSQL = `EXISTS (SELECT 1 FROM jobs d WHERE d.run = %[1]s AND d.instance_id = %[2]s AND d.status IN ('submitting', 'submitted'))`
+
+// takeHoldsSQL takes, for the run $1, the instances of its jobs (those of
+// $2, or all when $2 is null) that no run holds, or whose holder has ended
+// with nothing of the instance in doubt and sent no reset for it since this
+// run began (a run resumed after another one reset its instances does not
+// reset them again). Rows are taken in instance order, so that two runs
+// taking overlapping sets at once wait for each other rather than deadlock.
+var takeHoldsSQL = `INSERT INTO instance_holds AS h (instance_id, run)
+	SELECT j.instance_id, j.run FROM jobs j
+	WHERE j.run = $1
+	  AND ($2::text IS NULL OR j.instance_id = $2)
+	  AND NOT EXISTS (SELECT 1 FROM instance_holds m WHERE m.instance_id = j.instance_id AND m.run = $1)
+	ORDER BY j.instance_id
+	ON CONFLICT (instance_id) DO UPDATE SET run = excluded.run, held_at = now()
+	WHERE h.run <> excluded.run
+	  AND NOT ` + fmt.Sprintf(liveRunSQL, "h.run") + `
+	  AND NOT ` + fmt.Sprintf(inDoubtSQL, "h.run", "h.instance_id") + `
+	  AND NOT EXISTS (SELECT 1 FROM jobs o
+	                  WHERE o.run = h.run AND o.instance_id = h.instance_id
+	                    AND o.intent_at >= (SELECT r.started_at FROM runs r WHERE r.name = excluded.run))`
 
 // refusal explains an intent that matched no row when the lease was not the
-// cause: the run is paused or cancelled, or another run reset the instance
-// after this one started. It returns nil when neither holds.
-func (q *Queue) refusal(ctx context.Context, j *store.Job) error {
-	const whySQL = `SELECT coalesce((SELECT control FROM runs WHERE name = $1), 'running'),
-		       coalesce((SELECT o.run || ' (RequestId ' || coalesce(nullif(o.request_id, ''), 'unknown') || ', ' || o.status || ')'
-		                 FROM jobs o
-		                 WHERE o.instance_id = $2 AND o.run <> $1
-		                   AND o.status IN ('submitting', 'submitted', 'succeeded', 'unknown')
-		                   AND o.intent_at >= (SELECT r.started_at FROM runs r WHERE r.name = $1)
-		                 ORDER BY o.intent_at DESC LIMIT 1), '')`
-	var c store.Control
-	var other string
-	if err := q.s.pool.QueryRow(ctx, whySQL, q.run, j.InstanceID).Scan(&c, &other); err != nil {
-		return fmt.Errorf("save job %d (%s): %w", j.ID, j.InstanceID, err)
+// cause: another run holds the instance, or the run is paused or cancelled.
+// An instance that no run holds (a job added to the run after its runners
+// began) is taken, and retry says to save again. It returns false, nil when
+// nothing explains it.
+func (q *Queue) refusal(ctx context.Context, j *store.Job) (retry bool, err error) {
+	whySQL := `SELECT coalesce((SELECT control FROM runs WHERE name = $1), 'running'),
+		       coalesce(h.run, ''),
+		       coalesce(` + fmt.Sprintf(liveRunSQL, "h.run") + `, false),
+		       coalesce(` + fmt.Sprintf(inDoubtSQL, "h.run", "h.instance_id") + `, false)
+		FROM (SELECT 1) one
+		LEFT JOIN instance_holds h ON h.instance_id = $2`
+	var (
+		c                   store.Control
+		holder              string
+		holderLive, inDoubt bool
+	)
+	if err := q.s.pool.QueryRow(ctx, whySQL, q.run, j.InstanceID).Scan(&c, &holder, &holderLive, &inDoubt); err != nil {
+		return false, fmt.Errorf("save job %d (%s): %w", j.ID, j.InstanceID, err)
+	}
+	held := func(why string) error {
+		return fmt.Errorf("save job %d (%s): %w: run %q %s", j.ID, j.InstanceID, store.ErrHeld, holder, why)
 	}
 	switch {
-	case other != "":
-		return fmt.Errorf("save job %d (%s): run %s reset it after this run started: %w", j.ID, j.InstanceID, other, store.ErrResetElsewhere)
+	case holder == "":
+		tag, err := q.s.pool.Exec(ctx, takeHoldsSQL, q.run, j.InstanceID)
+		if err != nil {
+			return false, fmt.Errorf("save job %d (%s): hold the instance: %w", j.ID, j.InstanceID, err)
+		}
+		if tag.RowsAffected() == 0 {
+			return q.refusal(ctx, j) // another run took it first
+		}
+		return true, nil
+	case holder != q.run && holderLive:
+		return false, held("holds it")
+	case holder != q.run && inDoubt:
+		return false, held("ended with a reset of it in doubt; resume that run to settle it")
+	case holder != q.run:
+		return false, held("held it when this run began, or reset it since")
 	case c != store.ControlRunning:
-		return fmt.Errorf("save job %d (%s): run is %s: %w", j.ID, j.InstanceID, c, store.ErrStopped)
+		return false, fmt.Errorf("save job %d (%s): run is %s: %w", j.ID, j.InstanceID, c, store.ErrStopped)
 	}
-	return nil
+	return false, nil
 }
 
-// markStarted records, once, when the run's first runner claimed.
-func (q *Queue) markStarted(ctx context.Context) error {
+// begin makes this Queue one of the run's live runners, once, at its first
+// claim: it records when the run's first runner began (runs.started_at),
+// adds this runner to run_holders, and takes the run's instances that no
+// live run holds (takeHoldsSQL).
+func (q *Queue) begin(ctx context.Context) error {
 	q.mu.Lock()
 	done := q.started
 	q.mu.Unlock()
@@ -370,9 +421,37 @@ func (q *Queue) markStarted(ctx context.Context) error {
 	if _, err := q.s.pool.Exec(ctx, startSQL, q.run); err != nil {
 		return fmt.Errorf("claim jobs: record the run's start: %w", err)
 	}
+	if err := q.heartbeat(ctx); err != nil {
+		return fmt.Errorf("claim jobs: %w", err)
+	}
+	if _, err := q.s.pool.Exec(ctx, takeHoldsSQL, q.run, nil); err != nil {
+		return fmt.Errorf("claim jobs: hold the run's instances: %w", err)
+	}
 	q.mu.Lock()
 	q.started = true
 	q.mu.Unlock()
+	return nil
+}
+
+// heartbeat says, until now plus the lease TTL, that this runner of the
+// run is alive, so that the run holds its instances.
+func (q *Queue) heartbeat(ctx context.Context) error {
+	const beatSQL = `INSERT INTO run_holders (run, owner, expires_at)
+		VALUES ($1, $2, now() + $3 * interval '1 microsecond')
+		ON CONFLICT (run, owner) DO UPDATE SET expires_at = excluded.expires_at`
+	if _, err := q.s.pool.Exec(ctx, beatSQL, q.run, q.owner, micros(q.ttl)); err != nil {
+		return fmt.Errorf("renew the run's holds: %w", err)
+	}
+	return nil
+}
+
+// Leave ends this runner's part in holding the run's instances: once no
+// runner of the run is left, another run may take them. A runner that dies
+// without it stops holding them when its TTL has passed.
+func (q *Queue) Leave(ctx context.Context) error {
+	if _, err := q.s.pool.Exec(ctx, `DELETE FROM run_holders WHERE run = $1 AND owner = $2`, q.run, q.owner); err != nil {
+		return fmt.Errorf("leave run %s: %w", q.run, err)
+	}
 	return nil
 }
 
@@ -390,10 +469,18 @@ func (q *Queue) savedTerminal(ctx context.Context, j *store.Job) (bool, error) {
 	return ok, err
 }
 
-// Renew extends, to now plus the TTL, every lease this Queue holds that is
-// still its own. Leases found taken over or finished leave the held set; the
+// Renew says that this runner is still alive (see begin) and extends, to
+// now plus the TTL, every lease this Queue holds that is still its own. Leases found taken over or finished leave the held set; the
 // runner learns of them when its next Save returns store.ErrLeaseLost.
 func (q *Queue) Renew(ctx context.Context) error {
+	q.mu.Lock()
+	begun := q.started
+	q.mu.Unlock()
+	if begun {
+		if err := q.heartbeat(ctx); err != nil {
+			return err
+		}
+	}
 	ids, fences := q.heldPairs()
 	if len(ids) == 0 {
 		return nil

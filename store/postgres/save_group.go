@@ -206,7 +206,7 @@ func (q *Queue) saveMany(ctx context.Context, batch []*saveReq) (map[int64]bool,
 		  AND jobs.run = $16
 		  AND (s.status <> 'submitting' OR (jobs.lease_expires_at > now()
 		       AND coalesce((SELECT control FROM runs WHERE name = $16), 'running') = 'running'
-		       AND NOT EXISTS (` + resetElsewhereSQL + `)))
+		       AND EXISTS (` + heldSQL + `)))
 		RETURNING jobs.id`
 	n := len(batch)
 	var (

@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -63,8 +64,9 @@ func TestSaveBatch(t *testing.T) {
 }
 
 // TestSaveBatchIntentRefused writes a batch of intents in which one
-// instance is in flight in another run and one run is paused: the batch
-// falls back to one statement per job, and only those intents are refused.
+// instance is held by another run (which began first and has it in flight),
+// then one while the run is paused: the batch falls back to one statement
+// per job, and only those intents are refused.
 func TestSaveBatchIntentRefused(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
@@ -90,20 +92,17 @@ func TestSaveBatchIntentRefused(t *testing.T) {
 		got[i].Status = store.StatusSubmitting
 	}
 	errs := q.SaveBatch(ctx, got)
-	if !errors.Is(errs[0], store.ErrInstanceBusy) || errs[1] != nil || errs[2] != nil {
-		t.Errorf("SaveBatch() = %v, want [%v, nil, nil]", errs, store.ErrInstanceBusy)
+	if !errors.Is(errs[0], store.ErrHeld) || !strings.Contains(errs[0].Error(), `run "r2" holds it`) || errs[1] != nil || errs[2] != nil {
+		t.Errorf("SaveBatch() = %v, want [%v naming r2, nil, nil]", errs, store.ErrHeld)
 	}
 
 	if err := tb.store.SetControl(ctx, "r1", store.ControlPaused); err != nil {
 		t.Fatal(err)
 	}
-	for i := range got {
-		got[i].Status = store.StatusSubmitted
-	}
-	got[0].Status = store.StatusSubmitting
+	got[0].Status, got[1].Status, got[2].Status = store.StatusPending, store.StatusSubmitting, store.StatusSubmitted
 	errs = q.SaveBatch(ctx, got)
-	if !errors.Is(errs[0], store.ErrStopped) || errs[1] != nil || errs[2] != nil {
-		t.Errorf("SaveBatch() while paused = %v, want [%v, nil, nil]", errs, store.ErrStopped)
+	if errs[0] != nil || !errors.Is(errs[1], store.ErrStopped) || errs[2] != nil {
+		t.Errorf("SaveBatch() while paused = %v, want [nil, %v, nil]", errs, store.ErrStopped)
 	}
 }
 
