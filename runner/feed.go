@@ -143,6 +143,12 @@ func (r *Runner) route(ctx context.Context, jobs []store.Job) error {
 			r.finish(ctx, t, v.status, v.code, v.msg)
 			continue
 		case seen && busy(in):
+			// Busy, perhaps with the reset of the run that holds it: say
+			// so rather than wait for it.
+			if err := r.heldElsewhere(ctx, &t.job); err != nil {
+				r.finish(ctx, t, store.StatusSkipped, CodeHeldByRun, "not reset: "+heldReason(err))
+				continue
+			}
 			t.waitIdle(now)
 			r.toTracker(ctx, t)
 			continue
@@ -254,4 +260,22 @@ func regionProblem(ae *lighthouse.APIError) bool {
 		return true
 	}
 	return false
+}
+
+// heldElsewhere reports whether another run holds j's instance, on this
+// host (Config.Holds) or in the store: an error wrapping store.ErrHeld that
+// names it. An error of the lookup itself is no answer: the intent's own
+// check still decides.
+func (r *Runner) heldElsewhere(ctx context.Context, j *store.Job) error {
+	if r.cfg.Holds != nil {
+		if err := r.cfg.Holds.Held(j); errors.Is(err, store.ErrHeld) {
+			return err
+		}
+	}
+	if hs, ok := r.cfg.Store.(HoldingStore); ok {
+		if err := hs.Held(ctx, j); errors.Is(err, store.ErrHeld) {
+			return err
+		}
+	}
+	return nil
 }

@@ -43,8 +43,19 @@ type Store interface {
 // a job: it refuses an intent (a save to submitting) for an instance
 // another run holds with an error wrapping store.ErrHeld that names the
 // holder, and records the instance as in flight, or out of it again.
+// Held reports, changing nothing, whether another run holds j's instance
+// (store.ErrHeld, naming it).
 type Holds interface {
 	Check(j *store.Job) error
+	Held(j *store.Job) error
+}
+
+// HoldingStore is implemented by a store that holds instances for its runs
+// itself (the Postgres store, for the runs of one database): Held reports,
+// changing nothing, whether another run holds j's instance (store.ErrHeld,
+// naming it). Its Save refuses an intent for such an instance in any case.
+type HoldingStore interface {
+	Held(ctx context.Context, j *store.Job) error
 }
 
 // Leaser is implemented by a store that leases jobs to one runner at a time

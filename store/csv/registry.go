@@ -207,6 +207,21 @@ func (h *Holds) Check(j *store.Job) error {
 	})
 }
 
+// Held reports, without changing anything, whether another run holds the
+// instance of j: an error wrapping store.ErrHeld that names the holder, or
+// nil when this run holds it or may take it.
+func (h *Holds) Held(j *store.Job) error {
+	return h.find(j.InstanceID, func(e *entry) (*entry, error) {
+		if !e.used || e.run == h.key {
+			return nil, nil
+		}
+		if err := h.heldBy(e); err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: %s held it when this run began", store.ErrHeld, h.r.runName(e.run))
+	})
+}
+
 // heldBy returns the refusal for an instance e another run holds, or nil
 // when that run has ended with nothing of the instance in doubt and sent no
 // reset for it since this run began.

@@ -405,6 +405,25 @@ func (q *Queue) refusal(ctx context.Context, j *store.Job) (retry bool, err erro
 	return false, nil
 }
 
+// Held reports, without changing anything, whether another run holds the
+// instance of j: an error wrapping store.ErrHeld that names the holder, or
+// nil when this run holds it or no run does.
+func (q *Queue) Held(ctx context.Context, j *store.Job) error {
+	heldSQL := `SELECT h.run, ` + fmt.Sprintf(liveRunSQL, "h.run") + `
+		FROM instance_holds h WHERE h.instance_id = $1 AND h.run <> $2`
+	var holder string
+	var live bool
+	switch err := q.s.pool.QueryRow(ctx, heldSQL, j.InstanceID, q.run).Scan(&holder, &live); {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil
+	case err != nil:
+		return fmt.Errorf("job %d (%s): who holds it: %w", j.ID, j.InstanceID, err)
+	case live:
+		return fmt.Errorf("job %d (%s): %w: run %q holds it", j.ID, j.InstanceID, store.ErrHeld, holder)
+	}
+	return fmt.Errorf("job %d (%s): %w: run %q held it when this run began, or reset it since", j.ID, j.InstanceID, store.ErrHeld, holder)
+}
+
 // begin makes this Queue one of the run's live runners, once, at its first
 // claim: it records when the run's first runner began (runs.started_at),
 // adds this runner to run_holders, and takes the run's instances that no
