@@ -255,7 +255,7 @@ func (s *csvSource) RunKey(context.Context) (string, string, error) {
 }
 func (s *csvSource) StartedAt() time.Time { return s.st.Started() }
 func (s *csvSource) Describe() string     { return "results: " + s.out }
-func (s *csvSource) Started()         { s.started = true }
+func (s *csvSource) Started()             { s.started = true }
 
 func (s *csvSource) Close() {
 	if s.st == nil {
