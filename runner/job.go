@@ -38,6 +38,7 @@ type task struct {
 	// absent. A job in doubt is never sent again before reconciliation.
 	doubt    bool
 	lastSend time.Time // when the latest call left (or, taken over, when it was claimed)
+	sentHere bool      // lastSend is a call this runner sent, not a claim
 	since    time.Time // when the current wait began
 	// busySince is when the instance was first found busy, or a call for it
 	// first rejected; ResetTimeout bounds the wait from then.
@@ -150,7 +151,7 @@ func (t *task) refused(ae *lighthouse.APIError, now time.Time) {
 // from the intent: recording the intent can take long (a slow or retried
 // store write), and a clock started before it expired early, so that a
 // reset landing late was "proven absent" and sent again.
-func (t *task) sent(now time.Time) { t.lastSend = now }
+func (t *task) sent(now time.Time) { t.lastSend, t.sentHere = now, true }
 
 // accepted: submitting → submitted, with the RequestId the cloud returned.
 func (t *task) accepted(requestID string) {

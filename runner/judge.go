@@ -37,10 +37,11 @@ type limits struct {
 
 // Codes of outcomes the runner decides itself.
 const (
-	CodeResetTwice   = "ResetTwice"   // another ResetInstance landed on the instance during ours
-	CodeResetByOther = "ResetByOther" // another ResetInstance landed during this run, before ours was sent
-	CodeNotApplied   = "NotApplied"   // reconcile proved the reset never took effect
-	CodeHeldByRun    = "HeldByRun"    // another run held the instance: not reset by this one
+	CodeResetTwice   = "ResetTwice"    // another ResetInstance landed on the instance during ours
+	CodeResetByOther = "ResetByOther"  // another ResetInstance landed during this run, before ours was sent
+	CodeNotApplied   = "NotApplied"    // reconcile proved the reset never took effect
+	CodeHeldByRun    = "HeldByRun"     // another run held the instance: not reset by this one
+	CodeNotProven    = "NotProvenOurs" // a reset landed after a call in doubt, but cannot be shown to be ours
 )
 
 // judge decides what in (present when ok), seen at now, means for t. It is a
@@ -78,10 +79,12 @@ func judgeWaitIdle(t *task, in lighthouse.Instance, ok bool, now time.Time, lim 
 		}
 		return verdict{act: actFinish, status: store.StatusFailed, code: code,
 			msg: fmt.Sprintf("instance stayed busy for %s; last seen: %s", lim.resetTimeout, t.lastSeen)}
-	case foreignReset(in, t.job) && t.doubt:
+	case foreignReset(in, t.job) && t.doubt && couldBeOurs(t, in, now, lim):
 		// An earlier call of ours was proven absent, but a lag beyond the
 		// settle time can beat that proof: this may be it.
 		return verdict{act: actAdopt, requestID: in.LatestOperationRequestID}
+	case foreignReset(in, t.job) && t.doubt:
+		return notProven(t, in)
 	case foreignReset(in, t.job):
 		return resetByOther(in)
 	}
@@ -99,10 +102,12 @@ func resetByOther(in lighthouse.Instance) verdict {
 func judgeInDoubt(t *task, in lighthouse.Instance, ok bool, now time.Time, lim limits) verdict {
 	settled := now.Sub(t.lastSend) >= lim.settle
 	switch {
-	case ok && landed(in, t.job):
+	case ok && landed(in, t.job) && couldBeOurs(t, in, now, lim):
 		// The same observation may already show it finished; the next
 		// poll records that.
 		return verdict{act: actAdopt, requestID: in.LatestOperationRequestID}
+	case ok && landed(in, t.job):
+		return notProven(t, in)
 	case !ok && t.misses >= 3 && settled:
 		// The instance is not there (deleted, or never existed): no reset
 		// can have landed on it. The call goes again, and the API's answer
@@ -167,6 +172,50 @@ func judgeTracking(t *task, in lighthouse.Instance, ok bool, now time.Time, lim 
 func resetTwice(t *task, how string) verdict {
 	return verdict{act: actFinish, status: store.StatusUnknown, code: CodeResetTwice,
 		msg: fmt.Sprintf("the instance was reset twice: another ResetInstance, RequestId %s, landed %s (RequestId %s); check the instance", t.foreign, how, t.job.RequestID)}
+}
+
+// cloudClockBound is how far the cloud's clock can be from a runner's while
+// the API accepts the runner's calls: it rejects a signature whose
+// timestamp is more than 300 s off (AuthFailure.SignatureExpire).
+const cloudClockBound = 300 * time.Second
+
+// couldBeOurs reports whether a reset that in shows landed after t's call in
+// doubt can be that call, by evidence bounded on our clock: seen within the
+// settle time of a call this runner sent (the settle time exceeds the API's
+// visibility lag plus the call's timeout, so our call, had it landed, was
+// visible by then); started, by the cloud's clock, within the settle time
+// of the intent, give or take cloudClockBound; or, when the cloud gives no
+// start time, seen within the settle time of the intent on the wall clock.
+// A reset found later than that (a rerun long after a crash) may be another
+// tool's, and is never adopted.
+func couldBeOurs(t *task, in lighthouse.Instance, now time.Time, lim limits) bool {
+	if t.sentHere && now.Sub(t.lastSend) <= lim.settle {
+		return true
+	}
+	if t.job.IntentAt.IsZero() {
+		return false
+	}
+	if started, ok := in.StartedTime(); ok {
+		return !started.Before(t.job.IntentAt.Add(-cloudClockBound)) && !started.After(t.job.IntentAt.Add(lim.settle+cloudClockBound))
+	}
+	age := now.Round(0).Sub(t.job.IntentAt)
+	return age >= 0 && age <= lim.settle
+}
+
+// notProven is the verdict for a reset that landed after a call of t in
+// doubt but that couldBeOurs cannot tie to it.
+func notProven(t *task, in lighthouse.Instance) verdict {
+	return verdict{act: actFinish, status: store.StatusUnknown, code: CodeNotProven,
+		msg: fmt.Sprintf("a ResetInstance that is not the operation seen before our call is on the instance (RequestId %s, state %s, started %s by the cloud's clock), but it cannot be shown to be our call in doubt (intent recorded %s): it may be another's, and our login settings may not be applied; check the instance",
+			in.LatestOperationRequestID, orNone(in.LatestOperationState), orNone(in.LatestOperationStartedTime), formatIntent(t.job.IntentAt))}
+}
+
+// formatIntent formats an intent's time for messages.
+func formatIntent(at time.Time) string {
+	if at.IsZero() {
+		return "at an unknown time"
+	}
+	return at.UTC().Format(time.RFC3339)
 }
 
 // landed reports whether in shows a ResetInstance that a call of j in doubt

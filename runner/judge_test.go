@@ -34,6 +34,7 @@ func TestJudge(t *testing.T) {
 		return op(lighthouse.ActionResetInstance, state, reqID, skew)
 	}
 	stopping := func(in lighthouse.Instance) lighthouse.Instance { in.InstanceState = "STOPPING"; return in }
+	withoutStart := func(in lighthouse.Instance) lighthouse.Instance { in.LatestOperationStartedTime = ""; return in }
 	withBlueprint := func(in lighthouse.Instance, bp string) lighthouse.Instance { in.BlueprintID = bp; return in }
 	noOp := lighthouse.Instance{InstanceID: "lhins-aaaaaaaa", InstanceState: lighthouse.StateRunning}
 	prevOp := op("StopInstances", lighthouse.OperationSuccess, prev, -24*time.Hour)
@@ -81,6 +82,15 @@ func TestJudge(t *testing.T) {
 		{"InDoubtOursLandedCloudClockBehind", kindInDoubt, nil, reset(lighthouse.OperationSuccess, ours, -300*time.Second), true, time.Second, want{act: actAdopt, req: ours}},
 		{"InDoubtOursLandedCloudClockAhead", kindInDoubt, nil, reset(lighthouse.OperationSuccess, ours, 300*time.Second), true, 5 * time.Minute, want{act: actAdopt, req: ours}},
 		{"InDoubtForeignReset", kindInDoubt, nil, reset(lighthouse.OperationSuccess, foreign, 0), true, time.Second, want{act: actAdopt, req: foreign}},
+		// A reset found after a call in doubt is adopted only while the
+		// evidence can be ours: not hours after a crash.
+		{"InDoubtResumedForeignResetHoursLater", kindInDoubt, nil, reset(lighthouse.OperationSuccess, foreign, 2*time.Hour), true, 2*time.Hour + time.Minute, want{act: actFinish, status: store.StatusUnknown, code: CodeNotProven}},
+		{"InDoubtResumedForeignResetBeforeIntent", kindInDoubt, nil, reset(lighthouse.OperationSuccess, foreign, -time.Hour), true, time.Minute, want{act: actFinish, status: store.StatusUnknown, code: CodeNotProven}},
+		{"InDoubtResumedNoStartTimeLongAfter", kindInDoubt, nil, withoutStart(reset(lighthouse.OperationSuccess, foreign, 0)), true, 2 * time.Hour, want{act: actFinish, status: store.StatusUnknown, code: CodeNotProven}},
+		{"InDoubtResumedNoStartTimeSoon", kindInDoubt, nil, withoutStart(reset(lighthouse.OperationSuccess, ours, 0)), true, 30 * time.Second, want{act: actAdopt, req: ours}},
+		{"InDoubtResumedNoIntentTime", kindInDoubt, func(t *task) { t.job.IntentAt = time.Time{} }, reset(lighthouse.OperationSuccess, foreign, 0), true, time.Second, want{act: actFinish, status: store.StatusUnknown, code: CodeNotProven}},
+		{"InDoubtSentHereSeenWithinSettle", kindInDoubt, func(t *task) { t.sentHere = true }, withoutStart(reset(lighthouse.OperationSuccess, ours, 0)), true, 80 * time.Second, want{act: actAdopt, req: ours}},
+		{"InDoubtSentHereSeenLate", kindInDoubt, func(t *task) { t.sentHere = true }, withoutStart(reset(lighthouse.OperationSuccess, foreign, 0)), true, 3 * time.Minute, want{act: actFinish, status: store.StatusUnknown, code: CodeNotProven}},
 		{"InDoubtPreviousShownBeforeSettle", kindInDoubt, nil, prevOp, true, 89 * time.Second, keep},
 		{"InDoubtPreviousShownAfterSettle", kindInDoubt, nil, prevOp, true, 90 * time.Second, want{act: actResend, latest: prev}},
 		{"InDoubtPreviousShownAfterSettleCloudClockAhead", kindInDoubt, nil, op("StopInstances", lighthouse.OperationSuccess, prev, 300*time.Second), true, 90 * time.Second, want{act: actResend, latest: prev}},
@@ -108,6 +118,7 @@ func TestJudge(t *testing.T) {
 		{"WaitIdleForeignResetCloudClockBehind", kindWaitIdle, nil, reset(lighthouse.OperationSuccess, foreign, -300*time.Second), true, time.Minute, want{act: actFinish, status: store.StatusSkipped, code: CodeResetByOther}},
 		{"WaitIdleForeignResetFirstSeenBusy", kindWaitIdle, func(t *task) { t.job.PrevRequestID = "" }, reset(lighthouse.OperationSuccess, foreign, 0), true, time.Minute, want{act: actFinish, status: store.StatusSkipped, code: CodeResetByOther}},
 		{"WaitIdleResetAfterOursInDoubt", kindWaitIdle, func(t *task) { t.doubt = true }, reset(lighthouse.OperationSuccess, foreign, 0), true, time.Minute, want{act: actAdopt, req: foreign}},
+		{"WaitIdleResetLongAfterOursInDoubt", kindWaitIdle, func(t *task) { t.doubt = true }, reset(lighthouse.OperationSuccess, foreign, 3*time.Hour), true, 3 * time.Hour, want{act: actFinish, status: store.StatusUnknown, code: CodeNotProven}},
 		{"WaitIdleInstanceMissing", kindWaitIdle, nil, lighthouse.Instance{}, false, time.Minute, want{act: actResend}},
 		{"WaitIdleNoOperationFields", kindWaitIdle, nil, noOp, true, time.Minute, want{act: actResend}},
 	} {
