@@ -78,7 +78,7 @@ func TestHistories(t *testing.T) {
 
 // History bounds.
 const (
-	historyIdle    = 25 * time.Second // a live process silent this long is stuck (progress logs every 10s)
+	historyIdle    = 20 * time.Second // a run whose jobs do not move this long while a process of it runs is stuck
 	historyEndWait = 90 * time.Second // the end phase: every run driven to its end
 	historyReruns  = 4                // reruns of one run in the end phase
 	historySettle  = "3s"             // > request timeout 1s + visibility lag ≤ 1.5s
@@ -315,8 +315,11 @@ func (h *history) schedule() {
 	}
 	ms := func(lo, hi int) time.Duration { return time.Duration(lo+rng.IntN(hi-lo)) * time.Millisecond }
 	for range 2 + rng.IntN(5) {
-		at := ms(1000, 15000)
+		// While the run works, most of the time: a run of n jobs takes
+		// about n/rate seconds.
 		r := h.runs[rng.IntN(len(h.runs))]
+		busy := int(1000*float64(r.hi-r.lo)/h.f.rate) + 1000
+		at := r.at + ms(200, busy+200)
 		switch k := rng.IntN(8); {
 		case k == 0 && r.pg && !r.cancel:
 			add(at, "pause run "+r.name, func() string { return h.control("pause", r) })
@@ -458,6 +461,9 @@ func (h *history) signal(p *hProc, sig syscall.Signal) string {
 // rerun starts r's command again unless a process of r still runs (a
 // CSV run takes one process; a Postgres rerun is a runner joining).
 func (h *history) rerun(r *hRun) string {
+	if len(r.procs) == 0 {
+		return ": no-op, it has not started"
+	}
 	if p := h.live(r); p != nil && !r.pg {
 		return fmt.Sprintf(": no-op, %s still runs", p.name)
 	}
@@ -499,8 +505,9 @@ func (h *history) terminateBackends() string {
 // finish ends the history as an operator would: every stopped process
 // continued, the storm over, every paused run resumed; then every run is
 // driven to its end, rerunning it while no process of it runs (at most
-// historyReruns times), within historyEndWait. A process silent for
-// historyIdle, or still running at the end, is stuck (invariant 3).
+// historyReruns times), within historyEndWait. A run whose processes run
+// while none of its jobs moves for historyIdle, or that is not done by
+// then, is stuck (invariant 3).
 func (h *history) finish() {
 	h.logf("end phase")
 	for _, r := range h.runs {
@@ -517,47 +524,91 @@ func (h *history) finish() {
 		h.t.Fatal(err)
 	}
 	deadline := time.Now().Add(historyEndWait)
-	outputs := map[*hProc]int{}
-	since := map[*hProc]time.Time{}
+	progress := map[*hRun]string{}
+	since := map[*hRun]time.Time{}
 	for {
 		busy := false
 		for _, r := range h.runs {
-			for _, p := range r.procs {
-				if !p.running() {
-					continue
-				}
-				busy = true
-				if n := len(p.p.stdout.String()) + len(p.p.stderr.String()); n != outputs[p] || since[p].IsZero() {
-					outputs[p], since[p] = n, time.Now()
-				}
-				if idle := time.Since(since[p]); idle > historyIdle || time.Now().After(deadline) {
-					h.violate(3, "run %s: %s (pid %d) still running, silent for %s, %s into the end phase: stuck; killed it. Its stderr ends:\n%s",
-						r.name, p.name, p.p.cmd.Process.Pid, idle.Round(time.Second), historyEndWait-time.Until(deadline).Round(time.Second), indent(tail(redact(p.p.stderr.String()), 30)))
-					p.p.cmd.Process.Kill()
-					<-p.p.done
-					r.given = true
-				}
-			}
-			if h.live(r) != nil || r.given {
+			if r.given {
 				continue
 			}
-			if unfinished := h.unfinished(r); unfinished > 0 {
-				if r.reruns >= historyReruns || time.Now().After(deadline) {
-					h.violate(3, "run %s: %d job(s) unfinished after %d reruns in the end phase; last exit %s. Its stderr ends:\n%s",
-						r.name, unfinished, r.reruns, r.procs[len(r.procs)-1].p.cmd.ProcessState, indent(tail(redact(r.procs[len(r.procs)-1].p.stderr.String()), 30)))
-					r.given = true
+			if live := h.liveProcs(r); len(live) > 0 {
+				busy = true
+				if sig := h.progress(r); sig != progress[r] || since[r].IsZero() {
+					progress[r], since[r] = sig, time.Now()
+				}
+				idle := time.Since(since[r])
+				if idle < historyIdle && time.Now().Before(deadline) {
 					continue
 				}
-				r.reruns++
-				h.logf("end: rerun run %s, %d job(s) unfinished%s", r.name, unfinished, h.startProc(r))
-				busy = true
+				var dump strings.Builder
+				for _, p := range live {
+					fmt.Fprintf(&dump, "\n%s (pid %d) stderr ends:\n%s", p.name, p.p.cmd.Process.Pid, indent(tail(redact(p.p.stderr.String()), 25)))
+					p.p.cmd.Process.Kill()
+					<-p.p.done
+				}
+				h.violate(3, "run %s: stuck: %d process(es) still running, no job of the run changed for %s, %s into the end phase; killed them.%s",
+					r.name, len(live), idle.Round(time.Second), (historyEndWait - time.Until(deadline)).Round(time.Second), dump.String())
+				r.given = true
+				continue
 			}
+			unfinished := h.unfinished(r)
+			if unfinished == 0 {
+				continue
+			}
+			if r.reruns >= historyReruns || time.Now().After(deadline) {
+				last := r.procs[len(r.procs)-1]
+				h.violate(3, "run %s: %d job(s) unfinished after %d reruns in the end phase; last exit %s. Its stderr ends:\n%s",
+					r.name, unfinished, r.reruns, last.p.cmd.ProcessState, indent(tail(redact(last.p.stderr.String()), 25)))
+				r.given = true
+				continue
+			}
+			r.reruns++
+			h.logf("end: rerun run %s, %d job(s) unfinished%s", r.name, unfinished, h.startProc(r))
+			busy = true
 		}
 		if !busy {
 			return
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
+}
+
+// liveProcs returns r's processes still running.
+func (h *history) liveProcs(r *hRun) []*hProc {
+	var live []*hProc
+	for _, p := range r.procs {
+		if p.running() {
+			live = append(live, p)
+		}
+	}
+	return live
+}
+
+// progress sums up where r's jobs are: the status, attempts and RequestId
+// of each Postgres job, or the size of a CSV run's journal. It changes
+// whenever a job moves.
+func (h *history) progress(r *hRun) string {
+	if !r.pg {
+		fi, err := os.Stat(r.results + ".state")
+		if err != nil {
+			return err.Error()
+		}
+		return strconv.FormatInt(fi.Size(), 10)
+	}
+	ctx, cancel := context.WithTimeout(h.t.Context(), 10*time.Second)
+	defer cancel()
+	pool, err := pgxpool.New(ctx, h.url)
+	if err != nil {
+		return err.Error()
+	}
+	defer pool.Close()
+	var sig string
+	err = pool.QueryRow(ctx, `SELECT coalesce(string_agg(status || ':' || attempts || ':' || request_id, ',' ORDER BY id), '') FROM jobs WHERE run = $1`, "run"+r.name).Scan(&sig)
+	if err != nil {
+		return err.Error()
+	}
+	return sig
 }
 
 // unfinished counts r's jobs that are not terminal (all of them when a CSV
@@ -687,7 +738,9 @@ func (h *history) checkHeld() {
 		if err := rows.Scan(&run, &instance, &status, &owner, &leased); err != nil {
 			h.t.Fatal(err)
 		}
-		h.violate(5, "%s: %s left %s, lease %q live %v", run, instance, status, owner, leased)
+		if i := slices.IndexFunc(h.runs, func(r *hRun) bool { return "run"+r.name == run }); i < 0 || !h.runs[i].given {
+			h.violate(5, "%s: %s left %s, lease %q live %v", run, instance, status, owner, leased)
+		}
 	}
 	if err := rows.Err(); err != nil {
 		h.t.Fatal(err)
