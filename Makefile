@@ -2,7 +2,7 @@
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GO      ?= go
 BIN     := bin/batchreset
-.PHONY: help build demo demo/health test test/race test/short bench fuzz lint check tidy db/test db/reset
+.PHONY: help build demo demo/health test test/race test/short soak bench fuzz lint check tidy db/test db/reset
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z/_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -27,6 +27,9 @@ test/race: test ## Same as test
 
 test/short: ## Unit tests only (no PostgreSQL, no subprocesses)
 	$(GO) test -short -count=1 ./...
+
+soak: ## 500 random histories of runs, operator actions and faults over one emulated fleet (hours; BATCHRESET_HISTORY_SEED=N replays one)
+	./.ci/withdb.sh sh -c 'BATCHRESET_HISTORIES=$${BATCHRESET_HISTORIES:-500} $(GO) test -race -count=1 -timeout 12h -run "^TestHistories$$" -v ./cmd/batchreset/'
 
 bench: ## Benchmarks (emulator throughput, CSV, Postgres store, runner)
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./...
