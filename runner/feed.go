@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/batchreset/batchreset/lighthouse"
@@ -132,6 +133,12 @@ func (r *Runner) route(ctx context.Context, jobs []store.Job) error {
 			}
 			if why != "" {
 				r.finish(ctx, t, store.StatusSkipped, "Preflight", "preflight: "+why)
+				continue
+			}
+		}
+		if seen && t.job.PrevRequestID == "" {
+			if why := r.recentReset(in, now); why != "" {
+				r.finish(ctx, t, store.StatusSkipped, CodeRecentlyReset, why)
 				continue
 			}
 		}
@@ -278,4 +285,41 @@ func (r *Runner) heldElsewhere(ctx context.Context, j *store.Job) error {
 		}
 	}
 	return nil
+}
+
+// RecentResetWindow is how recent a reset by another request, found on an
+// instance when the run first looks at it, must be to be counted in
+// Summary.RecentlyReset (and logged).
+const RecentResetWindow = 24 * time.Hour
+
+// recentReset looks at in, an instance the run looks at for the first time
+// (nothing of the run's has reached it), seen at now. A ResetInstance that
+// is its latest operation is another request's. With
+// Config.SkipResetSince, one that the cloud started within it, widened by
+// cloudClockBound, or whose start the cloud does not give, is the reason
+// returned to skip the job; without it, a recent one is counted and logged,
+// and "" returned.
+func (r *Runner) recentReset(in lighthouse.Instance, now time.Time) string {
+	if in.LatestOperation != lighthouse.ActionResetInstance || in.LatestOperationRequestID == "" {
+		return ""
+	}
+	started, known := in.StartedTime()
+	ago := now.Round(0).Sub(started)
+	if d := r.cfg.SkipResetSince; d > 0 {
+		switch {
+		case !known:
+			return fmt.Sprintf("--skip-reset-since %s: the latest operation is a ResetInstance (RequestId %s, state %s) whose start the API does not give, so it may be within %s",
+				d, in.LatestOperationRequestID, orNone(in.LatestOperationState), d)
+		case ago <= d+cloudClockBound:
+			return fmt.Sprintf("--skip-reset-since %s: reset by another request (RequestId %s, state %s) started %s by the cloud's clock, about %s ago (the cloud's clock may differ from ours by up to %s)",
+				d, in.LatestOperationRequestID, orNone(in.LatestOperationState), in.LatestOperationStartedTime, ago.Round(time.Second), cloudClockBound)
+		}
+	}
+	if known && ago <= RecentResetWindow+cloudClockBound {
+		r.stats.RecentlyReset.Add(1)
+		r.log.Info("instance was reset recently by a request not of this run; resetting it again (--skip-reset-since skips such instances)",
+			"instance_id", in.InstanceID, "request_id", in.LatestOperationRequestID, "state", in.LatestOperationState,
+			"started", in.LatestOperationStartedTime, "ago", ago.Round(time.Second))
+	}
+	return ""
 }

@@ -37,11 +37,12 @@ type limits struct {
 
 // Codes of outcomes the runner decides itself.
 const (
-	CodeResetTwice   = "ResetTwice"    // another ResetInstance landed on the instance during ours
-	CodeResetByOther = "ResetByOther"  // another ResetInstance landed during this run, before ours was sent
-	CodeNotApplied   = "NotApplied"    // reconcile proved the reset never took effect
-	CodeHeldByRun    = "HeldByRun"     // another run held the instance: not reset by this one
-	CodeNotProven    = "NotProvenOurs" // a reset landed after a call in doubt, but cannot be shown to be ours
+	CodeResetTwice    = "ResetTwice"    // another ResetInstance landed on the instance during ours
+	CodeResetByOther  = "ResetByOther"  // another ResetInstance landed during this run, before ours was sent
+	CodeNotApplied    = "NotApplied"    // reconcile proved the reset never took effect
+	CodeHeldByRun     = "HeldByRun"     // another run held the instance: not reset by this one
+	CodeNotProven     = "NotProvenOurs" // a reset landed after a call in doubt, but cannot be shown to be ours
+	CodeRecentlyReset = "RecentlyReset" // another request reset the instance within --skip-reset-since
 )
 
 // judge decides what in (present when ok), seen at now, means for t. It is a

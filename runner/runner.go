@@ -78,6 +78,14 @@ type Config struct {
 	// Postgres store does, for the runs of one database).
 	Holds Holds
 
+	// SkipResetSince, if positive, skips (CodeRecentlyReset) an instance
+	// whose latest operation, when the run first looks at it, is a
+	// ResetInstance that the cloud started within SkipResetSince, widened
+	// by the 300 s its clock may differ from ours (or whose start the cloud
+	// does not give). Without it such instances are reset, and counted in
+	// Summary.RecentlyReset.
+	SkipResetSince time.Duration
+
 	// Rollout decides which jobs may start; nil starts every job.
 	Rollout *Rollout
 
@@ -116,6 +124,11 @@ type Summary struct {
 	Describes  int64 // DescribeInstances calls sent
 	Dropped    int64 // jobs given up because their state could not be saved
 	ResetTwice int64 // instances another process reset too (CodeResetTwice)
+	// RecentlyReset counts instances whose latest operation, when the run
+	// first looked at them, was a ResetInstance started within the last
+	// RecentResetWindow by a request not of this run: skipped with
+	// Config.SkipResetSince, reset again without it.
+	RecentlyReset int64
 	// JitterGuard is the jitter allowance ResetInstance calls were spaced
 	// for at the end: the configured guard, or the measured spread of the
 	// calls' latencies when larger. The rate costs 1/(1+JitterGuard/1s).

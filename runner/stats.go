@@ -15,6 +15,9 @@ import (
 type Stats struct {
 	Dropped    atomic.Int64 // jobs given up because their state could not be saved
 	ResetTwice atomic.Int64 // instances another process reset too
+	// RecentlyReset counts instances found recently reset by another
+	// request when first looked at (see Summary.RecentlyReset).
+	RecentlyReset atomic.Int64
 
 	Submitted atomic.Int64 // distinct jobs for which a reset was sent
 	InFlight  atomic.Int64 // resets sent and not yet settled
@@ -118,13 +121,14 @@ func (s *Stats) setWaiting(tasks map[int64]*task) {
 
 func (s *Stats) summary() Summary {
 	return Summary{
-		Totals:     s.Totals(),
-		Throttled:  s.cloud.Throttled.Load(),
-		Calls:      s.cloud.Calls.Load(),
-		Describes:  s.cloud.Describes.Load(),
-		Dropped:    s.Dropped.Load(),
-		ResetTwice: s.ResetTwice.Load(),
-		Durations:  s.Durations(),
+		Totals:        s.Totals(),
+		Throttled:     s.cloud.Throttled.Load(),
+		Calls:         s.cloud.Calls.Load(),
+		Describes:     s.cloud.Describes.Load(),
+		Dropped:       s.Dropped.Load(),
+		ResetTwice:    s.ResetTwice.Load(),
+		RecentlyReset: s.RecentlyReset.Load(),
+		Durations:     s.Durations(),
 	}
 }
 

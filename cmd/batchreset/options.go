@@ -101,6 +101,7 @@ type runFlags struct {
 	pollInterval time.Duration
 	resetTimeout time.Duration
 	settleTime   time.Duration
+	skipSince    time.Duration // --skip-reset-since
 	leaseTTL     time.Duration
 	unreachable  time.Duration
 
@@ -137,6 +138,7 @@ func (o *runFlags) add(fs *pflag.FlagSet) {
 	fs.IntVar(&o.maxInFlight, "max-in-flight", 0, "most resets in progress at once (0: no cap)")
 	fs.DurationVar(&o.pollInterval, "poll-interval", runner.DefaultPollInterval, "how often in-flight resets are checked")
 	fs.DurationVar(&o.resetTimeout, "reset-timeout", runner.DefaultResetTimeout, "how long one reset is tracked before it is recorded unknown")
+	fs.DurationVar(&o.skipSince, "skip-reset-since", 0, "skip an instance whose latest operation is a reset by another request started within this (e.g. 6h), widened by the 5 min the cloud's clock may differ from ours; 0 resets it again and counts it")
 	fs.DurationVar(&o.settleTime, "settle-time", runner.DefaultSettleTime, "wait after a call of unknown outcome before concluding it never landed (must exceed --request-timeout plus the API's visibility lag)")
 	fs.DurationVar(&o.leaseTTL, "lease-ttl", 60*time.Second, "Postgres mode: how long a claimed job stays leased without renewal")
 	fs.DurationVar(&o.unreachable, "unreachable-timeout", runner.DefaultUnreachable, "stop the run (exit 3) when no API call has had an answer for this long")
@@ -225,6 +227,7 @@ func (o *runFlags) settings(now time.Time, getenv func(string) string) (runSetti
 		{"--settle-time", o.settleTime, false}, {"--lease-ttl", o.leaseTTL, false},
 		{"--unreachable-timeout", o.unreachable, false}, {"--expected-duration", o.expectedDuration, false},
 		{"--pause-between-waves", o.pauseWaves, true}, {"--window", o.window, true},
+		{"--skip-reset-since", o.skipSince, true},
 	} {
 		if d.v < 0 || (d.v == 0 && !d.zero) {
 			return runSettings{}, usageError("%s must be positive, not %s", d.flag, d.v)
@@ -244,7 +247,7 @@ func (o *runFlags) settings(now time.Time, getenv func(string) string) (runSetti
 		reportPath: o.reportPath, metricsAddr: o.metricsAddr, view: o.view,
 		runner: runner.Config{
 			Rate: o.rate, DescribeRate: o.describeRate, Workers: o.workers, MaxInFlight: o.maxInFlight,
-			PollInterval: o.pollInterval, ResetTimeout: o.resetTimeout, SettleTime: o.settleTime,
+			PollInterval: o.pollInterval, ResetTimeout: o.resetTimeout, SettleTime: o.settleTime, SkipResetSince: o.skipSince,
 			RequestTimeout: o.api.timeout, Unreachable: o.unreachable,
 		},
 		rollout: budgetedRollout{

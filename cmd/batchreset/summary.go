@@ -36,9 +36,12 @@ type runSummary struct {
 	Calls       callSummary      `json:"calls"`
 	Dropped     int64            `json:"dropped,omitempty"`
 	ResetTwice  int64            `json:"reset_twice,omitempty"`
-	StopReason  string           `json:"stop_reason,omitempty"`
-	Paused      bool             `json:"paused,omitempty"`
-	Interrupted string           `json:"interrupted,omitempty"`
+	// RecentlyReset counts instances found reset by another request
+	// within runner.RecentResetWindow when the run first looked at them.
+	RecentlyReset int64  `json:"recently_reset,omitempty"`
+	StopReason    string `json:"stop_reason,omitempty"`
+	Paused        bool   `json:"paused,omitempty"`
+	Interrupted   string `json:"interrupted,omitempty"`
 	// Attention lists failed, unknown and unhealthy instances, at most
 	// summaryListMax of them; AttentionTotal counts them all, and
 	// FullList says where every one of them is.
@@ -56,7 +59,7 @@ func newRunSummary(t runTally, src jobSource, sum runner.Summary, signal string)
 	s := runSummary{
 		Instances: t.Instances, Totals: t.Totals, Durations: summarizeDurations(sum.Durations),
 		Calls:   calls(sum),
-		Dropped: sum.Dropped, ResetTwice: sum.ResetTwice, StopReason: sum.StopReason, Paused: sum.Paused, Interrupted: signal,
+		Dropped: sum.Dropped, ResetTwice: sum.ResetTwice, RecentlyReset: sum.RecentlyReset, StopReason: sum.StopReason, Paused: sum.Paused, Interrupted: signal,
 		Attention: []outcome{}, AttentionTotal: t.AttentionTotal,
 	}
 	s.NotFinished = t.Totals[string(store.StatusPending)] + t.Totals[string(store.StatusSubmitting)] + t.Totals[string(store.StatusSubmitted)]
@@ -145,6 +148,9 @@ func writeSummary(w io.Writer, s runSummary) {
 	}
 	if s.ResetTwice > 0 {
 		fmt.Fprintf(w, "%d instance(s) were reset by another process too while ours ran (error code %s): check them\n", s.ResetTwice, runner.CodeResetTwice)
+	}
+	if s.RecentlyReset > 0 {
+		fmt.Fprintf(w, "%d instance(s) had been reset by another request within %s before this run reset them again (--skip-reset-since skips such instances)\n", s.RecentlyReset, runner.RecentResetWindow)
 	}
 	if s.StopReason != "" {
 		fmt.Fprintf(w, "new resets stopped: %s\n", s.StopReason)
