@@ -75,11 +75,11 @@ func OpenRegistry(dir string, log *slog.Logger) (*Registry, error) {
 
 func openRegistry(dir string, slots uint64, log *slog.Logger) (*Registry, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "runs"), 0o700); err != nil {
-		return nil, fmt.Errorf("open instance registry: %w", err)
+		return nil, store.LocalWriteError(dir, fmt.Errorf("open instance registry: %w", err))
 	}
 	f, err := os.OpenFile(filepath.Join(dir, "slots"), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("open instance registry: %w", err)
+		return nil, store.LocalWriteError(filepath.Join(dir, "slots"), fmt.Errorf("open instance registry: %w", err))
 	}
 	if log == nil {
 		log = slog.Default()
@@ -202,7 +202,7 @@ func (r *Registry) inSlot(i uint64, fn func(*entry) (bool, *entry, error)) (bool
 			break
 		}
 		if !errors.Is(err, unix.EINTR) {
-			return true, fmt.Errorf("instance registry: lock %s: %w", r.f.Name(), err)
+			return true, store.LocalWriteError(r.f.Name(), fmt.Errorf("instance registry: lock %s: %w", r.f.Name(), err))
 		}
 	}
 	defer func() {
@@ -211,13 +211,13 @@ func (r *Registry) inSlot(i uint64, fn func(*entry) (bool, *entry, error)) (bool
 	}()
 	b := make([]byte, slotSize)
 	if _, err := r.f.ReadAt(b, off); err != nil && !errors.Is(err, io.EOF) {
-		return true, fmt.Errorf("instance registry: read %s: %w", r.f.Name(), err)
+		return true, store.LocalWriteError(r.f.Name(), fmt.Errorf("instance registry: read %s: %w", r.f.Name(), err))
 	}
 	e := decodeEntry(b) // past the end of the file: an empty slot
 	done, write, err := fn(&e)
 	if write != nil && err == nil {
 		if _, werr := r.f.WriteAt(write.encode(), off); werr != nil {
-			return true, fmt.Errorf("instance registry: write %s: %w", r.f.Name(), werr)
+			return true, store.LocalWriteError(r.f.Name(), fmt.Errorf("instance registry: write %s: %w", r.f.Name(), werr))
 		}
 	}
 	return done, err
