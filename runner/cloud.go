@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/batchreset/batchreset/lighthouse"
+	"github.com/batchreset/batchreset/store"
 )
 
 // API is the part of the Lighthouse API batchreset calls.
@@ -97,6 +98,9 @@ type Cloud struct {
 	log  *slog.Logger
 	lims map[string]*Spacer
 	gate map[string]*backoff
+	// onUnwritable, if set, is told when a slot source cannot write its
+	// state (store.ErrUnwritable): the Runner ends its run.
+	onUnwritable func(error)
 
 	// Counters.
 	Calls     atomic.Int64 // ResetInstance calls sent
@@ -182,6 +186,9 @@ func (c *Cloud) wait(ctx context.Context, action string) error {
 			return err
 		}
 		if err := c.lims[action].Wait(ctx); err != nil {
+			if c.onUnwritable != nil && errors.Is(err, store.ErrUnwritable) {
+				c.onUnwritable(err) // the host's rate-limit files
+			}
 			return err
 		}
 		if !g.paused() {

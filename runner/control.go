@@ -20,26 +20,30 @@ const (
 	admitStopped                   // a rollout rule or a cancel: unsent jobs end skipped
 	admitDraining                  // an interrupt: unsent jobs are handed back, for a rerun
 	admitFatal                     // a fatal error: unsent jobs are handed back
+	admitBroken                    // the state cannot be written: the run ends at once
 )
 
 // admState is the runner's admission state, one value read as a whole.
 type admState struct {
 	mode   admitMode
 	reason string // why new resets stopped for good; kept when the run then halts
-	fatal  error  // what stopped the run (admitFatal)
+	fatal  error  // what stopped the run (admitFatal, admitBroken)
 }
 
 // halted reports whether unsent jobs are handed back rather than skipped.
-func (s admState) halted() bool { return s.mode == admitDraining || s.mode == admitFatal }
+func (s admState) halted() bool {
+	return s.mode == admitDraining || s.mode == admitFatal || s.mode == admitBroken
+}
 
 // admission holds the admState. It is safe for concurrent use.
 type admission struct {
 	mu      sync.Mutex
 	st      admState
 	drainCh chan struct{} // closed when the run halts
+	breakCh chan struct{} // closed when the run breaks down
 }
 
-func (a *admission) init() { a.drainCh = make(chan struct{}) }
+func (a *admission) init() { a.drainCh, a.breakCh = make(chan struct{}), make(chan struct{}) }
 
 func (a *admission) load() admState {
 	a.mu.Lock()
@@ -47,8 +51,11 @@ func (a *admission) load() admState {
 	return a.st
 }
 
-// halting returns a channel closed once the run drains or fails.
+// halting returns a channel closed once the run drains, fails or breaks down.
 func (a *admission) halting() <-chan struct{} { return a.drainCh }
+
+// broken returns a channel closed once the run breaks down.
+func (a *admission) broken() <-chan struct{} { return a.breakCh }
 
 // pause pauses or resumes the run; it reports whether that changed anything.
 func (a *admission) pause(on bool) bool {
@@ -85,6 +92,22 @@ func (a *admission) drain() bool { return a.halt(admitDraining, nil) }
 // fail halts the run for a fatal error; it reports whether it was the first.
 func (a *admission) fail(err error) bool { return a.halt(admitFatal, err) }
 
+// breakDown halts the run for err, a state that cannot be written, whatever
+// halted it before; it reports whether it was the first.
+func (a *admission) breakDown(err error) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.st.mode == admitBroken {
+		return false
+	}
+	if !a.st.halted() {
+		close(a.drainCh)
+	}
+	a.st.mode, a.st.fatal = admitBroken, err
+	close(a.breakCh)
+	return true
+}
+
 func (a *admission) halt(m admitMode, err error) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -105,6 +128,18 @@ func (r *Runner) stopStarting(why string) {
 	if r.adm.stop(why) {
 		r.log.Warn("no new resets", "reason", why)
 		r.emit(EventStopped, 0, why)
+	}
+}
+
+// unwritable ends the run at once for err, a store.ErrUnwritable: the store,
+// or the host's shared state, cannot write, and asking again changes
+// nothing. No intent can be recorded, so nothing more is sent; what the
+// runner has is left as a rerun resumes it (see doc.go, Errors). housekeep
+// returns err, which ends every goroutine of the run; the command reports
+// it, once.
+func (r *Runner) unwritable(err error) {
+	if r.adm.breakDown(err) {
+		r.poke()
 	}
 }
 
@@ -129,6 +164,8 @@ func (r *Runner) housekeep(ctx context.Context) error {
 			return nil
 		case <-r.finished:
 			return nil
+		case <-r.adm.broken():
+			return r.adm.load().fatal
 		case <-renew.C:
 			if err := r.cfg.Store.Renew(ctx); err != nil && ctx.Err() == nil {
 				r.log.Warn("renew leases", "err", err)

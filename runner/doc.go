@@ -133,6 +133,17 @@ the end, and the run reports the error. When no call has had an answer for
 Config.Unreachable the run stops with ErrUnreachable, every job left as a
 rerun resumes it.
 
+A store, or the host's shared state (the instance registry, the rate-limit
+files), that cannot write (store.ErrUnwritable: a full or read-only file
+system, a quota, a failing disk, a journal broken by a failed write) is not
+asked again, unlike a database connection that drops, which is retried: the
+run ends at once with that error, every job left as a rerun resumes it. No
+intent can be recorded, so nothing more is sent; a call on the wire is
+cancelled and its job stays submitting, in doubt; resets already accepted
+are not tracked further but stay submitted, with their RequestId, for the
+rerun to track (their outcome could not be recorded anyway, and tracking
+them could last ResetTimeout). Unsent jobs stay pending.
+
 A DescribeInstances call that the API fails as a whole because of one
 instance (not found, malformed) is split until that instance is alone; it is
 then treated as absent.

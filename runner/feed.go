@@ -41,6 +41,10 @@ func (r *Runner) feed(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
+			if errors.Is(err, store.ErrUnwritable) {
+				r.unwritable(err)
+				return nil
+			}
 			d := retry.next()
 			r.log.Warn("claim jobs", "err", err, "retry_in", d)
 			if sleep(ctx, d) != nil {
@@ -215,7 +219,7 @@ func (r *Runner) snapshot(ctx context.Context, tasks []*task) (snap Instances, r
 	retry := newBackoff(time.Second, 30*time.Second)
 	for len(byRegion) > 0 {
 		seen, failed, err := r.describeForSend(ctx, byRegion)
-		if err != nil {
+		if err != nil || r.adm.load().mode == admitBroken {
 			return snap, rejected, false
 		}
 		for k, in := range seen {

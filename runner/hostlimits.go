@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/batchreset/batchreset/store"
 )
 
 // HostLimits are rate limits shared by every batchreset process on one host
@@ -31,7 +33,7 @@ type HostLimits struct {
 // them (see AccountDir).
 func NewHostLimits(dir string) (*HostLimits, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("rate limit state: %w", err)
+		return nil, store.LocalWriteError(dir, fmt.Errorf("rate limit state: %w", err))
 	}
 	return &HostLimits{dir: dir}, nil
 }
@@ -72,16 +74,16 @@ func (f *fileSlots) Reserve(ctx context.Context) (time.Duration, error) {
 	}
 	fd, err := unix.Open(f.path, unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC, 0o600)
 	if err != nil {
-		return 0, fmt.Errorf("reserve rate slot: open %s: %w", f.path, err)
+		return 0, store.LocalWriteError(f.path, fmt.Errorf("reserve rate slot: open %s: %w", f.path, err))
 	}
 	defer unix.Close(fd)
 	if err := unix.Flock(fd, unix.LOCK_EX); err != nil {
-		return 0, fmt.Errorf("reserve rate slot: lock %s: %w", f.path, err)
+		return 0, store.LocalWriteError(f.path, fmt.Errorf("reserve rate slot: lock %s: %w", f.path, err))
 	}
 	var buf [8]byte
 	n, err := unix.Pread(fd, buf[:], 0)
 	if err != nil {
-		return 0, fmt.Errorf("reserve rate slot: read %s: %w", f.path, err)
+		return 0, store.LocalWriteError(f.path, fmt.Errorf("reserve rate slot: read %s: %w", f.path, err))
 	}
 	now := time.Now()
 	slot := now
@@ -92,7 +94,7 @@ func (f *fileSlots) Reserve(ctx context.Context) (time.Duration, error) {
 	}
 	binary.LittleEndian.PutUint64(buf[:], uint64(slot.Add(time.Duration(f.interval.Load())).UnixNano()))
 	if _, err := unix.Pwrite(fd, buf[:], 0); err != nil {
-		return 0, fmt.Errorf("reserve rate slot: write %s: %w", f.path, err)
+		return 0, store.LocalWriteError(f.path, fmt.Errorf("reserve rate slot: write %s: %w", f.path, err))
 	}
 	return slot.Sub(now), nil
 }

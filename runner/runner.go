@@ -204,6 +204,7 @@ func New(cfg Config) (*Runner, error) {
 		finished:  make(chan struct{}),
 	}
 	r.adm.init()
+	cloud.onUnwritable = r.unwritable
 	r.healthWarn = rate.Sometimes{Interval: time.Minute}
 	r.stats.cloud, r.stats.adm = cloud, &r.adm
 	if cfg.MaxInFlight > 0 {
@@ -292,7 +293,7 @@ func (r *Runner) Run(ctx context.Context) (Summary, error) {
 	st := r.adm.load()
 	sum.StopReason, sum.Paused = st.reason, st.mode == admitPaused
 	sum.JitterGuard = r.cloud.JitterGuard()
-	if st.fatal != nil && sum.StopReason == "" {
+	if st.fatal != nil && (sum.StopReason == "" || st.mode == admitBroken) {
 		sum.StopReason = "fatal error: " + st.fatal.Error()
 	}
 	if err == nil && st.fatal != nil {

@@ -341,7 +341,8 @@ func (r *Runner) freeSlot(t *task) {
 // instance in flight elsewhere) or cannot be reached in time, the job is
 // dropped from this runner, except for ErrInstanceBusy (the caller decides),
 // and the error is returned: whoever holds the job now, or the next run,
-// reconciles it.
+// reconciles it. A store that cannot write (store.ErrUnwritable) is not
+// asked again: the run ends (see unwritable).
 func (r *Runner) save(ctx context.Context, t *task) error {
 	var err error
 	retry := newBackoff(200*time.Millisecond, 5*time.Second)
@@ -360,6 +361,11 @@ func (r *Runner) save(ctx context.Context, t *task) error {
 		}
 		if refusedIntent(err) {
 			return err // nothing was written; the caller decides
+		}
+		if errors.Is(err, store.ErrUnwritable) {
+			r.unwritable(err)
+			r.done(t)
+			return err
 		}
 		if errors.Is(err, store.ErrLeaseLost) || attempt >= 20 {
 			break

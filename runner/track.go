@@ -153,8 +153,8 @@ func (r *Runner) poll(ctx context.Context, tasks map[int64]*task, polled map[str
 		}
 	}
 	seen, failed, err := r.cloud.DescribeRegions(ctx, byRegion)
-	if err != nil {
-		return nil
+	if err != nil || r.adm.load().mode == admitBroken {
+		return nil // a state that cannot be written ends the run (see unwritable)
 	}
 	for region, err := range failed {
 		r.log.Warn("describe in-flight instances", "region", region, "err", err)

@@ -115,7 +115,7 @@ func removeDone(out string) error {
 // the summary, from the mark, and the exit code.
 func (a *app) runFinished(t runTally, src *csvSource) error {
 	a.notef("nothing to do: every one of the %d instances has an outcome (%s)", t.Instances, src.out)
-	a.printSummary(newRunSummary(t, src, runner.Summary{}, ""))
+	a.printSummary(newRunSummary(t, src, runner.Summary{}, "", nil))
 	if t.Totals[string(store.StatusSucceeded)] != t.Instances {
 		return &exitError{code: exitFailures}
 	}

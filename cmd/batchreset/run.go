@@ -165,8 +165,10 @@ func (a *app) runRun(ctx context.Context, s runSettings) error {
 	// What follows reads the store after the run, even when an interrupt
 	// ended it: the results must be written whatever stopped the run.
 	ctx = context.WithoutCancel(ctx)
-	if err := src.Finish(ctx); err != nil {
-		return err
+	unwritable := errors.Is(runErr, store.ErrUnwritable)
+	finishErr := src.Finish(ctx)
+	if finishErr != nil && !unwritable {
+		return finishErr
 	}
 	t, err := src.Tally(ctx, s.reportPath != "")
 	if err != nil {
@@ -183,7 +185,7 @@ func (a *app) runRun(ctx context.Context, s runSettings) error {
 		signal = signalName(sig)
 	}
 	view.finished(t, sum.StopReason)
-	a.printSummary(newRunSummary(t, src, sum, signal))
+	a.printSummary(newRunSummary(t, src, sum, signal, runErr))
 	if cs, ok := src.(*csvSource); ok && interrupted() == nil && runErr == nil && cs.st.Summary().Unfinished == 0 {
 		cs.done = &t
 	}
@@ -191,6 +193,18 @@ func (a *app) runRun(ctx context.Context, s runSettings) error {
 	switch {
 	case interrupted() != nil:
 		return &exitError{code: signalExit(interrupted())}
+	case unwritable:
+		// One line for the cause, naming the file: the runner asked
+		// nothing again and logged nothing per job.
+		cause := runErr
+		if ue, ok := errors.AsType[*store.UnwritableError](runErr); ok {
+			cause = ue
+		}
+		err := fmt.Errorf("%w; the run ended at once, every job left as a rerun resumes it: free the space or repair the file system, then rerun the same command", cause)
+		if finishErr != nil {
+			err = fmt.Errorf("%w (nor could the results be written)", err)
+		}
+		return &exitError{code: exitFatal, err: err}
 	case errors.Is(runErr, runner.ErrUnreachable):
 		return &exitError{code: exitFatal, err: fmt.Errorf("%s: %w; every job is left as a rerun resumes it", s.api.endpoint, runErr)}
 	case runErr != nil:

@@ -166,7 +166,11 @@ func openCSV(o sourceFlags, forRun, force bool) (*csvSource, error) {
 	}
 	st, err := csvstore.OpenInput(src.state, in)
 	if err != nil {
-		return nil, &exitError{code: exitUsage, err: err}
+		code := exitUsage
+		if errors.Is(err, store.ErrUnwritable) {
+			code = exitFatal // the disk, not the input
+		}
+		return nil, &exitError{code: code, err: err}
 	}
 	src.st, src.in = st, nil
 	return src, nil

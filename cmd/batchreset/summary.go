@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -42,6 +43,9 @@ type runSummary struct {
 	StopReason    string `json:"stop_reason,omitempty"`
 	Paused        bool   `json:"paused,omitempty"`
 	Interrupted   string `json:"interrupted,omitempty"`
+	// Unwritable names the file that could not be written, and why, when
+	// that ended the run at once: every job is left as a rerun resumes it.
+	Unwritable string `json:"unwritable,omitempty"`
 	// Attention lists failed, unknown and unhealthy instances, at most
 	// summaryListMax of them; AttentionTotal counts them all, and
 	// FullList says where every one of them is.
@@ -53,14 +57,17 @@ type runSummary struct {
 }
 
 // newRunSummary summarises a run that just ended from its tally; signal
-// names the interrupt that stopped it. Its durations are of the resets this
+// names the interrupt that stopped it, runErr is what the runner returned. Its durations are of the resets this
 // command tracked to their end (the report has the whole run's).
-func newRunSummary(t runTally, src jobSource, sum runner.Summary, signal string) runSummary {
+func newRunSummary(t runTally, src jobSource, sum runner.Summary, signal string, runErr error) runSummary {
 	s := runSummary{
 		Instances: t.Instances, Totals: t.Totals, Durations: summarizeDurations(sum.Durations),
 		Calls:   calls(sum),
 		Dropped: sum.Dropped, ResetTwice: sum.ResetTwice, RecentlyReset: sum.RecentlyReset, StopReason: sum.StopReason, Paused: sum.Paused, Interrupted: signal,
 		Attention: []outcome{}, AttentionTotal: t.AttentionTotal,
+	}
+	if ue, ok := errors.AsType[*store.UnwritableError](runErr); ok {
+		s.Unwritable = ue.Error()
 	}
 	s.NotFinished = t.Totals[string(store.StatusPending)] + t.Totals[string(store.StatusSubmitting)] + t.Totals[string(store.StatusSubmitted)]
 	for _, o := range t.Attention[:min(len(t.Attention), summaryListMax)] {
@@ -98,6 +105,11 @@ func nextSteps(src jobSource, s runSummary, retry int) (fullList string, next []
 	}
 	if s.Interrupted != "" {
 		next = append(next, "rerun the same command to resume")
+	}
+	if s.Unwritable != "" {
+		// The rerun settles the jobs left in flight and sends the others:
+		// neither reconcile nor retry is for them.
+		return fullList, append(next, "free the space or repair the file system, then rerun the same command to resume")
 	}
 	if n := s.Totals[string(store.StatusUnknown)]; n > 0 {
 		next = append(next, fmt.Sprintf("batchreset reconcile %s   # settle the %d unknown outcome(s) from what the cloud shows; those proven not applied can then be retried", where, n))
@@ -152,7 +164,10 @@ func writeSummary(w io.Writer, s runSummary) {
 	if s.RecentlyReset > 0 {
 		fmt.Fprintf(w, "%d instance(s) had been reset by another request within %s before this run reset them again (--skip-reset-since skips such instances)\n", s.RecentlyReset, runner.RecentResetWindow)
 	}
-	if s.StopReason != "" {
+	switch {
+	case s.Unwritable != "":
+		fmt.Fprintf(w, "the run ended at once: %s; every job is left as a rerun resumes it\n", s.Unwritable)
+	case s.StopReason != "":
 		fmt.Fprintf(w, "new resets stopped: %s\n", s.StopReason)
 	}
 	if s.Paused {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -55,7 +56,7 @@ func TestWriteSummary(t *testing.T) {
 		store.Job{InstanceID: "lhins-s1", Status: store.StatusSkipped, ErrorMessage: "failure budget exceeded"},
 		store.Job{InstanceID: "lhins-p1", Status: store.StatusSkipped, ErrorCode: "Preflight"})
 	src := &csvSource{out: "out/results.csv", jobsPath: "fleet one.csv"}
-	s := newRunSummary(tallyJobs(jobs), src, runner.Summary{StopReason: "failure budget exceeded (3 failed, budget 2)"}, "")
+	s := newRunSummary(tallyJobs(jobs), src, runner.Summary{StopReason: "failure budget exceeded (3 failed, budget 2)"}, "", nil)
 	var b strings.Builder
 	writeSummary(&b, s)
 	got := b.String()
@@ -76,6 +77,31 @@ func TestWriteSummary(t *testing.T) {
 	b2, err := json.Marshal(s)
 	if err != nil || !strings.Contains(string(b2), `"attention_total":31`) {
 		t.Errorf("JSON summary = %s, %v", b2, err)
+	}
+}
+
+// TestSummaryUnwritable: a run that ended because a file could not be
+// written says so, naming the file, and sends the operator to the rerun,
+// not to reconcile or retry: the rerun settles what was left in flight.
+func TestSummaryUnwritable(t *testing.T) {
+	t.Parallel()
+	jobs := []store.Job{{InstanceID: "lhins-u1", Status: store.StatusUnknown, ErrorMessage: "still in flight when the run stopped"},
+		{InstanceID: "lhins-s1", Status: store.StatusSkipped}}
+	src := &csvSource{out: "out/results.csv", jobsPath: "fleet.csv"}
+	cause := &store.UnwritableError{Path: "out/results.csv.state", Op: "write journal", Err: syscall.ENOSPC}
+	runErr := fmt.Errorf("save lhins-u1: %w", cause)
+	s := newRunSummary(tallyJobs(jobs), src, runner.Summary{StopReason: "fatal error: " + runErr.Error()}, "", runErr)
+	var b strings.Builder
+	writeSummary(&b, s)
+	got := b.String()
+	want := "the run ended at once: cannot write out/results.csv.state: write journal: no space left on device; every job is left as a rerun resumes it"
+	if !strings.Contains(got, want) || !strings.Contains(got, "rerun the same command") {
+		t.Errorf("summary lacks %q or the rerun:\n%s", want, got)
+	}
+	for _, bad := range []string{"new resets stopped", "batchreset reconcile", "batchreset retry", "taken over"} {
+		if strings.Contains(got, bad) {
+			t.Errorf("summary says %q:\n%s", bad, got)
+		}
 	}
 }
 

@@ -72,11 +72,11 @@ func OpenRegistry(dir string, log *slog.Logger) (*Registry, error) {
 
 func openRegistry(dir string, slots uint64, log *slog.Logger) (*Registry, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "runs"), 0o700); err != nil {
-		return nil, fmt.Errorf("open instance registry: %w", err)
+		return nil, store.LocalWriteError(dir, fmt.Errorf("open instance registry: %w", err))
 	}
 	f, err := os.OpenFile(filepath.Join(dir, "slots"), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("open instance registry: %w", err)
+		return nil, store.LocalWriteError(filepath.Join(dir, "slots"), fmt.Errorf("open instance registry: %w", err))
 	}
 	if log == nil {
 		log = slog.Default()
@@ -108,7 +108,7 @@ func (r *Registry) Begin(run, name string, started time.Time) (*Holds, error) {
 	base := filepath.Join(r.dir, "runs", hex.EncodeToString(h.key[:]))
 	lock, err := os.OpenFile(base+".lock", os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("instance registry: %w", err)
+		return nil, store.LocalWriteError(base+".lock", fmt.Errorf("instance registry: %w", err))
 	}
 	if err := flock(lock, unix.LOCK_SH); err != nil {
 		lock.Close()
@@ -122,7 +122,7 @@ func (r *Registry) Begin(run, name string, started time.Time) (*Holds, error) {
 		}
 		if werr != nil {
 			h.End()
-			return nil, fmt.Errorf("instance registry: %w", werr)
+			return nil, store.LocalWriteError(base+".start", fmt.Errorf("instance registry: %w", werr))
 		}
 	}
 	if h.started.IsZero() {
@@ -142,7 +142,7 @@ func (r *Registry) Begin(run, name string, started time.Time) (*Holds, error) {
 		}
 		if werr != nil {
 			h.End()
-			return nil, fmt.Errorf("instance registry: %w", werr)
+			return nil, store.LocalWriteError(base, fmt.Errorf("instance registry: %w", werr))
 		}
 	}
 	return h, nil
@@ -333,7 +333,7 @@ func (r *Registry) inSlot(i uint64, fn func(*entry) (bool, *entry, error)) (bool
 			break
 		}
 		if !errors.Is(err, unix.EINTR) {
-			return true, fmt.Errorf("instance registry: lock %s: %w", r.f.Name(), err)
+			return true, store.LocalWriteError(r.f.Name(), fmt.Errorf("instance registry: lock %s: %w", r.f.Name(), err))
 		}
 	}
 	defer func() {
@@ -342,13 +342,13 @@ func (r *Registry) inSlot(i uint64, fn func(*entry) (bool, *entry, error)) (bool
 	}()
 	b := make([]byte, slotSize)
 	if _, err := r.f.ReadAt(b, off); err != nil && !errors.Is(err, io.EOF) {
-		return true, fmt.Errorf("instance registry: read %s: %w", r.f.Name(), err)
+		return true, store.LocalWriteError(r.f.Name(), fmt.Errorf("instance registry: read %s: %w", r.f.Name(), err))
 	}
 	e := decodeEntry(b) // past the end of the file: an empty slot
 	done, write, err := fn(&e)
 	if write != nil && err == nil {
 		if _, werr := r.f.WriteAt(write.encode(), off); werr != nil {
-			return true, fmt.Errorf("instance registry: write %s: %w", r.f.Name(), werr)
+			return true, store.LocalWriteError(r.f.Name(), fmt.Errorf("instance registry: write %s: %w", r.f.Name(), werr))
 		}
 	}
 	return done, err

@@ -132,7 +132,7 @@ func Open(statePath string, jobs []store.Job, runID string) (*Store, error) {
 func openTable(statePath string, tab *table, runID string) (*Store, error) {
 	f, err := lockJournal(statePath)
 	if err != nil {
-		return nil, err
+		return nil, store.LocalWriteError(statePath, err)
 	}
 	s := &Store{
 		path:    statePath,
@@ -150,7 +150,7 @@ func openTable(statePath string, tab *table, runID string) (*Store, error) {
 	}
 	if err := s.prepare(runID); err != nil {
 		s.f.Close()
-		return nil, fmt.Errorf("open state: %w", err)
+		return nil, store.LocalWriteError(statePath, fmt.Errorf("open state: %w", err))
 	}
 	go s.writeLoop()
 	return s, nil
@@ -435,7 +435,8 @@ func (s *Store) Control(ctx context.Context) (store.Control, error) {
 //
 // If ctx is done first Save returns its error, and the record may or may not
 // become durable. If writing the journal fails, every waiting Save gets the
-// error and the Store refuses all further Saves and Claims.
+// error and the Store refuses all further Saves and Claims, with
+// store.ErrUnwritable.
 func (s *Store) Save(ctx context.Context, j *store.Job) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("save %s: %w", j.InstanceID, err)
@@ -578,16 +579,21 @@ func (s *Store) commit(b *batch) {
 	s.mu.Unlock()
 }
 
+// write appends p to the journal and syncs it. Any failure is the journal's
+// end (see commit), whatever its cause: it is reported as store.ErrUnwritable.
 func (s *Store) write(p []byte) error {
 	if _, err := s.w.Write(p); err != nil {
-		return fmt.Errorf("write journal %s: %w", s.path, err)
+		// A write cut short may have left part of p in the file: a torn
+		// line, which the next Open drops, after whole records whose
+		// Saves fail; the runner sends nothing for them.
+		return &store.UnwritableError{Path: s.path, Op: "write journal", Err: err}
 	}
 	err := s.w.Sync()
 	s.syncs.Add(1)
 	if err != nil {
 		// After a failed fsync the kernel may have dropped the dirty pages;
 		// nothing written since can be trusted, so the Store stops here.
-		return fmt.Errorf("sync journal %s: %w", s.path, err)
+		return &store.UnwritableError{Path: s.path, Op: "sync journal", Err: err}
 	}
 	return nil
 }
