@@ -155,7 +155,7 @@ func TestUnwritableState(t *testing.T) {
 		// every instance then), so a host state that fills later costs
 		// it nothing.
 		fresh bool
-		cause             string
+		cause string
 	}{
 		{name: "JournalFull", journal: true, cause: "no space left on device"},
 		{name: "HostStateFullAtStart", fresh: true, cause: "no space left on device"},
