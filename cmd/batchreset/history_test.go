@@ -232,6 +232,11 @@ func newHistory(t *testing.T, seed uint64) *history {
 		if maybe(0.4) {
 			extra = append(extra, "--max-failures", []string{"none", "1", "20%"}[rng.IntN(3)])
 		}
+		// Once the run holding an instance has ended, another run's reset
+		// of it is a new decision; --skip-reset-since is how the operator
+		// makes that decision "no", so with it no instance is ever reset
+		// twice.
+		extra = append(extra, "--skip-reset-since", "1h")
 		rate := fmt.Sprint(h.f.rate)
 		if r.pg {
 			r.runners = 1 + rng.IntN(3)
