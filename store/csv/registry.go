@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/batchreset/batchreset/hoststate"
 	"github.com/batchreset/batchreset/store"
 )
 
@@ -74,10 +75,14 @@ func OpenRegistry(dir string, log *slog.Logger) (*Registry, error) {
 }
 
 func openRegistry(dir string, slots uint64, log *slog.Logger) (*Registry, error) {
-	if err := os.MkdirAll(filepath.Join(dir, "runs"), 0o700); err != nil {
-		return nil, fmt.Errorf("open instance registry: %w", err)
+	// Shared by every user's processes of the identity: root and a login
+	// user running batchreset for one account must see each other.
+	for _, d := range []string{dir, filepath.Join(dir, "runs")} {
+		if err := hoststate.MkdirShared(d); err != nil {
+			return nil, fmt.Errorf("open instance registry: %w (set %s to a directory every batchreset process on the host can write)", err, hoststate.EnvDir)
+		}
 	}
-	f, err := os.OpenFile(filepath.Join(dir, "slots"), os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := hoststate.OpenFile(filepath.Join(dir, "slots"))
 	if err != nil {
 		return nil, fmt.Errorf("open instance registry: %w", err)
 	}
