@@ -60,7 +60,7 @@ func Open(root, key string) (string, error) {
 	dir := filepath.Join(root, key)
 	for _, d := range []string{root, dir} {
 		if err := MkdirShared(d); err != nil {
-			return "", fmt.Errorf("host state directory: %w (set %s to a directory every batchreset process on the host can write)", err, EnvDir)
+			return "", fmt.Errorf("host state directory %s: %w (set %s to a directory every batchreset process on the host can write)", d, err, EnvDir)
 		}
 	}
 	return dir, nil
