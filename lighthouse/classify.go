@@ -210,7 +210,8 @@ func classifyUnknown(action, code string) Class {
 // readOnly reports whether action only reads, so that resending it is safe.
 // AssumeRole hands out a new key each time and changes nothing else.
 func readOnly(action string) bool {
-	return strings.HasPrefix(action, "Describe") || action == ActionGetResources || action == ActionAssumeRole
+	return strings.HasPrefix(action, "Describe") || action == ActionGetResources || action == ActionAssumeRole ||
+		action == ActionGetCallerIdentity
 }
 
 // Values of Instance.InstanceState the instance leaves by itself.

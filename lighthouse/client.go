@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -38,8 +37,8 @@ const maxMessageLen = 512
 // Config configures a Client. Zero fields take the defaults given.
 type Config struct {
 	// Endpoint is the Lighthouse API's base URL: "https://host" or, for the
-	// emulator, "http://host:port". It may end in "/" but have no other
-	// path. When the host's first label is "lighthouse", the other services
+	// emulator, "http://host:port", normalised by NormalizeEndpoint: it
+	// may end in "/" but have no other path. When the host's first label is "lighthouse", the other services
 	// get the same host with their own first label (tag.tencentcloudapi.com,
 	// tat.ap-guangzhou.tencentcloudapi.com, sts.intl.tencentcloudapi.com);
 	// any other host (an emulator, a proxy) serves every service.
@@ -171,24 +170,15 @@ func hostSuffix(host string) string {
 	return ""
 }
 
-// parseEndpoint splits an endpoint URL into the SDK profile's Scheme and
-// Endpoint (host[:port]).
+// parseEndpoint splits an endpoint URL, normalised (NormalizeEndpoint),
+// into the SDK profile's Scheme and Endpoint (host[:port]).
 func parseEndpoint(endpoint string) (scheme, host string, err error) {
-	u, err := url.Parse(endpoint)
+	norm, err := NormalizeEndpoint(endpoint)
 	if err != nil {
-		return "", "", fmt.Errorf("endpoint: %w", err)
+		return "", "", err
 	}
-	if u.Scheme != "https" && u.Scheme != "http" {
-		return "", "", fmt.Errorf("endpoint %q: scheme must be https or http", endpoint)
-	}
-	if u.Host == "" {
-		return "", "", fmt.Errorf("endpoint %q: no host", endpoint)
-	}
-	// The SDK always signs the canonical URI "/", so the API must sit at /.
-	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return "", "", fmt.Errorf("endpoint %q: must be scheme://host[:port] with no path, query or user", endpoint)
-	}
-	return u.Scheme, u.Host, nil
+	scheme, host, _ = strings.Cut(norm, "://")
+	return scheme, host, nil
 }
 
 // CloseIdleConnections closes the connections kept for reuse. The Client
@@ -288,7 +278,9 @@ func (c *Client) call(ctx context.Context, s service, region, action string, par
 	if err != nil {
 		return invalidParameter(action, err)
 	}
-	longTerm := s == serviceSTS
+	// AssumeRole is signed with the long-term key; every other call, even
+	// STS's GetCallerIdentity, with the key the Lighthouse calls use.
+	longTerm := action == ActionAssumeRole
 	if c.role == nil || longTerm {
 		return c.send(ctx, s, region, action, body, longTerm, out)
 	}

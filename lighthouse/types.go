@@ -63,6 +63,8 @@ const (
 	DescribeInvocationTasksRateLimit       = 20
 	// AssumeRoleRateLimit is STS's AssumeRole.
 	AssumeRoleRateLimit = 600
+	// GetCallerIdentityRateLimit is STS's GetCallerIdentity.
+	GetCallerIdentityRateLimit = 20
 )
 
 // Action names.
@@ -78,6 +80,7 @@ const (
 	ActionRunCommand                      = "RunCommand"
 	ActionDescribeInvocationTasks         = "DescribeInvocationTasks"
 	ActionAssumeRole                      = "AssumeRole"
+	ActionGetCallerIdentity               = "GetCallerIdentity"
 )
 
 // Values of Instance.LatestOperationState.

@@ -33,6 +33,8 @@ type API interface {
 	DescribeAutomationAgentStatus(ctx context.Context, region string, ids []string) ([]lighthouse.AutomationAgent, error)
 	RunCommand(ctx context.Context, region string, req lighthouse.RunCommandRequest) (invocationID string, err error)
 	DescribeInvocationTasks(ctx context.Context, region, invocationID string) ([]lighthouse.InvocationTask, error)
+	// Identity (identity.go): who the calls are charged to.
+	GetCallerIdentity(ctx context.Context) (lighthouse.CallerIdentity, error)
 }
 
 // SharedLimits are rate limits that several processes share: the Postgres
@@ -133,6 +135,7 @@ func cloudRates(cfg CloudConfig) map[string]float64 {
 		lighthouse.ActionDescribeAutomationAgentStatus:   lighthouse.DescribeAutomationAgentStatusRateLimit,
 		lighthouse.ActionRunCommand:                      lighthouse.RunCommandRateLimit,
 		lighthouse.ActionDescribeInvocationTasks:         lighthouse.DescribeInvocationTasksRateLimit,
+		lighthouse.ActionGetCallerIdentity:               lighthouse.GetCallerIdentityRateLimit,
 	}
 }
 

@@ -26,8 +26,11 @@ only persist what it decides.
     action at its limit, a throttle gate per action, retries, batching and
     bisection of DescribeInstances, the blueprint cache, the counters.
   - limiter.go, hostlimits.go: the rate rule (Spacer) over a SlotSource:
-    local, shared by the processes of one host (HostLimits), or shared
-    through the database (the Postgres store).
+    local, shared by the processes of one host (HostLimits), shared
+    through the database (the Postgres store), or both (HostLimits.Over).
+  - identity.go: who a limit belongs to (Identity: the normalised endpoint
+    and the principal STS's GetCallerIdentity names), resolved once per
+    command.
   - feed.go (claim, snapshot, route), send.go (admit, intent, slot, call),
     track.go (poll and apply), control.go (admission state: open, paused,
     stopped, draining, fatal; leases, the operator's control, an API that
@@ -150,8 +153,11 @@ then treated as absent.
 
 # Rate
 
-Each action has one Spacer for the whole process (or every process sharing
-the SlotSource). It spaces calls (1s+guard)/rate apart, so that rate+1
+A limit belongs to an Identity: the action, the API server the normalised
+endpoint reaches, and the principal its calls are charged to, never how the
+endpoint was typed, which key of the sub-account signs, or where a
+temporary directory is. Each action has one Spacer for the whole process (or
+every process of the Identity sharing the SlotSource). It spaces calls (1s+guard)/rate apart, so that rate+1
 consecutive calls span more than one second plus the jitter allowance: the
 server, counting calls per fixed one-second window by arrival, never sees
 more than rate in one window as long as the calls' delays on the way differ

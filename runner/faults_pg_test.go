@@ -45,17 +45,10 @@ func (s *slowReads) DescribeInstances(ctx context.Context, region string, ids []
 	return insts, err
 }
 
-// The runner finds the Queue's lease deadlines and shared limits through
-// the wrapper.
+// The runner finds the Queue's lease deadlines through the wrapper.
 func (s *watchedStore) LeaseDeadline(j store.Job) time.Time {
 	return s.Store.(runner.Leaser).LeaseDeadline(j)
 }
-
-func (s *watchedStore) SlotSource(action string, interval time.Duration) store.SlotSource {
-	return s.Store.(runner.SharedLimits).SlotSource(action, interval)
-}
-
-func (s *watchedStore) Guard() time.Duration { return s.Store.(runner.SharedLimits).Guard() }
 
 func (s *watchedStore) Claim(ctx context.Context, n int) ([]store.Job, bool, error) {
 	jobs, waiting, err := s.Store.Claim(ctx, n)

@@ -269,9 +269,10 @@ func (pg *pgRun) jobs(t *testing.T) []store.Job {
 }
 
 // configPG returns the runner configuration for owner on st: a Queue with
-// the lease ttl, whose shared limits the runner takes.
+// the lease ttl, and the limits the database shares for the account.
 func (b *bundle) configPG(t *testing.T, st *postgres.Store, run, owner string, ttl time.Duration, edit func(*runner.Config)) runner.Config {
 	cfg := b.config(t, st.Queue(run, owner, ttl))
+	cfg.Shared = st.Limits("test-account")
 	if edit != nil {
 		edit(&cfg)
 	}

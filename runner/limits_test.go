@@ -17,6 +17,7 @@ import (
 	"github.com/batchreset/batchreset/runner"
 	"github.com/batchreset/batchreset/runner/runnertest"
 	"github.com/batchreset/batchreset/store"
+	"github.com/batchreset/batchreset/store/postgres/postgrestest"
 )
 
 // The third promise: every call of every command under its action's limit,
@@ -150,6 +151,60 @@ func TestHostLimitsAcrossProcesses(t *testing.T) {
 	other, _ := runner.NewHostLimits(t.TempDir())
 	if w, _ := other.SlotSource(lighthouse.ActionResetInstance, interval).Reserve(t.Context()); w != 0 {
 		t.Errorf("another account's first slot waits %v, want none", w)
+	}
+}
+
+// TestHostLimitsOverDatabase takes, in turns, the slots of a Postgres
+// runner (the host's limits over the database's), of a CSV run on the same
+// host (the host's alone) and of a Postgres runner on another host (its
+// host's over the database's): the slots of this host, and those of the
+// database, are each spaced by the interval, whatever order they come in.
+// (A CSV run on one host and a runner on another share nothing.)
+func TestHostLimitsOverDatabase(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("needs Postgres")
+	}
+	interval := runner.Interval(10, 100*time.Millisecond)
+	db := openPG(t, postgrestest.NewSchema(t)).Limits("account")
+	host, err := runner.NewHostLimits(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	elsewhere, err := runner.NewHostLimits(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := host.Over(db).Guard(); g != 100*time.Millisecond {
+		t.Errorf("Guard() = %v, want the database's 100ms", g)
+	}
+	const pgHere, csvHere, pgThere = "postgres here", "csv here", "postgres elsewhere"
+	srcs := map[string]store.SlotSource{
+		pgHere:  host.Over(db).SlotSource(lighthouse.ActionResetInstance, interval),
+		csvHere: host.SlotSource(lighthouse.ActionResetInstance, interval),
+		pgThere: elsewhere.Over(db).SlotSource(lighthouse.ActionResetInstance, interval),
+	}
+	slots := map[string][]time.Time{}
+	for _, who := range []string{csvHere, csvHere, pgHere, pgHere, csvHere, pgThere, pgHere, csvHere, pgThere, pgThere, pgHere, csvHere, pgHere} {
+		asked := time.Now()
+		wait, err := srcs[who].Reserve(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Reserve reckons the wait from the middle of the call.
+		slots[who] = append(slots[who], asked.Add(time.Since(asked)/2).Add(wait))
+	}
+	for name, group := range map[string][]string{"this host": {pgHere, csvHere}, "the database": {pgHere, pgThere}} {
+		var all []time.Time
+		for _, who := range group {
+			all = append(all, slots[who]...)
+		}
+		slices.SortFunc(all, time.Time.Compare)
+		for i := 1; i < len(all); i++ {
+			if gap := all[i].Sub(all[i-1]); gap < interval-5*time.Millisecond {
+				t.Errorf("%s: slots %d and %d are %v apart, want at least %v", name, i-1, i, gap, interval)
+			}
+		}
 	}
 }
 

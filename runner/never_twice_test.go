@@ -56,8 +56,8 @@ func TestFaultClockSkew(t *testing.T) {
 
 // stallingStore is a Postgres queue whose runner is "suspended" (as by
 // SIGSTOP, a paused VM, a sleeping laptop) while it waits for its first
-// rate slots: Reserve blocks until release is closed. Everything else is the
-// queue's own.
+// rate slots (stallingLimits): Reserve blocks until release is closed.
+// Everything else is the queue's own.
 type stallingStore struct {
 	*watchedStore
 	release chan struct{}
@@ -65,17 +65,24 @@ type stallingStore struct {
 	once    sync.Once
 }
 
+// stallingLimits are the runner's shared limits, whose ResetInstance slots
+// stall with s.
+type stallingLimits struct {
+	runner.SharedLimits
+	s *stallingStore
+}
+
 type stallingSlots struct {
 	src store.SlotSource
 	s   *stallingStore
 }
 
-func (s *stallingStore) SlotSource(action string, interval time.Duration) store.SlotSource {
-	src := s.watchedStore.SlotSource(action, interval)
+func (l stallingLimits) SlotSource(action string, interval time.Duration) store.SlotSource {
+	src := l.SharedLimits.SlotSource(action, interval)
 	if action != lighthouse.ActionResetInstance {
 		return src
 	}
-	return stallingSlots{src: src, s: s}
+	return stallingSlots{src: src, s: l.s}
 }
 
 func (s stallingSlots) Reserve(ctx context.Context) (time.Duration, error) {
@@ -103,7 +110,7 @@ func TestFaultSuspendedRunner(t *testing.T) {
 		c.Workers = len(b.jobs)          // every job's intent is committed before the stall
 	})
 	stA := &stallingStore{watchedStore: newWatchedStore(cfgA.Store), release: make(chan struct{}), stalled: make(chan struct{})}
-	cfgA.Store = stA
+	cfgA.Store, cfgA.Shared = stA, stallingLimits{SharedLimits: cfgA.Shared, s: stA}
 	cfgB := b.configPG(t, openPG(t, pg.url), pg.run, "runner-b", 5*time.Second, func(c *runner.Config) {
 		relaxed(c)
 		c.LeaseRenewInterval = 500 * time.Millisecond

@@ -38,8 +38,12 @@ type Config struct {
 	// DescribeRate is DescribeInstances calls per second; default
 	// DefaultDescribeRate.
 	DescribeRate float64
+	// Shared, if set, are the rate limits shared with other processes of
+	// the same Identity (HostLimits, the Postgres store's Limits, or both
+	// through HostLimits.Over). Nil: limiters of this process alone.
+	Shared SharedLimits
 	// Guard is the jitter allowance of the limiters; default DefaultGuard,
-	// or SharedGuard when the store shares the limits (SharedLimits).
+	// or Shared's.
 	Guard time.Duration
 
 	// Workers is how many ResetInstance calls may be outstanding at once;
@@ -185,9 +189,8 @@ func New(cfg Config) (*Runner, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	shared, _ := cfg.Store.(SharedLimits)
 	cloud, err := NewCloud(CloudConfig{API: cfg.API, Sender: cfg.Sender, Rate: cfg.Rate, DescribeRate: cfg.DescribeRate,
-		Shared: shared, Guard: cfg.Guard, Logger: cfg.Logger})
+		Shared: cfg.Shared, Guard: cfg.Guard, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}

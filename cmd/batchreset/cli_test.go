@@ -631,31 +631,28 @@ func TestSecretsNeverPrinted(t *testing.T) {
 }
 
 // TestRunRejectedCredentials: credentials the API rejects are a fatal
-// error: exit 3, nothing reset, and no instance recorded as anything but
-// not started. Not parallel: the credentials come from the environment.
+// error at the command's first call (GetCallerIdentity, which names the
+// identity the limits belong to), before the run starts: exit 3 naming the
+// API's error, nothing reset, and no results, as no instance was started.
+// Not parallel: the credentials come from the environment.
 func TestRunRejectedCredentials(t *testing.T) {
 	setCredentials(t)
 	t.Setenv("TENCENTCLOUD_SECRET_KEY", "wrong-"+testSecretKey)
 	f := newFleet(t, fleetOptions{n: 5})
 	out := filepath.Join(t.TempDir(), "results.csv")
 	res := batchreset(t, "run", "--jobs", f.jobsPath, "--out", out, "--yes", "--endpoint", f.url, "--settle-time", "2s", "--request-timeout", "1s")
-	jobs := readResults(t, out)
-	if jobs[0].ErrorCode == "Preflight" {
-		// The snapshot's fatal AuthFailure must stop the run, not make
-		// preflight judge every instance "not found".
-		t.Errorf("rejected credentials skipped the jobs as %q, want a fatal error", jobs[0].ErrorMessage)
-	}
 	res.wantCode(t, exitFatal, "run with a rejected key")
 	if len(f.emu.Stats().Resets) != 0 {
 		t.Errorf("resets applied with rejected credentials")
 	}
-	for _, j := range jobs {
-		if j.Status != store.StatusSkipped || !strings.Contains(j.ErrorMessage, "not started") {
-			t.Errorf("%s: %s (%s), want skipped as not started (rerun to resume)", j.InstanceID, j.Status, j.ErrorMessage)
-		}
+	if calls := f.emu.Stats().Actions["ResetInstance"].Calls; calls != 0 {
+		t.Errorf("%d ResetInstance calls with rejected credentials, want none", calls)
 	}
-	if !strings.Contains(res.stderr, "AuthFailure") {
-		t.Errorf("stderr does not name the API's error:\n%s", tail(res.stderr, 5))
+	if fileExists(out) {
+		t.Errorf("%s written for a run that never started", out)
+	}
+	if !strings.Contains(res.stderr, "AuthFailure") || !strings.Contains(res.stderr, "GetCallerIdentity") {
+		t.Errorf("stderr does not name the API's error and the call:\n%s", tail(res.stderr, 5))
 	}
 }
 

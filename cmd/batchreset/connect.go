@@ -8,10 +8,12 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/batchreset/batchreset/hoststate"
 	"github.com/batchreset/batchreset/lighthouse"
 	"github.com/batchreset/batchreset/runner"
 	"github.com/batchreset/batchreset/store"
 	csvstore "github.com/batchreset/batchreset/store/csv"
+	"github.com/batchreset/batchreset/store/postgres"
 )
 
 // credentialInfo is who a command acts as: the key it signs with, where it
@@ -43,13 +45,15 @@ func (a *app) credential(api apiFlags) (credentialInfo, error) {
 
 // connection is how a command reaches the API: a client for reads and one
 // for resets, each with connections of its own, so that a sender holding
-// its rate slot never waits for a connection a read is using; and the rate
-// limits every process on this host shares for the account.
+// its rate slot never waits for a connection a read is using; the identity
+// its calls are charged to; and the rate limits every process on this host
+// shares for that identity.
 type connection struct {
 	reads, sends *lighthouse.Client
 	emu          *emulatorHandle
-	endpoint     string
-	stateDir     string // this host's shared state for the account
+	endpoint     string // normalised
+	identity     runner.Identity
+	stateDir     string // this host's shared state for the identity
 	hostLimits   *runner.HostLimits
 	registry     *csvstore.Registry // opened by hold
 	holds        *csvstore.Holds    // this run's, taken by hold
@@ -99,16 +103,22 @@ func (c *connection) hold(ctx context.Context, src jobSource, log *slog.Logger) 
 }
 
 // connect returns the connection: the real endpoint with cred, or an
-// in-process emulator seeded from the jobs.
-func (a *app) connect(api apiFlags, cred credentialInfo, jobs []store.Job, workers int) (*connection, error) {
+// in-process emulator seeded from the jobs. It asks STS once who the calls
+// are charged to (runner.ResolveIdentity), and opens the host's state for
+// that identity under api.stateDir.
+func (a *app) connect(ctx context.Context, api apiFlags, cred credentialInfo, jobs []store.Job, workers int) (*connection, error) {
 	c := &connection{endpoint: api.endpoint}
 	if api.emulate {
 		emu, err := startEmulator("127.0.0.1:0", jobs, 0, api.emu, a.log)
 		if err != nil {
 			return nil, err
 		}
-		c.emu, c.endpoint = emu, emu.endpoint
+		c.emu = emu
 		cred.id.Credential = emu.cred
+		if c.endpoint, err = lighthouse.NormalizeEndpoint(emu.endpoint); err != nil {
+			c.Close()
+			return nil, &exitError{code: exitFatal, err: err}
+		}
 		a.log.Info("emulator started", "endpoint", c.endpoint, "instances", len(jobs))
 	}
 	var err error
@@ -128,25 +138,62 @@ func (a *app) connect(api apiFlags, cred credentialInfo, jobs []store.Job, worke
 			return nil, usageError("%v", err)
 		}
 	}
-	// A role's temporary keys change; the account is the long-term key's
-	// and the role's.
-	c.stateDir = runner.AccountDir(c.endpoint, cred.id.Credential.SecretID+"\x00"+cred.id.Role.ARN)
-	c.hostLimits, err = runner.NewHostLimits(filepath.Join(c.stateDir, "limits"))
-	if err != nil {
+	if err := c.resolveIdentity(ctx, api.stateDir, cred, a.log); err != nil {
 		c.Close()
-		return nil, &exitError{code: exitFatal, err: err}
+		return nil, err
 	}
 	return c, nil
 }
 
-// cloud returns the Cloud every call of a command goes through, with the
-// limits shared (those of src, else the host's).
-func (c *connection) cloud(src jobSource, rate, describeRate float64) (*runner.Cloud, error) {
-	shared := src.Limits()
-	if shared == nil {
-		shared = c.hostLimits
+// resolveIdentity asks STS who the calls are charged to and opens the
+// host's state of that identity. The question itself is spaced by limits
+// every process on the host shares for the endpoint, whoever calls: before
+// the answer, no narrower identity is known, and a wider one only spaces
+// calls more.
+func (c *connection) resolveIdentity(ctx context.Context, root string, cred credentialInfo, log *slog.Logger) error {
+	fatal := func(err error) error { return &exitError{code: exitFatal, err: err} }
+	anyone, err := hoststate.Open(root, runner.Identity{Endpoint: c.endpoint}.Key())
+	if err != nil {
+		return fatal(err)
 	}
-	cl, err := runner.NewCloud(runner.CloudConfig{API: c.reads, Sender: c.sends, Rate: rate, DescribeRate: describeRate, Shared: shared})
+	limits, err := runner.NewHostLimits(filepath.Join(anyone, "limits"))
+	if err != nil {
+		return fatal(err)
+	}
+	probe, err := runner.NewCloud(runner.CloudConfig{API: c.reads, Shared: limits, Logger: log})
+	if err != nil {
+		return fatal(err)
+	}
+	// Without an answer, the identity is the key's (a role's temporary
+	// keys change; the long-term key and the role do not).
+	key := cred.id.Credential.SecretID + "\x00" + cred.id.Role.ARN
+	if c.identity, err = runner.ResolveIdentity(ctx, probe, c.endpoint, key, log); err != nil {
+		return fatal(err)
+	}
+	if c.stateDir, err = hoststate.Open(root, c.identity.Key()); err != nil {
+		return fatal(err)
+	}
+	if c.hostLimits, err = runner.NewHostLimits(filepath.Join(c.stateDir, "limits")); err != nil {
+		return fatal(err)
+	}
+	log.Info("rate limits shared", "identity", c.identity, "state_dir", c.stateDir)
+	return nil
+}
+
+// limits returns the rate limits a command on src shares: those of every
+// process on this host for the identity, and with a database those of
+// every runner on it too (runner.HostLimits.Over).
+func (c *connection) limits(db *postgres.Store) runner.SharedLimits {
+	if db == nil {
+		return c.hostLimits
+	}
+	return c.hostLimits.Over(db.Limits(c.identity.Key()))
+}
+
+// cloud returns the Cloud every call of a command goes through, with the
+// limits shared (see limits).
+func (c *connection) cloud(src jobSource, rate, describeRate float64) (*runner.Cloud, error) {
+	cl, err := runner.NewCloud(runner.CloudConfig{API: c.reads, Sender: c.sends, Rate: rate, DescribeRate: describeRate, Shared: c.limits(src.DB())})
 	if err != nil {
 		return nil, usageError("%v", err)
 	}

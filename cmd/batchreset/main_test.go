@@ -23,6 +23,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"go.uber.org/goleak"
 
+	"github.com/batchreset/batchreset/hoststate"
 	"github.com/batchreset/batchreset/lighthouse"
 	"github.com/batchreset/batchreset/lighthouse/emulator"
 	"github.com/batchreset/batchreset/runner/runnertest"
@@ -82,6 +83,10 @@ func testMain(m *testing.M) int {
 	// Nor ~/.tencentcloud/credentials: the SDK reads this profile file
 	// instead, and it does not exist.
 	os.Setenv("TENCENTCLOUD_CREDENTIALS_FILE", filepath.Join(scratch, "no-credentials"))
+	// The host's shared state (rate limits, the CSV runs' registry) of
+	// every command and subprocess of the package, which inherit it: the
+	// tests share it with each other, never with the host's real runs.
+	os.Setenv(hoststate.EnvDir, filepath.Join(scratch, "state"))
 
 	if b := os.Getenv("BATCHRESET_TEST_BINARY"); b != "" && !testing.Short() {
 		// A binary built elsewhere: a release candidate, or a mutant that

@@ -157,6 +157,13 @@ func (i instrumentedAPI) DescribeRegions(ctx context.Context) ([]lighthouse.Regi
 	return out, err
 }
 
+func (i instrumentedAPI) GetCallerIdentity(ctx context.Context) (lighthouse.CallerIdentity, error) {
+	start := time.Now()
+	out, err := i.api.GetCallerIdentity(ctx)
+	i.record(lighthouse.ActionGetCallerIdentity, start, err)
+	return out, err
+}
+
 func (i instrumentedAPI) DescribeKeyPairs(ctx context.Context, region string, ids []string) ([]lighthouse.KeyPair, error) {
 	start := time.Now()
 	out, err := i.api.DescribeKeyPairs(ctx, region, ids)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/batchreset/batchreset/hoststate"
 	"github.com/batchreset/batchreset/lighthouse"
 	"github.com/batchreset/batchreset/runner"
 )
@@ -58,6 +59,8 @@ type apiFlags struct {
 	roleSession string
 	emulate     bool
 	emu         emulatorOptions
+	// stateDir is where this host's shared state lives (hoststate.Root).
+	stateDir string
 }
 
 func (o *apiFlags) add(fs *pflag.FlagSet) {
@@ -81,9 +84,15 @@ func (o *apiFlags) resolve(getenv func(string) string) error {
 	if o.roleSession == "" {
 		o.roleSession = getenv("TENCENTCLOUD_ROLE_SESSION_NAME")
 	}
+	endpoint, err := lighthouse.NormalizeEndpoint(o.endpoint)
+	if err != nil {
+		return usageError("--endpoint: %v", err)
+	}
+	o.endpoint = endpoint
 	if o.emulate && o.endpoint != lighthouse.DefaultEndpoint {
 		return usageError("give --emulate (a built-in emulator) or --endpoint, not both")
 	}
+	o.stateDir = hoststate.Root(getenv)
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/batchreset/batchreset/hoststate"
 	"github.com/batchreset/batchreset/runner"
 )
 
@@ -107,6 +108,23 @@ func TestRunSettings(t *testing.T) {
 			}
 		}},
 		{name: "EmulateWithEndpoint", args: []string{"--jobs", "j.csv", "--emulate", "--endpoint", "http://127.0.0.1:1"}, wantErr: "not both"},
+		{name: "EndpointNormalised", args: []string{"--jobs", "j.csv", "--endpoint", "HTTP://127.0.0.1:8080/"}, check: func(t *testing.T, s runSettings) {
+			if s.api.endpoint != "http://127.0.0.1:8080" {
+				t.Errorf("endpoint = %q, want http://127.0.0.1:8080", s.api.endpoint)
+			}
+		}},
+		{name: "EndpointPath", args: []string{"--jobs", "j.csv", "--endpoint", "http://127.0.0.1:8080/v2"}, wantErr: "--endpoint"},
+		{name: "EndpointUser", args: []string{"--jobs", "j.csv", "--endpoint", "https://op:pw@lighthouse.tencentcloudapi.com"}, wantErr: "--endpoint"},
+		{name: "StateDirDefault", args: []string{"--jobs", "j.csv"}, env: map[string]string{"TMPDIR": "/var/tmp/x", "HOME": "/home/op"}, check: func(t *testing.T, s runSettings) {
+			if s.api.stateDir != hoststate.DefaultDir() {
+				t.Errorf("state dir = %q, want %q", s.api.stateDir, hoststate.DefaultDir())
+			}
+		}},
+		{name: "StateDirFromEnv", args: []string{"--jobs", "j.csv"}, env: map[string]string{hoststate.EnvDir: "/srv/batchreset"}, check: func(t *testing.T, s runSettings) {
+			if s.api.stateDir != "/srv/batchreset" {
+				t.Errorf("state dir = %q, want /srv/batchreset", s.api.stateDir)
+			}
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -95,7 +95,7 @@ func (a *app) runPlan(ctx context.Context, o *planFlags) error {
 			todo = append(todo, j)
 		}
 	}
-	conn, err := a.connect(o.api, cred, jobs, 4)
+	conn, err := a.connect(ctx, o.api, cred, jobs, 4)
 	if err != nil {
 		return err
 	}

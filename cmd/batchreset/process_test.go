@@ -272,18 +272,23 @@ func (ic *intentCheck) verify(t *testing.T, f *fleet) {
 }
 
 // TestRunnersShareRateLimit runs two and four runner processes on one run
-// of 500 jobs, one database and one emulator that accepts 100 ResetInstance
-// calls a second, each runner asked for the whole account's rate (90/s; see
-// fleetOptions.rate): every job ends succeeded with the RequestId the
-// emulator applied, no instance is reset twice, every runner does part of
-// the work, and the emulator never sees more than 100 calls in a second
-// (runners that did not share the rate would send 180 or 360).
+// of 250 jobs per runner, one database and one emulator that accepts 100
+// ResetInstance calls a second, each runner asked for the whole account's
+// rate (90/s; see fleetOptions.rate): every job ends succeeded with the
+// RequestId the emulator applied, no instance is reset twice, every runner
+// does part of the work, and the emulator never sees more than 100 calls in
+// a second (runners that did not share the rate would send 180 or 360).
+// (Each runner claims up to two batches of 100 ahead, and the runners'
+// starts are spaced by their GetCallerIdentity calls, which share that
+// action's limit: with fewer jobs, the first runners could claim them all
+// before the last one starts.)
 func TestRunnersShareRateLimit(t *testing.T) {
 	t.Parallel()
 	for _, runners := range []int{2, 4} {
 		t.Run(fmt.Sprintf("Runners%d", runners), func(t *testing.T) {
 			t.Parallel()
-			f := newPGFleet(t, fleetOptions{n: 500, limit: bigLimit})
+			n := 250 * runners
+			f := newPGFleet(t, fleetOptions{n: n, limit: bigLimit})
 			var procs []*proc
 			for i := range runners {
 				procs = append(procs, startProcess(t, fmt.Sprintf("runner%d", i), nil, pgRun(f.url, "fleet", f.fleet)...))
@@ -298,8 +303,8 @@ func TestRunnersShareRateLimit(t *testing.T) {
 				total += n
 			}
 			f.check(t, verdict{})
-			if total != 500 {
-				t.Errorf("the runners report %d ResetInstance calls in all, want 500 (one per job)", total)
+			if total != n {
+				t.Errorf("the runners report %d ResetInstance calls in all, want %d (one per job)", total, n)
 			}
 		})
 	}

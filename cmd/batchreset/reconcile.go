@@ -84,7 +84,7 @@ func (a *app) runReconcile(ctx context.Context, o *reconcileFlags) error {
 	if err != nil {
 		return &exitError{code: exitFatal, err: err}
 	}
-	conn, err := a.connect(o.api, cred, seed, 4)
+	conn, err := a.connect(ctx, o.api, cred, seed, 4)
 	if err != nil {
 		return err
 	}

@@ -108,7 +108,7 @@ func (a *app) runRun(ctx context.Context, s runSettings) error {
 			return &exitError{code: exitFatal, err: err}
 		}
 	}
-	conn, err := a.connect(s.api, cred, jobs, s.runner.Workers)
+	conn, err := a.connect(ctx, s.api, cred, jobs, s.runner.Workers)
 	if err != nil {
 		return err
 	}
@@ -129,9 +129,7 @@ func (a *app) runRun(ctx context.Context, s runSettings) error {
 	}
 	defer view.Close()
 	cfg.Store, cfg.OnEvent = view.store(cfg.Store), view.onEvent()
-	if src.Limits() == nil {
-		cfg.Store = hostLimited{Store: cfg.Store, SharedLimits: conn.hostLimits}
-	}
+	cfg.Shared = conn.limits(src.DB())
 	var met *metrics
 	if s.metricsAddr != "" {
 		met = newMetrics()
@@ -216,13 +214,6 @@ func (a *app) runRun(ctx context.Context, s runSettings) error {
 		return &exitError{code: exitFailures}
 	}
 	return nil
-}
-
-// hostLimited gives a store that shares no limits of its own (CSV) the
-// limits every process on the host shares for the account.
-type hostLimited struct {
-	runner.Store
-	runner.SharedLimits
 }
 
 // confirm asks the operator to confirm what, or requires --yes without a

@@ -253,19 +253,15 @@ func lighthouseInstanceID(id string) bool {
 // selectCloud is what resolving a selector needs: a Cloud over a read
 // client, its limits shared with every process on the host (or, given db,
 // on the database), and what to close after.
-func (a *app) selectCloud(api apiFlags, cred credentialInfo, describeRate float64, db *postgres.Store) (*runner.Cloud, func(), error) {
+func (a *app) selectCloud(ctx context.Context, api apiFlags, cred credentialInfo, describeRate float64, db *postgres.Store) (*runner.Cloud, func(), error) {
 	// 16 workers' worth of connections (32 for reads): as many as the
 	// selection has calls waiting for their slots, so that no call waits
 	// for a connection after its slot and arrives bunched with later ones.
-	conn, err := a.connect(api, cred, nil, 16)
+	conn, err := a.connect(ctx, api, cred, nil, 16)
 	if err != nil {
 		return nil, nil, err
 	}
-	var shared runner.SharedLimits = conn.hostLimits
-	if db != nil {
-		shared = db
-	}
-	cloud, err := runner.NewCloud(runner.CloudConfig{API: conn.reads, DescribeRate: describeRate, Shared: shared, Logger: a.log})
+	cloud, err := runner.NewCloud(runner.CloudConfig{API: conn.reads, DescribeRate: describeRate, Shared: conn.limits(db), Logger: a.log})
 	if err != nil {
 		conn.Close()
 		return nil, nil, usageError("%v", err)
@@ -413,7 +409,7 @@ func recordedSelector(path string) string {
 // (nil: the host's). It returns a nil Selection, and says so, when every
 // matching instance was left out.
 func (a *app) resolveFresh(ctx context.Context, sel *runner.Selector, api apiFlags, cred credentialInfo, describeRate float64, db *postgres.Store) (*runner.Selection, error) {
-	cloud, closeConn, err := a.selectCloud(api, cred, describeRate, db)
+	cloud, closeConn, err := a.selectCloud(ctx, api, cred, describeRate, db)
 	if err != nil {
 		return nil, err
 	}
@@ -615,7 +611,7 @@ func (a *app) runSelect(ctx context.Context, s selectSettings) error {
 			return usageError("run %q has jobs already: a selection makes a new run; choose another --run", s.run)
 		}
 	}
-	cloud, closeConn, err := a.selectCloud(s.api, cred, s.describeRate, db)
+	cloud, closeConn, err := a.selectCloud(ctx, s.api, cred, s.describeRate, db)
 	if err != nil {
 		return err
 	}

@@ -32,9 +32,9 @@ type jobSource interface {
 	Each(ctx context.Context, fn func(*store.Job) error) error
 	// Store is what a runner works on; nil for commands that claim nothing.
 	Store() runner.Store
-	// Limits are the rate limits the source shares with other processes
-	// (Postgres: every runner on the database); nil when it shares none.
-	Limits() runner.SharedLimits
+	// DB is the database the source shares rate limits through with other
+	// runners (Postgres mode); nil when it has none.
+	DB() *postgres.Store
 	// Tally counts the jobs as Each gives them, without loading them;
 	// durations asks for the percentiles of their reset durations too,
 	// which a Postgres run sorts every finished job for.
@@ -223,7 +223,7 @@ func (s *csvSource) Store() runner.Store {
 	return s.st
 }
 
-func (s *csvSource) Limits() runner.SharedLimits { return nil }
+func (s *csvSource) DB() *postgres.Store { return nil }
 
 func (s *csvSource) Record(ctx context.Context, j *store.Job) error { return s.st.Save(ctx, j) }
 
@@ -318,7 +318,7 @@ func (s *dbSource) Store() runner.Store {
 	return s.queue
 }
 
-func (s *dbSource) Limits() runner.SharedLimits { return s.db }
+func (s *dbSource) DB() *postgres.Store { return s.db }
 
 func (s *dbSource) Record(ctx context.Context, j *store.Job) error { return s.db.Settle(ctx, j) }
 

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/batchreset/batchreset/hoststate"
 	"github.com/batchreset/batchreset/runner"
 	"github.com/batchreset/batchreset/store"
 	csvstore "github.com/batchreset/batchreset/store/csv"
@@ -19,7 +20,7 @@ import (
 
 // hostStateEnv is the environment that puts a subprocess's share of the
 // host's state (the instance registry, the rate-limit files) under dir.
-func hostStateEnv(dir string) []string { return []string{"TMPDIR=" + dir} }
+func hostStateEnv(dir string) []string { return []string{hoststate.EnvDir + "=" + dir} }
 
 // accountStateDir returns the directory of the host's shared state that a
 // run made under root: the one that holds its rate-limit files.

@@ -116,7 +116,7 @@ type Config struct {
 	// one-second window. A missing or zero entry means the documented limit
 	// (DefaultRateLimits lists them: ResetInstance 10, DescribeInstances
 	// 100, DescribeBlueprints 10, DescribeResetInstanceBlueprints 20,
-	// DescribeRegions 10, DescribeKeyPairs 100, AssumeRole 600,
+	// DescribeRegions 10, DescribeKeyPairs 100, AssumeRole 600, GetCallerIdentity 20,
 	// GetResources 20, DescribeAutomationAgentStatus 60, RunCommand 20,
 	// DescribeInvocationTasks 20); a negative entry means unlimited.
 	RateLimits map[string]int
@@ -124,6 +124,10 @@ type Config struct {
 	// UIN is the account's root UIN, in role ARNs and the Tag service's
 	// resource names; "" means 100000000001.
 	UIN string
+	// Users maps a SecretId of Credentials to the UIN of the sub-user it
+	// belongs to, for GetCallerIdentity: two keys mapped to one UIN are one
+	// sub-user. A key not listed is the root account's own.
+	Users map[string]string
 	// Roles are the role ARNs AssumeRole can assume, in the documented forms
 	// qcs::cam::uin/<uin>:roleName/<name> and qcs::cam::uin/<uin>:role/<id>;
 	// any other gets ResourceNotFound.RoleNotFound. Nil means the one role
@@ -424,6 +428,14 @@ func resolve(cfg Config) (resolved, error) {
 	r.uin = orDefault(cfg.UIN, defaultUIN)
 	if !uinPattern.MatchString(r.uin) {
 		return r, fmt.Errorf("uin %q: not a number", cfg.UIN)
+	}
+	for id, uin := range cfg.Users {
+		if _, ok := cfg.Credentials[id]; !ok {
+			return r, fmt.Errorf("users: SecretId %q has no credential", id)
+		}
+		if !uinPattern.MatchString(uin) {
+			return r, fmt.Errorf("users: uin %q: not a number", uin)
+		}
 	}
 	r.intlSite = cfg.IntlSite
 	r.credentialLifetime = cfg.CredentialLifetime

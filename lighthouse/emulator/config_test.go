@@ -40,6 +40,8 @@ func TestNewErrors(t *testing.T) {
 		{"BadFault", emulator.Config{Faults: []emulator.Fault{{Kind: emulator.FaultError}}}, "without a Code"},
 		{"RoleARN", emulator.Config{Roles: []string{"arn:aws:iam::1:role/x"}}, "malformed ARN"},
 		{"UIN", emulator.Config{UIN: "root"}, "not a number"},
+		{"UserUnknownKey", emulator.Config{Users: map[string]string{"AKIDnobody": "200000000002"}}, "has no credential"},
+		{"UserUIN", emulator.Config{Users: map[string]string{testSecretID: "alice"}}, "not a number"},
 		{"KeyPairID", emulator.Config{KeyPairs: []emulator.KeyPair{{ID: "skey-1"}}}, "malformed ID"},
 		{"DuplicateKeyPair", emulator.Config{KeyPairs: []emulator.KeyPair{{ID: "lhkp-aaaaaaaa"}, {ID: "lhkp-aaaaaaaa", Region: "ap-tokyo"}}}, "duplicate ID"},
 		{"KeyPairOtherRegion", emulator.Config{KeyPairs: []emulator.KeyPair{{ID: "lhkp-aaaaaaaa", Region: "ap-tokyo"}},

@@ -354,7 +354,7 @@ func TestDescribeRegions(t *testing.T) {
 func TestNewActionLimits(t *testing.T) {
 	t.Parallel()
 	want := map[string]int{"ResetInstance": 10, "DescribeInstances": 100, "DescribeBlueprints": 10, "DescribeResetInstanceBlueprints": 20,
-		"DescribeRegions": 10, "DescribeKeyPairs": 100, "AssumeRole": 600, "GetResources": 20,
+		"DescribeRegions": 10, "DescribeKeyPairs": 100, "AssumeRole": 600, "GetCallerIdentity": 20, "GetResources": 20,
 		"DescribeAutomationAgentStatus": 60, "RunCommand": 20, "DescribeInvocationTasks": 20}
 	if diff := cmp.Diff(want, emulator.DefaultRateLimits()); diff != "" {
 		t.Errorf("DefaultRateLimits() mismatch (-want +got):\n%s", diff)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"mime"
 	"net/http"
@@ -42,6 +43,7 @@ type Server struct {
 	start       time.Time
 
 	roles    map[string]bool
+	users    map[string]string // SecretId to sub-user UIN
 	keyPairs map[string]*KeyPair
 
 	// mu guards the mutable state of every instance and the TAT
@@ -97,6 +99,7 @@ func New(cfg Config) (*Server, error) {
 	for id, key := range cfg.Credentials {
 		s.credentials[id] = key
 	}
+	s.users = maps.Clone(cfg.Users)
 	roles := cfg.Roles
 	if roles == nil {
 		roles = []string{"qcs::cam::uin/" + rc.uin + ":roleName/" + defaultRoleName}
@@ -286,6 +289,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // call is one API request in flight.
 type call struct {
 	action    string
+	secretID  string // of the signature, once verified
 	requestID string
 	now       time.Time
 	region    string
@@ -371,6 +375,9 @@ func (s *Server) prepare(r *http.Request, c *call) (a answer, run func() answer)
 	scopeService, e := s.verify(r, body, c.now)
 	if e != nil {
 		return fail(e)
+	}
+	if a, err := parseAuthorization(r.Header.Get("Authorization")); err == nil {
+		c.secretID = a.secretID
 	}
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
 		return fail(errorf("UnsupportedProtocol", "The emulator accepts only Content-Type application/json, not %q.", r.Header.Get("Content-Type")))

@@ -33,6 +33,7 @@ const (
 	actionDescribeRegions               = "DescribeRegions"
 	actionDescribeKeyPairs              = "DescribeKeyPairs"
 	actionAssumeRole                    = "AssumeRole"
+	actionGetCallerIdentity             = "GetCallerIdentity"
 	actionGetResources                  = "GetResources"
 	actionDescribeAutomationAgentStatus = "DescribeAutomationAgentStatus"
 	actionRunCommand                    = "RunCommand"
@@ -54,7 +55,7 @@ type actionSpec struct {
 
 // actions are the actions served. Limits are the documented ones: the
 // Lighthouse pages (reference §7; DescribeRegions 10, DescribeKeyPairs 100),
-// STS AssumeRole 600, Tag GetResources 20, TAT 20 per API except
+// STS AssumeRole 600 and GetCallerIdentity 20, Tag GetResources 20, TAT 20 per API except
 // DescribeAutomationAgentStatus 60 (more-apis §1a, §1d, §1e).
 var actions = map[string]actionSpec{
 	actionResetInstance:                   {serviceLighthouse, 10, true, (*Server).prepareResetInstance},
@@ -64,6 +65,7 @@ var actions = map[string]actionSpec{
 	actionDescribeRegions:                 {serviceLighthouse, 10, false, (*Server).prepareDescribeRegions},
 	actionDescribeKeyPairs:                {serviceLighthouse, 100, true, (*Server).prepareDescribeKeyPairs},
 	actionAssumeRole:                      {serviceSTS, 600, false, (*Server).prepareAssumeRole},
+	actionGetCallerIdentity:               {serviceSTS, 20, false, (*Server).prepareGetCallerIdentity},
 	actionGetResources:                    {serviceTag, 20, false, (*Server).prepareGetResources},
 	actionDescribeAutomationAgentStatus:   {serviceTAT, 60, true, (*Server).prepareDescribeAutomationAgentStatus},
 	actionRunCommand:                      {serviceTAT, 20, true, (*Server).prepareRunCommand},

@@ -3,7 +3,10 @@ package emulator
 import (
 	"crypto/hmac"
 	crand "crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
 	"regexp"
+	"strconv"
 	"time"
 )
 
@@ -32,6 +35,8 @@ var (
 type tempCredential struct {
 	key, token string
 	expires    time.Time
+	roleARN    string // the role assumed
+	assumer    string // the UIN of the key that assumed it
 }
 
 // AssumedRole records one AssumeRole call that handed out credentials. It
@@ -143,7 +148,66 @@ func (s *Server) assumeRole(c *call, arn, session string, seconds int) answer {
 
 	s.tempMu.Lock()
 	defer s.tempMu.Unlock()
-	s.temp[r.Credentials.TmpSecretID] = &tempCredential{key: r.Credentials.TmpSecretKey, token: r.Credentials.Token, expires: expires}
+	s.temp[r.Credentials.TmpSecretID] = &tempCredential{key: r.Credentials.TmpSecretKey, token: r.Credentials.Token, expires: expires,
+		roleARN: arn, assumer: s.callerUIN(c.secretID)}
 	s.assumed = append(s.assumed, AssumedRole{RoleARN: arn, SessionName: session, TmpSecretID: r.Credentials.TmpSecretID, Expires: expires})
 	return answer{body: r}
+}
+
+type getCallerIdentityResponse struct {
+	Arn         string `json:"Arn"`
+	AccountID   string `json:"AccountId"`
+	UserID      string `json:"UserId"`
+	PrincipalID string `json:"PrincipalId"`
+	Type        string `json:"Type"`
+	RequestID   string `json:"RequestId"`
+}
+
+// GetCallerIdentity (https://www.tencentcloud.com/document/product/1150/49453).
+
+func (s *Server) prepareGetCallerIdentity(c *call, p params) ([]string, func() answer, *apiError) {
+	if e := p.only(); e != nil {
+		return nil, nil, e
+	}
+	return nil, func() answer { return s.getCallerIdentity(c) }, nil
+}
+
+// getCallerIdentity answers as the documented examples do: a permanent key
+// is its sub-user (Config.Users) or the root account; a role session is
+// the role, named by a stable role ID, with the session in UserId and the
+// assuming key's UIN in PrincipalId.
+func (s *Server) getCallerIdentity(c *call) answer {
+	r := getCallerIdentityResponse{AccountID: s.cfg.uin, RequestID: c.requestID}
+	if temp := s.tempCredential(c.secretID); temp != nil {
+		roleID := roleID(temp.roleARN)
+		var session string
+		s.tempMu.RLock()
+		for _, a := range s.assumed {
+			if a.TmpSecretID == c.secretID {
+				session = a.SessionName
+			}
+		}
+		s.tempMu.RUnlock()
+		r.Type, r.UserID, r.PrincipalID = "CAMRole", roleID+":"+session, temp.assumer
+		r.Arn = "qcs::sts:" + s.cfg.uin + ":assumed-role/" + roleID
+		return answer{body: r}
+	}
+	uin := s.callerUIN(c.secretID)
+	r.Type, r.UserID, r.PrincipalID = "CAMUser", uin, uin
+	r.Arn = "qcs::cam::uin/" + s.cfg.uin + ":uin/" + uin
+	return answer{body: r}
+}
+
+// callerUIN returns the UIN a permanent SecretId belongs to.
+func (s *Server) callerUIN(secretID string) string {
+	if uin, ok := s.users[secretID]; ok {
+		return uin
+	}
+	return s.cfg.uin
+}
+
+// roleID returns a stable numeric role ID for a role ARN, as CAM's are.
+func roleID(arn string) string {
+	sum := sha256.Sum256([]byte(arn))
+	return "4611686" + strconv.FormatUint(binary.BigEndian.Uint64(sum[:8])%1e11, 10)
 }

@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/batchreset/batchreset/hoststate"
 	"github.com/batchreset/batchreset/store"
 )
 
@@ -71,10 +72,14 @@ func OpenRegistry(dir string, log *slog.Logger) (*Registry, error) {
 }
 
 func openRegistry(dir string, slots uint64, log *slog.Logger) (*Registry, error) {
-	if err := os.MkdirAll(filepath.Join(dir, "runs"), 0o700); err != nil {
-		return nil, store.LocalWriteError(dir, fmt.Errorf("open instance registry: %w", err))
+	// Shared by every user's processes of the identity: root and a login
+	// user running batchreset for one account must see each other.
+	for _, d := range []string{dir, filepath.Join(dir, "runs")} {
+		if err := hoststate.MkdirShared(d); err != nil {
+			return nil, store.LocalWriteError(d, fmt.Errorf("open instance registry: %w (set %s to a directory every batchreset process on the host can write)", err, hoststate.EnvDir))
+		}
 	}
-	f, err := os.OpenFile(filepath.Join(dir, "slots"), os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := hoststate.OpenFile(filepath.Join(dir, "slots"))
 	if err != nil {
 		return nil, store.LocalWriteError(filepath.Join(dir, "slots"), fmt.Errorf("open instance registry: %w", err))
 	}
@@ -106,7 +111,7 @@ type Holds struct {
 func (r *Registry) Begin(run, name string, started time.Time) (*Holds, error) {
 	h := &Holds{r: r, key: hash16(run), started: started}
 	base := filepath.Join(r.dir, "runs", hex.EncodeToString(h.key[:]))
-	lock, err := os.OpenFile(base+".lock", os.O_RDWR|os.O_CREATE, 0o600)
+	lock, err := hoststate.OpenFile(base + ".lock")
 	if err != nil {
 		return nil, store.LocalWriteError(base+".lock", fmt.Errorf("instance registry: %w", err))
 	}
@@ -115,7 +120,7 @@ func (r *Registry) Begin(run, name string, started time.Time) (*Holds, error) {
 		return nil, fmt.Errorf("instance registry: lock %s: %w", lock.Name(), err)
 	}
 	h.lock = lock
-	if f, err := os.OpenFile(base+".start", os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+	if f, err := createShared(base + ".start"); err == nil {
 		_, werr := f.WriteString(time.Now().UTC().Format(time.RFC3339Nano))
 		if cerr := f.Close(); werr == nil {
 			werr = cerr
@@ -135,7 +140,7 @@ func (r *Registry) Begin(run, name string, started time.Time) (*Holds, error) {
 			return nil, fmt.Errorf("instance registry: the run's start: %w", err)
 		}
 	}
-	if f, err := os.OpenFile(base, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+	if f, err := createShared(base); err == nil {
 		_, werr := f.WriteString(name)
 		if cerr := f.Close(); werr == nil {
 			werr = cerr
@@ -379,6 +384,21 @@ func (r *Registry) runName(key [16]byte) string {
 		return "run " + hex.EncodeToString(key[:8])
 	}
 	return string(b)
+}
+
+// createShared creates path, which must not exist, readable by every
+// user's processes (other runs read a run's name and start), whatever the
+// umask.
+func createShared(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.Chmod(0o644); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 // flock takes how on f, through interrupts.

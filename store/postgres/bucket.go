@@ -12,7 +12,7 @@ import (
 // Bucket is the slot source of one API action shared by every process using
 // the same database: the account-wide limit of that action, held across all
 // runners together. It satisfies store.SlotSource; runner.Spacer applies
-// the rate rule over it. Get one from Store.Bucket or Queue.SlotSource; it
+// the rate rule over it. Get one from Store.Bucket or Limits.SlotSource; it
 // is safe for concurrent use.
 //
 // # Model
@@ -78,30 +78,39 @@ func (s *Store) Bucket(name string, interval time.Duration) *Bucket {
 	return &Bucket{s: s, name: name, interval: interval, run: run}
 }
 
-// SlotSource returns the shared Bucket of action with slots interval apart.
-// With Guard it satisfies runner.SharedLimits: every command on this Store
-// shares the account's limits with every runner on the database.
-func (s *Store) SlotSource(action string, interval time.Duration) store.SlotSource {
-	return s.Bucket(action, interval)
+// Limits are the rate limits of one identity (an API server and the
+// principal charged, see runner.Identity) shared by every process using the
+// database: each action's Bucket is named after the identity and the
+// action, so that runners of one account share its limits, and two
+// accounts in one database do not. With HostLimits.Over they are shared
+// with the CSV runs of the host too. Limits satisfy runner.SharedLimits.
+type Limits struct {
+	s        *Store
+	identity string
 }
 
-// SlotSource is the Store's SlotSource: a runner on this Queue shares the
-// account's limits with every other runner on the database.
-func (q *Queue) SlotSource(action string, interval time.Duration) store.SlotSource {
-	return q.s.SlotSource(action, interval)
+// Limits returns the limits of identity (runner.Identity.Key), which must
+// not be empty.
+func (s *Store) Limits(identity string) Limits {
+	if identity == "" {
+		panic("postgres: Limits needs an identity")
+	}
+	return Limits{s: s, identity: identity}
 }
+
+// SlotSource returns the shared Bucket of action with slots interval apart.
+func (l Limits) SlotSource(action string, interval time.Duration) store.SlotSource {
+	return l.s.Bucket(l.identity+"/"+action, interval)
+}
+
+// Guard returns the jitter allowance that runners on one database need
+// between them: 100ms.
+func (l Limits) Guard() time.Duration { return sharedGuard }
 
 // sharedGuard is the jitter allowance of limits shared through the
 // database: the runners' paths to the API may differ by up to 100 ms one
 // way. It costs 9% of the rate (10/s becomes 9.09/s).
 const sharedGuard = 100 * time.Millisecond
-
-// Guard returns the jitter allowance that runners on one database need
-// between them: 100ms.
-func (s *Store) Guard() time.Duration { return sharedGuard }
-
-// Guard is the Store's Guard.
-func (q *Queue) Guard() time.Duration { return sharedGuard }
 
 // Interval returns the spacing between the bucket's slots.
 func (b *Bucket) Interval() time.Duration { return b.interval }
@@ -110,7 +119,7 @@ func (b *Bucket) Interval() time.Duration { return b.interval }
 // reckoned from the middle of the call, as runner.Spacer reads it.
 func (b *Bucket) Reserve(ctx context.Context) (time.Duration, error) {
 	start := time.Now()
-	_, local, err := b.reserve(ctx)
+	_, local, err := b.reserve(ctx, time.Time{})
 	if err != nil {
 		return 0, err
 	}
@@ -118,9 +127,20 @@ func (b *Bucket) Reserve(ctx context.Context) (time.Duration, error) {
 	return local.Sub(start.Add(end.Sub(start) / 2)), nil
 }
 
-// reserve takes the next slot and returns it on the database's clock and on
-// this host's, leasing a new run of slots when none is left.
-func (b *Bucket) reserve(ctx context.Context) (slot, local time.Time, err error) {
+// ReserveAfter takes the bucket's next slot not before notBefore on this
+// host's clock, and returns it on this host's clock (runner.LaterSlotSource).
+// The database is asked for a slot that far ahead of its own clock, as a
+// delay, so that no offset between the clocks matters; leased slots before
+// notBefore are skipped, wasted.
+func (b *Bucket) ReserveAfter(ctx context.Context, notBefore time.Time) (time.Time, error) {
+	_, local, err := b.reserve(ctx, notBefore)
+	return local, err
+}
+
+// reserve takes the next slot not before notBefore (the zero time: any)
+// and returns it on the database's clock and on this host's, leasing a new
+// run of slots when none is left.
+func (b *Bucket) reserve(ctx context.Context, notBefore time.Time) (slot, local time.Time, err error) {
 	for {
 		if err := ctx.Err(); err != nil {
 			// Do not waste a slot that nobody will use.
@@ -128,7 +148,7 @@ func (b *Bucket) reserve(ctx context.Context) (slot, local time.Time, err error)
 		}
 		b.mu.Lock()
 		now := time.Now()
-		for b.slots.left > 0 && now.Sub(b.slots.local) > staleSlot {
+		for b.slots.left > 0 && (now.Sub(b.slots.local) > staleSlot || b.slots.local.Before(notBefore)) {
 			b.slots.take(b.interval)
 		}
 		if b.slots.left > 0 {
@@ -147,7 +167,7 @@ func (b *Bucket) reserve(ctx context.Context) (slot, local time.Time, err error)
 		}
 		ch := make(chan struct{})
 		b.leasing = ch
-		lead := min(b.rtt, maxLead)
+		lead := max(min(b.rtt, maxLead), notBefore.Sub(now))
 		b.mu.Unlock()
 
 		run, rtt, err := b.lease(ctx, lead)
@@ -172,7 +192,8 @@ func (r *slotRun) take(interval time.Duration) (slot, local time.Time) {
 }
 
 // lease takes the next b.run slots from the row, none earlier than lead
-// from now on the database's clock, and places them on this host's clock.
+// (the latest round trip, or the delay a caller asks for) from now on the
+// database's clock, and places them on this host's clock.
 func (b *Bucket) lease(ctx context.Context, lead time.Duration) (slotRun, time.Duration, error) {
 	const leaseSQL = `INSERT INTO rate_buckets AS b (name, tat)
 		VALUES ($1, clock_timestamp() + ($4::bigint + $2::bigint * $3::bigint) * interval '1 microsecond')

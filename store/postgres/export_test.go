@@ -15,7 +15,7 @@ import (
 // WaitSlot reserves a slot and sleeps until it, returning the slot taken on
 // the database's clock.
 func (b *Bucket) WaitSlot(ctx context.Context) (time.Time, error) {
-	slot, local, err := b.reserve(ctx)
+	slot, local, err := b.reserve(ctx, time.Time{})
 	if err != nil {
 		return time.Time{}, err
 	}

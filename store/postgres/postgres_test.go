@@ -17,10 +17,10 @@ import (
 
 // The runner consumes these interfaces; postgres must not import runner.
 var (
-	_ runner.Store        = (*postgres.Queue)(nil)
-	_ runner.Leaser       = (*postgres.Queue)(nil)
-	_ runner.SharedLimits = (*postgres.Queue)(nil)
-	_ runner.SlotSource   = (*postgres.Bucket)(nil)
+	_ runner.Store           = (*postgres.Queue)(nil)
+	_ runner.Leaser          = (*postgres.Queue)(nil)
+	_ runner.SharedLimits    = postgres.Limits{}
+	_ runner.LaterSlotSource = (*postgres.Bucket)(nil)
 )
 
 func TestMain(m *testing.M) {

@@ -99,6 +99,7 @@ func BenchmarkSharedLimit(b *testing.B) {
 					rs[i], err = runner.New(runner.Config{
 						API:          clockedAPI{API: client, clock: clock},
 						Store:        s.Queue("bench", fmt.Sprintf("bench-runner-%d", i), time.Minute),
+						Shared:       s.Limits("bench-account"),
 						Rate:         limit,
 						Guard:        guard,
 						PollInterval: time.Second,

@@ -88,6 +88,7 @@ func BenchmarkRunnersUnlimited(b *testing.B) {
 					rs[i], err = runner.New(runner.Config{
 						API:          client,
 						Store:        s.Queue("bench", fmt.Sprintf("bench-runner-%d", i), time.Minute),
+						Shared:       s.Limits("bench-account"),
 						Rate:         1e6,
 						DescribeRate: 1e6,
 						Workers:      64,
