@@ -37,14 +37,33 @@ type admission struct {
 	mu      sync.Mutex
 	st      admState
 	drainCh chan struct{} // closed when the run halts
+	changed chan struct{} // closed at the next change of st, then replaced
 }
 
-func (a *admission) init() { a.drainCh = make(chan struct{}) }
+func (a *admission) init() {
+	a.drainCh = make(chan struct{})
+	a.changed = make(chan struct{})
+}
 
 func (a *admission) load() admState {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.st
+}
+
+// watch returns the state and a channel closed when it next changes, so
+// that a wait (for a wave, between waves, for a resume) ends as soon as the
+// operator's control or an interrupt arrives.
+func (a *admission) watch() (admState, <-chan struct{}) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.st, a.changed
+}
+
+// notify wakes the watchers of the state; a.mu is held.
+func (a *admission) notify() {
+	close(a.changed)
+	a.changed = make(chan struct{})
 }
 
 // halting returns a channel closed once the run drains or fails.
@@ -62,6 +81,7 @@ func (a *admission) pause(on bool) bool {
 	default:
 		return false
 	}
+	a.notify()
 	return true
 }
 
@@ -76,6 +96,7 @@ func (a *admission) stop(why string) bool {
 	if !a.st.halted() {
 		a.st.mode = admitStopped
 	}
+	a.notify()
 	return true
 }
 
@@ -93,6 +114,7 @@ func (a *admission) halt(m admitMode, err error) bool {
 	}
 	a.st.mode, a.st.fatal = m, err
 	close(a.drainCh)
+	a.notify()
 	return true
 }
 
@@ -165,7 +187,7 @@ func (r *Runner) applyControl(c store.Control) {
 	switch c {
 	case store.ControlPaused:
 		if r.adm.pause(true) {
-			r.log.Warn("run paused by operator")
+			r.log.Warn("run paused by operator: no new resets until it is resumed or cancelled; resets in flight are still tracked")
 			r.emit(EventPaused, 0, "paused by operator")
 		}
 	case store.ControlCancelled:
