@@ -30,7 +30,10 @@ import (
 // store: the first runner's plan holds for every runner, a job is admitted
 // into a wave once whichever runner sends it, a wave has drained when all
 // its jobs are terminal, and the failures of every runner count against one
-// budget. The window is each runner's own.
+// budget. An admission belongs to its job: a job admitted but never sent
+// that its runner hands back (or leaves behind, dying) gives its place in
+// the wave to another, so that the wave can drain. The window is each
+// runner's own.
 type Rollout struct {
 	// Preflight skips jobs that certainly cannot be reset (see Check),
 	// judged from DescribeInstances and DescribeBlueprints when claimed.
