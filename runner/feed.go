@@ -56,7 +56,14 @@ func (r *Runner) feed(ctx context.Context) error {
 			// cancel, whether it holds jobs or not, so that all of them
 			// go on after `resume`; a runner started while the run was
 			// paused (say from cron) ends once it holds nothing, having
-			// sent nothing.
+			// sent nothing. The claim holds the control before the
+			// runner reads it (housekeep, each poll interval): read it
+			// now, so that no runner ends at a pause it has not seen.
+			if !waiting {
+				if c, err := r.cfg.Store.Control(ctx); err == nil {
+					r.applyControl(c)
+				}
+			}
 			paused := r.adm.load().mode == admitPaused && (opened || r.live.Load() > 0)
 			if !waiting && !paused {
 				return nil
