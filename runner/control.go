@@ -41,14 +41,33 @@ type admission struct {
 	st      admState
 	drainCh chan struct{} // closed when the run halts
 	breakCh chan struct{} // closed when the run breaks down
+	changed chan struct{} // closed at the next change of st, then replaced
 }
 
-func (a *admission) init() { a.drainCh, a.breakCh = make(chan struct{}), make(chan struct{}) }
+func (a *admission) init() {
+	a.drainCh, a.breakCh = make(chan struct{}), make(chan struct{})
+	a.changed = make(chan struct{})
+}
 
 func (a *admission) load() admState {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.st
+}
+
+// watch returns the state and a channel closed when it next changes, so
+// that a wait (for a wave, between waves, for a resume) ends as soon as the
+// operator's control or an interrupt arrives.
+func (a *admission) watch() (admState, <-chan struct{}) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.st, a.changed
+}
+
+// notify wakes the watchers of the state; a.mu is held.
+func (a *admission) notify() {
+	close(a.changed)
+	a.changed = make(chan struct{})
 }
 
 // halting returns a channel closed once the run drains, fails or breaks down.
@@ -69,6 +88,7 @@ func (a *admission) pause(on bool) bool {
 	default:
 		return false
 	}
+	a.notify()
 	return true
 }
 
@@ -83,6 +103,7 @@ func (a *admission) stop(why string) bool {
 	if !a.st.halted() {
 		a.st.mode = admitStopped
 	}
+	a.notify()
 	return true
 }
 
@@ -105,6 +126,7 @@ func (a *admission) breakDown(err error) bool {
 	}
 	a.st.mode, a.st.fatal = admitBroken, err
 	close(a.breakCh)
+	a.notify()
 	return true
 }
 
@@ -116,6 +138,7 @@ func (a *admission) halt(m admitMode, err error) bool {
 	}
 	a.st.mode, a.st.fatal = m, err
 	close(a.drainCh)
+	a.notify()
 	return true
 }
 
@@ -202,7 +225,7 @@ func (r *Runner) applyControl(c store.Control) {
 	switch c {
 	case store.ControlPaused:
 		if r.adm.pause(true) {
-			r.log.Warn("run paused by operator")
+			r.log.Warn("run paused by operator: no new resets until it is resumed or cancelled; resets in flight are still tracked")
 			r.emit(EventPaused, 0, "paused by operator")
 		}
 	case store.ControlCancelled:

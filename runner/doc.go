@@ -31,7 +31,8 @@ only persist what it decides.
   - identity.go: who a limit belongs to (Identity: the normalised endpoint
     and the principal STS's GetCallerIdentity names), resolved once per
     command.
-  - feed.go (claim, snapshot, route), send.go (admit, intent, slot, call),
+  - feed.go (claim, snapshot, route), send.go (gate, admit, intent, slot,
+    call),
     track.go (poll and apply), control.go (admission state: open, paused,
     stopped, draining, fatal; leases, the operator's control, an API that
     does not answer), rollout.go (canary, waves, budget, window).
@@ -107,6 +108,21 @@ during this run. Stores close the window the cloud's visibility lag leaves
 open: an intent is refused (store.ErrInstanceBusy) while another run has the
 instance in flight, and (store.ErrResetElsewhere) when another run recorded
 an intent for it after this run started.
+
+# Admission
+
+Claimed jobs go through one gate per runner (send.go) before any sender
+takes them: the gate alone waits for the rollout (a wave to drain, the
+pause between waves, a paused run to be resumed), one job at a time, so
+that a sender never holds a job the rollout has not admitted while jobs it
+has admitted wait behind it. A job once admitted (back from a pause, a
+throttled call or the tracker) goes to the senders ahead of new ones and
+never through the gate again. Every wait of the gate, of the senders and
+of the feeder ends as soon as the operator's control (read every poll
+interval) or an interrupt changes the runner's state. Every runner that has
+worked a run waits while the run is paused, holding jobs or not, and goes
+on after resume; a runner started while the run is paused ends once it
+holds nothing, having sent nothing.
 
 # Leases
 

@@ -15,14 +15,16 @@ import (
 // (left by a crash or taken over from a dead runner) to the tracker.
 func (r *Runner) feed(ctx context.Context) error {
 	retry := newBackoff(time.Second, 30*time.Second)
+	opened := false // the run has been open (not paused) since this runner started
 	for {
 		st := r.adm.load()
 		if st.halted() {
 			return nil
 		}
+		opened = opened || st.mode == admitOpen
 		// Keep at most a few batches claimed ahead of the senders: claimed
 		// jobs are leased, and other runners should get their share. The
-		// senders signal sendLow as they take the queue under a batch.
+		// gate signals sendLow as it takes the queue under a batch.
 		if len(r.sendq) >= claimBatch {
 			t := time.NewTimer(50 * time.Millisecond)
 			select {
@@ -54,16 +56,30 @@ func (r *Runner) feed(ctx context.Context) error {
 		}
 		retry.reset()
 		if len(jobs) == 0 {
-			// A paused run hands out no pending job. A runner holding
-			// jobs waits for the resume; one holding none (started while
-			// the run was paused, say from cron) ends, having sent nothing.
-			paused := r.adm.load().mode == admitPaused && r.live.Load() > 0
+			// A paused run hands out no pending job. Every runner that
+			// has worked the run waits for the operator's resume or
+			// cancel, whether it holds jobs or not, so that all of them
+			// go on after `resume`; a runner started while the run was
+			// paused (say from cron) ends once it holds nothing, having
+			// sent nothing. The claim holds the control before the
+			// runner reads it (housekeep, each poll interval): read it
+			// now, so that no runner ends at a pause it has not seen.
+			if !waiting {
+				if c, err := r.cfg.Store.Control(ctx); err == nil {
+					r.applyControl(c)
+				}
+			}
+			paused := r.adm.load().mode == admitPaused && (opened || r.live.Load() > 0)
 			if !waiting && !paused {
 				return nil
 			}
-			if sleep(ctx, r.cfg.PollInterval) != nil {
-				return nil
+			t := time.NewTimer(r.cfg.PollInterval)
+			select {
+			case <-ctx.Done():
+			case <-r.adm.halting():
+			case <-t.C:
 			}
+			t.Stop()
 			continue
 		}
 		r.live.Add(int64(len(jobs)))

@@ -30,7 +30,10 @@ import (
 // store: the first runner's plan holds for every runner, a job is admitted
 // into a wave once whichever runner sends it, a wave has drained when all
 // its jobs are terminal, and the failures of every runner count against one
-// budget. The window is each runner's own.
+// budget. An admission belongs to its job: a job admitted but never sent
+// that its runner hands back (or leaves behind, dying) gives its place in
+// the wave to another, so that the wave can drain. The window is each
+// runner's own.
 type Rollout struct {
 	// Preflight skips jobs that certainly cannot be reset (see Check),
 	// judged from DescribeInstances and DescribeBlueprints when claimed.
@@ -65,7 +68,11 @@ type Rollout struct {
 	wave     int // index of the current wave (0: canary when Canary > 0)
 	changed  chan struct{}
 
-	gate sync.Mutex // serialises admissions across a wave boundary
+	// The pause between waves, as the runner's gate keeps it (only the
+	// gate admits): restWave is the wave, counted from 1, whose end it
+	// follows (0: none yet), restUntil when the next may open.
+	restWave  int
+	restUntil time.Time
 
 	shared SharedRollout // the run's rollout, kept by the store; nil: this process's
 }
@@ -107,67 +114,6 @@ func (ro *Rollout) share(ctx context.Context, s SharedRollout) error {
 // budget. One that holds nothing back needs no shared state.
 func (ro *Rollout) gated() bool {
 	return ro.Canary > 0 || len(ro.Waves) > 0 || ro.MaxFailures >= 0
-}
-
-// admitShared is admit for a shared rollout.
-func (ro *Rollout) admitShared(ctx context.Context, r *Runner, t *task) string {
-	for {
-		if why := ro.check(r); why != "" {
-			return why
-		}
-		a, err := ro.shared.RolloutAdmit(ctx, &t.job)
-		if err != nil {
-			if ctx.Err() != nil {
-				return "run stopped"
-			}
-			r.log.Warn("rollout: admit a job", "err", err)
-			if sleep(ctx, r.cfg.PollInterval) != nil {
-				return "run stopped"
-			}
-			continue
-		}
-		ro.mu.Lock()
-		ro.wave, ro.failures = a.Wave, a.Failures
-		ro.mu.Unlock()
-		switch {
-		case a.Stopped != "":
-			r.stopStarting(a.Stopped)
-			return a.Stopped
-		case a.Admitted:
-			return ""
-		}
-		ws, err := ro.shared.RolloutWave(ctx, a.Wave)
-		switch {
-		case err != nil:
-			r.log.Warn("rollout: read the wave", "err", err)
-		case ws.Current != a.Wave:
-			continue // another runner opened the next wave
-		case ws.Pending == 0 && ro.Canary > 0 && a.Wave == 0 && ws.Failures > 0:
-			why := fmt.Sprintf("canary failed: %d of %d canary resets did not succeed", ws.Failures, ro.Canary)
-			if err := ro.shared.RolloutStop(ctx, why); err != nil {
-				r.log.Warn("rollout: stop the run", "err", err)
-			}
-			r.stopStarting(why)
-			return why
-		case ws.Pending == 0:
-			r.log.Info("wave finished", "wave", a.Wave+1)
-			r.emit(EventWaveFinished, a.Wave+1, "")
-			if ro.PauseBetweenWaves > 0 && sleep(ctx, ro.PauseBetweenWaves) != nil {
-				return "run stopped"
-			}
-			if err := ro.shared.RolloutAdvance(ctx, a.Wave, ro.waveSize(a.Wave+1)); err != nil {
-				r.log.Warn("rollout: open the next wave", "err", err)
-			}
-			continue
-		}
-		// Wait for the wave's resets, whoever sent them, to finish.
-		select {
-		case <-ctx.Done():
-			return "run stopped"
-		case <-ro.changed:
-		case <-time.After(r.cfg.PollInterval):
-		}
-	}
 }
 
 // ParseWaves parses a wave list such as "1,5,10%,100%" for a run of total
@@ -246,56 +192,153 @@ func (ro *Rollout) start() {
 }
 
 // admit waits until t may start under the waves and returns "", or returns
-// why none may start (and makes the runner stop starting them).
+// why none may start (and makes the runner stop starting them). Only the
+// runner's gate calls it, for one job at a time, so that no sender waits on
+// a wave. It admits nothing while the run is paused, and each of its waits
+// (a wave draining, the pause between waves, a resume) ends as soon as the
+// operator's control or an interrupt changes the runner's state: a halted
+// or cancelled run returns at once.
 func (ro *Rollout) admit(ctx context.Context, r *Runner, t *task) string {
-	if ro.shared != nil {
-		return ro.admitShared(ctx, r, t)
-	}
-	ro.gate.Lock()
-	defer ro.gate.Unlock()
 	for {
-		if why := ro.check(r); why != "" {
-			return why
-		}
-		ro.mu.Lock()
-		if ro.admitted < ro.waveEnd {
-			ro.admitted++
-			ro.mu.Unlock()
-			return ""
-		}
-		drained := ro.settled == ro.admitted
-		ro.mu.Unlock()
-		if !drained {
-			// Wait for the wave's resets to finish.
+		st, control := r.adm.watch()
+		switch st.mode {
+		case admitOpen:
+		case admitPaused:
+			// Waits for a person: `resume`, `cancel` or an interrupt.
 			select {
 			case <-ctx.Done():
 				return "run stopped"
-			case <-ro.changed:
-			case <-time.After(r.cfg.PollInterval):
+			case <-control:
 			}
 			continue
+		default:
+			return "run stopped" // admitDenied tells why
 		}
-		// The wave is done: judge it, then open the next one.
-		ro.mu.Lock()
-		canary := ro.Canary > 0 && ro.wave == 0
-		failures := ro.failures
-		ro.mu.Unlock()
-		if canary && failures > 0 {
-			why := fmt.Sprintf("canary failed: %d of %d canary resets did not succeed", failures, ro.Canary)
-			r.stopStarting(why)
+		if why := ro.check(r); why != "" {
 			return why
 		}
-		r.log.Info("wave finished", "wave", ro.wave+1, "resets_started", ro.admitted)
-		r.emit(EventWaveFinished, ro.wave+1, "")
-		if ro.PauseBetweenWaves > 0 {
-			if sleep(ctx, ro.PauseBetweenWaves) != nil {
-				return "run stopped"
+		var w waveGate
+		if ro.shared != nil {
+			w = ro.tryShared(ctx, r, t)
+		} else {
+			w = ro.tryLocal()
+		}
+		var wait time.Duration
+		switch {
+		case w.stopped != "":
+			r.stopStarting(w.stopped)
+			return w.stopped
+		case w.admitted:
+			return ""
+		case w.moved:
+			continue
+		case !w.drained:
+			// The wave's resets, whoever sent them, are not all finished.
+			wait = r.cfg.PollInterval
+		case ro.Canary > 0 && w.wave == 0 && w.failures > 0:
+			why := fmt.Sprintf("canary failed: %d of %d canary resets did not succeed", w.failures, ro.Canary)
+			if ro.shared != nil {
+				if err := ro.shared.RolloutStop(ctx, why); err != nil {
+					r.log.Warn("rollout: stop the run", "err", err)
+				}
+			}
+			r.stopStarting(why)
+			return why
+		default:
+			if ro.restWave != w.wave+1 {
+				ro.restWave, ro.restUntil = w.wave+1, time.Now().Add(ro.PauseBetweenWaves)
+				r.log.Info("wave finished", "wave", w.wave+1, "next_in", ro.PauseBetweenWaves)
+				r.emit(EventWaveFinished, w.wave+1, "")
+			}
+			if wait = time.Until(ro.restUntil); wait <= 0 {
+				ro.advance(ctx, r, w.wave)
+				continue
 			}
 		}
-		ro.mu.Lock()
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return "run stopped"
+		case <-control:
+		case <-ro.changed:
+		case <-timer.C:
+		}
+		timer.Stop()
+	}
+}
+
+// waveGate is one look at the current wave for a job: admitted, stopped
+// (why), or full, with the wave's index, whether it has drained and how
+// many of its resets failed; moved: the wave changed meanwhile, look again.
+type waveGate struct {
+	admitted bool
+	stopped  string
+	moved    bool
+	wave     int
+	drained  bool
+	failures int
+}
+
+// tryLocal admits a job into this process's current wave, if it has room.
+func (ro *Rollout) tryLocal() waveGate {
+	ro.mu.Lock()
+	defer ro.mu.Unlock()
+	if ro.admitted < ro.waveEnd {
+		ro.admitted++
+		return waveGate{admitted: true}
+	}
+	return waveGate{wave: ro.wave, drained: ro.settled == ro.admitted, failures: ro.failures}
+}
+
+// tryShared admits t into the run's current wave, kept by the store, if it
+// has room. A store that cannot be read counts as a wave not drained: the
+// gate looks again after a poll interval.
+func (ro *Rollout) tryShared(ctx context.Context, r *Runner, t *task) waveGate {
+	a, err := ro.shared.RolloutAdmit(ctx, &t.job)
+	if err != nil {
+		if ctx.Err() == nil {
+			r.log.Warn("rollout: admit a job", "err", err)
+		}
+		return waveGate{}
+	}
+	ro.mu.Lock()
+	ro.wave, ro.failures = a.Wave, a.Failures
+	ro.mu.Unlock()
+	switch {
+	case a.Stopped != "":
+		return waveGate{stopped: a.Stopped}
+	case a.Admitted:
+		return waveGate{admitted: true}
+	}
+	ws, err := ro.shared.RolloutWave(ctx, a.Wave)
+	switch {
+	case err != nil:
+		if ctx.Err() == nil {
+			r.log.Warn("rollout: read the wave", "err", err)
+		}
+		return waveGate{}
+	case ws.Current != a.Wave:
+		return waveGate{moved: true} // another runner opened the next wave
+	}
+	return waveGate{wave: a.Wave, drained: ws.Pending == 0, failures: ws.Failures}
+}
+
+// advance opens the wave after wave, which has drained.
+func (ro *Rollout) advance(ctx context.Context, r *Runner, wave int) {
+	if ro.shared != nil {
+		// Several runners may find the wave drained: the store opens the
+		// next one once.
+		if err := ro.shared.RolloutAdvance(ctx, wave, ro.waveSize(wave+1)); err != nil {
+			r.log.Warn("rollout: open the next wave", "err", err)
+		}
+		return
+	}
+	ro.mu.Lock()
+	defer ro.mu.Unlock()
+	if ro.wave == wave {
 		ro.wave++
 		ro.waveEnd += ro.waveSize(ro.wave)
-		ro.mu.Unlock()
 	}
 }
 

@@ -156,10 +156,16 @@ type Runner struct {
 	// healthWarn keeps a failing TAT call from logging every poll.
 	healthWarn rate.Sometimes
 
-	live    atomic.Int64 // tasks claimed and not yet finished or released
-	slots   chan struct{}
+	live  atomic.Int64 // tasks claimed and not yet finished or released
+	slots chan struct{}
+	// sendq holds the jobs to send that the rollout has not admitted yet,
+	// for the gate; readyq takes each job the gate admits to a free sender;
+	// againq takes a job admitted before (or needing no admission) back to
+	// the senders, ahead of new ones. See gate.
 	sendq   chan *task
-	sendLow chan struct{} // a sender found sendq under a batch; see feed
+	readyq  chan *task
+	againq  chan *task
+	sendLow chan struct{} // the gate found sendq under a batch; see feed
 	trackq  chan *task
 	// describeq takes the feed's pre-send snapshots to the tracker.
 	describeq chan describeReq
@@ -200,6 +206,8 @@ func New(cfg Config) (*Runner, error) {
 		log:       cfg.Logger,
 		cloud:     cloud,
 		sendq:     make(chan *task, 4*claimBatch+cfg.Workers),
+		readyq:    make(chan *task),
+		againq:    make(chan *task, 4*claimBatch+cfg.Workers),
 		sendLow:   make(chan struct{}, 1),
 		trackq:    make(chan *task, 4*claimBatch+cfg.Workers),
 		describeq: make(chan describeReq),
@@ -286,6 +294,7 @@ func (r *Runner) Run(ctx context.Context) (Summary, error) {
 		close(r.finished)
 		return nil
 	})
+	g.Go(func() error { return r.gate(ctx) })
 	for range r.cfg.Workers {
 		g.Go(func() error { return r.work(ctx) })
 	}

@@ -11,24 +11,71 @@ import (
 	"github.com/batchreset/batchreset/store"
 )
 
-// work sends ResetInstance for queued jobs until the run finishes.
+// work sends ResetInstance for admitted jobs until the run finishes. A job
+// admitted before, back from a pause, a throttled call or the tracker, goes
+// ahead of a new one.
 func (r *Runner) work(ctx context.Context) error {
 	for {
+		var t *task
+		select {
+		case t = <-r.againq:
+		default:
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-r.finished:
+				return nil
+			case t = <-r.againq:
+			case t = <-r.readyq:
+			}
+		}
+		r.send(ctx, t)
+	}
+}
+
+// gate admits the jobs of sendq into the rollout, one at a time and in
+// order, and hands each one it admits to a free sender. It is the only
+// place that waits for a wave to drain, between waves, or for the operator
+// to resume a paused run before admitting: a sender never holds a job the
+// rollout has not admitted, so the jobs a wave has admitted are never stuck
+// behind one it cannot take, and a job once admitted goes back to the
+// senders through againq, never through the gate again.
+func (r *Runner) gate(ctx context.Context) error {
+	for {
+		var t *task
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-r.finished:
 			return nil
-		case t := <-r.sendq:
-			if len(r.sendq) < claimBatch {
-				select {
-				case r.sendLow <- struct{}{}: // wake the feeder
-				default:
-				}
+		case t = <-r.sendq:
+		}
+		if len(r.sendq) < claimBatch {
+			select {
+			case r.sendLow <- struct{}{}: // wake the feeder
+			default:
 			}
-			r.send(ctx, t)
+		}
+		if r.needsAdmission(t) {
+			if why := r.cfg.Rollout.admit(ctx, r, t); why != "" {
+				r.admitDenied(ctx, t)
+				continue
+			}
+			t.admitted = true
+		}
+		select {
+		case r.readyq <- t:
+		case <-ctx.Done():
+			r.release(t)
+			return nil
 		}
 	}
+}
+
+// needsAdmission reports whether t must pass the rollout before it is sent:
+// a job in doubt was sent before, in its wave, and is only sent again.
+func (r *Runner) needsAdmission(t *task) bool {
+	return r.cfg.Rollout != nil && !t.admitted && !t.doubt
 }
 
 // leaseMargin is kept between a call's deadline and the end of the job's
@@ -267,35 +314,34 @@ func heldReason(err error) string {
 // another run had its instance in flight.
 const CodeInFlightElsewhere = "InFlightElsewhere"
 
-// requeue puts t back in the send queue.
+// requeue puts t, admitted already, back in line for the senders.
 func (r *Runner) requeue(ctx context.Context, t *task) {
 	r.freeSlot(t)
 	select {
-	case r.sendq <- t:
+	case r.againq <- t:
 	case <-ctx.Done():
 		r.release(t)
 	}
 }
 
-// admit holds t until the rollout lets it start and an in-flight slot is
-// free. It reports false when t was handed elsewhere.
+// admit holds t, which the gate admitted, while the run is paused and until
+// an in-flight slot is free. It reports false when t was handed elsewhere.
 func (r *Runner) admit(ctx context.Context, t *task) bool {
-	for r.adm.load().mode == admitPaused {
-		if sleep(ctx, r.cfg.PollInterval/4) != nil {
+	for {
+		st, changed := r.adm.watch()
+		if st.mode != admitPaused {
+			break
+		}
+		select {
+		case <-ctx.Done():
 			r.release(t)
 			return false
+		case <-changed:
 		}
 	}
 	if r.adm.load().mode != admitOpen {
 		r.admitDenied(ctx, t)
 		return false
-	}
-	if r.cfg.Rollout != nil && !t.admitted && !t.doubt {
-		if why := r.cfg.Rollout.admit(ctx, r, t); why != "" {
-			r.admitDenied(ctx, t)
-			return false
-		}
-		t.admitted = true
 	}
 	if r.slots != nil && !t.slot {
 		select {

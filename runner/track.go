@@ -28,6 +28,9 @@ func (r *Runner) track(ctx context.Context) error {
 		var next *task
 		if len(outbox) > 0 {
 			sendq, next = r.sendq, outbox[0]
+			if !r.needsAdmission(next) {
+				sendq = r.againq
+			}
 		}
 		select {
 		case <-ctx.Done():

@@ -169,7 +169,9 @@ type RolloutPlan struct {
 // shared rollout.
 type Admission struct {
 	// Admitted is true when the job may start, in Wave (from 0); a job
-	// admitted before (by a runner since gone) keeps its wave.
+	// admitted before keeps its wave, unless it was never sent and its
+	// place was given to another job when the runner that held it let it
+	// go (see the Postgres store's RolloutAdmit).
 	Admitted bool
 	Wave     int
 	// Full is true when the current wave, Wave, has all the jobs it takes.

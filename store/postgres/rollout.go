@@ -42,11 +42,22 @@ func (q *Queue) RolloutJoin(ctx context.Context, plan store.RolloutPlan) (store.
 
 // RolloutAdmit admits j into the run's current wave if the wave has room,
 // the run's budget holds and nothing stopped the run, all in one
-// transaction under the run's rollout row. A job already admitted keeps its
-// wave. A rollout without a canary or waves (a failure budget alone) has
-// one wave that takes every job: its admission records nothing and takes
-// no lock, so that runners do not queue on the row, and reads the latest
-// failure count and stop as the transaction would.
+// transaction under the run's rollout row. A rollout without a canary or
+// waves (a failure budget alone) has one wave that takes every job: its
+// admission records nothing and takes no lock, so that runners do not queue
+// on the row, and reads the latest failure count and stop as the
+// transaction would.
+//
+// An admission belongs to the job under the lease it was made with
+// (j.Fence). A job admitted before keeps its wave, and whoever holds it now
+// holds its admission. While a job is pending and no call of it may have
+// reached the cloud (attempts = 0), its admission lasts only as long as
+// that lease: when the wave is full, the admissions of such jobs that were
+// handed back (released, or claimed since by another runner) or whose
+// lease has expired (their runner died) are given up, and their places go
+// to the jobs asking now. Without that, a wave whose admitted jobs left
+// with a runner could never drain. A job that was given up is admitted
+// anew when it is sent.
 func (q *Queue) RolloutAdmit(ctx context.Context, j *store.Job) (store.Admission, error) {
 	q.mu.Lock()
 	waved := q.waved
@@ -63,7 +74,8 @@ func (q *Queue) RolloutAdmit(ctx context.Context, j *store.Job) (store.Admission
 			return err
 		}
 		var wave int
-		switch err := tx.QueryRow(ctx, `SELECT wave FROM rollout_jobs WHERE job_id = $1`, j.ID).Scan(&wave); {
+		const heldSQL = `UPDATE rollout_jobs SET fence = $2 WHERE job_id = $1 RETURNING wave`
+		switch err := tx.QueryRow(ctx, heldSQL, j.ID, j.Fence).Scan(&wave); {
 		case err == nil:
 			a.Admitted, a.Wave = true, wave
 			return nil
@@ -78,10 +90,24 @@ func (q *Queue) RolloutAdmit(ctx context.Context, j *store.Job) (store.Admission
 			_, err := tx.Exec(ctx, `UPDATE run_rollouts SET stopped = $2 WHERE run = $1`, q.run, a.Stopped)
 			return err
 		case admitted >= waveEnd:
-			a.Full = true
-			return nil
+			const giveUpSQL = `WITH given AS (
+				DELETE FROM rollout_jobs w USING jobs j
+				WHERE w.run = $1 AND w.wave = $2 AND j.id = w.job_id
+				  AND j.status = 'pending' AND j.attempts = 0
+				  AND NOT (j.lease_token = w.fence AND j.lease_owner IS NOT NULL AND j.lease_expires_at > now())
+				RETURNING 1)
+				UPDATE run_rollouts SET admitted = admitted - (SELECT count(*) FROM given)
+				WHERE run = $1 RETURNING admitted`
+			if err := tx.QueryRow(ctx, giveUpSQL, q.run, a.Wave).Scan(&admitted); err != nil {
+				return err
+			}
+			if admitted >= waveEnd {
+				a.Full = true
+				return nil
+			}
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO rollout_jobs (job_id, run, wave) VALUES ($1, $2, $3)`, j.ID, q.run, a.Wave); err != nil {
+		const insertSQL = `INSERT INTO rollout_jobs (job_id, run, wave, fence) VALUES ($1, $2, $3, $4)`
+		if _, err := tx.Exec(ctx, insertSQL, j.ID, q.run, a.Wave, j.Fence); err != nil {
 			return err
 		}
 		_, err := tx.Exec(ctx, `UPDATE run_rollouts SET admitted = admitted + 1 WHERE run = $1`, q.run)
