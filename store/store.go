@@ -48,6 +48,22 @@ func (s Status) Terminal() bool {
 	return false
 }
 
+// FailureStatuses are the outcomes that count against a run's failure
+// budget: the reset failed, its outcome is unknown, or the instance is
+// unhealthy after it. Every count of "failures" (the runner's budget, the
+// Postgres rollout's SQL, status, the summary, the status page) is built
+// from this list, through Failure or the list itself.
+var FailureStatuses = []Status{StatusFailed, StatusUnknown, StatusUnhealthy}
+
+// Failure reports whether s is one of FailureStatuses.
+func (s Status) Failure() bool {
+	switch s {
+	case StatusFailed, StatusUnknown, StatusUnhealthy:
+		return true
+	}
+	return false
+}
+
 // Valid reports whether s is one of the defined statuses.
 func (s Status) Valid() bool {
 	switch s {
