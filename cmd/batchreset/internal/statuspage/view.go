@@ -80,9 +80,12 @@ type Wave struct {
 
 // Rate is the reset rate over the last minutes against the limit.
 type Rate struct {
-	PerSecond float64   `json:"resets_per_s"` // over the last minute
-	Limit     float64   `json:"limit,omitempty"`
-	Series    []float64 `json:"series"` // resets/s per rateBucket, oldest first
+	PerSecond float64 `json:"resets_per_s"` // over the last minute
+	Limit     float64 `json:"limit,omitempty"`
+	// Series is resets/s in rateBuckets buckets of Bucket, oldest first:
+	// the last 5 minutes, or the run's life when it is younger.
+	Series []float64     `json:"series"`
+	Bucket time.Duration `json:"bucket_ns"`
 }
 
 // ETA is an estimate of the run's end that counts the waves left and the
@@ -119,11 +122,22 @@ type Row struct {
 	FinishedAt *time.Time `json:"finished_at,omitempty"`
 }
 
-// Rate series: rateBuckets buckets of rateBucket, the last minutes.
+// Rate series: rateBuckets buckets of at most rateBucket.
 const (
 	rateBucket  = 10 * time.Second
 	rateBuckets = 30
 )
+
+// bucketOf is the rate series' bucket for a run started then: whole
+// seconds, so that the series spans the run's life up to rateBuckets of
+// rateBucket.
+func bucketOf(started, now time.Time) time.Duration {
+	if started.IsZero() {
+		return rateBucket
+	}
+	b := (now.Sub(started)/rateBuckets + time.Second - 1).Truncate(time.Second)
+	return min(max(b, time.Second), rateBucket)
+}
 
 type viewKey struct {
 	run    string
@@ -228,6 +242,7 @@ func (p *Page) view(ctx context.Context, run Run, f Filter, now time.Time) (View
 	var failed, rest []Row
 	byWave := map[int]*Wave{}
 	counts := make([]int, rateBuckets)
+	bucket := bucketOf(info.StartedAt, now)
 	recent := 0
 	i := 0
 	err = run.EachJob(ctx, func(j *store.Job) error {
@@ -263,8 +278,8 @@ func (p *Page) view(ctx context.Context, run Run, f Filter, now time.Time) (View
 			}
 		}
 		if !j.SubmittedAt.IsZero() {
-			if age := now.Sub(j.SubmittedAt); age >= 0 && age < rateBucket*rateBuckets {
-				counts[rateBuckets-1-int(age/rateBucket)]++
+			if age := now.Sub(j.SubmittedAt); age >= 0 && age < bucket*rateBuckets {
+				counts[rateBuckets-1-int(age/bucket)]++
 			}
 			if age := now.Sub(j.SubmittedAt); age >= 0 && age < time.Minute {
 				recent++
@@ -305,7 +320,7 @@ func (p *Page) view(ctx context.Context, run Run, f Filter, now time.Time) (View
 		return strings.Compare(a.Code, b.Code)
 	})
 
-	v.Rate = rateOf(counts, recent, info.StartedAt, now)
+	v.Rate = rateOf(counts, bucket, recent, info.StartedAt, now)
 	if live != nil {
 		v.Rate.Limit = live.RateLimit
 	}
@@ -327,10 +342,10 @@ func (p *Page) view(ctx context.Context, run Run, f Filter, now time.Time) (View
 
 // rateOf is the rate of resets over the last minute (or since the run
 // started, if later) and the series of the last rateBuckets.
-func rateOf(counts []int, recent int, started, now time.Time) Rate {
-	r := Rate{Series: make([]float64, len(counts))}
+func rateOf(counts []int, bucket time.Duration, recent int, started, now time.Time) Rate {
+	r := Rate{Series: make([]float64, len(counts)), Bucket: bucket}
 	for i, n := range counts {
-		r.Series[i] = float64(n) / rateBucket.Seconds()
+		r.Series[i] = float64(n) / bucket.Seconds()
 	}
 	window := time.Minute
 	if !started.IsZero() {
@@ -605,6 +620,7 @@ var templates = template.Must(template.New("").Funcs(template.FuncMap{
 		return n * 100 / of
 	},
 	"sub":       func(a, b int) int { return a - b },
+	"span":      func(r Rate) string { return (r.Bucket * rateBuckets).String() },
 	"sparkline": sparkline,
 	"query": func(f Filter, key, value string) string {
 		q := map[string]string{"status": f.Status, "code": f.Code}
@@ -659,7 +675,7 @@ func sparkline(r Rate) template.HTML {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg class="spark" viewBox="0 0 %.0f %.0f" width="%.0f" height="%.0f" role="img" aria-label="resets per second, last %s">`,
-		w, h, w, h, (rateBucket * rateBuckets).String())
+		w, h, w, h, r.Bucket*rateBuckets)
 	if r.Limit > 0 {
 		y := h - 2 - (r.Limit/top)*(h-4)
 		fmt.Fprintf(&b, `<line x1="0" y1="%.1f" x2="%.0f" y2="%.1f" class="limit"><title>limit %s/s</title></line>`, y, w, y,
