@@ -421,6 +421,14 @@ func (ro *Rollout) Wave() (n int, canary bool) {
 	return ro.wave + 1, ro.Canary > 0 && ro.wave == 0
 }
 
+// Plan returns the canary, waves and failure budget the rollout applies:
+// in a run whose store shares its rollout, the run's, once it has joined.
+func (ro *Rollout) Plan() store.RolloutPlan {
+	ro.mu.Lock()
+	defer ro.mu.Unlock()
+	return store.RolloutPlan{Canary: ro.Canary, Waves: ro.Waves, MaxFailures: ro.MaxFailures}
+}
+
 // Resting reports whether the run is between waves: a wave has drained and
 // the next opens at next, after PauseBetweenWaves.
 func (ro *Rollout) Resting() (next time.Time, ok bool) {

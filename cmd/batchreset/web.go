@@ -151,15 +151,14 @@ func (v *runView) attach(r *runner.Runner) error {
 func (v *runView) live() *statuspage.Live {
 	ro := v.ro
 	l := &statuspage.Live{RateLimit: v.s.runner.Rate, MaxInFlight: v.s.runner.MaxInFlight, WindowEnd: ro.WindowEnd,
-		PauseBetweenWaves: ro.PauseBetweenWaves, Failures: ro.Failures(),
-		Rollout: store.RolloutPlan{Canary: ro.Canary, Waves: ro.Waves, MaxFailures: ro.MaxFailures}}
+		PauseBetweenWaves: ro.PauseBetweenWaves, Failures: ro.Failures(), Rollout: ro.Plan()}
 	if v.stats != nil {
 		l.Paused, l.Stopped, l.Sent = v.stats.Paused(), v.stats.Stopped(), v.stats.Submitted.Load()
 		if d := v.stats.Durations(); len(d) > 0 {
 			l.ResetP50 = runner.Percentile(d, 50)
 		}
 	}
-	if ro.Canary > 0 || len(ro.Waves) > 0 {
+	if l.Rollout.Canary > 0 || len(l.Rollout.Waves) > 0 {
 		l.Wave, l.Canary = ro.Wave()
 		l.NextWave, _ = ro.Resting()
 	}
