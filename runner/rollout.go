@@ -69,8 +69,9 @@ type Rollout struct {
 	changed  chan struct{}
 
 	// The pause between waves, as the runner's gate keeps it (only the
-	// gate admits): restWave is the wave, counted from 1, whose end it
-	// follows (0: none yet), restUntil when the next may open.
+	// gate admits; mu guards them for Resting): restWave is the wave,
+	// counted from 1, whose end it follows (0: none yet), restUntil when
+	// the next may open.
 	restWave  int
 	restUntil time.Time
 
@@ -245,12 +246,18 @@ func (ro *Rollout) admit(ctx context.Context, r *Runner, t *task) string {
 			r.stopStarting(why)
 			return why
 		default:
-			if ro.restWave != w.wave+1 {
+			ro.mu.Lock()
+			rested := ro.restWave == w.wave+1
+			if !rested {
 				ro.restWave, ro.restUntil = w.wave+1, time.Now().Add(ro.PauseBetweenWaves)
+			}
+			until := ro.restUntil
+			ro.mu.Unlock()
+			if !rested {
 				r.log.Info("wave finished", "wave", w.wave+1, "next_in", ro.PauseBetweenWaves)
 				r.emit(EventWaveFinished, w.wave+1, "")
 			}
-			if wait = time.Until(ro.restUntil); wait <= 0 {
+			if wait = time.Until(until); wait <= 0 {
 				ro.advance(ctx, r, w.wave)
 				continue
 			}
@@ -412,6 +419,25 @@ func (ro *Rollout) Wave() (n int, canary bool) {
 		return 0, false
 	}
 	return ro.wave + 1, ro.Canary > 0 && ro.wave == 0
+}
+
+// Plan returns the canary, waves and failure budget the rollout applies:
+// in a run whose store shares its rollout, the run's, once it has joined.
+func (ro *Rollout) Plan() store.RolloutPlan {
+	ro.mu.Lock()
+	defer ro.mu.Unlock()
+	return store.RolloutPlan{Canary: ro.Canary, Waves: ro.Waves, MaxFailures: ro.MaxFailures}
+}
+
+// Resting reports whether the run is between waves: a wave has drained and
+// the next opens at next, after PauseBetweenWaves.
+func (ro *Rollout) Resting() (next time.Time, ok bool) {
+	ro.mu.Lock()
+	defer ro.mu.Unlock()
+	if ro.restWave == 0 || ro.restWave != ro.wave+1 {
+		return time.Time{}, false
+	}
+	return ro.restUntil, true
 }
 
 // Failures returns how many admitted jobs have failed, ended unknown or

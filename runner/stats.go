@@ -58,6 +58,15 @@ func (s *Stats) Throttled() int64 {
 // Paused reports whether the operator has paused the run.
 func (s *Stats) Paused() bool { return s.adm != nil && s.adm.load().mode == admitPaused }
 
+// Stopped returns why new resets stopped for good (a failure budget, the
+// window, a canary, a cancel), or "" while they may still start.
+func (s *Stats) Stopped() string {
+	if s.adm == nil {
+		return ""
+	}
+	return s.adm.load().reason
+}
+
 // Totals returns the outcomes recorded so far by this runner.
 func (s *Stats) Totals() store.Totals {
 	s.mu.Lock()

@@ -68,7 +68,7 @@ func (a *app) runRun(ctx context.Context, s runSettings) error {
 	if nothing, err := a.freeze(ctx, s.sel, s.src, s.api, cred, s.runner.DescribeRate); err != nil || nothing {
 		return err
 	}
-	if s.src.jobsPath != "" && s.reportPath == "" && s.metricsAddr == "" && s.view.statusAddr == "" && len(s.view.notify.urls) == 0 {
+	if s.src.jobsPath != "" && s.reportPath == "" && s.metricsAddr == "" && s.view.page.addr == "" && len(s.view.notify.urls) == 0 {
 		if t, done, ok := finishedRun(s.src); ok {
 			return a.runFinished(t, done)
 		}
@@ -128,7 +128,7 @@ func (a *app) runRun(ctx context.Context, s runSettings) error {
 		return err
 	}
 	defer view.Close()
-	cfg.Store, cfg.OnEvent = view.store(cfg.Store), view.onEvent()
+	cfg.OnEvent = view.onEvent()
 	cfg.Shared = conn.limits(src.DB())
 	var met *metrics
 	if s.metricsAddr != "" {

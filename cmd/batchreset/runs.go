@@ -9,17 +9,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// runListing is one run in `batchreset runs`.
-type runListing struct {
-	Name       string     `json:"name"`
-	State      string     `json:"state"`
-	Control    string     `json:"control"`
-	Jobs       int        `json:"jobs"`
-	Unfinished int        `json:"unfinished"`
-	CreatedAt  time.Time  `json:"created_at"`
-	StartedAt  *time.Time `json:"started_at,omitempty"`
-}
-
 func (a *app) runsCommand() *cobra.Command {
 	var url, output string
 	cmd := &cobra.Command{
@@ -36,20 +25,9 @@ func (a *app) runsCommand() *cobra.Command {
 				return err
 			}
 			defer db.Close()
-			runs, err := db.Runs(cmd.Context())
+			list, err := runListings(cmd.Context(), db)
 			if err != nil {
 				return &exitError{code: exitFatal, err: err}
-			}
-			list := make([]runListing, 0, len(runs))
-			for _, r := range runs {
-				started, err := db.RunStarted(cmd.Context(), r.Name)
-				if err != nil {
-					return &exitError{code: exitFatal, err: err}
-				}
-				l := runListing{Name: r.Name, Control: string(r.Control), Jobs: r.Jobs, Unfinished: r.Unfinished,
-					CreatedAt: r.CreatedAt.UTC(), StartedAt: timePtr(started)}
-				l.State = runState(started, r.Unfinished, string(r.Control))
-				list = append(list, l)
 			}
 			if output == "json" {
 				enc := json.NewEncoder(a.stdout)

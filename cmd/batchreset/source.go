@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/batchreset/batchreset/cmd/batchreset/internal/statuspage"
 	"github.com/batchreset/batchreset/runner"
 	"github.com/batchreset/batchreset/store"
 	csvstore "github.com/batchreset/batchreset/store/csv"
@@ -60,6 +61,8 @@ type jobSource interface {
 	// what it created.
 	Started()
 	Close()
+	// The status page reads the run through the source.
+	statuspage.Run
 }
 
 // openSource reads and validates the jobs named by o and opens their store;

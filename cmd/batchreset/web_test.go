@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,8 +19,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
+	"github.com/batchreset/batchreset/cmd/batchreset/internal/statuspage"
 	"github.com/batchreset/batchreset/lighthouse/emulator"
 	"github.com/batchreset/batchreset/runner"
 	"github.com/batchreset/batchreset/store"
@@ -130,30 +133,96 @@ func evalInt(t *testing.T, ctx context.Context, script string) int {
 	return n
 }
 
-// TestStatusPageBrowser loads the status page of a running emulated run in
-// headless Chromium: the counts change as resets finish, the table filters
-// by status, and with --status-controls the page pauses the run and then
-// cancels it; POSTs from another origin or without the page's token are
-// refused.
+// The status page's credentials in the tests: the user and a password
+// that must never be seen in anything the page serves.
+const (
+	pageUser     = "operator"
+	pagePassword = "pw-7d1f0c9e2b"
+)
+
+// TestStatusPageBrowser loads the status page of a waved run with failures
+// in headless Chromium: the state word, the run's progress bar, the waves
+// as a table and the failures first in the instances; the counts change as
+// resets finish and the table filters by status. Read-only until the
+// operator signs in; then the page pauses the run and cancels it, and each
+// control is logged with who sent it. POSTs from another origin or without
+// the credentials are refused.
 func TestStatusPageBrowser(t *testing.T) {
 	setCredentials(t)
 	ctx := browser(t)
 	f := newFleet(t, fleetOptions{n: 60, limit: 200, edit: func(c *emulator.Config) {
 		c.ResetDuration = emulator.Duration{Min: 300 * time.Millisecond, Max: 900 * time.Millisecond}
+		for _, i := range []int{3, 7, 11} {
+			c.FailInstances = append(c.FailInstances, c.Instances[i].ID)
+		}
 	}})
+	auth := filepath.Join(t.TempDir(), "page-auth")
+	writeFile(t, auth, pageUser+":"+pagePassword+"\n")
 	rc, hook := newReceiver(t, 0, false)
-	lr := startRun(t, "run", "--jobs", f.jobsPath, "--endpoint", f.url, "--yes", "--rate", "8", "--waves", "10,50%",
-		"--poll-interval", "100ms", "--request-timeout", "1s", "--settle-time", "2s",
-		"--status-addr", "127.0.0.1:0", "--status-controls", "--notify", hook)
+	lr := startRun(t, "run", "--jobs", f.jobsPath, "--endpoint", f.url, "--yes", "--rate", "8", "--waves", "20,50%",
+		"--pause-between-waves", "3s", "--poll-interval", "100ms", "--request-timeout", "1s", "--settle-time", "2s",
+		"--status-addr", "127.0.0.1:0", "--status-controls", "--status-auth-file", auth, "--notify", hook)
 	page := lr.pageURL(t)
 
 	if err := chromedp.Do(ctx, chromedp.Navigate(page), chromedp.WaitVisible(chromedp.CSS("#counts"))); err != nil {
 		t.Fatalf("load %s: %v", page, err)
 	}
+	text := func(script string) string {
+		t.Helper()
+		s, err := chromedp.Run(ctx, chromedp.Evaluate[string](script))
+		if err != nil {
+			t.Fatalf("evaluate %s: %v", script, err)
+		}
+		return strings.TrimSpace(s)
+	}
+	if n := evalInt(t, ctx, `String(document.querySelectorAll("#controls, form.control").length)`); n != 0 {
+		t.Errorf("the page shows %d controls before the operator signed in", n)
+	}
+	if s := text(`document.getElementById("readonly").textContent`); !strings.Contains(s, "Sign in") {
+		t.Errorf("read-only page says %q, want how to sign in", s)
+	}
 	first := evalInt(t, ctx, `document.getElementById("count-succeeded").textContent`)
 	eventually(t, 20*time.Second, "the page's succeeded count to grow without a reload", func() bool {
 		return evalInt(t, ctx, `document.getElementById("count-succeeded").textContent`) > first
 	})
+
+	// What an operator sees: one word for the state, a progress bar, the
+	// waves as a table, and the failures first.
+	eventually(t, 30*time.Second, "the three failures on the page", func() bool {
+		return evalInt(t, ctx, `document.getElementById("failures").textContent`) == 3
+	})
+	if s := text(`document.getElementById("state").textContent`); !slices.Contains([]string{"running", "waiting", "finished"}, s) {
+		t.Errorf("state = %q, want one word: running, waiting or finished", s)
+	}
+	if n := evalInt(t, ctx, `String(document.querySelectorAll("#progress i").length)`); n == 0 {
+		t.Errorf("the run's progress bar has no parts")
+	}
+	if s := text(`document.getElementById("done").textContent`); !strings.Contains(s, "of 60 finished") {
+		t.Errorf("progress says %q, want N of 60 finished", s)
+	}
+	waves := text(`[...document.querySelectorAll("#waves tbody tr")].map(r => r.cells[0].textContent.trim() + ":" + r.cells[1].textContent).join(" ")`)
+	if waves != "1:20 2:30 3:10" {
+		t.Errorf("waves table = %q, want 1:20 2:30 3:10 (20, then 50%% of 60, the last repeating)", waves)
+	}
+	statuses := text(`[...document.querySelectorAll("#instances tbody td:nth-child(2)")].map(td => td.textContent).join(",")`)
+	if !strings.HasPrefix(statuses, "failed,failed,failed,") {
+		t.Errorf("instances table starts %.60q, want the 3 failures first", statuses)
+	}
+	if strings.Contains(text(`document.getElementById("live").textContent`), "wave 0") {
+		t.Errorf("the page shows a wave 0")
+	}
+
+	// The page's screenshot for the README, with -update, once the
+	// failures and the waves show.
+	if *update {
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join("..", "..", "docs", "status-page.png"), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	// Filter the table to the succeeded instances with the form.
 	if err := chromedp.Do(ctx,
@@ -168,41 +237,33 @@ func TestStatusPageBrowser(t *testing.T) {
 		return err == nil && strings.Contains(loc, "status=succeeded")
 	})
 	rows := evalInt(t, ctx, `String(document.querySelectorAll("#instances tbody tr").length)`)
-	other := evalInt(t, ctx, `String([...document.querySelectorAll("#instances tbody td:nth-child(3)")].filter(td => td.textContent !== "succeeded").length)`)
+	other := evalInt(t, ctx, `String([...document.querySelectorAll("#instances tbody td:nth-child(2)")].filter(td => td.textContent !== "succeeded").length)`)
 	if rows == 0 || other != 0 {
 		t.Errorf("filtered table: %d rows, %d not succeeded; want some, all succeeded", rows, other)
 	}
 
-	// The page's screenshot for the README, with -update.
-	if *update {
-		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join("..", "..", "docs", "status-page.png"), png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-
-	// Cross-site and token-less POSTs are refused, and change nothing.
-	token, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector("form.control input[name=token]").value`))
-	if err != nil || token == "" {
-		t.Fatalf("no control token on the page: %q, %v", token, err)
-	}
+	// Cross-site and credential-less POSTs are refused, and change nothing.
 	origin := strings.TrimSuffix(page, "/")
 	for _, tt := range []struct {
-		name, origin, token string
+		name, origin, user, password string
+		want                         int
 	}{
-		{"OtherOrigin", "http://evil.example", token},
-		{"NoOrigin", "", token},
-		{"NoToken", origin, ""},
+		{"OtherOrigin", "http://evil.example", pageUser, pagePassword, http.StatusForbidden},
+		{"NoOrigin", "", pageUser, pagePassword, http.StatusForbidden},
+		{"NoCredentials", origin, "", "", http.StatusUnauthorized},
+		{"WrongPassword", origin, pageUser, "guess", http.StatusUnauthorized},
 	} {
-		if code := postControl(t, page+"control", tt.origin, tt.token, "cancel"); code != http.StatusForbidden {
-			t.Errorf("%s: POST control = HTTP %d, want 403", tt.name, code)
+		if code := postControl(t, page+"control", tt.origin, tt.user, tt.password, "cancel"); code != tt.want {
+			t.Errorf("%s: POST control = HTTP %d, want %d", tt.name, code, tt.want)
 		}
 	}
 
-	// Pause from the page: the confirmation, then the button.
+	// Sign in (the browser sends the credentials from then on), then pause
+	// from the page: the confirmation, then the button.
+	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte(pageUser+":"+pagePassword))
+	if _, err := chromedp.Call(ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: network.Headers{"Authorization": basic}}); err != nil {
+		t.Fatalf("sign in: %v", err)
+	}
 	if err := chromedp.Do(ctx,
 		chromedp.Navigate(page),
 		chromedp.WaitVisible(chromedp.CSS("#do-pause")),
@@ -215,7 +276,7 @@ func TestStatusPageBrowser(t *testing.T) {
 	}
 	eventually(t, 10*time.Second, "the page to show the run paused", func() bool {
 		s, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("state").textContent`))
-		return err == nil && strings.Contains(s, "paused")
+		return err == nil && strings.TrimSpace(s) == "paused"
 	})
 	var api struct {
 		Live struct {
@@ -229,6 +290,9 @@ func TestStatusPageBrowser(t *testing.T) {
 	if !strings.Contains(lr.stderr.String(), "run paused by operator") {
 		t.Errorf("the run never logged that it was paused:\n%s", tail(lr.stderr.String(), 20))
 	}
+	if !regexp.MustCompile(`run control set from the status page.*action=pause.*user=` + pageUser + `.*user_agent=.*HeadlessChrome`).MatchString(lr.stderr.String()) {
+		t.Errorf("the pause is not audited with its user and user agent:\n%s", tail(lr.stderr.String(), 20))
+	}
 
 	// Cancel: the run ends, the rest skipped, nothing reset twice.
 	if err := chromedp.Do(ctx,
@@ -241,6 +305,9 @@ func TestStatusPageBrowser(t *testing.T) {
 	}
 	if code := lr.wait(t); code != exitFailures {
 		t.Errorf("cancelled run: exit %d, want %d\nstderr:\n%s", code, exitFailures, tail(lr.stderr.String(), 20))
+	}
+	if strings.Contains(lr.stderr.String(), pagePassword) {
+		t.Errorf("the page's password is in the run's log")
 	}
 	jobs := readResults(t, filepath.Join(filepath.Dir(f.jobsPath), "results.csv"))
 	totals := checkOutcomes(t, f, jobs, verdict{allowOther: true})
@@ -266,9 +333,12 @@ func TestStatusPageBrowser(t *testing.T) {
 }
 
 // TestStatusPageReadOnly: without --status-controls the page has no
-// controls and refuses every POST, even one with the right origin.
+// controls and refuses every POST, even one with the right origin and
+// credentials.
 func TestStatusPageReadOnly(t *testing.T) {
 	setCredentials(t)
+	t.Setenv(envStatusUser, pageUser)
+	t.Setenv(envStatusPassword, pagePassword)
 	f := newFleet(t, fleetOptions{n: 20, limit: 200, edit: func(c *emulator.Config) {
 		c.ResetDuration = emulator.Duration{Min: 2 * time.Second, Max: 3 * time.Second}
 	}})
@@ -276,13 +346,13 @@ func TestStatusPageReadOnly(t *testing.T) {
 		"--poll-interval", "100ms", "--request-timeout", "1s", "--settle-time", "2s", "--status-addr", "127.0.0.1:0")
 	page := lr.pageURL(t)
 	body := getBody(t, page)
-	if strings.Contains(body, `id="controls"`) || strings.Contains(body, `name="token"`) {
-		t.Errorf("read-only page shows controls")
+	if strings.Contains(body, `id="controls"`) || !strings.Contains(body, "--status-controls") {
+		t.Errorf("read-only page shows controls, or does not say how to get them")
 	}
-	if code := postControl(t, page+"control", strings.TrimSuffix(page, "/"), "", "pause"); code != http.StatusForbidden {
+	if code := postControl(t, page+"control", strings.TrimSuffix(page, "/"), pageUser, pagePassword, "pause"); code != http.StatusForbidden {
 		t.Errorf("POST control without --status-controls = HTTP %d, want 403", code)
 	}
-	var api pageView
+	var api statuspage.View
 	getJSON(t, page+"api/run?status=pending", &api)
 	if api.Controls || api.Status.Jobs != 20 {
 		t.Errorf("/api/run: controls %v, jobs %d; want false, 20", api.Controls, api.Status.Jobs)
@@ -306,9 +376,136 @@ func TestStatusPageReadOnly(t *testing.T) {
 	}
 }
 
-func postControl(t *testing.T, u, origin, token, action string) int {
+// TestStatusPageWhoMaySteer: the page answers only to its own address,
+// loopback names and --status-host names, whatever the path: a request
+// naming another host (what a browser sends after DNS rebinding) reads
+// nothing and controls nothing, even with the credentials. Controls need
+// the credentials, from the environment; the page never serves them, in
+// any body or header; the run refuses --status-controls without them.
+func TestStatusPageWhoMaySteer(t *testing.T) {
+	setCredentials(t)
+	f := newFleet(t, fleetOptions{n: 20, limit: 200, edit: func(c *emulator.Config) {
+		c.ResetDuration = emulator.Duration{Min: 2 * time.Second, Max: 3 * time.Second}
+	}})
+	args := []string{"run", "--jobs", f.jobsPath, "--endpoint", f.url, "--yes", "--rate", "50", "--poll-interval", "100ms",
+		"--request-timeout", "1s", "--settle-time", "2s", "--status-addr", "127.0.0.1:0", "--status-controls"}
+
+	// No credentials: refused before anything is sent.
+	res := batchreset(t, args...)
+	if res.code != exitUsage || !strings.Contains(res.stderr, envStatusPassword) {
+		t.Errorf("--status-controls without credentials: exit %d, want %d naming %s\n%s", res.code, exitUsage, envStatusPassword, res.stderr)
+	}
+	if got := f.resets(); got != 0 {
+		t.Fatalf("%d resets applied by a run refused", got)
+	}
+
+	t.Setenv(envStatusUser, pageUser)
+	t.Setenv(envStatusPassword, pagePassword)
+	lr := startRun(t, append(args, "--status-host", "ops.example.internal")...)
+	page := lr.pageURL(t)
+	u, err := url.Parse(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := u.Port()
+	var served []string // every body and header the page answered with
+	do := func(method, path, host, origin, user, password string) int {
+		t.Helper()
+		var body io.Reader
+		if method == http.MethodPost {
+			body = strings.NewReader(url.Values{"action": {"pause"}, "confirm": {"yes"}}.Encode())
+		}
+		req, err := http.NewRequest(method, page+strings.TrimPrefix(path, "/"), body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = host
+		if method == http.MethodPost {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+		}
+		if user != "" {
+			req.SetBasicAuth(user, password)
+		}
+		client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		served = append(served, string(b), fmt.Sprint(resp.Header))
+		return resp.StatusCode
+	}
+
+	evil := "rebind.evil.example:" + port
+	for _, tt := range []struct {
+		name, method, path, host, origin string
+		user                             string
+		want                             int
+	}{
+		{"RebindPage", "GET", "/", evil, "", "", http.StatusMisdirectedRequest},
+		{"RebindJSON", "GET", "/api/run", evil, "", "", http.StatusMisdirectedRequest},
+		{"RebindLogin", "GET", "/login", evil, "", pageUser, http.StatusMisdirectedRequest},
+		{"RebindMissing", "GET", "/nothing", evil, "", "", http.StatusMisdirectedRequest},
+		{"RebindControl", "POST", "/control", evil, "http://" + evil, pageUser, http.StatusMisdirectedRequest},
+		{"ForgedHostNoPort", "GET", "/api/run", "127.0.0.1.nip.io", "", "", http.StatusMisdirectedRequest},
+		{"Loopback", "GET", "/", "127.0.0.1:" + port, "", "", http.StatusOK},
+		{"Localhost", "GET", "/api/run", "LOCALHOST:" + port, "", "", http.StatusOK},
+		{"IPv6Loopback", "GET", "/", "[::1]:" + port, "", "", http.StatusOK},
+		{"NamedHost", "GET", "/", "ops.example.internal:" + port, "", "", http.StatusOK},
+		{"ControlNoCredentials", "POST", "/control", "127.0.0.1:" + port, "http://127.0.0.1:" + port, "", http.StatusUnauthorized},
+		{"LoginNoCredentials", "GET", "/login", "127.0.0.1:" + port, "", "", http.StatusUnauthorized},
+		{"Login", "GET", "/login?next=/", "127.0.0.1:" + port, "", pageUser, http.StatusSeeOther},
+		{"PageSignedIn", "GET", "/", "127.0.0.1:" + port, "", pageUser, http.StatusOK},
+		{"JSONSignedIn", "GET", "/api/run", "127.0.0.1:" + port, "", pageUser, http.StatusOK},
+	} {
+		pw := ""
+		if tt.user != "" {
+			pw = pagePassword
+		}
+		if got := do(tt.method, tt.path, tt.host, tt.origin, tt.user, pw); got != tt.want {
+			t.Errorf("%s: %s %s (Host %s) = HTTP %d, want %d", tt.name, tt.method, tt.path, tt.host, got, tt.want)
+		}
+	}
+	if f.emu.Stats().Resets == nil {
+		t.Fatal("no resets seen by the emulator")
+	}
+	if strings.Contains(lr.stderr.String(), "run paused by operator") {
+		t.Errorf("a refused control paused the run")
+	}
+	if !strings.Contains(lr.stderr.String(), "request for another host refused") {
+		t.Errorf("refused hosts are not logged")
+	}
+
+	// With the credentials, from the page's origin: paused, and audited.
+	if got := do("POST", "/control", "127.0.0.1:"+port, "http://127.0.0.1:"+port, pageUser, pagePassword); got != http.StatusSeeOther {
+		t.Errorf("POST control with the credentials = HTTP %d, want 303", got)
+	}
+	eventually(t, 10*time.Second, "the run to log its pause", func() bool {
+		return strings.Contains(lr.stderr.String(), "run paused by operator")
+	})
+	if !regexp.MustCompile(`run control set from the status page.*action=pause.*user=` + pageUser).MatchString(lr.stderr.String()) {
+		t.Errorf("the control is not audited with its user:\n%s", tail(lr.stderr.String(), 10))
+	}
+	do("POST", "/control", "127.0.0.1:"+port, "http://127.0.0.1:"+port, pageUser, pagePassword) // served too
+	for _, s := range served {
+		if strings.Contains(s, pagePassword) || strings.Contains(s, base64.StdEncoding.EncodeToString([]byte(pageUser+":"+pagePassword))) {
+			t.Errorf("the page served its password:\n%.300s", s)
+		}
+	}
+	if strings.Contains(lr.stderr.String(), pagePassword) {
+		t.Errorf("the page's password is in the run's log")
+	}
+}
+
+// postControl posts action to the control URL u, as from origin ("":
+// none), with basic auth when user is set; it returns the HTTP status.
+func postControl(t *testing.T, u, origin, user, password, action string) int {
 	t.Helper()
-	form := url.Values{"action": {action}, "confirm": {"yes"}, "token": {token}}
+	form := url.Values{"action": {action}, "confirm": {"yes"}}
 	req, err := http.NewRequest(http.MethodPost, u, strings.NewReader(form.Encode()))
 	if err != nil {
 		t.Fatal(err)
@@ -316,6 +513,9 @@ func postControl(t *testing.T, u, origin, token, action string) int {
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	if origin != "" {
 		req.Header.Set("Origin", origin)
+	}
+	if user != "" {
+		req.SetBasicAuth(user, password)
 	}
 	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	resp, err := client.Do(req)
@@ -349,66 +549,5 @@ func getJSON(t *testing.T, u string, v any) {
 	defer resp.Body.Close()
 	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
 		t.Fatalf("GET %s: %v", u, err)
-	}
-}
-
-// TestSentWaves: a job's wave is its place in the order of first intents,
-// not in the input (runs go region by region); jobs not sent are in none.
-func TestSentWaves(t *testing.T) {
-	t.Parallel()
-	at := func(s int) time.Time { return time.Date(2026, 12, 1, 1, 0, s, 0, time.UTC) }
-	sent := []sentJob{{at(5), 0}, {at(1), 1}, {at(3), 3}, {at(2), 4}, {at(9), 5}}
-	if got, want := sentWaves([]int{1, 2}, sent, 6), []int32{3, 1, 0, 2, 2, 3}; !slices.Equal(got, want) {
-		t.Errorf("sentWaves(1, 2) = %v, want %v", got, want)
-	}
-}
-
-// countingSource is a page source that counts how often its jobs are read.
-type countingSource struct {
-	reads *int
-}
-
-func (s countingSource) status(context.Context, time.Time) (runStatus, error) {
-	return runStatus{Run: "r", Totals: zeroTotals()}, nil
-}
-func (s countingSource) jobs(_ context.Context, fn func(*store.Job) error) error {
-	*s.reads++
-	return fn(&store.Job{InstanceID: "lhins-00000001", Status: store.StatusSucceeded})
-}
-func (s countingSource) live() *liveInfo                              { return nil }
-func (s countingSource) control(context.Context, store.Control) error { return nil }
-func (s countingSource) waves() []int                                 { return nil }
-func (s countingSource) name() string                                 { return "test:r" }
-
-// TestViewCache: pages refreshing at once read the run's jobs once; a
-// control, or the view's age, makes it read again.
-func TestViewCache(t *testing.T) {
-	t.Parallel()
-	var reads int
-	src := countingSource{&reads}
-	p := &statusPage{}
-	for range 5 {
-		if v, err := p.cachedView(t.Context(), src, pageFilter{}, ""); err != nil || v.Matched != 1 {
-			t.Fatalf("cachedView() = %+v, %v", v, err)
-		}
-	}
-	if reads != 1 {
-		t.Errorf("5 views read the jobs %d times, want 1", reads)
-	}
-	if _, err := p.cachedView(t.Context(), src, pageFilter{Status: "failed"}, ""); err != nil || reads != 2 {
-		t.Errorf("another filter: %d reads, %v; want 2", reads, err)
-	}
-	p.forget(src)
-	if _, err := p.cachedView(t.Context(), src, pageFilter{}, ""); err != nil || reads != 3 {
-		t.Errorf("after a control: %d reads, %v; want 3", reads, err)
-	}
-	p.mu.Lock()
-	for k, m := range p.views {
-		m.at = m.at.Add(-2 * viewMaxAge)
-		p.views[k] = m
-	}
-	p.mu.Unlock()
-	if _, err := p.cachedView(t.Context(), src, pageFilter{}, ""); err != nil || reads != 4 {
-		t.Errorf("an old view: %d reads, %v; want 4", reads, err)
 	}
 }

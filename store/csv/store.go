@@ -72,6 +72,8 @@ type Store struct {
 
 	runID   string    // the input's fingerprint
 	started time.Time // when the run began
+
+	control store.Control // the operator's control, set by SetControl; "": running
 }
 
 type aheadJob struct {
@@ -420,10 +422,26 @@ func (s *Store) Release(ctx context.Context, jobs []store.Job) error {
 // Renew does nothing: the file lock, not a lease, keeps the jobs ours.
 func (s *Store) Renew(ctx context.Context) error { return nil }
 
-// Control reports store.ControlRunning: a CSV run is paused or cancelled by
-// signalling the process, not through the store.
+// Control reports the operator's control of the run, as SetControl last
+// set it: store.ControlRunning until then. A CSV run has one process, so
+// its control lives in that process's memory, not in the journal: a rerun
+// starts running.
 func (s *Store) Control(ctx context.Context) (store.Control, error) {
-	return store.ControlRunning, nil
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.control == "" {
+		return store.ControlRunning, nil
+	}
+	return s.control, nil
+}
+
+// SetControl sets the operator's control of the run (pause, resume or
+// cancel), which the runner reads through Control at its next poll.
+func (s *Store) SetControl(ctx context.Context, c store.Control) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.control = c
+	return nil
 }
 
 // Save appends j to the journal and returns once the record is on disk; the

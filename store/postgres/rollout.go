@@ -205,3 +205,32 @@ func (s *Store) Waves(ctx context.Context, run string) (map[int64]int, error) {
 	}
 	return out, nil
 }
+
+// RunRollout is a run's rollout as its runners recorded it: the plan the
+// first runner joined with and how far the run has come.
+type RunRollout struct {
+	Plan     store.RolloutPlan
+	Wave     int    // the current wave, from 0
+	Failures int    // the failures counted against the budget
+	Stopped  string // why new resets stopped for every runner; "" if they did not
+}
+
+// Rollout returns the rollout recorded for run, or store.ErrNotFound when
+// no runner has recorded one (the run never started, or had no canary,
+// waves or budget).
+func (s *Store) Rollout(ctx context.Context, run string) (RunRollout, error) {
+	const readSQL = `SELECT canary, waves, max_failures, wave, failures, stopped FROM run_rollouts WHERE run = $1`
+	var r RunRollout
+	var waves []int32
+	err := s.pool.QueryRow(ctx, readSQL, run).Scan(&r.Plan.Canary, &waves, &r.Plan.MaxFailures, &r.Wave, &r.Failures, &r.Stopped)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return RunRollout{}, store.ErrNotFound
+	}
+	if err != nil {
+		return RunRollout{}, fmt.Errorf("rollout of run %q: %w", run, err)
+	}
+	for _, w := range waves {
+		r.Plan.Waves = append(r.Plan.Waves, int(w))
+	}
+	return r, nil
+}
