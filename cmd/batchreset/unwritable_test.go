@@ -186,8 +186,11 @@ func TestUnwritableState(t *testing.T) {
 			env := hostStateEnv(hostDir)
 			args := csvRun(f, f.jobsPath, "--out", out)
 
-			var p *proc
-			heal, sent := func() {}, -1
+			var (
+				p    *proc
+				heal func()
+			)
+			sent := -1
 			switch {
 			case tc.fresh:
 				heal = unfill(t, fill(t, broken))
