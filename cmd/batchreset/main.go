@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	_ "time/tzdata" // zone names in --window-end on hosts without a zoneinfo database
 
 	"github.com/spf13/cobra"
 

@@ -58,7 +58,7 @@ keeps tracking those sent; a second one exits at once.`,
 
 // runRun confirms, runs and reports.
 func (a *app) runRun(ctx context.Context, s runSettings) error {
-	if s.runner.Rate > lighthouse.ResetInstanceRateLimit && !s.api.emulate && s.api.endpoint == lighthouse.DefaultEndpoint {
+	if s.runner.Rate > lighthouse.ResetInstanceRateLimit && s.api.tencentCloud() {
 		a.log.Warn("--rate is above the documented ResetInstance limit; expect RequestLimitExceeded", "rate", s.runner.Rate, "limit", lighthouse.ResetInstanceRateLimit)
 	}
 	cred, err := a.credential(s.api)
