@@ -18,9 +18,6 @@ import (
 	csvstore "github.com/batchreset/batchreset/store/csv"
 )
 
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
-
 // Exit codes; the README lists them.
 const (
 	exitOK        = 0   // every instance succeeded (or nothing was due)
@@ -113,6 +110,7 @@ type app struct {
 }
 
 func (a *app) rootCommand() *cobra.Command {
+	build := readBuildInfo()
 	root := &cobra.Command{
 		Use:   "batchreset",
 		Short: "Reset (reinstall) Tencent Cloud Lighthouse instances fleet-wide, safely",
@@ -125,13 +123,14 @@ outcome per instance.
 
 Try it with no cloud account (a built-in emulator):
   batchreset run --jobs jobs.example.csv --emulate --yes`,
-		Version:       buildVersion(),
+		Version:       build.version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
 			return a.setupLogging(cmd)
 		},
 	}
+	root.SetVersionTemplate(build.String())
 	root.PersistentFlags().StringVar(&a.logFormat, "log-format", "text", "log format: text or json")
 	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "info", "log level: debug, info, warn, error (progress shows whatever the level)")
 	root.PersistentFlags().BoolVarP(&a.quiet, "quiet", "q", false, "print the summary and errors only: no progress, no warnings")
