@@ -62,6 +62,9 @@ type apiFlags struct {
 	emu         emulatorOptions
 	// stateDir is where this host's shared state lives (hoststate.Root).
 	stateDir string
+	// again are the flags that name this API to a later command (the
+	// summary's next steps): what the environment names, it names again.
+	again string
 }
 
 // Environment variables of the API's location, read when the flag is not
@@ -107,6 +110,14 @@ func (o *apiFlags) resolve(getenv func(string) string) error {
 	endpoint, err := resolveEndpoint(o.endpoint, o.site, o.emulate, getenv)
 	if err != nil {
 		return err
+	}
+	switch {
+	case o.emulate:
+		o.again = " --emulate"
+	case o.endpoint != "":
+		o.again = " --endpoint " + shellQuote(endpoint)
+	case o.site != "":
+		o.again = " --site " + o.site
 	}
 	o.endpoint = endpoint
 	o.stateDir = hoststate.Root(getenv)
