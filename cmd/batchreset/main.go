@@ -134,9 +134,7 @@ Try it with no cloud account (a built-in emulator):
 	root.PersistentFlags().StringVar(&a.logFormat, "log-format", "text", "log format: text or json")
 	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "info", "log level: debug, info, warn, error (progress shows whatever the level)")
 	root.PersistentFlags().BoolVarP(&a.quiet, "quiet", "q", false, "print the summary and errors only: no progress, no warnings")
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
-		return &exitError{code: exitUsage, err: err}
-	})
+	root.SetFlagErrorFunc(flagError)
 	root.AddCommand(
 		a.runCommand(),
 		a.retryCommand(),
@@ -154,5 +152,9 @@ Try it with no cloud account (a built-in emulator):
 		a.controlCommand("resume", "Let a paused run start resets again"),
 		a.controlCommand("cancel", "Stop a run for good: no new resets; remaining jobs become skipped"),
 	)
+	setUsage(root)
+	if err := registerCompletions(root); err != nil {
+		panic(err) // a flag registered twice: a programming error every test sees
+	}
 	return root
 }
