@@ -37,30 +37,30 @@ var flagGroups = []flagGroup{
 	{title: "Emulator", prefixes: []string{"emulate"}},
 }
 
-// The sections after flagGroups: flags of no group, and --help.
-const (
-	otherGroup = iota + 1 // len(flagGroups) + otherGroup - 1
-	helpGroup
+// The sections after flagGroups': flags of no group, then --help.
+var (
+	otherSection = len(flagGroups)
+	helpSection  = len(flagGroups) + 1
 )
 
-// groupOf returns the index in flagGroups of the group of the flag name, or
-// len(flagGroups) for none, len(flagGroups)+1 for --help.
+// groupOf returns the section of the flag name: its index in flagGroups,
+// else otherSection, or helpSection for --help.
 func groupOf(name string) int {
 	if name == "help" {
-		return len(flagGroups) + helpGroup - 1
+		return helpSection
 	}
 	for i, g := range flagGroups {
 		if slices.Contains(g.names, name) || slices.ContainsFunc(g.prefixes, func(p string) bool { return strings.HasPrefix(name, p) }) {
 			return i
 		}
 	}
-	return len(flagGroups)
+	return otherSection
 }
 
 // groupedFlagUsages is the help's list of cmd's own flags: one section per
 // group when they fall in more than one, else one "Flags" section.
 func groupedFlagUsages(cmd *cobra.Command) string {
-	sets := make([]*pflag.FlagSet, len(flagGroups)+helpGroup)
+	sets := make([]*pflag.FlagSet, helpSection+1)
 	cmd.LocalFlags().VisitAll(func(f *pflag.Flag) {
 		if f.Hidden {
 			return
@@ -93,10 +93,10 @@ func groupedFlagUsages(cmd *cobra.Command) string {
 }
 
 func flagGroupTitle(i int) string {
-	switch i - len(flagGroups) + 1 {
-	case otherGroup:
+	switch i {
+	case otherSection:
 		return "Other"
-	case helpGroup:
+	case helpSection:
 		return "Help"
 	}
 	return flagGroups[i].title
