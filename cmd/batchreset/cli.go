@@ -58,7 +58,7 @@ func groupOf(name string) int {
 }
 
 // groupedFlagUsages is the help's list of cmd's own flags: one section per
-// group when they fall in more than one, else one "Flags" section.
+// group when they fall in two or more groups, else one "Flags" section.
 func groupedFlagUsages(cmd *cobra.Command) string {
 	sets := make([]*pflag.FlagSet, helpSection+1)
 	cmd.LocalFlags().VisitAll(func(f *pflag.Flag) {
@@ -72,22 +72,20 @@ func groupedFlagUsages(cmd *cobra.Command) string {
 		}
 		sets[i].AddFlag(f)
 	})
-	used := 0
-	for _, fs := range sets {
+	groups := 0
+	for _, fs := range sets[:otherSection] {
 		if fs != nil {
-			used++
+			groups++
 		}
+	}
+	if groups < 2 {
+		return "\n\nFlags:\n" + strings.TrimRight(cmd.LocalFlags().FlagUsages(), " \n")
 	}
 	var b strings.Builder
 	for i, fs := range sets {
-		if fs == nil {
-			continue
+		if fs != nil {
+			fmt.Fprintf(&b, "\n\n%s flags:\n%s", flagGroupTitle(i), strings.TrimRight(fs.FlagUsages(), " \n"))
 		}
-		title := flagGroupTitle(i) + " flags"
-		if used == 1 {
-			title = "Flags"
-		}
-		fmt.Fprintf(&b, "\n\n%s:\n%s", title, strings.TrimRight(fs.FlagUsages(), " \n"))
 	}
 	return b.String()
 }
