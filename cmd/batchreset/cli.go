@@ -32,7 +32,7 @@ var flagGroups = []flagGroup{
 		"reset-timeout", "unreachable-timeout"}},
 	{title: "API and pace", names: []string{"endpoint", "site", "profile", "role-arn", "role-session-name",
 		"request-timeout", "rate", "describe-rate", "workers", "max-in-flight", "poll-interval", "lease-ttl"}},
-	{title: "Output", names: []string{"out", "report", "metrics-addr", "output", "format"},
+	{title: "Output", names: []string{"out", "report", "metrics-addr", "output", "format", "verbose", "summary"},
 		prefixes: []string{"notify", "status-"}},
 	{title: "Emulator", prefixes: []string{"emulate"}},
 }
