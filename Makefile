@@ -2,13 +2,21 @@
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GO      ?= go
 BIN     := bin/batchreset
-.PHONY: help build demo demo/health test test/race test/short soak bench fuzz lint check tidy db/test db/reset
+# make install puts the binary in $(DESTDIR)$(PREFIX)/bin: /usr/local/bin, on
+# cron's and systemd's PATH, and the absolute path contrib/ names.
+PREFIX  ?= /usr/local
+.PHONY: help build install demo demo/health test test/race test/short soak bench fuzz lint check tidy db/test db/reset
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z/_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 build: ## Build bin/batchreset
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/batchreset
+
+install: build ## Install bin/batchreset as $(DESTDIR)$(PREFIX)/bin/batchreset (default /usr/local/bin), version stamped
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/batchreset
+	@echo "installed $(DESTDIR)$(PREFIX)/bin/batchreset: $$($(DESTDIR)$(PREFIX)/bin/batchreset --version | head -n 1)"
 
 demo: ## Reset jobs.example.csv against the built-in emulator
 	$(GO) run ./cmd/batchreset run --jobs jobs.example.csv --emulate --yes --out demo-results.csv --force

@@ -325,6 +325,13 @@ func TestEndpoints(t *testing.T) {
 			},
 		},
 		{
+			endpoint: IntlEndpoint, // the international site: every service on its .intl domain
+			want: map[string]string{
+				"lighthouse": "https://lighthouse.intl.tencentcloudapi.com", "tag": "https://tag.intl.tencentcloudapi.com",
+				"tat": "https://tat.intl.tencentcloudapi.com", "sts": "https://sts.intl.tencentcloudapi.com",
+			},
+		},
+		{
 			endpoint: "https://lighthouse.intl.tencentcloudapi.com", sts: "https://sts.tencentcloudapi.com",
 			want: map[string]string{
 				"lighthouse": "https://lighthouse.intl.tencentcloudapi.com", "tag": "https://tag.intl.tencentcloudapi.com",

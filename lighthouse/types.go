@@ -12,6 +12,10 @@ const (
 	Service = "lighthouse"
 	// DefaultEndpoint is the generic endpoint, routed to the nearest region.
 	DefaultEndpoint = "https://lighthouse.tencentcloudapi.com"
+	// IntlEndpoint is the international site's generic endpoint (the
+	// domain the intl API pages and the intl-en SDKs use); the other
+	// services follow it (sts.intl.tencentcloudapi.com, see Config.Endpoint).
+	IntlEndpoint = "https://lighthouse.intl.tencentcloudapi.com"
 
 	// MaxIDsPerCall is the most InstanceIds or BlueprintIds one Describe
 	// call accepts, and the largest Limit of a Describe page.

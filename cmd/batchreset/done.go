@@ -113,9 +113,9 @@ func removeDone(out string) error {
 
 // runFinished is run's answer for a CSV run its done mark shows finished:
 // the summary, from the mark, and the exit code.
-func (a *app) runFinished(t runTally, src *csvSource) error {
+func (a *app) runFinished(t runTally, src *csvSource, api string) error {
 	a.notef("nothing to do: every one of the %d instances has an outcome (%s)", t.Instances, src.out)
-	a.printSummary(newRunSummary(t, src, runner.Summary{}, "", nil))
+	a.printSummary(newRunSummary(t, src, api, runner.Summary{}, "", nil))
 	if t.Totals[string(store.StatusSucceeded)] != t.Instances {
 		return &exitError{code: exitFailures}
 	}

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -215,35 +214,4 @@ func (c clearLine) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.w.Write(p)
-}
-
-// buildVersion is the version --version prints: the one set at build time
-// (-ldflags "-X main.version=…"), else the module version of `go install`,
-// else the VCS revision that `go build` records.
-func buildVersion() string {
-	if version != "dev" {
-		return version
-	}
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		return version
-	}
-	if v := info.Main.Version; v != "" && v != "(devel)" {
-		return v
-	}
-	var rev, modified string
-	for _, s := range info.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			rev = s.Value
-		case "vcs.modified":
-			if s.Value == "true" {
-				modified = "-modified"
-			}
-		}
-	}
-	if rev == "" {
-		return version
-	}
-	return "dev-" + rev[:min(12, len(rev))] + modified
 }

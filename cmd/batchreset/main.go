@@ -10,15 +10,13 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	_ "time/tzdata" // zone names in --window-end on hosts without a zoneinfo database
 
 	"github.com/spf13/cobra"
 
 	"github.com/batchreset/batchreset/lighthouse"
 	csvstore "github.com/batchreset/batchreset/store/csv"
 )
-
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
 
 // Exit codes; the README lists them.
 const (
@@ -112,6 +110,7 @@ type app struct {
 }
 
 func (a *app) rootCommand() *cobra.Command {
+	build := readBuildInfo()
 	root := &cobra.Command{
 		Use:   "batchreset",
 		Short: "Reset (reinstall) Tencent Cloud Lighthouse instances fleet-wide, safely",
@@ -124,19 +123,18 @@ outcome per instance.
 
 Try it with no cloud account (a built-in emulator):
   batchreset run --jobs jobs.example.csv --emulate --yes`,
-		Version:       buildVersion(),
+		Version:       build.version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
 			return a.setupLogging(cmd)
 		},
 	}
+	root.SetVersionTemplate(build.String())
 	root.PersistentFlags().StringVar(&a.logFormat, "log-format", "text", "log format: text or json")
 	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "info", "log level: debug, info, warn, error (progress shows whatever the level)")
 	root.PersistentFlags().BoolVarP(&a.quiet, "quiet", "q", false, "print the summary and errors only: no progress, no warnings")
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
-		return &exitError{code: exitUsage, err: err}
-	})
+	root.SetFlagErrorFunc(flagError)
 	root.AddCommand(
 		a.runCommand(),
 		a.retryCommand(),
@@ -154,5 +152,9 @@ Try it with no cloud account (a built-in emulator):
 		a.controlCommand("resume", "Let a paused run start resets again"),
 		a.controlCommand("cancel", "Stop a run for good: no new resets; remaining jobs become skipped"),
 	)
+	setUsage(root)
+	if err := registerCompletions(root); err != nil {
+		panic(err) // a flag registered twice: a programming error every test sees
+	}
 	return root
 }

@@ -53,6 +53,7 @@ func (o *sourceFlags) resolve(getenv func(string) string) error {
 // apiFlags say how to reach the API.
 type apiFlags struct {
 	endpoint    string
+	site        string
 	timeout     time.Duration
 	profile     string
 	roleARN     string
@@ -61,10 +62,32 @@ type apiFlags struct {
 	emu         emulatorOptions
 	// stateDir is where this host's shared state lives (hoststate.Root).
 	stateDir string
+	// again are the flags that name this API to a later command (the
+	// summary's next steps): what the environment names, it names again.
+	again string
 }
 
+// Environment variables of the API's location, read when the flag is not
+// given.
+const (
+	envEndpoint = "BATCHRESET_ENDPOINT"
+	envSite     = "BATCHRESET_SITE"
+)
+
+// The Tencent Cloud sites: each has its own accounts and its own domains.
+const (
+	siteCN   = "cn"   // the China site: *.tencentcloudapi.com
+	siteIntl = "intl" // the international site: *.intl.tencentcloudapi.com
+)
+
+// siteEndpoints are the generic Lighthouse endpoints of the sites. The
+// client derives every other service's host from the endpoint's
+// (sts.intl.tencentcloudapi.com, tat.intl…, tag.intl…; lighthouse.Config).
+var siteEndpoints = map[string]string{siteCN: lighthouse.DefaultEndpoint, siteIntl: lighthouse.IntlEndpoint}
+
 func (o *apiFlags) add(fs *pflag.FlagSet) {
-	fs.StringVar(&o.endpoint, "endpoint", lighthouse.DefaultEndpoint, "Lighthouse API endpoint URL (http://127.0.0.1:PORT for an emulator)")
+	fs.StringVar(&o.endpoint, "endpoint", "", "Lighthouse API endpoint URL, e.g. https://lighthouse.ap-singapore.tencentcloudapi.com, or http://127.0.0.1:PORT for an emulator (env "+envEndpoint+"; default the site's: "+lighthouse.DefaultEndpoint+", or "+lighthouse.IntlEndpoint+" for intl)")
+	fs.StringVar(&o.site, "site", "", "Tencent Cloud site of the account: cn, or intl for the international site's domains (lighthouse, sts, tat, tag .intl.tencentcloudapi.com) (env "+envSite+"; default cn)")
 	fs.DurationVar(&o.timeout, "request-timeout", 30*time.Second, "timeout of one API call")
 	fs.StringVar(&o.profile, "profile", "", "credential profile: a section of ~/.tencentcloud/credentials, else tccli's ~/.tccli/NAME.credential (env TENCENTCLOUD_PROFILE, TCCLI_PROFILE)")
 	fs.StringVar(&o.roleARN, "role-arn", "", "CAM role to assume through STS with the loaded key, refreshed before expiry (env TENCENTCLOUD_ROLE_ARN)")
@@ -84,16 +107,81 @@ func (o *apiFlags) resolve(getenv func(string) string) error {
 	if o.roleSession == "" {
 		o.roleSession = getenv("TENCENTCLOUD_ROLE_SESSION_NAME")
 	}
-	endpoint, err := lighthouse.NormalizeEndpoint(o.endpoint)
+	endpoint, err := resolveEndpoint(o.endpoint, o.site, o.emulate, getenv)
 	if err != nil {
-		return usageError("--endpoint: %v", err)
+		return err
+	}
+	switch {
+	case o.emulate:
+		o.again = " --emulate"
+	case o.endpoint != "":
+		o.again = " --endpoint " + shellQuote(endpoint)
+	case o.site != "":
+		o.again = " --site " + o.site
 	}
 	o.endpoint = endpoint
-	if o.emulate && o.endpoint != lighthouse.DefaultEndpoint {
-		return usageError("give --emulate (a built-in emulator) or --endpoint, not both")
-	}
 	o.stateDir = hoststate.Root(getenv)
 	return nil
+}
+
+// resolveEndpoint returns the normalised endpoint named by the flags
+// --endpoint and --site, else by BATCHRESET_ENDPOINT and BATCHRESET_SITE.
+// An endpoint, given either way, wins over a site; an endpoint of one site
+// with the other site named is a usage error (the account exists on one
+// site only). --emulate takes neither flag and ignores the environment, as
+// --jobs ignores DATABASE_URL.
+func resolveEndpoint(endpointFlag, siteFlag string, emulate bool, getenv func(string) string) (string, error) {
+	if emulate {
+		if endpointFlag != "" || siteFlag != "" {
+			return "", usageError("give --emulate (a built-in emulator) or --endpoint/--site, not both")
+		}
+		return lighthouse.DefaultEndpoint, nil
+	}
+	site, siteFrom := siteFlag, "--site"
+	if site == "" {
+		site, siteFrom = getenv(envSite), envSite
+	}
+	if site != "" && siteEndpoints[site] == "" {
+		return "", usageError("%s %q: give %s or %s", siteFrom, site, siteCN, siteIntl)
+	}
+	endpoint, endpointFrom := endpointFlag, "--endpoint"
+	if endpoint == "" {
+		endpoint, endpointFrom = getenv(envEndpoint), envEndpoint
+	}
+	if endpoint == "" {
+		if site == "" {
+			site = siteCN
+		}
+		return siteEndpoints[site], nil
+	}
+	norm, err := lighthouse.NormalizeEndpoint(endpoint)
+	if err != nil {
+		return "", usageError("%s: %v", endpointFrom, err)
+	}
+	if of := endpointSite(norm); site != "" && of != "" && of != site {
+		return "", usageError("%s %s is the %s site's, but %s says %s: the account is on one site; give the endpoint of the site (%s) or leave one out", endpointFrom, norm, of, siteFrom, site, siteEndpoints[site])
+	}
+	return norm, nil
+}
+
+// endpointSite says which site a normalised endpoint belongs to: intl for a
+// host under intl.tencentcloudapi.com, cn for the generic cn host, "" for
+// any other (a regional host, which both sites list, an emulator, a proxy).
+func endpointSite(endpoint string) string {
+	host := strings.TrimPrefix(strings.TrimPrefix(endpoint, "https://"), "http://")
+	switch {
+	case strings.HasSuffix(host, ".intl.tencentcloudapi.com"):
+		return siteIntl
+	case "https://"+host == lighthouse.DefaultEndpoint:
+		return siteCN
+	}
+	return ""
+}
+
+// tencentCloud says whether the API is Tencent Cloud's, whose documented
+// limits apply (not an emulator or a proxy).
+func (o *apiFlags) tencentCloud() bool {
+	return !o.emulate && strings.HasSuffix(strings.TrimPrefix(o.endpoint, "https://"), ".tencentcloudapi.com")
 }
 
 // runFlags are the flags of `run`, as typed.
@@ -157,8 +245,8 @@ func (o *runFlags) add(fs *pflag.FlagSet) {
 	fs.IntVar(&o.canary, "canary", 0, "reset this many instances first; start the rest only if all of them succeed")
 	fs.StringVar(&o.waves, "waves", "", "wave sizes, counts or percentages, e.g. 1,5,10%,100% (the last repeats); each wave finishes before the next starts")
 	fs.DurationVar(&o.pauseWaves, "pause-between-waves", 0, "wait this long between waves")
-	fs.StringVar(&o.windowEnd, "window-end", "", "maintenance window end (RFC 3339, or HH:MM today in the local time zone): start no reset expected to finish later")
-	fs.DurationVar(&o.window, "window", 0, "maintenance window length from the start of the run")
+	fs.StringVar(&o.windowEnd, "window-end", "", "maintenance window end: RFC 3339, or HH:MM today in the local time zone or in the zone that follows (05:00Z, 05:00+08:00, \"05:00 Asia/Shanghai\"); start no reset expected to finish later")
+	fs.DurationVar(&o.window, "window", 0, "maintenance window length from the start of this process (a cron tick)")
 	fs.DurationVar(&o.expectedDuration, "expected-duration", 5*time.Minute, "reset duration assumed for the window until resets of this run have finished")
 	o.login.add(fs)
 	o.health.add(fs)
@@ -321,18 +409,48 @@ func (b budgetedRollout) resolve(total int) (*runner.Rollout, error) {
 }
 
 // parseTime accepts the time forms every flag takes: RFC 3339 (with its
-// zone), or HH:MM, today in now's zone (the local one). An HH:MM already
-// past is not moved to tomorrow: the caller says whether a past time makes
-// sense.
+// zone or offset), or HH:MM today, in now's zone (the local one) or in the
+// zone that follows it: an offset (06:30Z, 06:30+08:00) or a time zone
+// name after a space ("06:30 UTC", "06:30 Asia/Shanghai"). Today is the
+// date in that zone, so "05:00 Asia/Shanghai" means the same instant
+// whatever the host's time zone. An HH:MM already past is not moved to
+// tomorrow: the caller says whether a past time makes sense.
 func parseTime(s string, now time.Time) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339, s); err == nil {
 		return t, nil
 	}
-	hm, err := time.ParseInLocation("15:04", s, now.Location())
-	if err != nil {
-		return time.Time{}, fmt.Errorf("%q is neither RFC 3339 (2026-12-01T06:30:00Z) nor HH:MM", s)
+	bad := fmt.Errorf("%q is neither RFC 3339 (2026-12-01T06:30:00Z) nor HH:MM with an optional zone (06:30, 06:30Z, 06:30+08:00, \"06:30 Asia/Shanghai\")", s)
+	colon := strings.IndexByte(s, ':')
+	if colon < 1 || len(s) < colon+3 {
+		return time.Time{}, bad
 	}
-	return time.Date(now.Year(), now.Month(), now.Day(), hm.Hour(), hm.Minute(), 0, 0, now.Location()), nil
+	hm, err := time.Parse("15:04", s[:colon+3])
+	if err != nil {
+		return time.Time{}, bad
+	}
+	loc := now.Location()
+	switch zone := s[colon+3:]; {
+	case zone == "":
+	case zone[0] == ' ':
+		name := zone[1:]
+		if name == "" || name == "Local" {
+			return time.Time{}, bad
+		}
+		if loc, err = time.LoadLocation(name); err != nil {
+			return time.Time{}, fmt.Errorf("%q: unknown time zone %q (an IANA name such as UTC or Asia/Shanghai)", s, name)
+		}
+	default:
+		off, err := time.Parse("Z07:00", zone)
+		if err != nil {
+			return time.Time{}, bad
+		}
+		// A fixed zone, never Local's: Parse picks Local when its offset
+		// matches, and Local may have another offset today (summer time).
+		_, seconds := off.Zone()
+		loc = time.FixedZone(zone, seconds)
+	}
+	today := now.In(loc)
+	return time.Date(today.Year(), today.Month(), today.Day(), hm.Hour(), hm.Minute(), 0, 0, loc), nil
 }
 
 // osEnv is the process environment, for settings.

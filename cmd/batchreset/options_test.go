@@ -115,6 +115,66 @@ func TestRunSettings(t *testing.T) {
 		}},
 		{name: "EndpointPath", args: []string{"--jobs", "j.csv", "--endpoint", "http://127.0.0.1:8080/v2"}, wantErr: "--endpoint"},
 		{name: "EndpointUser", args: []string{"--jobs", "j.csv", "--endpoint", "https://op:pw@lighthouse.tencentcloudapi.com"}, wantErr: "--endpoint"},
+		{name: "WindowEndOffset", args: []string{"--jobs", "j.csv", "--window-end", "07:00Z"}, check: func(t *testing.T, s runSettings) {
+			if want := time.Date(2026, 12, 1, 7, 0, 0, 0, time.UTC); !s.rollout.windowEnd.Equal(want) {
+				t.Errorf("window end = %v, want %v", s.rollout.windowEnd, want)
+			}
+		}},
+		// It is 13:46 on Dec 1 in Shanghai: 23:00 there is 15:00 UTC.
+		{name: "WindowEndZoneName", args: []string{"--jobs", "j.csv", "--window-end", "23:00 Asia/Shanghai"}, check: func(t *testing.T, s runSettings) {
+			if want := time.Date(2026, 12, 1, 15, 0, 0, 0, time.UTC); !s.rollout.windowEnd.Equal(want) {
+				t.Errorf("window end = %v, want %v", s.rollout.windowEnd, want)
+			}
+		}},
+		{name: "WindowEndZonePast", args: []string{"--jobs", "j.csv", "--window-end", "05:00 Asia/Shanghai"}, wantErr: "--window-end 2026-12-01T05:00:00+08:00 is already past"},
+		{name: "WindowEndZoneUnknown", args: []string{"--jobs", "j.csv", "--window-end", "07:00 Mars/Olympus"}, wantErr: "unknown time zone"},
+		{name: "EndpointFromEnv", args: []string{"--jobs", "j.csv"}, env: map[string]string{"BATCHRESET_ENDPOINT": "HTTPS://lighthouse.ap-singapore.tencentcloudapi.com/"}, check: func(t *testing.T, s runSettings) {
+			if s.api.endpoint != "https://lighthouse.ap-singapore.tencentcloudapi.com" {
+				t.Errorf("endpoint = %q, want the normalised one from BATCHRESET_ENDPOINT", s.api.endpoint)
+			}
+		}},
+		{name: "EndpointFlagBeatsEnv", args: []string{"--jobs", "j.csv", "--endpoint", "http://127.0.0.1:8080"}, env: map[string]string{"BATCHRESET_ENDPOINT": "https://lighthouse.ap-singapore.tencentcloudapi.com"}, check: func(t *testing.T, s runSettings) {
+			if s.api.endpoint != "http://127.0.0.1:8080" {
+				t.Errorf("endpoint = %q, want the flag's", s.api.endpoint)
+			}
+		}},
+		{name: "EndpointEnvBad", args: []string{"--jobs", "j.csv"}, env: map[string]string{"BATCHRESET_ENDPOINT": "lighthouse.tencentcloudapi.com"}, wantErr: "BATCHRESET_ENDPOINT"},
+		{name: "EndpointDefaultCN", args: []string{"--jobs", "j.csv"}, check: func(t *testing.T, s runSettings) {
+			if s.api.endpoint != "https://lighthouse.tencentcloudapi.com" {
+				t.Errorf("endpoint = %q, want the cn site's", s.api.endpoint)
+			}
+		}},
+		{name: "SiteIntl", args: []string{"--jobs", "j.csv", "--site", "intl"}, check: func(t *testing.T, s runSettings) {
+			if s.api.endpoint != "https://lighthouse.intl.tencentcloudapi.com" {
+				t.Errorf("endpoint = %q, want the intl site's", s.api.endpoint)
+			}
+		}},
+		{name: "SiteIntlFromEnv", args: []string{"--jobs", "j.csv"}, env: map[string]string{"BATCHRESET_SITE": "intl"}, check: func(t *testing.T, s runSettings) {
+			if s.api.endpoint != "https://lighthouse.intl.tencentcloudapi.com" {
+				t.Errorf("endpoint = %q, want the intl site's", s.api.endpoint)
+			}
+		}},
+		{name: "SiteTypo", args: []string{"--jobs", "j.csv", "--site", "international"}, wantErr: `--site "international": give cn or intl`},
+		{name: "SiteEnvTypo", args: []string{"--jobs", "j.csv"}, env: map[string]string{"BATCHRESET_SITE": "INTL"}, wantErr: "BATCHRESET_SITE"},
+		// A regional host is listed by both sites, an emulator by none: the endpoint wins.
+		{name: "SiteWithRegionalEndpoint", args: []string{"--jobs", "j.csv", "--site", "intl", "--endpoint", "https://lighthouse.ap-singapore.tencentcloudapi.com"}, check: func(t *testing.T, s runSettings) {
+			if s.api.endpoint != "https://lighthouse.ap-singapore.tencentcloudapi.com" {
+				t.Errorf("endpoint = %q, want the explicit one", s.api.endpoint)
+			}
+		}},
+		{name: "SiteEnvWithEmulatorEndpoint", args: []string{"--jobs", "j.csv", "--endpoint", "http://127.0.0.1:8080"}, env: map[string]string{"BATCHRESET_SITE": "intl"}, check: func(t *testing.T, s runSettings) {
+			if s.api.endpoint != "http://127.0.0.1:8080" {
+				t.Errorf("endpoint = %q, want the explicit one", s.api.endpoint)
+			}
+		}},
+		{name: "SiteConflictsWithEndpoint", args: []string{"--jobs", "j.csv", "--site", "intl", "--endpoint", "https://lighthouse.tencentcloudapi.com"}, wantErr: "--endpoint https://lighthouse.tencentcloudapi.com is the cn site's, but --site says intl"},
+		{name: "SiteEnvConflictsWithEndpointEnv", args: []string{"--jobs", "j.csv"}, env: map[string]string{"BATCHRESET_SITE": "cn", "BATCHRESET_ENDPOINT": "https://lighthouse.intl.tencentcloudapi.com"}, wantErr: "BATCHRESET_ENDPOINT https://lighthouse.intl.tencentcloudapi.com is the intl site's, but BATCHRESET_SITE says cn"},
+		{name: "EmulateWithSite", args: []string{"--jobs", "j.csv", "--emulate", "--site", "intl"}, wantErr: "not both"},
+		{name: "EmulateIgnoresEnv", args: []string{"--jobs", "j.csv", "--emulate"}, env: map[string]string{"BATCHRESET_SITE": "intl", "BATCHRESET_ENDPOINT": "https://lighthouse.intl.tencentcloudapi.com"}, check: func(t *testing.T, s runSettings) {
+			if !s.api.emulate || s.api.tencentCloud() {
+				t.Errorf("api = %+v, want the emulator", s.api)
+			}
+		}},
 		{name: "StateDirDefault", args: []string{"--jobs", "j.csv"}, env: map[string]string{"TMPDIR": "/var/tmp/x", "HOME": "/home/op"}, check: func(t *testing.T, s runSettings) {
 			if s.api.stateDir != hoststate.DefaultDir() {
 				t.Errorf("state dir = %q, want %q", s.api.stateDir, hoststate.DefaultDir())
@@ -147,5 +207,41 @@ func TestRunSettings(t *testing.T) {
 			}
 			tc.check(t, s)
 		})
+	}
+}
+
+// TestParseTimeZones: an HH:MM with a zone names one instant whatever the
+// host's zone, on that zone's date; offsets are fixed, never Local's summer
+// time; anything else is an error.
+func TestParseTimeZones(t *testing.T) {
+	t.Parallel()
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 23:30 UTC on June 30: July 1 in Shanghai, summer time (+02:00) in Berlin.
+	instant := time.Date(2026, 6, 30, 23, 30, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		in   string
+		want time.Time
+	}{
+		{"05:00", time.Date(2026, 7, 1, 5, 0, 0, 0, berlin)},
+		{"5:00", time.Date(2026, 7, 1, 5, 0, 0, 0, berlin)},
+		{"05:00Z", time.Date(2026, 6, 30, 5, 0, 0, 0, time.UTC)},
+		{"05:00 UTC", time.Date(2026, 6, 30, 5, 0, 0, 0, time.UTC)},
+		{"05:00+08:00", time.Date(2026, 6, 30, 21, 0, 0, 0, time.UTC)}, // +08:00's date is July 1
+		{"05:00 Asia/Shanghai", time.Date(2026, 6, 30, 21, 0, 0, 0, time.UTC)},
+		{"05:00+01:00", time.Date(2026, 7, 1, 4, 0, 0, 0, time.UTC)}, // not Berlin's +02:00
+		{"2026-07-01T05:00:00-05:00", time.Date(2026, 7, 1, 10, 0, 0, 0, time.UTC)},
+	} {
+		got, err := parseTime(tc.in, instant.In(berlin))
+		if err != nil || !got.Equal(tc.want) {
+			t.Errorf("parseTime(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
+		}
+	}
+	for _, in := range []string{"", "05", "05:0", "05:00 ", "05:00 Local", "05:00+8", "05:00 Nowhere/Land", "25:00", "05:00pm", "tonight"} {
+		if got, err := parseTime(in, instant); err == nil {
+			t.Errorf("parseTime(%q) = %v, want an error", in, got)
+		}
 	}
 }

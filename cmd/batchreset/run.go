@@ -58,7 +58,7 @@ keeps tracking those sent; a second one exits at once.`,
 
 // runRun confirms, runs and reports.
 func (a *app) runRun(ctx context.Context, s runSettings) error {
-	if s.runner.Rate > lighthouse.ResetInstanceRateLimit && !s.api.emulate && s.api.endpoint == lighthouse.DefaultEndpoint {
+	if s.runner.Rate > lighthouse.ResetInstanceRateLimit && s.api.tencentCloud() {
 		a.log.Warn("--rate is above the documented ResetInstance limit; expect RequestLimitExceeded", "rate", s.runner.Rate, "limit", lighthouse.ResetInstanceRateLimit)
 	}
 	cred, err := a.credential(s.api)
@@ -70,7 +70,7 @@ func (a *app) runRun(ctx context.Context, s runSettings) error {
 	}
 	if s.src.jobsPath != "" && s.reportPath == "" && s.metricsAddr == "" && s.view.page.addr == "" && len(s.view.notify.urls) == 0 {
 		if t, done, ok := finishedRun(s.src); ok {
-			return a.runFinished(t, done)
+			return a.runFinished(t, done, s.api.again)
 		}
 	}
 	src, err := a.openSource(ctx, s.src, true, s.force, s.leaseTTL)
@@ -183,7 +183,7 @@ func (a *app) runRun(ctx context.Context, s runSettings) error {
 		signal = signalName(sig)
 	}
 	view.finished(t, sum.StopReason)
-	a.printSummary(newRunSummary(t, src, sum, signal, runErr))
+	a.printSummary(newRunSummary(t, src, s.api.again, sum, signal, runErr))
 	if cs, ok := src.(*csvSource); ok && interrupted() == nil && runErr == nil && cs.st.Summary().Unfinished == 0 {
 		cs.done = &t
 	}

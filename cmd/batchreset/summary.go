@@ -56,10 +56,11 @@ type runSummary struct {
 	Next []string `json:"next,omitempty"`
 }
 
-// newRunSummary summarises a run that just ended from its tally; signal
-// names the interrupt that stopped it, runErr is what the runner returned. Its durations are of the resets this
+// newRunSummary summarises a run that just ended from its tally; api are
+// the flags that name its API again (apiFlags.again); signal names the
+// interrupt that stopped it, runErr is what the runner returned. Its durations are of the resets this
 // command tracked to their end (the report has the whole run's).
-func newRunSummary(t runTally, src jobSource, sum runner.Summary, signal string, runErr error) runSummary {
+func newRunSummary(t runTally, src jobSource, api string, sum runner.Summary, signal string, runErr error) runSummary {
 	s := runSummary{
 		Instances: t.Instances, Totals: t.Totals, Durations: summarizeDurations(sum.Durations),
 		Calls:   calls(sum),
@@ -74,7 +75,7 @@ func newRunSummary(t runTally, src jobSource, sum runner.Summary, signal string,
 		s.Attention = append(s.Attention, outcome{InstanceID: o.InstanceID, Region: o.Region, Status: o.Status,
 			RequestID: o.RequestID, ErrorCode: o.ErrorCode, ErrorMessage: o.ErrorMessage, Attempts: o.Attempts})
 	}
-	s.FullList, s.Next = nextSteps(src, s, t.Retry)
+	s.FullList, s.Next = nextSteps(src, api, s, t.Retry)
 	return s
 }
 
@@ -89,8 +90,8 @@ func isAttention(st store.Status) bool {
 
 // nextSteps says where the full list of outcomes is and which commands to
 // run next: resume an interrupted run, settle unknown outcomes, send failed
-// and skipped instances again.
-func nextSteps(src jobSource, s runSummary, retry int) (fullList string, next []string) {
+// and skipped instances again, each against the same API.
+func nextSteps(src jobSource, api string, s runSummary, retry int) (fullList string, next []string) {
 	var where string
 	switch src := src.(type) {
 	case *csvSource:
@@ -103,6 +104,7 @@ func nextSteps(src jobSource, s runSummary, retry int) (fullList string, next []
 		fullList = fmt.Sprintf("batchreset report --run %s", shellQuote(src.run))
 		where = `--database-url "$DATABASE_URL" --run ` + shellQuote(src.run)
 	}
+	where += api
 	if s.Interrupted != "" {
 		next = append(next, "rerun the same command to resume")
 	}

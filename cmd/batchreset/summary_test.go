@@ -56,7 +56,7 @@ func TestWriteSummary(t *testing.T) {
 		store.Job{InstanceID: "lhins-s1", Status: store.StatusSkipped, ErrorMessage: "failure budget exceeded"},
 		store.Job{InstanceID: "lhins-p1", Status: store.StatusSkipped, ErrorCode: "Preflight"})
 	src := &csvSource{out: "out/results.csv", jobsPath: "fleet one.csv"}
-	s := newRunSummary(tallyJobs(jobs), src, runner.Summary{StopReason: "failure budget exceeded (3 failed, budget 2)"}, "", nil)
+	s := newRunSummary(tallyJobs(jobs), src, " --emulate", runner.Summary{StopReason: "failure budget exceeded (3 failed, budget 2)"}, "", nil)
 	var b strings.Builder
 	writeSummary(&b, s)
 	got := b.String()
@@ -64,8 +64,8 @@ func TestWriteSummary(t *testing.T) {
 		"33 instances: 0 succeeded, 30 failed, 1 unknown, 2 skipped",
 		"31 instance(s) need attention:",
 		"lhins-f00", "… and 11 more: every outcome is in out/results.csv",
-		"batchreset reconcile --jobs 'fleet one.csv'",
-		"batchreset retry --jobs 'fleet one.csv'", "send the 31 failed or skipped instance(s) again",
+		"batchreset reconcile --jobs 'fleet one.csv' --emulate",
+		"batchreset retry --jobs 'fleet one.csv' --emulate", "send the 31 failed or skipped instance(s) again",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("summary lacks %q:\n%s", want, got)
@@ -90,7 +90,7 @@ func TestSummaryUnwritable(t *testing.T) {
 	src := &csvSource{out: "out/results.csv", jobsPath: "fleet.csv"}
 	cause := &store.UnwritableError{Path: "out/results.csv.state", Op: "write journal", Err: syscall.ENOSPC}
 	runErr := fmt.Errorf("save lhins-u1: %w", cause)
-	s := newRunSummary(tallyJobs(jobs), src, runner.Summary{StopReason: "fatal error: " + runErr.Error()}, "", runErr)
+	s := newRunSummary(tallyJobs(jobs), src, "", runner.Summary{StopReason: "fatal error: " + runErr.Error()}, "", runErr)
 	var b strings.Builder
 	writeSummary(&b, s)
 	got := b.String()
