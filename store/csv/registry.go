@@ -98,7 +98,11 @@ type Holds struct {
 	r       *Registry
 	key     [16]byte
 	started time.Time // when the run began, on this host's clock
-	lock    *os.File  // the run's lock file, held shared while the run lives
+	// first: this is the run's first process on this host. It may take
+	// the instances of runs that have ended; a later process of the run
+	// takes only those held after the run began (see heldBy).
+	first bool
+	lock  *os.File // the run's lock file, held shared while the run lives
 }
 
 // Begin makes this process one of run's: it takes a shared lock on the
@@ -121,6 +125,7 @@ func (r *Registry) Begin(run, name string, started time.Time) (*Holds, error) {
 	}
 	h.lock = lock
 	if f, err := createShared(base + ".start"); err == nil {
+		h.first = true
 		_, werr := f.WriteString(time.Now().UTC().Format(time.RFC3339Nano))
 		if cerr := f.Close(); werr == nil {
 			werr = cerr
@@ -177,7 +182,7 @@ func (h *Holds) Hold(id string) error {
 		if e.used && e.run == h.key {
 			return nil, nil
 		}
-		return &entry{used: true, key: e.key, run: h.key, pid: os.Getpid(), intentAt: e.intentAt}, nil
+		return &entry{used: true, key: e.key, run: h.key, pid: os.Getpid(), intentAt: e.intentAt, heldAt: time.Now()}, nil
 	})
 }
 
@@ -208,7 +213,12 @@ func (h *Holds) Check(j *store.Job) error {
 			}
 			return nil, fmt.Errorf("%w: %s held it when this run began", store.ErrHeld, h.r.runName(e.run))
 		}
-		return &entry{used: true, inFlight: true, key: e.key, run: h.key, pid: os.Getpid(), intentAt: time.Now()}, nil
+		now := time.Now()
+		held := e.heldAt
+		if !e.used || e.run != h.key {
+			held = now
+		}
+		return &entry{used: true, inFlight: true, key: e.key, run: h.key, pid: os.Getpid(), intentAt: now, heldAt: held}, nil
 	})
 }
 
@@ -228,10 +238,17 @@ func (h *Holds) Held(j *store.Job) error {
 }
 
 // heldBy returns the refusal for an instance e another run holds, or nil
-// when that run has ended with nothing of the instance in doubt and sent no
-// reset for it since this run began.
+// when this run may take it: that run has ended with nothing of the
+// instance in doubt and sent no reset for it since this run began, and, for
+// a later process of this run, took it after this run began. (A hold taken
+// before is one the run's first process found live and left alone: the
+// instance was another run's when this run began, and stays so.)
 func (h *Holds) heldBy(e *entry) error {
 	switch {
+	case !h.first && !e.heldAt.After(h.started) && h.r.live(e.run):
+		return fmt.Errorf("%w: %s (pid %d) holds it", store.ErrHeld, h.r.runName(e.run), e.pid)
+	case !h.first && !e.heldAt.After(h.started):
+		return fmt.Errorf("%w: %s held it when this run began", store.ErrHeld, h.r.runName(e.run))
 	case h.r.live(e.run):
 		return fmt.Errorf("%w: %s (pid %d) holds it", store.ErrHeld, h.r.runName(e.run), e.pid)
 	case e.inFlight:
@@ -274,10 +291,11 @@ func (h *Holds) find(id string, fn func(*entry) (*entry, error)) error {
 // entry is one instance's slot.
 type entry struct {
 	used, inFlight bool
-	key            [16]byte // of the instance ID
-	run            [16]byte // of the run that holds it
-	pid            int      // the process that wrote it
-	intentAt       time.Time
+	key            [16]byte  // of the instance ID
+	run            [16]byte  // of the run that holds it
+	pid            int       // the process that wrote it
+	intentAt       time.Time // the last intent for the instance, by any run
+	heldAt         time.Time // when run took the instance
 }
 
 // Slot flags.
@@ -302,6 +320,11 @@ func (e *entry) encode() []byte {
 		at = e.intentAt.UnixNano()
 	}
 	binary.LittleEndian.PutUint64(b[37:45], uint64(at))
+	var held int64
+	if !e.heldAt.IsZero() {
+		held = e.heldAt.UnixNano()
+	}
+	binary.LittleEndian.PutUint64(b[45:53], uint64(held))
 	return b
 }
 
@@ -313,6 +336,9 @@ func decodeEntry(b []byte) entry {
 	e.pid = int(binary.LittleEndian.Uint32(b[33:37]))
 	if at := int64(binary.LittleEndian.Uint64(b[37:45])); at != 0 {
 		e.intentAt = time.Unix(0, at)
+	}
+	if at := int64(binary.LittleEndian.Uint64(b[45:53])); at != 0 {
+		e.heldAt = time.Unix(0, at)
 	}
 	return e
 }

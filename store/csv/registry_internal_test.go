@@ -178,3 +178,54 @@ func TestRegistryConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// TestRegistryLaterProcess: run D holds an instance and resets it; run B
+// begins while D lives, so its first process is refused the instance; D
+// ends. A later process of B (another runner of a Postgres run, or a rerun
+// of a CSV run) must not take the instance either: D held it when B began.
+// Only an instance taken after B began by a run that has since ended,
+// with no reset of it since B began, is B's to take back.
+func TestRegistryLaterProcess(t *testing.T) {
+	t.Parallel()
+	r := openTestRegistry(t, t.TempDir(), 1<<10)
+	d := begin(t, r, "run-d", time.Time{})
+	if err := d.Hold("lhins-00000001"); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Check(job("lhins-00000001", store.StatusSubmitting)); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Check(job("lhins-00000001", store.StatusSucceeded)); err != nil {
+		t.Fatal(err)
+	}
+	b1 := begin(t, r, "run-b", time.Time{})
+	if err := b1.Hold("lhins-00000001"); !errors.Is(err, store.ErrHeld) {
+		t.Fatalf("B's first process holding D's live instance = %v, want ErrHeld", err)
+	}
+	if err := b1.Hold("lhins-00000002"); err != nil {
+		t.Fatal(err)
+	}
+	d.End()
+	b2 := begin(t, r, "run-b", time.Time{})
+	if err := b2.Hold("lhins-00000001"); !errors.Is(err, store.ErrHeld) || !strings.Contains(err.Error(), "held it when this run began") {
+		t.Errorf("B's later process holding the instance D held when B began = %v, want ErrHeld", err)
+	}
+	for _, h := range []*Holds{b1, b2} {
+		if err := h.Check(job("lhins-00000001", store.StatusSubmitting)); !errors.Is(err, store.ErrHeld) {
+			t.Errorf("B's intent for it = %v, want ErrHeld", err)
+		}
+	}
+	// B ends; C takes B's instance and ends without resetting it; B's
+	// rerun takes it back.
+	b1.End()
+	b2.End()
+	c := begin(t, r, "run-c", time.Time{})
+	if err := c.Hold("lhins-00000002"); err != nil {
+		t.Fatalf("C holding the instance of B, which ended = %v", err)
+	}
+	c.End()
+	b3 := begin(t, r, "run-b", time.Time{})
+	if err := b3.Hold("lhins-00000002"); err != nil {
+		t.Errorf("B's rerun taking back an instance C took after B began and did not reset = %v", err)
+	}
+}

@@ -344,8 +344,12 @@ const inDoubtSQL = `EXISTS (SELECT 1 FROM jobs d WHERE d.run = %[1]s AND d.insta
 // $2, or all when $2 is null) that no run holds, or whose holder has ended
 // with nothing of the instance in doubt and sent no reset for it since this
 // run began (a run resumed after another one reset its instances does not
-// reset them again). Rows are taken in instance order, so that two runs
-// taking overlapping sets at once wait for each other rather than deadlock.
+// reset them again). Unless $3 (the run's first runner, beginning it), the
+// holder must also have taken the instance after the run began: one it
+// held then, the first runner found live and left alone, and it stays so
+// for every runner of the run. Rows are taken in instance order, so that
+// two runs taking overlapping sets at once wait for each other rather than
+// deadlock.
 var takeHoldsSQL = `INSERT INTO instance_holds AS h (instance_id, run)
 	SELECT j.instance_id, j.run FROM jobs j
 	WHERE j.run = $1
@@ -354,6 +358,7 @@ var takeHoldsSQL = `INSERT INTO instance_holds AS h (instance_id, run)
 	ORDER BY j.instance_id
 	ON CONFLICT (instance_id) DO UPDATE SET run = excluded.run, held_at = now()
 	WHERE h.run <> excluded.run
+	  AND ($3 OR h.held_at > (SELECT r.started_at FROM runs r WHERE r.name = excluded.run))
 	  AND NOT ` + fmt.Sprintf(liveRunSQL, "h.run") + `
 	  AND NOT ` + fmt.Sprintf(inDoubtSQL, "h.run", "h.instance_id") + `
 	  AND NOT EXISTS (SELECT 1 FROM jobs o
@@ -385,7 +390,7 @@ func (q *Queue) refusal(ctx context.Context, j *store.Job) (retry bool, err erro
 	}
 	switch {
 	case holder == "":
-		tag, err := q.s.pool.Exec(ctx, takeHoldsSQL, q.run, j.InstanceID)
+		tag, err := q.s.pool.Exec(ctx, takeHoldsSQL, q.run, j.InstanceID, false)
 		if err != nil {
 			return false, fmt.Errorf("save job %d (%s): hold the instance: %w", j.ID, j.InstanceID, err)
 		}
@@ -435,15 +440,19 @@ func (q *Queue) begin(ctx context.Context) error {
 	if done {
 		return nil
 	}
-	const startSQL = `INSERT INTO runs (name, started_at) VALUES ($1, now())
-		ON CONFLICT (name) DO UPDATE SET started_at = coalesce(runs.started_at, now())`
-	if _, err := q.s.pool.Exec(ctx, startSQL, q.run); err != nil {
+	// first: this runner began the run (its started_at was unset).
+	const startSQL = `WITH before AS (SELECT started_at FROM runs WHERE name = $1)
+		INSERT INTO runs (name, started_at) VALUES ($1, now())
+		ON CONFLICT (name) DO UPDATE SET started_at = coalesce(runs.started_at, now())
+		RETURNING NOT EXISTS (SELECT 1 FROM before WHERE started_at IS NOT NULL)`
+	var first bool
+	if err := q.s.pool.QueryRow(ctx, startSQL, q.run).Scan(&first); err != nil {
 		return fmt.Errorf("claim jobs: record the run's start: %w", err)
 	}
 	if err := q.heartbeat(ctx); err != nil {
 		return fmt.Errorf("claim jobs: %w", err)
 	}
-	if _, err := q.s.pool.Exec(ctx, takeHoldsSQL, q.run, nil); err != nil {
+	if _, err := q.s.pool.Exec(ctx, takeHoldsSQL, q.run, nil, first); err != nil {
 		return fmt.Errorf("claim jobs: hold the run's instances: %w", err)
 	}
 	q.mu.Lock()

@@ -168,3 +168,59 @@ func TestSaveGroupCancelled(t *testing.T) {
 		t.Errorf("Save() with a cancelled context = %v, want %v", err, context.Canceled)
 	}
 }
+
+// TestHoldsLaterRunner: run d holds an instance and resets it; run b
+// begins while d lives, so b's first runner may not send for it; d's
+// runner leaves. A later runner of b may not send for it either: d held it
+// when b began. A job of b whose instance no run holds is taken at its
+// intent.
+func TestHoldsLaterRunner(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	tb := setup(t)
+	tb.importJobs(t, "d", 1) // lhins-00000000
+	tb.importJobs(t, "b", 2) // lhins-00000000, lhins-00000001
+	d := tb.store.Queue("d", "runner-d", time.Minute)
+	dj, _, err := d.Claim(ctx, 1)
+	if err != nil || len(dj) != 1 {
+		t.Fatalf("Claim(d) = %d jobs, %v", len(dj), err)
+	}
+	dj[0].Status = store.StatusSubmitting
+	if err := d.Save(ctx, &dj[0]); err != nil {
+		t.Fatal(err)
+	}
+	dj[0].Status, dj[0].RequestID = store.StatusSucceeded, "req-d"
+	if err := d.Save(ctx, &dj[0]); err != nil {
+		t.Fatal(err)
+	}
+
+	intent := func(q *postgres.Queue) error {
+		jobs, _, err := q.Claim(ctx, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, j := range jobs {
+			if j.InstanceID == "lhins-00000000" {
+				j.Status = store.StatusSubmitting
+				err := q.Save(ctx, &j)
+				if rerr := q.Release(ctx, jobs); rerr != nil {
+					t.Fatal(rerr)
+				}
+				return err
+			}
+		}
+		t.Fatal("lhins-00000000 not claimed")
+		return nil
+	}
+	b1 := tb.store.Queue("b", "runner-b1", time.Minute)
+	if err := intent(b1); !errors.Is(err, store.ErrHeld) || !strings.Contains(err.Error(), `run "d" holds it`) {
+		t.Errorf("b's first runner: intent while d lives = %v, want ErrHeld naming d", err)
+	}
+	if err := d.Leave(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b2 := tb.store.Queue("b", "runner-b2", time.Minute)
+	if err := intent(b2); !errors.Is(err, store.ErrHeld) || !strings.Contains(err.Error(), "held it when this run began") {
+		t.Errorf("b's later runner: intent after d left = %v, want ErrHeld", err)
+	}
+}
