@@ -411,33 +411,13 @@ func TestStatusPageWhoMaySteer(t *testing.T) {
 	var served []string // every body and header the page answered with
 	do := func(method, path, host, origin, user, password string) int {
 		t.Helper()
-		var body io.Reader
+		var form url.Values
 		if method == http.MethodPost {
-			body = strings.NewReader(url.Values{"action": {"pause"}, "confirm": {"yes"}}.Encode())
+			form = url.Values{"action": {"pause"}, "confirm": {"yes"}}
 		}
-		req, err := http.NewRequest(method, page+strings.TrimPrefix(path, "/"), body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Host = host
-		if method == http.MethodPost {
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		}
-		if origin != "" {
-			req.Header.Set("Origin", origin)
-		}
-		if user != "" {
-			req.SetBasicAuth(user, password)
-		}
-		client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-		resp, err := client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		served = append(served, string(b), fmt.Sprint(resp.Header))
-		return resp.StatusCode
+		code, header, body := pageRequest(t, method, page+strings.TrimPrefix(path, "/"), host, origin, user, password, form)
+		served = append(served, body, fmt.Sprint(header))
+		return code
 	}
 
 	evil := "rebind.evil.example:" + port
@@ -505,12 +485,30 @@ func TestStatusPageWhoMaySteer(t *testing.T) {
 // none), with basic auth when user is set; it returns the HTTP status.
 func postControl(t *testing.T, u, origin, user, password, action string) int {
 	t.Helper()
-	form := url.Values{"action": {action}, "confirm": {"yes"}}
-	req, err := http.NewRequest(http.MethodPost, u, strings.NewReader(form.Encode()))
+	code, _, _ := pageRequest(t, http.MethodPost, u, "", origin, user, password, url.Values{"action": {action}, "confirm": {"yes"}})
+	return code
+}
+
+// pageRequest sends method to u with the Host header host ("": u's), the
+// Origin origin ("": none), basic auth when user is set and form as the
+// body (nil: none), following no redirect; it returns the status, the
+// headers and the body.
+func pageRequest(t *testing.T, method, u, host, origin, user, password string, form url.Values) (int, http.Header, string) {
+	t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequest(method, u, body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if host != "" {
+		req.Host = host
+	}
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
 	if origin != "" {
 		req.Header.Set("Origin", origin)
 	}
@@ -522,8 +520,12 @@ func postControl(t *testing.T, u, origin, user, password, action string) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
-	return resp.StatusCode
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, resp.Header, string(b)
 }
 
 func getBody(t *testing.T, u string) string {
