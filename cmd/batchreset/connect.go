@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -54,6 +55,7 @@ type connection struct {
 	endpoint     string // normalised
 	identity     runner.Identity
 	stateDir     string // this host's shared state for the identity
+	privateState string // with the built-in emulator: the state's root, removed by Close
 	hostLimits   *runner.HostLimits
 	registry     *csvstore.Registry // opened by hold
 	holds        *csvstore.Holds    // this run's, taken by hold
@@ -138,7 +140,18 @@ func (a *app) connect(ctx context.Context, api apiFlags, cred credentialInfo, jo
 			return nil, usageError("%v", err)
 		}
 	}
-	if err := c.resolveIdentity(ctx, api.stateDir, cred, a.log); err != nil {
+	root := api.stateDir
+	if api.emulate {
+		// The built-in emulator is this process's alone: no other process
+		// shares its limits or its instances, so its state is private and
+		// goes with the process.
+		if c.privateState, err = os.MkdirTemp("", "batchreset-emulator-"); err != nil {
+			c.Close()
+			return nil, &exitError{code: exitFatal, err: err}
+		}
+		root = c.privateState
+	}
+	if err := c.resolveIdentity(ctx, root, cred, a.log); err != nil {
 		c.Close()
 		return nil, err
 	}
@@ -214,5 +227,8 @@ func (c *connection) Close() {
 	}
 	if c.registry != nil {
 		c.registry.Close()
+	}
+	if c.privateState != "" {
+		os.RemoveAll(c.privateState)
 	}
 }
