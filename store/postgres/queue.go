@@ -110,6 +110,9 @@ func (q *Queue) Claim(ctx context.Context, n int) (jobs []store.Job, waiting boo
 	if err := q.begin(ctx); err != nil {
 		return nil, false, err
 	}
+	if _, err := q.s.pool.Exec(ctx, skipCancelledSQL, q.run); err != nil {
+		return nil, false, fmt.Errorf("claim jobs: skip the jobs of a cancelled run: %w", err)
+	}
 	// The candidates are locked by an InitPlan and the UPDATE looks them up
 	// by primary key: unlike a join, this plan stays cheap even when pgx's
 	// prepared statement gets a generic plan, which cannot see n. A paused

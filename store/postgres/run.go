@@ -30,14 +30,6 @@ func (s *Store) SetControl(ctx context.Context, run string, c store.Control) err
 		   OR EXISTS (SELECT 1 FROM runs WHERE name = $1)
 		ON CONFLICT (name) DO UPDATE
 		SET control = excluded.control, updated_at = now()`
-	// A cancel skips at once every pending job that no runner holds, so
-	// that a run cancelled before it started sends nothing; a runner holding
-	// pending jobs skips them itself, its next intent being refused.
-	const skipSQL = `UPDATE jobs
-		SET status = 'skipped', error_message = 'cancelled by operator',
-		    finished_at = now(), updated_at = now()
-		WHERE run = $1 AND status = 'pending'
-		  AND (lease_expires_at IS NULL OR lease_expires_at < now())`
 	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, setSQL, run, string(c))
 		if err != nil {
@@ -47,7 +39,7 @@ func (s *Store) SetControl(ctx context.Context, run string, c store.Control) err
 			return store.ErrNotFound
 		}
 		if c == store.ControlCancelled {
-			_, err = tx.Exec(ctx, skipSQL, run)
+			_, err = tx.Exec(ctx, skipCancelledSQL, run)
 		}
 		return err
 	})
@@ -56,6 +48,20 @@ func (s *Store) SetControl(ctx context.Context, run string, c store.Control) err
 	}
 	return nil
 }
+
+// skipCancelledSQL skips every pending job of a cancelled run ($1) that no
+// runner holds: at the cancel, so that a run cancelled before it started
+// sends nothing, and at every claim after it, for the jobs a runner held
+// then and handed back unsent (interrupted, or suspended until its lease
+// ran out): a cancelled run's pending jobs are never claimed, so nothing
+// else would end them. A runner holding pending jobs skips them itself,
+// its next intent being refused.
+const skipCancelledSQL = `UPDATE jobs
+	SET status = 'skipped', error_message = 'cancelled by operator',
+	    finished_at = now(), updated_at = now()
+	WHERE run = $1 AND status = 'pending'
+	  AND (lease_expires_at IS NULL OR lease_expires_at < now())
+	  AND (SELECT control FROM runs WHERE name = $1) = 'cancelled'`
 
 // Run summarises one run for a listing.
 type Run struct {

@@ -224,3 +224,39 @@ func TestHoldsLaterRunner(t *testing.T) {
 		t.Errorf("b's later runner: intent after d left = %v, want ErrHeld", err)
 	}
 }
+
+// TestCancelWhileHeld: a run is cancelled while a runner holds some of its
+// pending jobs; that runner is interrupted and hands them back unsent. The
+// next claim of any runner skips them, as the cancel skipped the others:
+// a cancelled run's pending jobs are never claimed, so nothing else would
+// end them.
+func TestCancelWhileHeld(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	tb := setup(t)
+	tb.importJobs(t, "c", 5)
+	q := tb.store.Queue("c", "runner-1", time.Minute)
+	held, _, err := q.Claim(ctx, 2)
+	if err != nil || len(held) != 2 {
+		t.Fatalf("Claim = %d jobs, %v, want 2", len(held), err)
+	}
+	if err := tb.store.SetControl(ctx, "c", store.ControlCancelled); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Release(ctx, held); err != nil {
+		t.Fatal(err)
+	}
+	jobs, _, err := tb.store.Queue("c", "runner-2", time.Minute).Claim(ctx, 5)
+	if err != nil || len(jobs) != 0 {
+		t.Fatalf("Claim after the cancel = %d jobs, %v, want none", len(jobs), err)
+	}
+	all, err := tb.store.Jobs(ctx, "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, j := range all {
+		if j.Status != store.StatusSkipped || j.ErrorMessage != "cancelled by operator" {
+			t.Errorf("%s: %s %q, want skipped, cancelled by operator", j.InstanceID, j.Status, j.ErrorMessage)
+		}
+	}
+}
