@@ -48,6 +48,11 @@ func (s Status) Terminal() bool {
 	return false
 }
 
+// Statuses are every status, in the order they are listed to a person: a
+// job's way through the live ones, then the outcomes.
+var Statuses = []Status{StatusPending, StatusSubmitting, StatusSubmitted,
+	StatusSucceeded, StatusFailed, StatusUnknown, StatusSkipped, StatusUnhealthy}
+
 // FailureStatuses are the outcomes that count against a run's failure
 // budget: the reset failed, its outcome is unknown, or the instance is
 // unhealthy after it. Every count of "failures" (the runner's budget, the

@@ -176,7 +176,10 @@ func (res result) wantCode(t *testing.T, want int, args ...any) {
 // test output either.
 func redact(s string) string {
 	u := regexp.MustCompile(`(postgres(?:ql)?://[^:/@\s]+:)[^@\s]+@`)
-	return strings.ReplaceAll(u.ReplaceAllString(s, "${1}xxxxx@"), testSecretKey, "[REDACTED]")
+	s = u.ReplaceAllString(s, "${1}xxxxx@")
+	// Webhook URLs show scheme and host only, as the notifier shows them.
+	s = regexp.MustCompile(`(?i)\b(https?://)(?:[^@/\s]*@)?([^/?#\s]+)[/?#]\S*`).ReplaceAllString(s, "${1}${2}/…")
+	return strings.ReplaceAll(s, testSecretKey, "[REDACTED]")
 }
 
 func indent(s string) string {

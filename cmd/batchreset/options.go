@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/batchreset/batchreset/cmd/batchreset/notify"
 	"github.com/batchreset/batchreset/hoststate"
 	"github.com/batchreset/batchreset/lighthouse"
 	"github.com/batchreset/batchreset/runner"
@@ -270,7 +271,8 @@ type runSettings struct {
 
 	reportPath  string
 	metricsAddr string
-	view        viewFlags // status page and notifications
+	view        viewFlags     // status page and notifications
+	notify      notify.Config // the notifications, resolved
 }
 
 // budgetedRollout is the rollout before the run's size is known: the budget
@@ -356,6 +358,9 @@ func (o *runFlags) settings(now time.Time, getenv func(string) string) (runSetti
 		s.runner.LeaseRenewInterval = o.leaseTTL / 3
 	}
 	var err error
+	if s.notify, err = o.view.notify.Config(getenv); err != nil {
+		return runSettings{}, usageError("%w", err)
+	}
 	if s.runner.Login, err = o.login.resolve(getenv); err != nil {
 		return runSettings{}, err
 	}

@@ -2,12 +2,14 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/spf13/pflag"
 
+	"github.com/batchreset/batchreset/cmd/batchreset/notify"
 	"github.com/batchreset/batchreset/hoststate"
 	"github.com/batchreset/batchreset/runner"
 )
@@ -76,6 +78,17 @@ func TestRunSettings(t *testing.T) {
 			}
 		}},
 		{name: "WindowEndGarbage", args: []string{"--jobs", "j.csv", "--window-end", "tonight"}, wantErr: "neither RFC 3339"},
+		{name: "NotifyFromEnv", args: []string{"--jobs", "j.csv"}, env: map[string]string{notify.EnvURLs: "https://a.example/SECRET\nhttps://b.example/SECRET", notify.EnvSecret: "k"},
+			check: func(t *testing.T, s runSettings) {
+				// The HMAC-SHA256 of "body" keyed by "k" (openssl dgst -sha256 -hmac k).
+				const want = "c6d811ef3aeb02437cd423f1abe13209041864630bdc4e2c04def5c7b0031a23"
+				if got := fmt.Sprint(s.notify.Destinations); got != "[https://a.example/… https://b.example/…]" || s.notify.Signer == nil {
+					t.Errorf("notify = %v, signer %v; want the two URLs of the environment, and its key", got, s.notify.Signer)
+				} else if sig := s.notify.Signer.Sign([]byte("body")); sig != want {
+					t.Errorf("Sign(body) = %s, want %s", sig, want)
+				}
+			}},
+		{name: "NotifyURLMalformed", args: []string{"--jobs", "j.csv", "--notify", "https://a.example/SECRET https://b.example/SECRET"}, wantErr: "--notify #1: https://a.example/… looks like several URLs"},
 		{name: "WindowAndWindowEnd", args: []string{"--jobs", "j.csv", "--window", "1h", "--window-end", "07:30"}, wantErr: "not both"},
 		{name: "Window", args: []string{"--jobs", "j.csv", "--window", "1h"}, check: func(t *testing.T, s runSettings) {
 			if want := now.Add(time.Hour); !s.rollout.windowEnd.Equal(want) {

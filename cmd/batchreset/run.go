@@ -68,7 +68,7 @@ func (a *app) runRun(ctx context.Context, s runSettings) error {
 	if nothing, err := a.freeze(ctx, s.sel, s.src, s.api, cred, s.runner.DescribeRate); err != nil || nothing {
 		return err
 	}
-	if s.src.jobsPath != "" && s.reportPath == "" && s.metricsAddr == "" && s.view.page.addr == "" && len(s.view.notify.urls) == 0 {
+	if s.src.jobsPath != "" && s.reportPath == "" && s.metricsAddr == "" && s.view.page.addr == "" && len(s.notify.Destinations) == 0 {
 		if t, done, ok := finishedRun(s.src); ok {
 			return a.runFinished(t, done, s.api.again)
 		}

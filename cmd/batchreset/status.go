@@ -28,8 +28,7 @@ const (
 )
 
 // statusOrder is the order statuses are listed in.
-var statusOrder = []store.Status{store.StatusPending, store.StatusSubmitting, store.StatusSubmitted,
-	store.StatusSucceeded, store.StatusFailed, store.StatusUnknown, store.StatusSkipped, store.StatusUnhealthy}
+var statusOrder = store.Statuses
 
 // rateWindow is how far back status looks for the current reset rate.
 const rateWindow = time.Minute

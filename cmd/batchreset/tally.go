@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/batchreset/batchreset/cmd/batchreset/notify"
 	"github.com/batchreset/batchreset/runner"
 	"github.com/batchreset/batchreset/store"
 )
@@ -28,7 +29,7 @@ type runTally struct {
 
 // attentionListMax is how many jobs needing attention a tally lists: as
 // many as the last notification names (the summary prints fewer).
-const attentionListMax = notifyFailedMax
+const attentionListMax = notify.FailedMax
 
 // durationPercentiles are the percentiles of reset durations a run reports.
 var durationPercentiles = []float64{50, 95}

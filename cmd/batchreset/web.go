@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"time"
 
 	"github.com/spf13/pflag"
 
 	"github.com/batchreset/batchreset/cmd/batchreset/internal/statuspage"
+	"github.com/batchreset/batchreset/cmd/batchreset/notify"
 	"github.com/batchreset/batchreset/runner"
 	"github.com/batchreset/batchreset/store"
 	"github.com/batchreset/batchreset/store/postgres"
@@ -19,7 +19,7 @@ import (
 // elsewhere: the live status page and notifications.
 type viewFlags struct {
 	page   pageFlags
-	notify notifyFlags
+	notify notify.Flags
 }
 
 // pageFlags are the flags of the status page, of run, retry and serve.
@@ -81,17 +81,11 @@ func (o *pageFlags) newPage(cfg statuspage.Config, log *slog.Logger) (*statuspag
 
 func (o *viewFlags) add(fs *pflag.FlagSet) {
 	o.page.add(fs, "", "serve a live status page of the run on this address (e.g. 127.0.0.1:8080; a bare :PORT binds to loopback)")
-	fs.StringArrayVar(&o.notify.urls, "notify", nil, "post a JSON event to this URL on the run's start, each wave's end, a stop, a pause or cancel, and its end (repeatable)")
-	fs.StringVar(&o.notify.secretFile, "notify-secret-file", "", "sign notifications with HMAC-SHA256 of the body, keyed by this file's content (header "+headerSignature+": sha256=HEX)")
-	fs.StringVar(&o.notify.format, "notify-format", "json", "notification body: json, or slack (an incoming-webhook message)")
-	fs.DurationVar(&o.notify.timeout, "notify-timeout", 10*time.Second, "timeout of one notification attempt, and how long the end of the run waits for undelivered ones")
+	o.notify.AddFlags(fs)
 }
 
 func (o *viewFlags) check() error {
-	if err := o.page.check(osEnv); err != nil {
-		return err
-	}
-	return o.notify.check()
+	return o.page.check(osEnv)
 }
 
 // runView is what run adds for watching it: the status page and the
@@ -99,7 +93,7 @@ func (o *viewFlags) check() error {
 type runView struct {
 	a      *app
 	src    jobSource
-	notify *notifier
+	notify *notify.Notifier
 	stop   func()
 	stats  *runner.Stats
 	ro     *runner.Rollout
@@ -110,11 +104,7 @@ type runView struct {
 // has the runner.
 func (a *app) startView(s runSettings, src jobSource, ro *runner.Rollout) (*runView, error) {
 	v := &runView{a: a, s: s, ro: ro, src: src}
-	n, err := newNotifier(s.view.notify, a.runName, a.runnerID, a.log)
-	if err != nil {
-		return nil, err
-	}
-	v.notify = n
+	v.notify = notify.New(s.notify, notify.Origin{Run: a.runName, Runner: a.runnerID, Version: buildVersion()}, a.log)
 	return v, nil
 }
 
@@ -123,7 +113,7 @@ func (v *runView) onEvent() func(runner.Event) {
 	if v.notify == nil {
 		return nil
 	}
-	return v.notify.onEvent
+	return v.notify.OnEvent
 }
 
 // attach gives the view the runner and starts serving the page: a control
@@ -167,9 +157,11 @@ func (v *runView) live() *statuspage.Live {
 
 // finished sends the end of the run and closes what the view started.
 func (v *runView) finished(t runTally, reason string) {
-	if v.notify != nil {
-		v.notify.finished(t, reason)
+	failed := make([]string, 0, len(t.Attention))
+	for _, o := range t.Attention {
+		failed = append(failed, o.InstanceID)
 	}
+	v.notify.Finished(reason, t.Totals, failed, t.AttentionTotal)
 }
 
 // Close stops the page and waits for the notifications (bounded).

@@ -23,6 +23,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/batchreset/batchreset/cmd/batchreset/internal/statuspage"
+	"github.com/batchreset/batchreset/cmd/batchreset/notify"
 	"github.com/batchreset/batchreset/lighthouse/emulator"
 	"github.com/batchreset/batchreset/runner"
 	"github.com/batchreset/batchreset/store"
@@ -318,7 +319,7 @@ func TestStatusPageBrowser(t *testing.T) {
 	// The pause and the cancel were notified, in order.
 	var kinds []string
 	for _, r := range rc.requests() {
-		var e notifyEvent
+		var e notify.Event
 		if err := json.Unmarshal(r.body, &e); err != nil {
 			t.Fatal(err)
 		}
@@ -326,7 +327,7 @@ func TestStatusPageBrowser(t *testing.T) {
 			kinds = append(kinds, e.Kind)
 		}
 	}
-	want := []string{string(runner.EventStarted), string(runner.EventPaused), string(runner.EventCancelled), string(runner.EventStopped), eventFinished}
+	want := []string{string(runner.EventStarted), string(runner.EventPaused), string(runner.EventCancelled), string(runner.EventStopped), notify.KindFinished}
 	if !slices.Equal(kinds, want) {
 		t.Errorf("events but wave.finished = %v, want %v", kinds, want)
 	}

@@ -1,0 +1,330 @@
+// Package notify posts a run's events to webhooks, signed, retried, and
+// never in the way of a reset; a webhook's URL, its credential, is never
+// shown beyond its scheme and host.
+package notify
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/batchreset/batchreset/runner"
+	"github.com/batchreset/batchreset/store"
+)
+
+// Delivery. Every event is posted to every destination from a queue of
+// its own, by a goroutine of its own, so that a receiver that hangs or
+// fails delays nothing but its own later events, and never a reset: the
+// runner only hands events over, and a full queue drops them (counted and
+// logged).
+const (
+	// queueLen is how many events wait per destination before new ones drop.
+	queueLen = 256
+	// attempts is how many times one event is posted to one destination.
+	attempts = 5
+	// backoff is the first wait between attempts; it doubles.
+	backoff = 500 * time.Millisecond
+)
+
+// FailedMax is how many failed instance IDs the run.finished event lists.
+const FailedMax = 1000
+
+// Headers of every notification.
+const (
+	HeaderSignature   = "X-Batchreset-Signature" // sha256=HEX: HMAC-SHA256 of the body (Config.Signer)
+	HeaderIdempotency = "Idempotency-Key"        // the event's ID, the same on every attempt
+	HeaderEvent       = "X-Batchreset-Event"     // the event's kind
+)
+
+// KindFinished is the kind of the event sent when the run ends; the
+// others are the runner's event kinds.
+const KindFinished = "run.finished"
+
+// Event is the JSON body of a notification.
+type Event struct {
+	ID     string         `json:"id"` // the idempotency key
+	Kind   string         `json:"kind"`
+	Run    string         `json:"run"`
+	Runner string         `json:"runner"`
+	At     time.Time      `json:"at"`
+	Wave   int            `json:"wave,omitempty"`
+	Reason string         `json:"reason,omitempty"`
+	Totals map[string]int `json:"totals"`
+	// Failed lists the instances that ended failed, unknown or unhealthy
+	// (run.finished), at most FailedMax; FailedTotal counts them all.
+	Failed      []string `json:"failed,omitempty"`
+	FailedTotal int      `json:"failed_total,omitempty"`
+}
+
+// Origin names who sends: the run, this runner, and the tool's version
+// (the User-Agent's).
+type Origin struct {
+	Run, Runner, Version string
+}
+
+// Notifier posts a run's events to the destinations of its Config. Its
+// methods are safe for concurrent use and do nothing on a nil Notifier;
+// Close waits for the deliveries, at most the timeout.
+type Notifier struct {
+	origin   Origin
+	signer   *Signer
+	slack    bool
+	timeout  time.Duration
+	attempts int
+	backoff  time.Duration
+	client   *http.Client
+	log      *slog.Logger
+
+	seq     atomic.Int64
+	dropped atomic.Int64
+	sinks   []*sink
+	wg      sync.WaitGroup
+	// ctx ends when Close gives up on the events still queued.
+	ctx    context.Context
+	giveUp context.CancelFunc
+
+	mu     sync.Mutex // guards closed and the sending on the queues
+	closed bool
+}
+
+type sink struct {
+	dest  Destination
+	queue chan Event
+}
+
+// New starts delivering to c's destinations; it returns nil when there
+// are none. It warns of every URL with a secret given on the command line.
+func New(c Config, o Origin, log *slog.Logger) *Notifier {
+	return start(c, o, log, attempts, backoff)
+}
+
+func start(c Config, o Origin, log *slog.Logger, attempts int, backoff time.Duration) *Notifier {
+	if len(c.Destinations) == 0 {
+		return nil
+	}
+	n := &Notifier{origin: o, signer: c.Signer, slack: c.Slack, timeout: c.Timeout, attempts: attempts, backoff: backoff, log: log,
+		client: &http.Client{Timeout: c.Timeout, CheckRedirect: noRedirect}}
+	n.ctx, n.giveUp = context.WithCancel(context.Background())
+	for _, d := range c.Destinations {
+		if d.argv && d.hasSecret() {
+			log.Warn("a --notify URL is on the command line, where every local user can read it (ps): give it in --notify-file or "+EnvURLs, "url", d)
+		}
+		s := &sink{dest: d, queue: make(chan Event, queueLen)}
+		n.sinks = append(n.sinks, s)
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			n.deliver(s)
+		}()
+	}
+	return n
+}
+
+// noRedirect keeps a notification where the operator sent it: a redirect
+// would post the signed body to a URL nobody named, and is answered as a
+// failure instead.
+func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// OnEvent is the runner's Config.OnEvent: it hands e over and returns.
+func (n *Notifier) OnEvent(e runner.Event) {
+	n.send(Event{Kind: string(e.Kind), At: e.At, Wave: e.Wave, Reason: e.Reason, Totals: totalsMap(e.Totals)})
+}
+
+// Finished sends the end of the run: why it ended, its totals, and the
+// instances that need attention (at most FailedMax of failedTotal).
+func (n *Notifier) Finished(reason string, totals map[string]int, failed []string, failedTotal int) {
+	n.send(Event{Kind: KindFinished, At: time.Now(), Reason: reason, Totals: totals,
+		Failed: failed[:min(len(failed), FailedMax)], FailedTotal: failedTotal})
+}
+
+func totalsMap(t store.Totals) map[string]int {
+	m := make(map[string]int, len(t))
+	for k, v := range t {
+		m[string(k)] = v
+	}
+	return m
+}
+
+// send queues e for every destination, dropping it where the queue is full.
+func (n *Notifier) send(e Event) {
+	if n == nil {
+		return
+	}
+	e.ID = fmt.Sprintf("%s:%d", n.origin.Runner, n.seq.Add(1))
+	e.Run, e.Runner = n.origin.Run, n.origin.Runner
+	e.At = e.At.UTC()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return
+	}
+	for _, s := range n.sinks {
+		select {
+		case s.queue <- e:
+		default:
+			if n.dropped.Add(1) == 1 {
+				n.log.Warn("notification dropped: the receiver is behind", "url", s.dest, "kind", e.Kind)
+			}
+		}
+	}
+}
+
+// deliver posts s's events in order until its queue is closed and empty.
+func (n *Notifier) deliver(s *sink) {
+	for e := range s.queue {
+		body, err := n.body(e)
+		if err != nil {
+			n.log.Error("notification not encoded", "kind", e.Kind, "err", err)
+			continue
+		}
+		if !n.post(s.dest, e, body) {
+			n.dropped.Add(1)
+		}
+	}
+}
+
+// post posts one event, retrying with backoff; it reports whether the
+// receiver took it (a 2xx answer).
+func (n *Notifier) post(d Destination, e Event, body []byte) bool {
+	wait := n.backoff
+	var last string
+	for attempt := 1; attempt <= n.attempts; attempt++ {
+		ctx, cancel := context.WithTimeout(n.ctx, n.timeout)
+		code, err := n.postOnce(ctx, d, e, body)
+		cancel()
+		if err == nil && code/100 == 2 {
+			return true
+		}
+		refused := false
+		if err != nil {
+			last = err.Error()
+		} else {
+			last = fmt.Sprintf("HTTP %d", code)
+			// The receiver refuses it: sending again changes nothing.
+			refused = code/100 == 4 && code != http.StatusTooManyRequests && code != http.StatusRequestTimeout
+		}
+		n.log.Debug("notification attempt failed", "url", d, "kind", e.Kind, "id", e.ID, "attempt", attempt, "err", last)
+		if refused || attempt == n.attempts || sleep(n.ctx, jitter(wait)) != nil {
+			break
+		}
+		wait *= 2
+	}
+	n.log.Warn("notification not delivered", "url", d, "kind", e.Kind, "id", e.ID, "last_error", last)
+	return false
+}
+
+// postOnce posts body to d once. Its error never holds d's URL.
+func (n *Notifier) postOnce(ctx context.Context, d Destination, e Event, body []byte) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.url.String(), bytes.NewReader(body))
+	if err != nil {
+		return 0, errors.New("make a request to " + d.name)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "batchreset/"+n.origin.Version)
+	req.Header.Set(HeaderIdempotency, e.ID)
+	req.Header.Set(HeaderEvent, e.Kind)
+	if n.signer != nil {
+		req.Header.Set(HeaderSignature, "sha256="+n.signer.Sign(body))
+	}
+	resp, err := n.client.Do(req)
+	if err != nil {
+		return 0, d.scrub(err)
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	return resp.StatusCode, nil
+}
+
+// body encodes e: the event as JSON, or a Slack incoming-webhook message.
+func (n *Notifier) body(e Event) ([]byte, error) {
+	if !n.slack {
+		return json.Marshal(e)
+	}
+	return json.Marshal(map[string]string{"text": slackText(e)})
+}
+
+// slackText is the one-line message of e.
+func slackText(e Event) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "batchreset %s: %s", e.Run, e.Kind)
+	if e.Wave > 0 {
+		fmt.Fprintf(&b, " (wave %d)", e.Wave)
+	}
+	if e.Reason != "" {
+		fmt.Fprintf(&b, ": %s", e.Reason)
+	}
+	var parts []string
+	for _, s := range store.Statuses {
+		if c := e.Totals[string(s)]; c > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", c, s))
+		}
+	}
+	if len(parts) > 0 {
+		fmt.Fprintf(&b, " · %s", strings.Join(parts, ", "))
+	}
+	if e.FailedTotal > 0 {
+		shown := e.Failed[:min(len(e.Failed), 10)]
+		fmt.Fprintf(&b, "\nneed attention: %s", strings.Join(shown, ", "))
+		if more := e.FailedTotal - len(shown); more > 0 {
+			fmt.Fprintf(&b, " and %d more", more)
+		}
+	}
+	return b.String()
+}
+
+// Close stops taking events and waits for the queued ones to be delivered,
+// at most the timeout; then it gives up on the rest, and logs how many
+// events never reached a receiver.
+func (n *Notifier) Close() {
+	if n == nil {
+		return
+	}
+	n.mu.Lock()
+	n.closed = true
+	for _, s := range n.sinks {
+		close(s.queue)
+	}
+	n.mu.Unlock()
+	defer n.giveUp()
+	done := make(chan struct{})
+	go func() {
+		n.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(n.timeout):
+		n.giveUp()
+		<-done
+	}
+	if d := n.dropped.Load(); d > 0 {
+		n.log.Warn("notifications not delivered", "events", d)
+	}
+}
+
+// jitter returns d ± 20%.
+func jitter(d time.Duration) time.Duration {
+	return d + time.Duration((rand.Float64()-0.5)*0.4*float64(d))
+}
+
+// sleep waits d, or until ctx ends (then it returns ctx's error).
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
