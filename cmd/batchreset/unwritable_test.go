@@ -23,12 +23,14 @@ import (
 func hostStateEnv(dir string) []string { return []string{hoststate.EnvDir + "=" + dir} }
 
 // accountStateDir returns the directory of the host's shared state that a
-// run made under root: the one that holds its rate-limit files.
+// run made under root for its identity: the one that holds its instance
+// registry (beside it, the endpoint's own directory holds only the limits
+// of the question that resolves the identity).
 func accountStateDir(t *testing.T, root string) string {
 	t.Helper()
 	var found string
 	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.IsDir() && d.Name() == "limits" {
+		if err == nil && d.IsDir() && d.Name() == "registry" {
 			found = filepath.Dir(p)
 			return filepath.SkipAll
 		}
