@@ -101,13 +101,26 @@ A job taken over or resumed in the middle is checked again from the start.
 
 # Other processes on the same instances
 
+A run holds its instances from its start to its end, not only while a call
+is in flight (Config.Holds on one host, store/csv.Holds; the Postgres store
+in one database, instance_holds and run_holders): another run that wants an
+instance a live run holds, or held when it began, does not reset it. Its
+intent is refused (store.ErrHeld, naming the holder) and the job ends
+skipped with CodeHeldByRun; a busy instance another run holds ends so at
+once rather than being waited for. Once the holder has ended, a new run is a
+new decision: Config.SkipResetSince skips (CodeRecentlyReset) an instance
+whose latest operation, when the run first looks at it, is another
+request's recent ResetInstance, and Summary.RecentlyReset counts those it
+resets again. The unique index on instances in flight in one database stays
+as a last guard (store.ErrInstanceBusy: the job waits, as for a busy
+instance).
+
 A pending job whose instance shows a ResetInstance that is neither
 PrevRequestID nor ours (when it is claimed on resume, or when a busy instance
 becomes idle) ends skipped with CodeResetByOther: another process reset it
-during this run. Stores close the window the cloud's visibility lag leaves
-open: an intent is refused (store.ErrInstanceBusy) while another run has the
-instance in flight, and (store.ErrResetElsewhere) when another run recorded
-an intent for it after this run started.
+during this run. A reset found after a call of ours in doubt is adopted as
+that call only while the evidence can be ours (couldBeOurs in judge.go);
+otherwise the job ends unknown with CodeNotProven.
 
 # Admission
 
