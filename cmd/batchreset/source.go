@@ -127,7 +127,7 @@ type csvSource struct {
 func openCSV(o sourceFlags, forRun, force bool) (*csvSource, error) {
 	// The input is read straight into the compact form the journal's store
 	// keeps, which takes it over: a large fleet is never held twice.
-	in, err := csvstore.ReadInput(o.jobsPath, o.region)
+	in, err := csvstore.ReadInput(o.jobsPath, o.readOptions())
 	if err != nil {
 		return nil, &exitError{code: exitUsage, err: err}
 	}

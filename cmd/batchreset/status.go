@@ -240,7 +240,7 @@ func (a *app) readStatus(ctx context.Context, src sourceFlags, maxFailures strin
 		return n, nil
 	}
 	if src.jobsPath != "" {
-		in, err := csvstore.ReadInput(src.jobsPath, src.region)
+		in, err := csvstore.ReadInput(src.jobsPath, src.readOptions())
 		if err != nil {
 			return runStatus{}, &exitError{code: exitUsage, err: err}
 		}
