@@ -100,6 +100,10 @@ func (a *app) runRun(ctx context.Context, s runSettings) error {
 		a.notef("batchreset: %s", what)
 	}
 	a.describeStart(cnt.jobs, todo, rollout)
+	if err := src.RecordRollout(s.rollout.maxFailures, rollout); err != nil {
+		// status then shows the budget of its own flag, saying so.
+		a.log.Warn("the run's rollout is not recorded", "err", err)
+	}
 
 	// Only the built-in emulator needs the job list: it is seeded from it.
 	var jobs []store.Job

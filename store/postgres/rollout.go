@@ -215,3 +215,24 @@ func (s *Store) Waves(ctx context.Context, run string) (map[int64]int, error) {
 	}
 	return out, nil
 }
+
+// RunRollout returns the rollout (canary, waves, failure budget) that run
+// recorded when its first runner began, and false when it recorded none:
+// the run has not started, or started with no canary, waves or budget.
+// FirstWave is not recorded and is zero.
+func (s *Store) RunRollout(ctx context.Context, run string) (store.RolloutPlan, bool, error) {
+	const rolloutSQL = `SELECT canary, waves, max_failures FROM run_rollouts WHERE run = $1`
+	var plan store.RolloutPlan
+	var waves []int32
+	err := s.pool.QueryRow(ctx, rolloutSQL, run).Scan(&plan.Canary, &waves, &plan.MaxFailures)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.RolloutPlan{}, false, nil
+	}
+	if err != nil {
+		return store.RolloutPlan{}, false, fmt.Errorf("read the rollout of run %q: %w", run, err)
+	}
+	for _, w := range waves {
+		plan.Waves = append(plan.Waves, int(w))
+	}
+	return plan, true, nil
+}
