@@ -101,8 +101,10 @@ func (a *app) runRun(ctx context.Context, s runSettings) error {
 	}
 	a.describeStart(cnt.jobs, todo, rollout)
 	if err := src.RecordRollout(s.rollout.maxFailures, rollout); err != nil {
-		// status then shows the budget of its own flag, saying so.
-		a.log.Warn("the run's rollout is not recorded", "err", err)
+		// status then shows the budget of its own flag, saying so. Not a
+		// warning: a file system that cannot take it cannot take the
+		// journal either, which ends the run and says why.
+		a.log.Debug("the run's rollout is not recorded", "err", err)
 	}
 
 	// Only the built-in emulator needs the job list: it is seeded from it.
