@@ -43,6 +43,11 @@ const (
 	CodeHeldByRun     = "HeldByRun"     // another run held the instance: not reset by this one
 	CodeNotProven     = "NotProvenOurs" // a reset landed after a call in doubt, but cannot be shown to be ours
 	CodeRecentlyReset = "RecentlyReset" // another request reset the instance within --skip-reset-since
+
+	CodeInstanceNotFound  = "InstanceNotFound"  // DescribeInstances no longer lists the instance
+	CodeBlueprintMismatch = "BlueprintMismatch" // the reset succeeded on another image than the job's: it landed, so it is never retried blindly
+	CodeOperationFailed   = "OperationFailed"   // the cloud reports the reset FAILED
+	CodeResetTimeout      = "ResetTimeout"      // the reset did not end within ResetTimeout
 )
 
 // judge decides what in (present when ok), seen at now, means for t. It is a
@@ -115,7 +120,7 @@ func judgeInDoubt(t *task, in lighthouse.Instance, ok bool, now time.Time, lim l
 		// (InstanceIdNotFound) becomes the outcome, rather than waiting
 		// ResetTimeout to say unknown.
 		if t.job.Attempts >= lim.maxAttempts {
-			return verdict{act: actFinish, status: store.StatusFailed, code: "InstanceNotFound",
+			return verdict{act: actFinish, status: store.StatusFailed, code: CodeInstanceNotFound,
 				msg: fmt.Sprintf("DescribeInstances does not return the instance, and %d calls got no answer (last error: %s)", t.job.Attempts, orNone(t.job.ErrorMessage))}
 		}
 		return verdict{act: actResend}
@@ -148,12 +153,12 @@ func judgeTracking(t *task, in lighthouse.Instance, ok bool, now time.Time, lim 
 				return resetTwice(t, "before ours finished")
 			}
 			if t.job.BlueprintID != "" && in.BlueprintID != "" && in.BlueprintID != t.job.BlueprintID {
-				return verdict{act: actFinish, status: store.StatusFailed, code: "BlueprintMismatch",
+				return verdict{act: actFinish, status: store.StatusFailed, code: CodeBlueprintMismatch,
 					msg: fmt.Sprintf("reset reported SUCCESS but the instance runs %s, not %s", in.BlueprintID, t.job.BlueprintID)}
 			}
 			return verdict{act: actFinish, status: store.StatusSucceeded}
 		case lighthouse.OperationFailed:
-			return verdict{act: actFinish, status: store.StatusFailed, code: "OperationFailed",
+			return verdict{act: actFinish, status: store.StatusFailed, code: CodeOperationFailed,
 				msg: "the ResetInstance operation ended FAILED"}
 		}
 	}
@@ -164,7 +169,7 @@ func judgeTracking(t *task, in lighthouse.Instance, ok bool, now time.Time, lim 
 		return resetTwice(t, "and displaced ours as the latest operation")
 	}
 	if now.Sub(t.since) > lim.resetTimeout {
-		return verdict{act: actFinish, status: store.StatusUnknown, code: "ResetTimeout",
+		return verdict{act: actFinish, status: store.StatusUnknown, code: CodeResetTimeout,
 			msg: fmt.Sprintf("reset not finished after %s; last seen: %s", lim.resetTimeout, t.lastSeen)}
 	}
 	return verdict{}

@@ -170,6 +170,26 @@ func ResolveBudget(s string, total int) (budget int, note string, err error) {
 	return n, note, nil
 }
 
+// WavePlan returns the wave, counted from 0 (the canary, when there is
+// one), in which the run starts each of n jobs, given in the order the run
+// starts them: wave i takes the next jobs up to its size, as the runner's
+// gate admits them. Without a canary or waves every job is in wave 0; with
+// a canary and no waves, the rest are wave 1. plan, the summary and the
+// status page label jobs with it, so that they show the waves the runner
+// will run.
+func (ro *Rollout) WavePlan(n int) []int {
+	out := make([]int, n)
+	wave, end := 0, ro.waveSize(0)
+	for k := range out {
+		for k >= end {
+			wave++
+			end += ro.waveSize(wave)
+		}
+		out[k] = wave
+	}
+	return out
+}
+
 // waveSize returns the size of wave i.
 func (ro *Rollout) waveSize(i int) int {
 	if ro.Canary > 0 {
@@ -374,10 +394,11 @@ func (ro *Rollout) check(r *Runner) string {
 	return ""
 }
 
-// finished counts an outcome against the failure budget: failed, unknown
-// and unhealthy (a reset that happened but left the instance unhealthy).
+// finished counts an outcome against the failure budget when it is a
+// failure (store.Status.Failure: failed, unknown, or unhealthy, a reset
+// that happened but left the instance unhealthy).
 func (ro *Rollout) finished(r *Runner, j store.Job) {
-	if j.Status != store.StatusFailed && j.Status != store.StatusUnknown && j.Status != store.StatusUnhealthy {
+	if !j.Status.Failure() {
 		return
 	}
 	if ro.shared != nil {

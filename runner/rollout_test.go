@@ -209,3 +209,39 @@ func TestWindowTooShort(t *testing.T) {
 		}
 	}
 }
+
+func TestWavePlan(t *testing.T) {
+	t.Parallel()
+	count := func(waves []int) []int {
+		var sizes []int
+		for k, w := range waves {
+			if k > 0 && w < waves[k-1] {
+				t.Fatalf("WavePlan goes back from wave %d to %d at job %d", waves[k-1], w, k)
+			}
+			for len(sizes) <= w {
+				sizes = append(sizes, 0)
+			}
+			sizes[w]++
+		}
+		return sizes
+	}
+	for _, tc := range []struct {
+		name string
+		ro   *runner.Rollout
+		n    int
+		want []int // jobs per wave
+	}{
+		{"None", &runner.Rollout{}, 24, []int{24}},
+		{"CanaryAlone", &runner.Rollout{Canary: 2}, 24, []int{2, 22}},
+		{"CanaryAndWaves", &runner.Rollout{Canary: 2, Waves: []int{5, 10}}, 24, []int{2, 5, 10, 7}},
+		{"LastRepeats", &runner.Rollout{Waves: []int{3}}, 10, []int{3, 3, 3, 1}},
+		{"Empty", &runner.Rollout{Canary: 2}, 0, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if got := count(tc.ro.WavePlan(tc.n)); !slices.Equal(got, tc.want) {
+				t.Errorf("WavePlan(%d) = waves of %v, want %v", tc.n, got, tc.want)
+			}
+		})
+	}
+}

@@ -23,7 +23,7 @@ type flagGroup struct {
 // flag of none of them is listed under "Other flags".
 var flagGroups = []flagGroup{
 	{title: "Selection (which instances)", names: []string{"jobs", "database-url", "run", "region", "only",
-		"filter", "tag", "exclude", "limit", "same-image", "blueprint-id", "skip-matching", "since"}},
+		"filter", "tag", "exclude", "limit", "same-image", "blueprint-id", "skip-matching", "since", "allow-unknown-columns"}},
 	{title: "Login (what each reset sets)", names: []string{"key-ids", "password-file", "auto-generate-password"}},
 	{title: "Rollout", names: []string{"max-failures", "canary", "waves", "pause-between-waves",
 		"window-end", "window", "expected-duration"}},

@@ -53,7 +53,7 @@ func TestRunExample(t *testing.T) {
 		res.wantCode(t, exitOK, "run --emulate")
 	}
 
-	input, err := csvstore.ReadJobs(jobsPath, "")
+	input, err := csvstore.ReadJobs(jobsPath, csvstore.ReadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -472,7 +472,7 @@ func TestPlan(t *testing.T) {
 
 func mustReadJobs(t *testing.T, path string) []store.Job {
 	t.Helper()
-	jobs, err := csvstore.ReadJobs(path, "")
+	jobs, err := csvstore.ReadJobs(path, csvstore.ReadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

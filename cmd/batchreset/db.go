@@ -74,6 +74,7 @@ nothing. The schema is the first one in the URL's search_path.`,
 
 func (a *app) importCommand() *cobra.Command {
 	var url, jobsPath, run, region, notBefore string
+	var allowUnknownColumns bool
 	cmd := &cobra.Command{
 		Use:   "import --database-url URL --jobs FILE.csv [--run NAME] [--not-before TIME]",
 		Short: "Import a jobs CSV into a Postgres run",
@@ -107,7 +108,7 @@ once per run.`,
 			// a problem anywhere in the file rolls back.
 			var readErr error
 			rows := func(yield func(store.Job, error) bool) {
-				for j, err := range csvstore.ReadEach(jobsPath, region) {
+				for j, err := range csvstore.ReadEach(jobsPath, csvstore.ReadOptions{DefaultRegion: region, AllowUnknownColumns: allowUnknownColumns}) {
 					if err != nil {
 						readErr = err
 					}
@@ -131,6 +132,7 @@ once per run.`,
 	cmd.Flags().StringVar(&jobsPath, "jobs", "", "jobs CSV file")
 	cmd.Flags().StringVar(&run, "run", "default", "run name")
 	cmd.Flags().StringVar(&region, "region", "", "region for rows that name none (env TENCENTCLOUD_REGION)")
+	addAllowUnknownColumns(cmd.Flags(), &allowUnknownColumns)
 	cmd.Flags().StringVar(&notBefore, "not-before", "", "start none of these jobs before this time (RFC 3339, or HH:MM today in the local time zone)")
 	return cmd
 }

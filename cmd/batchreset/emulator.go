@@ -227,6 +227,7 @@ func (a *app) emulatorCommand() *cobra.Command {
 		instances int
 		writeJobs string
 		o         emulatorOptions
+		allowCols bool
 	)
 	cmd := &cobra.Command{
 		Use:   "emulator [flags]",
@@ -254,7 +255,7 @@ second per action) is at GET /_emulator/stats.`,
 				if region == "" {
 					region = os.Getenv("TENCENTCLOUD_REGION")
 				}
-				if jobs, err = csvstore.ReadJobs(jobsPath, region); err != nil {
+				if jobs, err = csvstore.ReadJobs(jobsPath, csvstore.ReadOptions{DefaultRegion: region, AllowUnknownColumns: allowCols}); err != nil {
 					return err
 				}
 			} else if instances <= 0 {
@@ -296,6 +297,7 @@ second per action) is at GET /_emulator/stats.`,
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "address to listen on (loopback unless told otherwise)")
 	cmd.Flags().StringVar(&jobsPath, "jobs", "", "seed the fleet from this jobs CSV")
 	cmd.Flags().StringVar(&region, "region", "", "region for job rows that name none")
+	addAllowUnknownColumns(cmd.Flags(), &allowCols)
 	cmd.Flags().IntVar(&instances, "instances", 0, "generate this many instances")
 	cmd.Flags().StringVar(&writeJobs, "write-jobs", "", "write the generated fleet as a jobs CSV to this file")
 	o.addFlags(cmd.Flags(), "")
@@ -303,13 +305,18 @@ second per action) is at GET /_emulator/stats.`,
 	return cmd
 }
 
-// writeFleetJobs writes jobs as a jobs CSV to path.
-func writeFleetJobs(path string, jobs []emulator.Seed) error {
+// writeFleetJobs writes the jobs of a generated fleet as a jobs CSV to
+// path.
+func writeFleetJobs(path string, seeds []emulator.Seed) error {
+	jobs := make([]store.Job, len(seeds))
+	for i, sd := range seeds {
+		jobs[i] = store.Job{InstanceID: sd.InstanceID, BlueprintID: sd.BlueprintID, Region: sd.Region}
+	}
 	f, err := os.Create(path)
 	if err != nil {
 		return fmt.Errorf("write jobs: %w", err)
 	}
-	if err := emulator.WriteJobs(f, jobs); err != nil {
+	if err := csvstore.WriteJobs(f, "", jobs); err != nil {
 		f.Close()
 		return fmt.Errorf("%s: %w", path, err)
 	}

@@ -473,7 +473,7 @@ func TestJobsKeyColumns(t *testing.T) {
 		"lhins-aaaaaaaa,ap-guangzhou,"+keyA+" ; "+keyB+",\n"+
 		"lhins-bbbbbbbb,ap-guangzhou,,yes\n"+
 		"lhins-cccccccc,ap-guangzhou,,\n")
-	jobs, err := csvstore.ReadJobs(path, "")
+	jobs, err := csvstore.ReadJobs(path, csvstore.ReadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -489,7 +489,7 @@ func TestJobsKeyColumns(t *testing.T) {
 		"lhins-cccccccc,ap-guangzhou,lhkp-00000001;lhkp-00000002;lhkp-00000003;lhkp-00000004;lhkp-00000005;lhkp-00000006,\n"+
 		"lhins-dddddddd,ap-guangzhou,,maybe\n"+
 		"lhins-eeeeeeee,ap-guangzhou,"+keyA+",yes\n")
-	_, err = csvstore.ReadJobs(path, "")
+	_, err = csvstore.ReadJobs(path, csvstore.ReadOptions{})
 	for _, want := range []string{
 		path + `:2: key_ids: malformed key pair ID "lhkp-bad"`,
 		path + ":3: key_ids: duplicate key pair " + keyA,

@@ -202,7 +202,7 @@ func newHistory(t *testing.T, seed uint64) *history {
 	h.attr.serverPort = portOf(t, h.f.url)
 	h.limits = emulator.DefaultRateLimits()
 	h.limits[lighthouse.ActionResetInstance] = limit
-	jobs, err := csvstore.ReadJobs(h.f.jobsPath, "")
+	jobs, err := csvstore.ReadJobs(h.f.jobsPath, csvstore.ReadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

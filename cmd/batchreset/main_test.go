@@ -332,7 +332,7 @@ type verdict struct {
 // instance was never reset claims no reset. It returns the totals.
 func checkOutcomes(t *testing.T, f *fleet, jobs []store.Job, v verdict) store.Totals {
 	t.Helper()
-	input, err := csvstore.ReadJobs(f.jobsPath, "")
+	input, err := csvstore.ReadJobs(f.jobsPath, csvstore.ReadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -356,7 +356,7 @@ func checkRate(t *testing.T, f *fleet) {
 
 func countJobs(t *testing.T, path string) int {
 	t.Helper()
-	jobs, err := csvstore.ReadJobs(path, "")
+	jobs, err := csvstore.ReadJobs(path, csvstore.ReadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

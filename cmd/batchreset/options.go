@@ -13,6 +13,7 @@ import (
 	"github.com/batchreset/batchreset/hoststate"
 	"github.com/batchreset/batchreset/lighthouse"
 	"github.com/batchreset/batchreset/runner"
+	csvstore "github.com/batchreset/batchreset/store/csv"
 )
 
 // sourceFlags name where a command's jobs are.
@@ -22,6 +23,8 @@ type sourceFlags struct {
 	runName     string
 	region      string
 	outPath     string // CSV mode: results file
+	// allowUnknownColumns lets the jobs file carry columns of its own.
+	allowUnknownColumns bool
 }
 
 func (o *sourceFlags) add(fs *pflag.FlagSet) {
@@ -29,6 +32,18 @@ func (o *sourceFlags) add(fs *pflag.FlagSet) {
 	fs.StringVar(&o.databaseURL, "database-url", "", "PostgreSQL URL (Postgres mode; env DATABASE_URL)")
 	fs.StringVar(&o.runName, "run", "default", "run name (Postgres mode)")
 	fs.StringVar(&o.region, "region", "", "region for rows that name none (env TENCENTCLOUD_REGION)")
+	addAllowUnknownColumns(fs, &o.allowUnknownColumns)
+}
+
+// addAllowUnknownColumns adds --allow-unknown-columns, of every command
+// that reads a jobs CSV.
+func addAllowUnknownColumns(fs *pflag.FlagSet, p *bool) {
+	fs.BoolVar(p, "allow-unknown-columns", false, "read a jobs CSV that carries columns of its own beside the known ones (a column that looks like a known one is an error even so)")
+}
+
+// readOptions are how the jobs file is read.
+func (o *sourceFlags) readOptions() csvstore.ReadOptions {
+	return csvstore.ReadOptions{DefaultRegion: o.region, AllowUnknownColumns: o.allowUnknownColumns}
 }
 
 // resolve applies the environment and checks that exactly one mode is named.

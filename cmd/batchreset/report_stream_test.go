@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/batchreset/batchreset/runner"
 	"github.com/batchreset/batchreset/store"
 	csvstore "github.com/batchreset/batchreset/store/csv"
 	"github.com/batchreset/batchreset/store/postgres"
@@ -113,7 +114,7 @@ func TestTallyPostgres(t *testing.T) {
 		code   string
 	}{
 		{"pending", ""}, {"submitting", ""}, {"submitted", ""}, {"succeeded", ""}, {"failed", "OperationFailed"},
-		{"failed", codeBlueprintMismatch}, {"skipped", ""}, {"skipped", "ResetByOther"}, {"skipped", "Preflight"},
+		{"failed", runner.CodeBlueprintMismatch}, {"skipped", ""}, {"skipped", "ResetByOther"}, {"skipped", "Preflight"},
 		{"unknown", "ResetTimeout"}, {"unhealthy", "HealthTimeout"},
 	}
 	conn, err := pgx.Connect(ctx, url)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/batchreset/batchreset/runner"
 	"github.com/batchreset/batchreset/store"
 )
 
@@ -82,16 +83,12 @@ func parseRetryKinds(s string) (retryKinds, error) {
 func retryable(j store.Job, k retryKinds) bool {
 	switch j.Status {
 	case store.StatusFailed:
-		return k.failed && j.ErrorCode != codeBlueprintMismatch
+		return k.failed && j.ErrorCode != runner.CodeBlueprintMismatch
 	case store.StatusSkipped:
 		return k.skipped && j.ErrorCode == ""
 	}
 	return false
 }
-
-// codeBlueprintMismatch is the runner's code for a reset that succeeded on
-// another image than the job's: it landed, so it is never retried blindly.
-const codeBlueprintMismatch = "BlueprintMismatch"
 
 // runRetry confirms, makes the chosen jobs pending again, then runs.
 func (a *app) runRetry(ctx context.Context, s runSettings, k retryKinds) error {

@@ -24,7 +24,7 @@ func TestRetryable(t *testing.T) {
 		{"FailedRefused", store.Job{Status: store.StatusFailed, ErrorCode: "InvalidParameterValue.BlueprintConfigNotMatch"}, retryAll, true},
 		{"FailedOperation", store.Job{Status: store.StatusFailed, ErrorCode: "OperationFailed"}, retryAll, true},
 		{"FailedNotApplied", store.Job{Status: store.StatusFailed, ErrorCode: runner.CodeNotApplied}, retryAll, true},
-		{"FailedWrongImage", store.Job{Status: store.StatusFailed, ErrorCode: codeBlueprintMismatch}, retryAll, false},
+		{"FailedWrongImage", store.Job{Status: store.StatusFailed, ErrorCode: runner.CodeBlueprintMismatch}, retryAll, false},
 		{"SkippedBudget", store.Job{Status: store.StatusSkipped, ErrorMessage: "failure budget exceeded"}, retryAll, true},
 		{"SkippedPreflight", store.Job{Status: store.StatusSkipped, ErrorCode: "Preflight"}, retryAll, false},
 		{"SkippedResetByOther", store.Job{Status: store.StatusSkipped, ErrorCode: runner.CodeResetByOther}, retryAll, false},

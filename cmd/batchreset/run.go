@@ -100,6 +100,12 @@ func (a *app) runRun(ctx context.Context, s runSettings) error {
 		a.notef("batchreset: %s", what)
 	}
 	a.describeStart(cnt.jobs, todo, rollout)
+	if err := src.RecordRollout(s.rollout.maxFailures, rollout); err != nil {
+		// status then shows the budget of its own flag, saying so. Not a
+		// warning: a file system that cannot take it cannot take the
+		// journal either, which ends the run and says why.
+		a.log.Debug("the run's rollout is not recorded", "err", err)
+	}
 
 	// Only the built-in emulator needs the job list: it is seeded from it.
 	var jobs []store.Job

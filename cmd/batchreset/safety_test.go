@@ -140,7 +140,7 @@ func TestDeadEndpoint(t *testing.T) {
 	if !strings.Contains(p.stderr.String(), endpoint) {
 		t.Errorf("stderr does not name the endpoint %s:\n%s", endpoint, tail(p.stderr.String(), 10))
 	}
-	input, err := csvstore.ReadJobs(jobs, "")
+	input, err := csvstore.ReadJobs(jobs, csvstore.ReadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -200,54 +200,20 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 	return t, nil
 }
 
-// readExclude reads the IDs of an --exclude file: one instance ID per line
-// (blank lines and # comments ignored), or a CSV whose header has an
+// readExclude reads the IDs of an --exclude file (csvstore's
+// ReadInstanceList): one instance ID per line, or a CSV whose header has an
 // instance_id column (a jobs or results file). A malformed ID is an error
 // naming its line.
 func readExclude(path string) (map[string]bool, error) {
-	f, err := os.Open(path)
+	list, err := csvstore.ReadInstanceList(path)
 	if err != nil {
 		return nil, usageError("--exclude: %v", err)
 	}
-	defer f.Close()
-	ids := map[string]bool{}
-	col := -1 // instance_id's column in a CSV; -1 for a plain list
-	sc := bufio.NewScanner(f)
-	for line := 1; sc.Scan(); line++ {
-		text := strings.TrimSpace(strings.TrimPrefix(sc.Text(), "\ufeff"))
-		if text == "" || strings.HasPrefix(text, "#") {
-			continue
-		}
-		fields := strings.Split(text, ",")
-		if len(ids) == 0 && col < 0 {
-			if i := slices.IndexFunc(fields, func(f string) bool { return strings.EqualFold(strings.Trim(strings.TrimSpace(f), `"`), "instance_id") }); i >= 0 {
-				col = i
-				continue
-			}
-		}
-		id := text
-		if col >= 0 {
-			if col >= len(fields) {
-				return nil, usageError("%s:%d: no instance_id field", path, line)
-			}
-			id = strings.Trim(strings.TrimSpace(fields[col]), `"`)
-		}
-		if !lighthouseInstanceID(id) {
-			return nil, usageError("%s:%d: %q is not an instance ID (lhins-…)", path, line, id)
-		}
+	ids := make(map[string]bool, len(list))
+	for _, id := range list {
 		ids[id] = true
 	}
-	if err := sc.Err(); err != nil {
-		return nil, usageError("--exclude %s: %v", path, err)
-	}
 	return ids, nil
-}
-
-// lighthouseInstanceID reports whether id has an instance ID's form,
-// lhins- and lowercase letters or digits.
-func lighthouseInstanceID(id string) bool {
-	rest, ok := strings.CutPrefix(id, "lhins-")
-	return ok && rest != "" && !strings.ContainsFunc(rest, func(r rune) bool { return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9') })
 }
 
 // selectCloud is what resolving a selector needs: a Cloud over a read
@@ -334,13 +300,7 @@ func printSelection(w io.Writer, res *runner.Selection, verbose bool) {
 // writeSelection writes res's jobs as a jobs CSV to w, under a comment line
 // that records how the list was made.
 func writeSelection(w io.Writer, res *runner.Selection) error {
-	bw := bufio.NewWriter(w)
-	fmt.Fprintf(bw, "# %s\n", strings.NewReplacer("\n", " ", "\r", " ").Replace(res.Record()))
-	bw.WriteString("instance_id,blueprint_id,region\n")
-	for _, j := range res.Jobs {
-		fmt.Fprintf(bw, "%s,%s,%s\n", j.InstanceID, j.BlueprintID, j.Region)
-	}
-	return bw.Flush()
+	return csvstore.WriteJobs(w, res.Record(), res.Jobs)
 }
 
 // saveSelection writes res to path as a jobs CSV, whole or not at all: it
@@ -362,7 +322,7 @@ func saveSelection(path string, res *runner.Selection) error {
 	if err != nil {
 		return &exitError{code: exitFatal, err: fmt.Errorf("write selection %s: %w", path, err)}
 	}
-	back, err := csvstore.ReadJobs(tmp.Name(), "")
+	back, err := csvstore.ReadJobs(tmp.Name(), csvstore.ReadOptions{})
 	if err != nil {
 		return &exitError{code: exitFatal, err: fmt.Errorf("write selection %s: the list does not read back: %w", path, err)}
 	}

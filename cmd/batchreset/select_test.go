@@ -477,7 +477,7 @@ func TestSelectHelp(t *testing.T) {
 // readJobsText reads a jobs CSV given as text, as run would read it.
 func readJobsText(t *testing.T, text string) []store.Job {
 	t.Helper()
-	r := csvstore.NewReader(strings.NewReader(text), "stdout", "")
+	r := csvstore.NewReader(strings.NewReader(text), "stdout", csvstore.ReadOptions{})
 	var jobs []store.Job
 	for {
 		j, err := r.Read()

@@ -42,6 +42,11 @@ type jobSource interface {
 	Tally(ctx context.Context, durations bool) (runTally, error)
 	// Record writes a job's outcome settled later (reconcile).
 	Record(ctx context.Context, j *store.Job) error
+	// RecordRollout records the rollout a run begins with, resolved from
+	// --max-failures maxFailures, for status to show the run's own (CSV
+	// mode: OUT.rollout; the Postgres store records it in run_rollouts
+	// when the run's first runner joins it).
+	RecordRollout(maxFailures string, ro *runner.Rollout) error
 	// Finish writes what the source keeps after a command changed jobs
 	// (CSV mode: the results file).
 	Finish(ctx context.Context) error
@@ -130,7 +135,7 @@ type csvSource struct {
 func openCSV(o sourceFlags, forRun, force bool) (*csvSource, error) {
 	// The input is read straight into the compact form the journal's store
 	// keeps, which takes it over: a large fleet is never held twice.
-	in, err := csvstore.ReadInput(o.jobsPath, o.region)
+	in, err := csvstore.ReadInput(o.jobsPath, o.readOptions())
 	if err != nil {
 		return nil, &exitError{code: exitUsage, err: err}
 	}
@@ -230,6 +235,10 @@ func (s *csvSource) DB() *postgres.Store { return nil }
 
 func (s *csvSource) Record(ctx context.Context, j *store.Job) error { return s.st.Save(ctx, j) }
 
+func (s *csvSource) RecordRollout(maxFailures string, ro *runner.Rollout) error {
+	return recordRollout(s.out, maxFailures, ro)
+}
+
 // Finish writes the results file, which speaks for this run alone: jobs it
 // left unstarted are skipped, jobs left in flight unknown. The journal keeps
 // their real status for the next run.
@@ -324,6 +333,8 @@ func (s *dbSource) Store() runner.Store {
 func (s *dbSource) DB() *postgres.Store { return s.db }
 
 func (s *dbSource) Record(ctx context.Context, j *store.Job) error { return s.db.Settle(ctx, j) }
+
+func (s *dbSource) RecordRollout(string, *runner.Rollout) error { return nil }
 
 // Finish has nothing to write: the rows are the results. Pending jobs are
 // due later, or left for another runner, and a later run takes them.

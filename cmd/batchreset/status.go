@@ -48,11 +48,18 @@ type runStatus struct {
 	InFlight  int            `json:"in_flight"`
 	Leased    *int           `json:"leased,omitempty"`  // Postgres: unfinished jobs leased by live runners
 	Runners   *int           `json:"runners,omitempty"` // Postgres: runners holding them
-	// Failures counts failed and unknown jobs, which the failure budget
-	// (Budget, from --max-failures; nil: none) is held against.
-	Failures   int    `json:"failures"`
-	Budget     *int   `json:"budget,omitempty"`
-	BudgetFlag string `json:"max_failures"`
+	// Failures counts the jobs that ended a failure (store.Status.Failure:
+	// failed, unknown or unhealthy), which the failure budget (Budget; nil:
+	// none) is held against. The budget is the one the run recorded
+	// (BudgetRecorded) when it did: CSV mode's OUT.rollout, Postgres's
+	// run_rollouts. Otherwise (a run not started, or started before runs
+	// recorded it) it is status's own --max-failures. BudgetFlag is the
+	// --max-failures it came from, as given; "" for a Postgres run's,
+	// which records only the count.
+	Failures       int    `json:"failures"`
+	Budget         *int   `json:"budget,omitempty"`
+	BudgetFlag     string `json:"max_failures"`
+	BudgetRecorded bool   `json:"budget_recorded"`
 	// ResetsPerSecond is the rate of resets accepted over the last
 	// minute; ETASeconds the time left to send the rest at that rate, when
 	// there is one. Both from the jobs' records (CSV mode).
@@ -92,7 +99,7 @@ func (c *statusCounter) add(j *store.Job) {
 	if j.Status == store.StatusSubmitting || j.Status == store.StatusSubmitted {
 		st.InFlight++
 	}
-	if j.Status == store.StatusFailed || j.Status == store.StatusUnknown {
+	if j.Status.Failure() {
 		st.Failures++
 	}
 	if j.Status == store.StatusPending {
@@ -156,7 +163,9 @@ func dbStatus(run string, s postgres.Status, started time.Time, budget int) runS
 	for k, v := range s.Totals {
 		st.Totals[string(k)] = v
 	}
-	st.Failures = st.Totals[string(store.StatusFailed)] + st.Totals[string(store.StatusUnknown)]
+	for _, f := range store.FailureStatuses {
+		st.Failures += st.Totals[string(f)]
+	}
 	st.State = runState(started, st.Totals[string(store.StatusPending)]+st.InFlight, string(s.Control))
 	if !started.IsZero() {
 		st.StartedAt = timePtr(started)
@@ -226,7 +235,9 @@ never started says so.`,
 	return cmd
 }
 
-// readStatus reads the status of the run src names, read-only.
+// readStatus reads the status of the run src names, read-only. The budget
+// shown is the one the run recorded; maxFailures (status's flag) only
+// stands in for a run that recorded none.
 func (a *app) readStatus(ctx context.Context, src sourceFlags, maxFailures string, now time.Time) (runStatus, error) {
 	budget := func(total int) (int, error) {
 		if strings.EqualFold(maxFailures, "none") {
@@ -239,13 +250,9 @@ func (a *app) readStatus(ctx context.Context, src sourceFlags, maxFailures strin
 		return n, nil
 	}
 	if src.jobsPath != "" {
-		in, err := csvstore.ReadInput(src.jobsPath, src.region)
+		in, err := csvstore.ReadInput(src.jobsPath, src.readOptions())
 		if err != nil {
 			return runStatus{}, &exitError{code: exitUsage, err: err}
-		}
-		b, err := budget(in.Len())
-		if err != nil {
-			return runStatus{}, err
 		}
 		out := src.outPath
 		if out == "" {
@@ -258,12 +265,23 @@ func (a *app) readStatus(ctx context.Context, src sourceFlags, maxFailures strin
 				return runStatus{}, &exitError{code: exitUsage, err: err}
 			}
 		}
+		flag := maxFailures
+		rec, recorded, err := readRolloutRecord(out)
+		if err != nil {
+			return runStatus{}, &exitError{code: exitUsage, err: err}
+		}
+		var b int
+		if recorded {
+			b, flag = rec.Budget, rec.MaxFailures
+		} else if b, err = budget(in.Len()); err != nil {
+			return runStatus{}, err
+		}
 		c := newStatusCounter(now)
 		for j := range jobs {
 			c.add(&j)
 		}
 		st := c.status(src.jobsPath, started, b)
-		st.BudgetFlag = maxFailures
+		st.BudgetFlag, st.BudgetRecorded = flag, recorded
 		return st, nil
 	}
 	db, err := openDB(ctx, src.databaseURL, true)
@@ -271,8 +289,30 @@ func (a *app) readStatus(ctx context.Context, src sourceFlags, maxFailures strin
 		return runStatus{}, err
 	}
 	defer db.Close()
+	ro, err := db.Rollout(ctx, src.runName)
+	recorded := err == nil
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return runStatus{}, &exitError{code: exitFatal, err: err}
+	}
+	plan := ro.Plan
+	started, err := db.RunStarted(ctx, src.runName)
+	if err != nil {
+		return runStatus{}, &exitError{code: exitFatal, err: err}
+	}
+	flag := maxFailures
+	switch {
+	case recorded:
+		budget = func(int) (int, error) { return plan.MaxFailures, nil }
+		flag = ""
+	case !started.IsZero():
+		// A runner with a canary, waves or a budget records the run's
+		// rollout before it claims a job, which is what marks the run
+		// started: this run had none.
+		budget = func(int) (int, error) { return -1, nil }
+		recorded, flag = true, ""
+	}
 	st, err := runStatusOf(ctx, db, src.runName, budget)
-	st.BudgetFlag = maxFailures
+	st.BudgetFlag, st.BudgetRecorded = flag, recorded
 	return st, err
 }
 
@@ -309,9 +349,6 @@ func printStatus(w io.Writer, st runStatus) {
 	for _, s := range statusOrder {
 		fmt.Fprintf(tw, "  %s\t%d\n", s, st.Totals[string(s)])
 	}
-	if n := st.Totals["unhealthy"]; n > 0 {
-		fmt.Fprintf(tw, "  unhealthy\t%d\n", n)
-	}
 	tw.Flush()
 	fmt.Fprintf(w, "in flight: %d", st.InFlight)
 	if st.Leased != nil {
@@ -319,7 +356,14 @@ func printStatus(w io.Writer, st runStatus) {
 	}
 	fmt.Fprintln(w)
 	if st.Budget != nil {
-		fmt.Fprintf(w, "failures: %d, budget %d (--max-failures %s)", st.Failures, *st.Budget, st.BudgetFlag)
+		switch {
+		case st.BudgetRecorded && st.BudgetFlag != "":
+			fmt.Fprintf(w, "failures: %d, budget %d (the run's --max-failures %s)", st.Failures, *st.Budget, st.BudgetFlag)
+		case st.BudgetRecorded:
+			fmt.Fprintf(w, "failures: %d, budget %d (the run's)", st.Failures, *st.Budget)
+		default:
+			fmt.Fprintf(w, "failures: %d, budget %d (--max-failures %s)", st.Failures, *st.Budget, st.BudgetFlag)
+		}
 		if st.Failures > *st.Budget {
 			fmt.Fprint(w, " (exceeded: new resets stopped)")
 		}
@@ -327,6 +371,7 @@ func printStatus(w io.Writer, st runStatus) {
 	} else {
 		fmt.Fprintf(w, "failures: %d, no budget\n", st.Failures)
 	}
+
 	if st.ResetsPerSecond != nil {
 		fmt.Fprintf(w, "rate: %.2f resets/s over the last minute", *st.ResetsPerSecond)
 		if st.ETASeconds != nil {

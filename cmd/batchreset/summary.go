@@ -23,10 +23,6 @@ import (
 // there are and where the full list is.
 const summaryListMax = 20
 
-// attentionStatuses are the outcomes the summary names one by one: each
-// needs a person or a next command.
-var attentionStatuses = []store.Status{store.StatusFailed, store.StatusUnknown, "unhealthy"}
-
 // runSummary is the end-of-run summary: what `run` and `retry` print on
 // stdout, as text or, with --log-format json, as one JSON object.
 type runSummary struct {
@@ -77,15 +73,6 @@ func newRunSummary(t runTally, src jobSource, api string, sum runner.Summary, si
 	}
 	s.FullList, s.Next = nextSteps(src, api, s, t.Retry)
 	return s
-}
-
-func isAttention(st store.Status) bool {
-	for _, a := range attentionStatuses {
-		if st == a {
-			return true
-		}
-	}
-	return false
 }
 
 // nextSteps says where the full list of outcomes is and which commands to
@@ -286,35 +273,30 @@ type plannedItem struct {
 	Wave        int    `json:"wave,omitempty"`
 }
 
-// planWaves splits resets into the waves of ro, timed at rate with resets
-// of expected, from now.
+// planWaves splits resets into the waves of ro, as the runner will
+// (runner.Rollout.WavePlan), timed at rate with resets of expected, from
+// now.
 func planWaves(resets int, ro *runner.Rollout, rate float64, expected time.Duration, now time.Time) []plannedWave {
 	var sizes []int
-	if ro.Canary > 0 {
-		sizes = append(sizes, ro.Canary)
-	}
-	sizes = append(sizes, ro.Waves...)
-	if len(sizes) == 0 || (ro.Canary > 0 && len(ro.Waves) == 0) {
-		sizes = append(sizes, resets)
-	}
-	waves := []plannedWave{}
-	at := 0.0
-	for i, left := 0, resets; left > 0; i++ {
-		n := min(left, sizes[min(i, len(sizes)-1)])
-		if n <= 0 {
-			break
+	for _, w := range ro.WavePlan(resets) {
+		if w == len(sizes) {
+			sizes = append(sizes, 0)
 		}
+		sizes[w]++
+	}
+	out := []plannedWave{}
+	at := 0.0
+	for i, n := range sizes {
 		send := float64(n-1) / rate
 		w := plannedWave{Wave: i + 1, Canary: ro.Canary > 0 && i == 0, Resets: n, StartSec: roundTo(at, 0),
 			EndSec: roundTo(at+send+expected.Seconds(), 0)}
 		if !ro.WindowEnd.IsZero() && now.Add(time.Duration(w.StartSec*float64(time.Second))+expected).After(ro.WindowEnd) {
 			w.AfterWindow = true
 		}
-		waves = append(waves, w)
+		out = append(out, w)
 		at = w.EndSec + ro.PauseBetweenWaves.Seconds()
-		left -= n
 	}
-	return waves
+	return out
 }
 
 // newPlanOutput is plan's output for items, the jobs not yet finished,
@@ -344,16 +326,12 @@ func newPlanOutput(items []runner.PlanItem, total int, ro *runner.Rollout, rate 
 	if !perItem {
 		return p
 	}
-	var sizes []int
-	if ro.Canary > 0 {
-		sizes = append(sizes, ro.Canary)
-	}
-	sizes = append(sizes, ro.Waves...)
+	waves := ro.WavePlan(p.ToReset)
 	k := 0
 	for _, it := range items {
 		pi := plannedItem{InstanceID: it.Job.InstanceID, Region: it.Job.Region, BlueprintID: it.Job.BlueprintID, Action: "skip", Note: it.Reason}
 		if it.Reset {
-			pi.Action, pi.Wave = "reset", waveOf(sizes, k)
+			pi.Action, pi.Wave = "reset", waves[k]+1
 			k++
 		}
 		p.Items = append(p.Items, pi)

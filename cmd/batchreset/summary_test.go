@@ -129,3 +129,49 @@ func TestPlanAfterRun(t *testing.T) {
 		t.Errorf("plan --summary after the run:\n%s", res.stdout)
 	}
 }
+
+// TestPlanCanaryLabels: plan labels each item with the wave the runner will
+// start it in, and the items of each wave are as many as the waves list
+// says: with --canary 2 and no --waves, 2 then the other 22.
+func TestPlanCanaryLabels(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args []string
+		want []int // resets per wave
+	}{
+		{[]string{"--canary", "2"}, []int{2, 22}},
+		{[]string{"--canary", "2", "--waves", "5,10"}, []int{2, 5, 10, 7}},
+		{[]string{"--waves", "25%"}, []int{6, 6, 6, 6}},
+		{nil, []int{24}},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			t.Parallel()
+			args := append([]string{"plan", "--jobs", copyExample(t), "--emulate", "--output", "json"}, tc.args...)
+			res := batchreset(t, append(args, fastEmulate[:4]...)...)
+			res.wantCode(t, exitOK, "plan")
+			var p planOutput
+			if err := json.Unmarshal([]byte(res.stdout), &p); err != nil {
+				t.Fatalf("plan --output json: %v\n%s", err, res.stdout)
+			}
+			var listed []int
+			for _, w := range p.Waves {
+				listed = append(listed, w.Resets)
+			}
+			labelled := make([]int, len(p.Waves))
+			last := 0
+			for _, it := range p.Items {
+				if it.Action != "reset" {
+					continue
+				}
+				if it.Wave < 1 || it.Wave > len(labelled) || it.Wave < last {
+					t.Fatalf("item %s is labelled wave %d after wave %d; the plan has %d waves", it.InstanceID, it.Wave, last, len(p.Waves))
+				}
+				labelled[it.Wave-1]++
+				last = it.Wave
+			}
+			if !cmp.Equal(listed, tc.want) || !cmp.Equal(labelled, tc.want) {
+				t.Errorf("plan %v: waves list %v, items labelled %v; want %v", tc.args, listed, labelled, tc.want)
+			}
+		})
+	}
+}

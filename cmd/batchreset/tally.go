@@ -19,8 +19,9 @@ type runTally struct {
 	Totals    map[string]int
 	Durations *durationSummary
 	// Attention lists the first attentionListMax jobs (in the jobs' order)
-	// that ended failed, unknown or unhealthy; AttentionTotal counts them
-	// all.
+	// that ended a failure (store.Status.Failure: failed, unknown or
+	// unhealthy), each needing a person or a next command; AttentionTotal
+	// counts them all.
 	Attention      []outcome
 	AttentionTotal int
 	// Retry counts the jobs `batchreset retry` would send again.
@@ -49,7 +50,7 @@ func (c *tallier) add(j *store.Job) {
 	if d, ok := resetDuration(j); ok {
 		c.durs = append(c.durs, d)
 	}
-	if isAttention(j.Status) && len(c.t.Attention) < attentionListMax {
+	if j.Status.Failure() && len(c.t.Attention) < attentionListMax {
 		c.t.Attention = append(c.t.Attention, outcomeOf(j))
 	}
 }
@@ -58,7 +59,7 @@ func (c *tallier) add(j *store.Job) {
 func (c *tallier) count(j *store.Job, n int) {
 	c.t.Instances += n
 	c.t.Totals[string(j.Status)] += n
-	if isAttention(j.Status) {
+	if j.Status.Failure() {
 		c.t.AttentionTotal += n
 	}
 	if retryable(*j, retryAll) {
@@ -102,7 +103,7 @@ func (s *dbSource) attention() []store.Status {
 	for _, st := range statusOrder {
 		j := store.Job{Status: st}
 		s.view(&j)
-		if isAttention(j.Status) {
+		if j.Status.Failure() {
 			out = append(out, st)
 		}
 	}

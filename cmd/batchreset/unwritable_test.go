@@ -239,7 +239,7 @@ func TestUnwritableState(t *testing.T) {
 			heal()
 
 			// Every reset applied had its intent in the journal.
-			input, err := csvstore.ReadJobs(f.jobsPath, "")
+			input, err := csvstore.ReadJobs(f.jobsPath, csvstore.ReadOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -265,20 +265,3 @@ func runListings(ctx context.Context, db *postgres.Store) ([]statuspage.Listing,
 	}
 	return list, nil
 }
-
-// waveOf is the wave of the i-th job to be sent (plan) in a run whose
-// waves have sizes, the last repeating. 0 when the run has no waves.
-func waveOf(sizes []int, i int) int {
-	if len(sizes) == 0 {
-		return 0
-	}
-	w := 0
-	for {
-		n := sizes[min(w, len(sizes)-1)]
-		if i < n {
-			return w + 1
-		}
-		i -= n
-		w++
-	}
-}

@@ -231,8 +231,8 @@
 //     InvalidParameterValue.KeyPairIdMalformed.
 //   - A TIMEOUT task has ExitCode -1; TAT does not document one.
 //   - Config.Generate and Config.Fleet add a generated fleet (tags by
-//     share, FleetOptions.Tags), and FleetJobs and WriteJobs write it as a
-//     jobs CSV.
+//     share, FleetOptions.Tags), and FleetJobs lists it as jobs (store/csv
+//     writes them as a jobs CSV).
 //   - LatestOperationStartedTime (a China-site field) is returned, in the
 //     API's ISO 8601 UTC format.
 //   - Derived fields (UUID, disk ID, addresses, creation time) are a

@@ -1,10 +1,8 @@
 package emulator
 
 import (
-	"encoding/csv"
 	"fmt"
 	"hash/fnv"
-	"io"
 	"math"
 	"math/rand/v2"
 	"strconv"
@@ -220,8 +218,8 @@ func GenerateFleet(n int, opts FleetOptions) ([]Instance, []Blueprint) {
 
 // FleetJobs returns the jobs of the fleet GenerateFleet(n, opts) makes: one
 // per instance, the Missing ones included, each to be reset to the
-// fleet's target blueprint (Blueprints[0]) in its region. WriteJobs writes
-// them as a jobs CSV.
+// fleet's target blueprint (Blueprints[0]) in its region; store/csv's
+// WriteJobs writes them as a jobs CSV.
 func FleetJobs(n int, opts FleetOptions) []Seed {
 	all, _, blueprints := generate(n, opts)
 	jobs := make([]Seed, len(all))
@@ -229,21 +227,6 @@ func FleetJobs(n int, opts FleetOptions) []Seed {
 		jobs[i] = Seed{InstanceID: in.ID, BlueprintID: blueprints[0].ID, Region: in.Region}
 	}
 	return jobs
-}
-
-// WriteJobs writes jobs as a jobs CSV with the header
-// instance_id,blueprint_id,region, the format batchreset run --jobs reads.
-func WriteJobs(w io.Writer, jobs []Seed) error {
-	cw := csv.NewWriter(w)
-	cw.Write([]string{"instance_id", "blueprint_id", "region"})
-	for _, j := range jobs {
-		cw.Write([]string{j.InstanceID, j.BlueprintID, j.Region})
-	}
-	cw.Flush()
-	if err := cw.Error(); err != nil {
-		return fmt.Errorf("write jobs: %w", err)
-	}
-	return nil
 }
 
 // generate makes GenerateFleet's n instances, reporting which stay in the

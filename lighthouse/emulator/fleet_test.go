@@ -3,7 +3,6 @@ package emulator_test
 import (
 	"regexp"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -280,16 +279,11 @@ func TestFleetJobs(t *testing.T) {
 	if len(jobs) != 5 || len(instances) != 3 {
 		t.Fatalf("FleetJobs = %d jobs, GenerateFleet = %d instances; want 5 jobs (the missing included) for 3 instances", len(jobs), len(instances))
 	}
-	var buf strings.Builder
-	if err := emulator.WriteJobs(&buf, jobs); err != nil {
-		t.Fatal(err)
-	}
-	want := "instance_id,blueprint_id,region\n"
-	for _, in := range all {
-		want += in.ID + "," + blueprints[0].ID + "," + in.Region + "\n"
-	}
-	if buf.String() != want {
-		t.Errorf("WriteJobs wrote\n%s\nwant\n%s", buf.String(), want)
+	for i, in := range all {
+		want := emulator.Seed{InstanceID: in.ID, BlueprintID: blueprints[0].ID, Region: in.Region}
+		if jobs[i] != want {
+			t.Errorf("FleetJobs[%d] = %+v, want %+v", i, jobs[i], want)
+		}
 	}
 }
 

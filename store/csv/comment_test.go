@@ -23,7 +23,7 @@ func TestReaderComments(t *testing.T) {
 		"lhins-aaaaaaaa,lhbp-bbbbbbbb,ap-guangzhou\n" +
 		"#lhins-cccccccc,lhbp-bbbbbbbb,ap-guangzhou\n" +
 		"lhins-dddddddd,,ap-singapore\n"
-	r := csv.NewReader(strings.NewReader(in), "jobs.csv", "")
+	r := csv.NewReader(strings.NewReader(in), "jobs.csv", csv.ReadOptions{})
 	var got []string
 	for {
 		j, err := r.Read()
@@ -45,7 +45,7 @@ func TestReaderComments(t *testing.T) {
 
 	// Errors name physical lines, comment lines counted.
 	bad := "# selector\ninstance_id,region\n# note\nlhins-bad,ap-guangzhou\n"
-	r = csv.NewReader(strings.NewReader(bad), "jobs.csv", "")
+	r = csv.NewReader(strings.NewReader(bad), "jobs.csv", csv.ReadOptions{})
 	for {
 		if _, err := r.Read(); err != nil {
 			break

@@ -199,11 +199,11 @@ func TestReadInput(t *testing.T) {
 	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	jobs, err := csv.ReadJobs(path, "ap-beijing")
+	jobs, err := csv.ReadJobs(path, csv.ReadOptions{DefaultRegion: "ap-beijing"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	in, err := csv.ReadInput(path, "ap-beijing")
+	in, err := csv.ReadInput(path, csv.ReadOptions{DefaultRegion: "ap-beijing"})
 	if err != nil {
 		t.Fatal(err)
 	}

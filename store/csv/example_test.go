@@ -12,7 +12,8 @@ import (
 
 // A jobs CSV names its columns in a header row. Only instance_id is
 // required: an empty blueprint_id reinstalls the current image, and an empty
-// region takes the default.
+// region takes the default. A column of the file's own, such as owner, is
+// read past only when the options allow it.
 func ExampleReadJobs() {
 	dir, err := os.MkdirTemp("", "batchreset-example")
 	if err != nil {
@@ -30,7 +31,7 @@ func ExampleReadJobs() {
 		panic(err)
 	}
 
-	jobs, err := csv.ReadJobs(path, "ap-beijing")
+	jobs, err := csv.ReadJobs(path, csv.ReadOptions{DefaultRegion: "ap-beijing", AllowUnknownColumns: true})
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -62,7 +63,7 @@ func ExampleReadJobs_errors() {
 		panic(err)
 	}
 
-	_, err = csv.ReadJobs(path, "")
+	_, err = csv.ReadJobs(path, csv.ReadOptions{})
 	if errs, ok := err.(csv.Errors); ok {
 		for _, e := range errs {
 			fmt.Printf("jobs.csv:%d: %s: %v\n", e.Line, e.Field, e.Err)

@@ -28,7 +28,7 @@ type Input struct {
 // pending with its line number as ID, into an Input that holds a million
 // jobs in some 80 MB rather than the 300 MB of a []store.Job. If anything
 // in the file is wrong it returns an Errors listing the problems.
-func ReadInput(path, defaultRegion string) (*Input, error) {
+func ReadInput(path string, opts ReadOptions) (*Input, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("read jobs: %w", err)
@@ -46,7 +46,7 @@ func ReadInput(path, defaultRegion string) (*Input, error) {
 	b := &builder{t: newTable(n)}
 	var fp fingerprint
 	raw := &countingHash{h: sha256.New()}
-	r := NewReader(io.TeeReader(f, raw), path, defaultRegion)
+	r := NewReader(io.TeeReader(f, raw), path, opts)
 	for {
 		j, err := r.Read()
 		if err == io.EOF {

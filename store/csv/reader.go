@@ -14,6 +14,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/batchreset/batchreset/lighthouse"
 	"github.com/batchreset/batchreset/store"
 )
 
@@ -40,6 +41,27 @@ const (
 	colKeyIDs      = "key_ids"
 	colAutoPass    = "auto_generate_password"
 )
+
+// columns are the known columns, in slot order (Reader.cols).
+var columns = [...]string{colInstanceID, colBlueprintID, colRegion, colKeyIDs, colAutoPass}
+
+// columnWords are, for each known column in slot order, words that a
+// column's name (lower case, without separators) holding one of them is
+// taken to mean it: "target_blueprint", "image_id", "key_pair",
+// "password".
+var columnWords = [...][]string{{"instance"}, {"blueprint", "image"}, {"region"}, {"key"}, {"password", "generate"}}
+
+// ReadOptions say how a jobs CSV is read. The zero value takes each row's
+// region from the file and refuses columns it does not know.
+type ReadOptions struct {
+	// DefaultRegion is the region of rows that name none; "" makes such
+	// rows errors.
+	DefaultRegion string
+	// AllowUnknownColumns lets the file carry columns of its own (an
+	// owner, notes) beside the known ones, which are then ignored. A
+	// column that looks like a known one is an error even so.
+	AllowUnknownColumns bool
+}
 
 var errLineTooLong = fmt.Errorf("line too long (over %d bytes)", maxRecordBytes)
 
@@ -111,7 +133,7 @@ func (e Errors) Unwrap() []error {
 // time: it yields each job read and then, if anything in the file is
 // wrong, the problems (an Errors, or the error that stopped reading) as a
 // last error. Nothing is held but the instance IDs seen, for duplicates.
-func ReadEach(path, defaultRegion string) iter.Seq2[store.Job, error] {
+func ReadEach(path string, opts ReadOptions) iter.Seq2[store.Job, error] {
 	return func(yield func(store.Job, error) bool) {
 		f, err := os.Open(path)
 		if err != nil {
@@ -119,7 +141,7 @@ func ReadEach(path, defaultRegion string) iter.Seq2[store.Job, error] {
 			return
 		}
 		defer f.Close()
-		r := NewReader(f, path, defaultRegion)
+		r := NewReader(f, path, opts)
 		for {
 			j, err := r.Read()
 			if err == io.EOF {
@@ -144,9 +166,9 @@ func ReadEach(path, defaultRegion string) iter.Seq2[store.Job, error] {
 // file is wrong ReadJobs returns no jobs and an Errors listing the problems.
 // A large file is better read with ReadInput, which holds its jobs
 // compactly, or ReadEach, which holds none.
-func ReadJobs(path, defaultRegion string) ([]store.Job, error) {
+func ReadJobs(path string, opts ReadOptions) ([]store.Job, error) {
 	var jobs []store.Job
-	for j, err := range ReadEach(path, defaultRegion) {
+	for j, err := range ReadEach(path, opts) {
 		if err != nil {
 			return nil, err
 		}
@@ -195,8 +217,8 @@ func countRows(r io.Reader) (int, error) {
 // without regard to case or surrounding spaces, in any order:
 //
 //   - instance_id (required): the Lighthouse instance to reset, lhins-
-//     followed by 8 lowercase letters or digits. Each instance may appear
-//     once.
+//     followed by 8 lowercase letters or digits (lighthouse.CheckInstanceID).
+//     Each instance may appear once.
 //   - blueprint_id (optional): the image to reinstall, lhbp- followed by 8
 //     lowercase letters or digits; empty or absent reinstalls the instance's
 //     current image.
@@ -209,7 +231,15 @@ func countRows(r io.Reader) (int, error) {
 //     default user's password; empty, no or absent does not. A password
 //     itself never goes in the file.
 //
-// Other columns are ignored. A UTF-8 byte order mark, CRLF line endings,
+// A column the file names that is none of these is an error, since its
+// values would otherwise be ignored and the resets would do something else
+// than the file says: a "blueprint" column would reinstall every
+// instance's current image. A column that looks like a known one (within
+// two edits of its name, as Damerau-Levenshtein counts them, ignoring case
+// and separators, or holding a word of its name, such as "instance",
+// "blueprint", "image", "key" or "password") is an error naming the column
+// it looks like, always; any other unknown column is ignored only when
+// ReadOptions.AllowUnknownColumns says so. A UTF-8 byte order mark, CRLF line endings,
 // blank lines, spaces around values and quoted fields are accepted. A line
 // starting with "#" is a comment and ignored, wherever it is: `batchreset
 // select` records there how the list was made, and a row commented out is
@@ -222,10 +252,10 @@ func countRows(r io.Reader) (int, error) {
 // must not act on any of them until Read has returned io.EOF and Err nil.
 // A Reader is not safe for concurrent use.
 type Reader struct {
-	name          string
-	defaultRegion string
-	br            *boundedReader
-	cr            *csv.Reader
+	name string
+	opts ReadOptions
+	br   *boundedReader
+	cr   *csv.Reader
 
 	started    bool
 	headerLine int
@@ -250,10 +280,9 @@ const (
 	slotAutoPass
 )
 
-// NewReader returns a Reader that reads a jobs CSV from r. name is the file
-// name used in errors. Rows without a region get defaultRegion; if that is
-// "" too, they are errors.
-func NewReader(r io.Reader, name, defaultRegion string) *Reader {
+// NewReader returns a Reader that reads a jobs CSV from r, as opts say.
+// name is the file name used in errors.
+func NewReader(r io.Reader, name string, opts ReadOptions) *Reader {
 	br := newBoundedReader(r)
 	cr := csv.NewReader(br)
 	cr.FieldsPerRecord = -1 // checked against the header by Read, to report it our way
@@ -261,13 +290,13 @@ func NewReader(r io.Reader, name, defaultRegion string) *Reader {
 	cr.Comment = '#'
 	cr.ReuseRecord = true // values are copied out of the record
 	return &Reader{
-		name:          name,
-		defaultRegion: defaultRegion,
-		br:            br,
-		cr:            cr,
-		cols:          [5]int{-1, -1, -1, -1, -1},
-		seen:          make(map[[8]byte]int),
-		intern:        make(map[string]string),
+		name:   name,
+		opts:   opts,
+		br:     br,
+		cr:     cr,
+		cols:   [5]int{-1, -1, -1, -1, -1},
+		seen:   make(map[[8]byte]int),
+		intern: make(map[string]string),
 	}
 }
 
@@ -397,26 +426,16 @@ func (r *Reader) readHeader() bool {
 		}
 		ok := true
 		names := make([]string, len(rec))
+		var unknown []int // columns of rec that are no known column
 		for i, raw := range rec {
 			if err := checkText(raw); err != nil {
 				r.add(line, "", fmt.Errorf("header: %w", err))
 				return false
 			}
 			names[i] = strings.ToLower(strings.TrimSpace(raw))
-			slot := -1
-			switch names[i] {
-			case colInstanceID:
-				slot = slotInstanceID
-			case colBlueprintID:
-				slot = slotBlueprintID
-			case colRegion:
-				slot = slotRegion
-			case colKeyIDs:
-				slot = slotKeyIDs
-			case colAutoPass:
-				slot = slotAutoPass
-			}
+			slot := slices.Index(columns[:], names[i])
 			if slot < 0 {
+				unknown = append(unknown, i)
 				continue
 			}
 			if prev := r.cols[slot]; prev >= 0 {
@@ -426,12 +445,101 @@ func (r *Reader) readHeader() bool {
 			}
 			r.cols[slot] = i
 		}
-		if r.cols[slotInstanceID] < 0 {
+		hasID, saidID := r.cols[slotInstanceID] >= 0, false
+		for _, i := range unknown {
+			field := strings.TrimSpace(rec[i])
+			slot := meantColumn(names[i])
+			if slot == slotInstanceID && hasID {
+				// instance_id is there, and required in every row: a
+				// column like "instance_name" beside it changes nothing
+				// a reset does.
+				slot = -1
+			}
+			switch {
+			case slot >= 0:
+				r.add(line, field, fmt.Errorf("unknown column: did you mean %s? (a column that looks like a known one is never ignored: rename it)", columns[slot]))
+				ok = false
+				saidID = saidID || slot == slotInstanceID
+			case hasID && !r.opts.AllowUnknownColumns:
+				// Without instance_id, the missing column's error below
+				// lists the header.
+				r.add(line, field, fmt.Errorf("unknown column (the columns are %s; a file that carries other data is read with --allow-unknown-columns)", strings.Join(columns[:], ", ")))
+				ok = false
+			}
+		}
+		if !hasID && !saidID {
 			r.add(line, colInstanceID, fmt.Errorf("missing column (header has %s)", quoteList(names, 10)))
 			ok = false
 		}
 		return ok
 	}
+}
+
+// meantColumn returns the slot of the known column that name, a column's
+// name in lower case that is no known column, looks like, or -1: within
+// two edits of one (the nearest, the first of equals), case, spaces and
+// separators aside, or else holding one of its columnWords.
+func meantColumn(name string) int {
+	flat := squash(name)
+	best, bestDist := -1, 3
+	for slot, col := range columns {
+		d := min(editDistance(name, col, bestDist), editDistance(flat, squash(col), bestDist))
+		if d < bestDist {
+			best, bestDist = slot, d
+		}
+	}
+	if best >= 0 {
+		return best
+	}
+	for slot, words := range columnWords {
+		for _, w := range words {
+			if strings.Contains(flat, w) {
+				return slot
+			}
+		}
+	}
+	return -1
+}
+
+// squash returns s without what is not a letter or a digit: "Blueprint ID",
+// "blueprint-id" and "blueprintid" squash alike.
+func squash(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsLetter(r) || unicode.IsDigit(r) {
+			return r
+		}
+		return -1
+	}, s)
+}
+
+// editDistance returns the Damerau-Levenshtein distance between a and b
+// (insertions, deletions, substitutions and transpositions of adjacent
+// runes, each substring edited once), or limit when it is limit or more.
+func editDistance(a, b string, limit int) int {
+	s, t := []rune(a), []rune(b)
+	if d := len(s) - len(t); d >= limit || -d >= limit {
+		return limit
+	}
+	// prev2, prev and cur are rows i-2, i-1 and i of the distance table.
+	prev2, prev, cur := make([]int, len(t)+1), make([]int, len(t)+1), make([]int, len(t)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(s); i++ {
+		cur[0] = i
+		for j := 1; j <= len(t); j++ {
+			cost := 1
+			if s[i-1] == t[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			if i > 1 && j > 1 && s[i-1] == t[j-2] && s[i-2] == t[j-1] {
+				cur[j] = min(cur[j], prev2[j-2]+1)
+			}
+		}
+		prev2, prev, cur = prev, cur, prev2
+	}
+	return min(prev[len(t)], limit)
 }
 
 // job validates one record and returns it as a job, or records why not.
@@ -452,11 +560,12 @@ func (r *Reader) job(rec []string) (store.Job, bool) {
 	case err != nil:
 	case id == "":
 		err = errors.New("missing value")
-	case !validID(id, "lhins-"):
-		err = fmt.Errorf("malformed ID %q (want lhins- and 8 lowercase letters or digits)", id)
 	default:
+		err = lighthouse.CheckInstanceID(id)
+	}
+	if err == nil {
 		var key [8]byte
-		copy(key[:], id[len("lhins-"):])
+		copy(key[:], id[len(lighthouse.InstanceIDPrefix):])
 		if prev, dup := r.seen[key]; dup {
 			err = fmt.Errorf("duplicate %s (first on line %d)", id, prev)
 		} else {
@@ -480,12 +589,12 @@ func (r *Reader) job(rec []string) (store.Job, bool) {
 	region, regionLine, err := r.value(rec, slotRegion)
 	switch {
 	case err != nil:
-	case region == "" && r.defaultRegion == "":
+	case region == "" && r.opts.DefaultRegion == "":
 		err = errors.New("missing value and no default region given")
-	case region == "" && !validRegion(r.defaultRegion):
-		err = fmt.Errorf("malformed default region %q (want lowercase like ap-guangzhou)", r.defaultRegion)
+	case region == "" && !validRegion(r.opts.DefaultRegion):
+		err = fmt.Errorf("malformed default region %q (want lowercase like ap-guangzhou)", r.opts.DefaultRegion)
 	case region == "":
-		region = r.defaultRegion
+		region = r.opts.DefaultRegion
 	case !validRegion(region):
 		err = fmt.Errorf("malformed region %q (want lowercase like ap-guangzhou)", region)
 	}

@@ -41,7 +41,7 @@ func FuzzReader(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, in string) {
 		lines := bytes.Count([]byte(in), []byte("\n")) + 1
-		r := csv.NewReader(bytes.NewReader([]byte(in)), "fuzz.csv", "ap-guangzhou")
+		r := csv.NewReader(bytes.NewReader([]byte(in)), "fuzz.csv", csv.ReadOptions{DefaultRegion: "ap-guangzhou"})
 		var jobs []store.Job
 		seen := make(map[string]bool)
 		for {
@@ -113,7 +113,7 @@ func FuzzReader(f *testing.F) {
 
 func readAll(t *testing.T, data []byte) []store.Job {
 	t.Helper()
-	r := csv.NewReader(bytes.NewReader(data), "back.csv", "")
+	r := csv.NewReader(bytes.NewReader(data), "back.csv", csv.ReadOptions{})
 	var jobs []store.Job
 	for {
 		j, err := r.Read()

@@ -20,10 +20,10 @@ import (
 )
 
 // readString reads a jobs CSV held in a string, as ReadJobs reads a file
-// named jobs.csv.
+// named jobs.csv, unknown columns allowed (TestReaderColumns has the rule).
 func readString(t testing.TB, content, defaultRegion string) ([]store.Job, error) {
 	t.Helper()
-	r := csv.NewReader(strings.NewReader(content), "jobs.csv", defaultRegion)
+	r := csv.NewReader(strings.NewReader(content), "jobs.csv", csv.ReadOptions{DefaultRegion: defaultRegion, AllowUnknownColumns: true})
 	var jobs []store.Job
 	for {
 		j, err := r.Read()
@@ -107,7 +107,7 @@ func TestReaderFormats(t *testing.T) {
 		},
 		{
 			name: "IgnoredColumns",
-			content: "owner,instance_id,notes,region,blueprint\n" +
+			content: "owner,instance_id,notes,region,ticket\n" +
 				`ops,lhins-aaaaaaaa,"web, primary",ap-guangzhou,lhbp-zzzzzzzz` + "\n" +
 				`ops,lhins-bbbbbbbb,"two` + "\r\n" + `lines, ""quoted""",ap-guangzhou,` + "\n" +
 				"dba,lhins-cccccccc,,ap-guangzhou,=cmd()\n",
@@ -338,7 +338,7 @@ func TestReaderStreams(t *testing.T) {
 	t.Parallel()
 
 	content := "instance_id,region\nlhins-aaaaaaaa,ap-guangzhou\nbad,ap-guangzhou\nlhins-bbbbbbbb,ap-beijing\n"
-	r := csv.NewReader(strings.NewReader(content), "jobs.csv", "")
+	r := csv.NewReader(strings.NewReader(content), "jobs.csv", csv.ReadOptions{})
 	var got []store.Job
 	for {
 		j, err := r.Read()
@@ -398,13 +398,13 @@ func TestReadJobs(t *testing.T) {
 	if err := os.WriteFile(path, []byte("instance_id\nlhins-aaaaaaaa\nlhins-bad\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err := csv.ReadJobs(path, "ap-guangzhou")
+	_, err := csv.ReadJobs(path, csv.ReadOptions{DefaultRegion: "ap-guangzhou"})
 	want := path + `:3: instance_id: malformed ID "lhins-bad" (want lhins- and 8 lowercase letters or digits)`
 	if err == nil || err.Error() != want {
 		t.Errorf("ReadJobs(%q) = %v, want %q", path, err, want)
 	}
 
-	_, err = csv.ReadJobs(filepath.Join(dir, "missing.csv"), "")
+	_, err = csv.ReadJobs(filepath.Join(dir, "missing.csv"), csv.ReadOptions{})
 	if !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("ReadJobs(missing) = %v, want os.ErrNotExist", err)
 	}
@@ -461,7 +461,7 @@ func TestReadJobsMillionRows(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "jobs.csv")
 	writeJobsFile(t, path, n)
 
-	jobs, err := csv.ReadJobs(path, "")
+	jobs, err := csv.ReadJobs(path, csv.ReadOptions{AllowUnknownColumns: true})
 	if err != nil {
 		t.Fatalf("ReadJobs(%d rows) = %v", n, err)
 	}
@@ -525,7 +525,7 @@ func TestReaderHugeField(t *testing.T) {
 			}
 			var before, after runtime.MemStats
 			runtime.ReadMemStats(&before)
-			r := csv.NewReader(src, "jobs.csv", "ap-guangzhou")
+			r := csv.NewReader(src, "jobs.csv", csv.ReadOptions{DefaultRegion: "ap-guangzhou", AllowUnknownColumns: true})
 			var ids []string
 			for {
 				j, err := r.Read()
@@ -561,7 +561,7 @@ func BenchmarkReader(b *testing.B) {
 			b.SetBytes(int64(len(data)))
 			b.ReportAllocs()
 			for b.Loop() {
-				r := csv.NewReader(bytes.NewReader(data), "jobs.csv", "")
+				r := csv.NewReader(bytes.NewReader(data), "jobs.csv", csv.ReadOptions{AllowUnknownColumns: true})
 				rows := 0
 				for {
 					_, err := r.Read()
@@ -593,7 +593,7 @@ func TestReadEach(t *testing.T) {
 	}
 	var ids []string
 	var last error
-	for j, err := range csv.ReadEach(path, "") {
+	for j, err := range csv.ReadEach(path, csv.ReadOptions{}) {
 		if err != nil {
 			last = err
 			continue
@@ -606,7 +606,7 @@ func TestReadEach(t *testing.T) {
 	if last == nil || !strings.Contains(last.Error(), "jobs.csv:3: instance_id: duplicate") || !strings.Contains(last.Error(), "jobs.csv:4: instance_id: malformed") {
 		t.Errorf("last error = %v, want both problems by line", last)
 	}
-	for _, err := range csv.ReadEach(filepath.Join(t.TempDir(), "none.csv"), "") {
+	for _, err := range csv.ReadEach(filepath.Join(t.TempDir(), "none.csv"), csv.ReadOptions{}) {
 		if err == nil {
 			t.Error("ReadEach of a missing file yielded a job")
 		}

@@ -45,7 +45,7 @@ func BenchmarkFinishedRun(b *testing.B) {
 				resetPeakRSS()
 				b.StartTimer()
 
-				in, err := ReadInput(jobsPath, "")
+				in, err := ReadInput(jobsPath, ReadOptions{})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -72,7 +72,7 @@ func BenchmarkFinishedRun(b *testing.B) {
 				journal += float64(st.Size()) / float64(n)
 
 				start := time.Now()
-				in, err = ReadInput(jobsPath, "")
+				in, err = ReadInput(jobsPath, ReadOptions{})
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -245,7 +245,7 @@ func TestMemory100kJobs(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	jobs, err := ReadJobs(filepath.Join(dir, "jobs.csv"), "")
+	jobs, err := ReadJobs(filepath.Join(dir, "jobs.csv"), ReadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,7 +271,7 @@ func TestMemory100kJobs(t *testing.T) {
 
 // memoryChild is TestMemory100kJobs in its own process.
 func memoryChild(t *testing.T, dir string) {
-	in, err := ReadInput(filepath.Join(dir, "jobs.csv"), "")
+	in, err := ReadInput(filepath.Join(dir, "jobs.csv"), ReadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

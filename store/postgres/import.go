@@ -13,12 +13,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/batchreset/batchreset/lighthouse"
 	"github.com/batchreset/batchreset/store"
 )
-
-// instanceIDFormat mirrors the jobs_instance_id_format check constraint, so
-// that a bad row is named before anything is sent to the database.
-var instanceIDFormat = regexp.MustCompile(`^lhins-[a-z0-9]+$`)
 
 // keyIDFormat mirrors the jobs_key_ids_format check constraint for one ID.
 var keyIDFormat = regexp.MustCompile(`^lhkp-[a-z0-9]+$`)
@@ -59,9 +56,12 @@ func (s *Store) ImportSeq(ctx context.Context, run string, jobs iter.Seq2[store.
 
 // checkImported returns why job j, the i-th (from 1), cannot be imported.
 func checkImported(run string, i int, j *store.Job) error {
+	// Named before anything is sent, by the check every input has, which
+	// is stricter than the jobs_instance_id_format constraint.
+	if err := lighthouse.CheckInstanceID(j.InstanceID); err != nil {
+		return fmt.Errorf("import run %q: job %d: instance_id: %w", run, i, err)
+	}
 	switch {
-	case !instanceIDFormat.MatchString(j.InstanceID):
-		return fmt.Errorf("import run %q: job %d: instance ID %q does not match lhins-[a-z0-9]+", run, i, j.InstanceID)
 	case j.Region == "":
 		return fmt.Errorf("import run %q: job %d (%s): empty region", run, i, j.InstanceID)
 	case len(j.KeyIDs) > store.MaxKeyIDs:

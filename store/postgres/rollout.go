@@ -14,6 +14,16 @@ import (
 // in run_rollouts and rollout_jobs so that every runner of the run applies
 // the same ones. These methods satisfy runner.SharedRollout.
 
+// failureStatuses are store.FailureStatuses as a query parameter: what the
+// SQL counts as a failure is what the runner counts.
+var failureStatuses = func() []string {
+	out := make([]string, len(store.FailureStatuses))
+	for i, st := range store.FailureStatuses {
+		out[i] = string(st)
+	}
+	return out
+}()
+
 // RolloutJoin records plan as the run's rollout unless a runner already
 // did, and returns the run's rollout: the first runner's plan holds.
 func (q *Queue) RolloutJoin(ctx context.Context, plan store.RolloutPlan) (store.RolloutPlan, error) {
@@ -145,11 +155,11 @@ func (q *Queue) admitUnwaved(ctx context.Context, j *store.Job) (store.Admission
 func (q *Queue) RolloutWave(ctx context.Context, wave int) (store.WaveState, error) {
 	const waveSQL = `SELECT (SELECT r.wave FROM run_rollouts r WHERE r.run = $1),
 		       count(*) FILTER (WHERE j.status IN ('pending', 'submitting', 'submitted')),
-		       count(*) FILTER (WHERE j.status IN ('failed', 'unknown', 'unhealthy'))
+		       count(*) FILTER (WHERE j.status = ANY($3))
 		FROM rollout_jobs w JOIN jobs j ON j.id = w.job_id
 		WHERE w.run = $1 AND w.wave = $2`
 	var st store.WaveState
-	if err := q.s.pool.QueryRow(ctx, waveSQL, q.run, wave).Scan(&st.Current, &st.Pending, &st.Failures); err != nil {
+	if err := q.s.pool.QueryRow(ctx, waveSQL, q.run, wave, failureStatuses).Scan(&st.Current, &st.Pending, &st.Failures); err != nil {
 		return store.WaveState{}, fmt.Errorf("wave %d of run %q: %w", wave, q.run, err)
 	}
 	return st, nil
