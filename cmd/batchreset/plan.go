@@ -119,14 +119,19 @@ func (a *app) runPlan(ctx context.Context, o *planFlags) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(out)
 	}
-	printPlan(a.stdout, items, o.rate, o.expectedDuration, !o.rollout.summary)
+	var end time.Duration // the last wave's end: the run's, as the wave table has it
+	if n := len(out.Waves); n > 0 {
+		end = time.Duration(out.Waves[n-1].EndSec * float64(time.Second))
+	}
+	printPlan(a.stdout, items, o.rate, o.expectedDuration, end, !o.rollout.summary)
 	writePlanWaves(a.stdout, out)
 	return nil
 }
 
 // printPlan prints a line per instance (with perInstance), totals per
-// region and blueprint, and the time the run takes.
-func printPlan(w io.Writer, items []runner.PlanItem, rate float64, expected time.Duration, perInstance bool) {
+// region and blueprint, and the time the run takes: end, the end of its
+// last wave, when known, else the sending time plus one reset.
+func printPlan(w io.Writer, items []runner.PlanItem, rate float64, expected, end time.Duration, perInstance bool) {
 	tw := tabwriter.NewWriter(io.Discard, 0, 4, 2, ' ', 0)
 	if perInstance {
 		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -179,8 +184,11 @@ func printPlan(w io.Writer, items []runner.PlanItem, rate float64, expected time
 	fmt.Fprintf(w, "\n%d to reset, %d to skip", resets, len(items)-resets)
 	if resets > 0 && rate > 0 {
 		send := time.Duration(float64(resets-1) / rate * float64(time.Second))
+		if end <= 0 {
+			end = send + expected
+		}
 		fmt.Fprintf(w, "; at %g/s sending takes %s, and the run about %s (assuming resets of %s)",
-			rate, send.Round(time.Second), (send + expected).Round(time.Second), expected)
+			rate, send.Round(time.Second), end.Round(time.Second), expected)
 	}
 	fmt.Fprintln(w)
 }

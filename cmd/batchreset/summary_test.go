@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -173,5 +174,25 @@ func TestPlanCanaryLabels(t *testing.T) {
 				t.Errorf("plan %v: waves list %v, items labelled %v; want %v", tc.args, listed, labelled, tc.want)
 			}
 		})
+	}
+}
+
+// TestPlanRunTimeMatchesWaves: the time plan gives for the whole run is the
+// end of its last wave, as the wave table prints it, not the sending time
+// plus one reset.
+func TestPlanRunTimeMatchesWaves(t *testing.T) {
+	t.Parallel()
+	args := []string{"plan", "--jobs", copyExample(t), "--emulate", "--summary", "--canary", "2", "--waves", "25%,100%", "--pause-between-waves", "10s"}
+	res := batchreset(t, append(args, fastEmulate[:4]...)...)
+	res.wantCode(t, exitOK, "plan")
+	run := regexp.MustCompile(`the run about (\S+) \(`).FindStringSubmatch(res.stdout)
+	var lastEnd string
+	for _, line := range strings.Split(res.stdout, "\n") {
+		if f := strings.Fields(line); len(f) >= 4 && strings.HasPrefix(f[len(f)-1], "+") && strings.HasPrefix(f[len(f)-2], "+") {
+			lastEnd = strings.TrimPrefix(f[len(f)-1], "+")
+		}
+	}
+	if run == nil || lastEnd == "" || run[1] != lastEnd {
+		t.Errorf("plan says the run takes %v, its wave table ends at +%s:\n%s", run, lastEnd, res.stdout)
 	}
 }
