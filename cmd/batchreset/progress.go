@@ -75,10 +75,10 @@ func (p *progress) bar(w io.Writer, st *runner.Stats, ro *runner.Rollout, total 
 		// Set first: Describe draws at once, and with the count of
 		// before it the bar lagged its own text.
 		bar.Set(done)
-		desc := fmt.Sprintf("%ssent %d · in progress %d · ok %d · failed %d · unknown %d · skipped %d%s",
+		desc := fmt.Sprintf("%ssent %d · in progress %d · ok %d · failed %d · unknown %d · unhealthy %d · skipped %d%s",
 			waveNote(ro), st.Submitted.Load(), st.InFlight.Load(), t[store.StatusSucceeded], t[store.StatusFailed],
-			t[store.StatusUnknown], t[store.StatusSkipped], pausedNote(st))
-		if _, eta, ok := progressETA(done, total, time.Since(start)); ok {
+			t[store.StatusUnknown], t[store.StatusUnhealthy], t[store.StatusSkipped], pausedNote(st))
+		if _, eta, ok := progressETA(done, total, time.Since(start)); ok && honestETA(st, ro) {
 			desc += " · ETA " + eta.Round(time.Second).String()
 		}
 		bar.Describe(desc)
@@ -89,6 +89,13 @@ func (p *progress) bar(w io.Writer, st *runner.Stats, ro *runner.Rollout, total 
 		case <-tick.C:
 		}
 	}
+}
+
+// honestETA reports whether progressETA's estimate means anything: not
+// while the run is paused, nor in a run of waves, whose pauses and drains
+// the rate so far does not foresee (the status page estimates those).
+func honestETA(st *runner.Stats, ro *runner.Rollout) bool {
+	return !st.Paused() && (ro == nil || (ro.Canary == 0 && len(ro.Waves) == 0))
 }
 
 // progressETA estimates the time left from the rate at which jobs have
@@ -136,7 +143,7 @@ func (p *progress) lines(a *app, st *runner.Stats, ro *runner.Rollout, total int
 		elapsed := time.Since(start)
 		args := []any{"finished", done, "total", total, "sent", st.Submitted.Load(), "in_progress", st.InFlight.Load(),
 			"succeeded", t[store.StatusSucceeded], "failed", t[store.StatusFailed], "unknown", t[store.StatusUnknown],
-			"skipped", t[store.StatusSkipped], "resets_per_s", roundTo(float64(st.Submitted.Load())/elapsed.Seconds(), 2)}
+			"unhealthy", t[store.StatusUnhealthy], "skipped", t[store.StatusSkipped], "resets_per_s", roundTo(float64(st.Submitted.Load())/elapsed.Seconds(), 2)}
 		if ro != nil && (ro.Canary > 0 || len(ro.Waves) > 0) {
 			n, canary := ro.Wave()
 			args = append(args, "wave", n, "canary", canary)
@@ -144,7 +151,7 @@ func (p *progress) lines(a *app, st *runner.Stats, ro *runner.Rollout, total int
 		if st.Paused() {
 			args = append(args, "paused", true)
 		}
-		if _, eta, ok := progressETA(done, total, elapsed); ok && done < total {
+		if _, eta, ok := progressETA(done, total, elapsed); ok && done < total && honestETA(st, ro) {
 			args = append(args, "eta", eta.Round(time.Second))
 		}
 		a.progressLog.Info("progress", args...)
