@@ -67,10 +67,10 @@ func (a *app) runReconcile(ctx context.Context, o *reconcileFlags) error {
 		return err
 	}
 	defer src.Close()
-	if cs, ok := src.(*csvSource); ok && cs.fresh {
+	if state, none := src.NoState(); none {
 		// No run left a state here: nothing to settle, and writing results
 		// would replace a results file with one that knows nothing.
-		return usageError("no state file %s: no run of these jobs to reconcile (give the run's --out)", cs.state)
+		return usageError("no state file %s: no run of these jobs to reconcile (give the run's --out)", state)
 	}
 	// Only the unknown and in-flight jobs are held; the built-in emulator
 	// is seeded from them all.
@@ -105,10 +105,8 @@ func (a *app) runReconcile(ctx context.Context, o *reconcileFlags) error {
 		}
 		fmt.Fprintf(a.stdout, "%s: %s %s\n", j.InstanceID, j.Status, j.RequestID)
 	}
-	if _, ok := src.(*csvSource); ok {
-		if err := src.Finish(ctx); err != nil {
-			return err
-		}
+	if err := src.Finish(ctx); err != nil {
+		return err
 	}
 	inFlight := 0
 	for _, j := range jobs {

@@ -117,8 +117,8 @@ func (a *app) requeue(ctx context.Context, s runSettings, k retryKinds) (int, er
 		return 0, err
 	}
 	defer src.Close()
-	if c, ok := src.(*csvSource); ok && c.fresh {
-		return 0, usageError("nothing to retry: %s has no state file beside it; run it first", c.out)
+	if state, none := src.NoState(); none {
+		return 0, usageError("nothing to retry: no state file %s; run it first", state)
 	}
 	// Only the failed and skipped jobs are held, the only ones retryable.
 	candidates, err := storedJobs(ctx, src, store.StatusFailed, store.StatusSkipped)

@@ -190,8 +190,8 @@ func (a *app) runRun(ctx context.Context, s runSettings) error {
 	}
 	view.finished(t, sum.StopReason)
 	a.printSummary(newRunSummary(t, src, s.api.again, sum, signal, runErr))
-	if cs, ok := src.(*csvSource); ok && interrupted() == nil && runErr == nil && cs.st.Summary().Unfinished == 0 {
-		cs.done = &t
+	if interrupted() == nil && runErr == nil {
+		src.Ended(t)
 	}
 
 	switch {

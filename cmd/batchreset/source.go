@@ -60,6 +60,13 @@ type jobSource interface {
 	// first time a process of it began on this host).
 	RunKey(ctx context.Context) (key, name string, err error)
 	StartedAt() time.Time
+	// NoState reports that no run has left a state here yet (a CSV run's
+	// journal, created by this command), naming where it would be.
+	NoState() (where string, none bool)
+	// Ended tells the source that the run ended with t, neither
+	// interrupted nor failed: a CSV run whose every job has an outcome
+	// leaves a done mark (see done.go).
+	Ended(t runTally)
 	// Describe names the source in messages: the results file, or the run.
 	Describe() string
 	// Started marks that the command changed something, so that Close keeps
@@ -271,7 +278,15 @@ func (s *csvSource) RunKey(context.Context) (string, string, error) {
 }
 func (s *csvSource) StartedAt() time.Time { return s.st.Started() }
 func (s *csvSource) Describe() string     { return "results: " + s.out }
-func (s *csvSource) Started()             { s.started = true }
+
+func (s *csvSource) NoState() (string, bool) { return s.state, s.fresh }
+
+func (s *csvSource) Ended(t runTally) {
+	if s.st.Summary().Unfinished == 0 {
+		s.done = &t
+	}
+}
+func (s *csvSource) Started() { s.started = true }
 
 func (s *csvSource) Close() {
 	if s.st == nil {
@@ -358,7 +373,14 @@ func (s *dbSource) RunKey(ctx context.Context) (string, string, error) {
 }
 func (s *dbSource) StartedAt() time.Time { return time.Time{} }
 func (s *dbSource) Describe() string     { return fmt.Sprintf("run %q", s.run) }
-func (s *dbSource) Started()             {}
+
+// NoState is false: the run's rows, checked when it was opened, are its
+// state.
+func (s *dbSource) NoState() (string, bool) { return "", false }
+
+// Ended does nothing: the rows are the results.
+func (s *dbSource) Ended(runTally) {}
+func (s *dbSource) Started()       {}
 
 // Close leaves the run's holders, if this source was a runner, and closes
 // the database.
