@@ -254,14 +254,7 @@ func provenAbsent(in lighthouse.Instance, j store.Job) bool {
 // operation in progress, or a transitional state that becomes RUNNING or
 // STOPPED by itself. A reset is waited for, never sent, on a busy instance.
 func busy(in lighthouse.Instance) bool {
-	if in.LatestOperationState == lighthouse.OperationOperating {
-		return true
-	}
-	switch in.InstanceState {
-	case "PENDING", "STARTING", "STOPPING", "REBOOTING", "ENTER_RESCUE_MODE", "EXIT_RESCUE_MODE":
-		return true
-	}
-	return false
+	return in.LatestOperationState == lighthouse.OperationOperating || lighthouse.Transitional(in.InstanceState)
 }
 
 func describeOp(in lighthouse.Instance) string {

@@ -128,7 +128,7 @@ func Plan(ctx context.Context, cloud *Cloud, jobs []store.Job, login Login, rese
 // transitional state that will become one of them.
 func resettableState(state string) bool {
 	switch state {
-	case lighthouse.StateRunning, lighthouse.StateStopped, "", "PENDING", "STARTING", "STOPPING", "REBOOTING":
+	case lighthouse.StateRunning, lighthouse.StateStopped, "", lighthouse.StatePending, lighthouse.StateStarting, lighthouse.StateStopping, lighthouse.StateRebooting:
 		return true
 	}
 	return false
