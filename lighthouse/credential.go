@@ -177,19 +177,6 @@ func (id Identity) LogValue() slog.Value {
 	return slog.GroupValue(attrs...)
 }
 
-// LoadCredential is LoadIdentity with the default configuration, for
-// callers that assume no role: it fails when the profile found names one.
-func LoadCredential() (Credential, error) {
-	id, err := LoadIdentity(CredentialConfig{})
-	if err != nil {
-		return Credential{}, err
-	}
-	if id.Role.ARN != "" {
-		return Credential{}, fmt.Errorf("load credential: %s names role %s, which needs LoadIdentity", id.Source, id.Role.ARN)
-	}
-	return id.Credential, nil
-}
-
 // LoadIdentity finds the API key to use, and the role to assume with it,
 // from the environment and the profile files of the SDK and of tccli:
 //

@@ -15,7 +15,14 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// The LoadCredential tests change environment variables, which are process
+// loadCredential loads the credential the default chain finds, with no
+// profile and no role, as LoadIdentity does for a command given neither.
+func loadCredential() (Credential, error) {
+	id, err := LoadIdentity(CredentialConfig{})
+	return id.Credential, err
+}
+
+// The loadCredential tests change environment variables, which are process
 // state, so they cannot run in parallel with each other or with anything
 // that reads the environment (t.Setenv enforces this).
 
@@ -40,12 +47,12 @@ func TestLoadCredentialFromEnv(t *testing.T) {
 	// The environment wins over a profile file, even a broken one.
 	t.Setenv(EnvCredentialsFile, filepath.Join(t.TempDir(), "missing"))
 
-	got, err := LoadCredential()
+	got, err := loadCredential()
 	if err != nil {
-		t.Fatalf("LoadCredential() = %v", err)
+		t.Fatalf("loadCredential() = %v", err)
 	}
 	if diff := cmp.Diff(Credential{SecretID: "AKIDenv", SecretKey: "env-key"}, got); diff != "" {
-		t.Errorf("LoadCredential() mismatch (-want +got):\n%s", diff)
+		t.Errorf("loadCredential() mismatch (-want +got):\n%s", diff)
 	}
 }
 
@@ -58,12 +65,12 @@ func TestLoadCredentialFromProfile(t *testing.T) {
 	}
 	t.Setenv(EnvCredentialsFile, path)
 
-	got, err := LoadCredential()
+	got, err := loadCredential()
 	if err != nil {
-		t.Fatalf("LoadCredential() = %v", err)
+		t.Fatalf("loadCredential() = %v", err)
 	}
 	if diff := cmp.Diff(Credential{SecretID: "AKIDfile", SecretKey: "file-key"}, got); diff != "" {
-		t.Errorf("LoadCredential() mismatch (-want +got):\n%s", diff)
+		t.Errorf("loadCredential() mismatch (-want +got):\n%s", diff)
 	}
 }
 
@@ -77,25 +84,25 @@ func TestLoadCredentialFromDefaultProfile(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	got, err := LoadCredential()
+	got, err := loadCredential()
 	if err != nil {
-		t.Fatalf("LoadCredential() = %v", err)
+		t.Fatalf("loadCredential() = %v", err)
 	}
 	if diff := cmp.Diff(Credential{SecretID: "AKIDhome", SecretKey: "home-key"}, got); diff != "" {
-		t.Errorf("LoadCredential() mismatch (-want +got):\n%s", diff)
+		t.Errorf("loadCredential() mismatch (-want +got):\n%s", diff)
 	}
 }
 
 func TestLoadCredentialNone(t *testing.T) {
 	home := clearCredentialEnv(t)
 
-	_, err := LoadCredential()
+	_, err := loadCredential()
 	if err == nil {
-		t.Fatal("LoadCredential() = nil error, want one")
+		t.Fatal("loadCredential() = nil error, want one")
 	}
 	for _, want := range []string{EnvSecretID, EnvSecretKey, filepath.Join(home, ".tencentcloud", "credentials")} {
 		if !strings.Contains(err.Error(), want) {
-			t.Errorf("LoadCredential() error %q does not name %s", err, want)
+			t.Errorf("loadCredential() error %q does not name %s", err, want)
 		}
 	}
 }
@@ -127,12 +134,12 @@ func TestLoadCredentialErrors(t *testing.T) {
 				t.Setenv(EnvCredentialsFile, path)
 			}
 
-			_, err := LoadCredential()
+			_, err := loadCredential()
 			if err == nil {
-				t.Fatal("LoadCredential() = nil error, want one")
+				t.Fatal("loadCredential() = nil error, want one")
 			}
 			if !strings.HasPrefix(err.Error(), "load credential: ") || strings.Contains(err.Error(), secret) {
-				t.Errorf("LoadCredential() error = %q, want a wrapped error without the key", err)
+				t.Errorf("loadCredential() error = %q, want a wrapped error without the key", err)
 			}
 		})
 	}

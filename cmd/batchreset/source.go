@@ -28,7 +28,7 @@ type jobSource interface {
 	Jobs(ctx context.Context) ([]store.Job, error)
 	// Count counts the jobs as recorded now, without loading them.
 	Count(ctx context.Context) (jobCount, error)
-	// Each calls fn with every job as the results report it (resultsView),
+	// Each calls fn with every job as the results report it (resultView),
 	// a few at a time rather than the whole run at once.
 	Each(ctx context.Context, fn func(*store.Job) error) error
 	// Store is what a runner works on; nil for commands that claim nothing.
@@ -412,17 +412,9 @@ func storedJobs(ctx context.Context, src jobSource, statuses ...store.Status) ([
 	return nil, fmt.Errorf("jobs of %s: unknown source", src.Describe())
 }
 
-// resultsView rewrites, in place, every job to the outcome a results file
-// reports: jobs a run left unstarted are skipped, jobs left in flight are
-// unknown. The store keeps their real status for the next run.
-func resultsView(jobs []store.Job) []store.Job {
-	for i := range jobs {
-		resultView(&jobs[i])
-	}
-	return jobs
-}
-
-// resultView is resultsView for one job.
+// resultView rewrites j, in place, to the outcome a results file reports:
+// a job a run left unstarted is skipped, one left in flight is unknown. The
+// store keeps its real status for the next run.
 func resultView(j *store.Job) {
 	switch j.Status {
 	case store.StatusPending:

@@ -87,15 +87,6 @@ func summarizeDurations(sorted []time.Duration) *durationSummary {
 	}
 }
 
-// tallyJobs tallies jobs, already as a results file shows them.
-func tallyJobs(jobs []store.Job) runTally {
-	c := newTallier()
-	for i := range jobs {
-		c.add(&jobs[i])
-	}
-	return c.tally()
-}
-
 // attention are the stored statuses whose jobs s gives as needing
 // attention (in flight ones show as unknown in the results).
 func (s *dbSource) attention() []store.Status {
