@@ -80,7 +80,7 @@ func (a *app) runReconcile(ctx context.Context, o *reconcileFlags) error {
 			return &exitError{code: exitFatal, err: err}
 		}
 	}
-	jobs, err := storedJobs(ctx, src, store.StatusUnknown, store.StatusSubmitting, store.StatusSubmitted)
+	jobs, err := src.Stored(ctx, store.StatusUnknown, store.StatusSubmitting, store.StatusSubmitted)
 	if err != nil {
 		return &exitError{code: exitFatal, err: err}
 	}

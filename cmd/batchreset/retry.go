@@ -121,51 +121,30 @@ func (a *app) requeue(ctx context.Context, s runSettings, k retryKinds) (int, er
 		return 0, usageError("nothing to retry: no state file %s; run it first", state)
 	}
 	// Only the failed and skipped jobs are held, the only ones retryable.
-	candidates, err := storedJobs(ctx, src, store.StatusFailed, store.StatusSkipped)
+	candidates, err := src.Stored(ctx, store.StatusFailed, store.StatusSkipped)
 	if err != nil {
 		return 0, &exitError{code: exitFatal, err: err}
 	}
-	var ids []string
-	var rows []int64
+	var chosen []store.Job
 	for _, j := range candidates {
 		if retryable(j, k) {
-			ids, rows = append(ids, j.InstanceID), append(rows, j.ID)
+			chosen = append(chosen, j)
 		}
 	}
-	if len(ids) == 0 {
+	if len(chosen) == 0 {
 		return 0, nil
 	}
 	if !s.api.emulate {
-		if err := a.confirm(s.yes, fmt.Sprintf("send %d instance(s) of %s again (retry)", len(ids), src.Describe())); err != nil {
+		if err := a.confirm(s.yes, fmt.Sprintf("send %d instance(s) of %s again (retry)", len(chosen), src.Describe())); err != nil {
 			return 0, err
 		}
 	}
-	switch src := src.(type) {
-	case *csvSource:
-		n, err := src.st.Requeue(ctx, ids)
-		if err != nil {
-			return n, &exitError{code: exitFatal, err: err}
-		}
-		src.Started()
-		return n, nil
-	case *dbSource:
-		n, err := src.db.Requeue(ctx, src.run, rows)
-		if err != nil {
-			return n, &exitError{code: exitFatal, err: err}
-		}
-		if k.skipped {
-			st, err := src.db.Status(ctx, src.run)
-			if err != nil {
-				return n, &exitError{code: exitFatal, err: err}
-			}
-			if st.Control == store.ControlCancelled {
-				if err := src.db.SetControl(ctx, src.run, store.ControlRunning); err != nil {
-					return n, &exitError{code: exitFatal, err: err}
-				}
-				a.notef("run %q was cancelled: set running again for the retry", src.run)
-			}
-		}
-		return n, nil
+	n, uncancelled, err := src.Requeue(ctx, chosen, k.skipped)
+	if err != nil {
+		return n, &exitError{code: exitFatal, err: err}
 	}
-	return 0, nil
+	if uncancelled {
+		a.notef("%s was cancelled: set running again for the retry", src.Describe())
+	}
+	return n, nil
 }

@@ -63,6 +63,17 @@ type jobSource interface {
 	// NoState reports that no run has left a state here yet (a CSV run's
 	// journal, created by this command), naming where it would be.
 	NoState() (where string, none bool)
+	// Stored returns the jobs whose status is one of statuses, as stored
+	// (not as the results report them): only those are held, whatever the
+	// run's size.
+	Stored(ctx context.Context, statuses ...store.Status) ([]store.Job, error)
+	// Requeue makes jobs pending again, for retry; uncancel also sets a
+	// cancelled run running again (the retry of its skipped jobs), and
+	// uncancelled says it did.
+	Requeue(ctx context.Context, jobs []store.Job, uncancel bool) (n int, uncancelled bool, err error)
+	// Where names the source for the commands to run next: where the full
+	// list of outcomes is, and the arguments that name the run.
+	Where() (fullList, args string)
 	// Ended tells the source that the run ended with t, neither
 	// interrupted nor failed: a CSV run whose every job has an outcome
 	// leaves a done mark (see done.go).
@@ -281,6 +292,38 @@ func (s *csvSource) Describe() string     { return "results: " + s.out }
 
 func (s *csvSource) NoState() (string, bool) { return s.state, s.fresh }
 
+// Requeue requeues jobs in the journal; a CSV run has no control to
+// uncancel.
+func (s *csvSource) Requeue(ctx context.Context, jobs []store.Job, _ bool) (int, bool, error) {
+	ids := make([]string, len(jobs))
+	for i, j := range jobs {
+		ids[i] = j.InstanceID
+	}
+	n, err := s.st.Requeue(ctx, ids)
+	if err == nil {
+		s.Started()
+	}
+	return n, false, err
+}
+
+func (s *csvSource) Where() (string, string) {
+	args := "--jobs " + shellQuote(s.jobsPath)
+	if s.outSet {
+		args += " --out " + shellQuote(s.out)
+	}
+	return s.out, args
+}
+
+func (s *csvSource) Stored(_ context.Context, statuses ...store.Status) ([]store.Job, error) {
+	var out []store.Job
+	for j := range s.st.All() {
+		if slices.Contains(statuses, j.Status) {
+			out = append(out, j)
+		}
+	}
+	return out, nil
+}
+
 func (s *csvSource) Ended(t runTally) {
 	if s.st.Summary().Unfinished == 0 {
 		s.done = &t
@@ -378,6 +421,30 @@ func (s *dbSource) Describe() string     { return fmt.Sprintf("run %q", s.run) }
 // state.
 func (s *dbSource) NoState() (string, bool) { return "", false }
 
+func (s *dbSource) Stored(ctx context.Context, statuses ...store.Status) ([]store.Job, error) {
+	return s.db.Jobs(ctx, s.run, statuses...)
+}
+
+func (s *dbSource) Requeue(ctx context.Context, jobs []store.Job, uncancel bool) (int, bool, error) {
+	rows := make([]int64, len(jobs))
+	for i, j := range jobs {
+		rows[i] = j.ID
+	}
+	n, err := s.db.Requeue(ctx, s.run, rows)
+	if err != nil || !uncancel {
+		return n, false, err
+	}
+	st, err := s.db.Status(ctx, s.run)
+	if err != nil || st.Control != store.ControlCancelled {
+		return n, false, err
+	}
+	return n, true, s.db.SetControl(ctx, s.run, store.ControlRunning)
+}
+
+func (s *dbSource) Where() (string, string) {
+	return fmt.Sprintf("batchreset report --run %s", shellQuote(s.run)), `--database-url "$DATABASE_URL" --run ` + shellQuote(s.run)
+}
+
 // Ended does nothing: the rows are the results.
 func (s *dbSource) Ended(runTally) {}
 func (s *dbSource) Started()       {}
@@ -391,25 +458,6 @@ func (s *dbSource) Close() {
 		cancel()
 	}
 	s.db.Close()
-}
-
-// storedJobs returns the jobs of src, opened for a runner, whose status
-// is one of statuses, as stored: only those are held, whatever the run's
-// size.
-func storedJobs(ctx context.Context, src jobSource, statuses ...store.Status) ([]store.Job, error) {
-	switch src := src.(type) {
-	case *csvSource:
-		var out []store.Job
-		for j := range src.st.All() {
-			if slices.Contains(statuses, j.Status) {
-				out = append(out, j)
-			}
-		}
-		return out, nil
-	case *dbSource:
-		return src.db.Jobs(ctx, src.run, statuses...)
-	}
-	return nil, fmt.Errorf("jobs of %s: unknown source", src.Describe())
 }
 
 // resultView rewrites j, in place, to the outcome a results file reports:

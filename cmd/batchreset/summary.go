@@ -79,18 +79,7 @@ func newRunSummary(t runTally, src jobSource, api string, sum runner.Summary, si
 // run next: resume an interrupted run, settle unknown outcomes, send failed
 // and skipped instances again, each against the same API.
 func nextSteps(src jobSource, api string, s runSummary, retry int) (fullList string, next []string) {
-	var where string
-	switch src := src.(type) {
-	case *csvSource:
-		fullList = src.out
-		where = "--jobs " + shellQuote(src.jobsPath)
-		if src.outSet {
-			where += " --out " + shellQuote(src.out)
-		}
-	case *dbSource:
-		fullList = fmt.Sprintf("batchreset report --run %s", shellQuote(src.run))
-		where = `--database-url "$DATABASE_URL" --run ` + shellQuote(src.run)
-	}
+	fullList, where := src.Where()
 	where += api
 	if s.Interrupted != "" {
 		next = append(next, "rerun the same command to resume")
