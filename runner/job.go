@@ -77,6 +77,19 @@ func claimed(j store.Job, now time.Time) *task {
 	return t
 }
 
+// reconciling makes a task of a job left unknown, for Reconcile: tracked
+// when the cloud gave it a RequestId, else in doubt since its intent.
+func reconciling(j store.Job, now time.Time) *task {
+	t := claimed(j, now)
+	t.lastSend = j.IntentAt
+	if j.RequestID != "" {
+		t.kind, t.since = kindTracking, now
+	} else {
+		t.kind, t.since = kindInDoubt, now
+	}
+	return t
+}
+
 // observe records what one DescribeInstances answer showed (in, present
 // when ok). It changes no status or kind: judge decides from it.
 func (t *task) observe(in lighthouse.Instance, ok bool) {

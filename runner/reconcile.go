@@ -58,13 +58,7 @@ func settleJob(j store.Job, in lighthouse.Instance, ok bool, now time.Time, sett
 	if !ok {
 		return j, false
 	}
-	t := claimed(j, now)
-	t.lastSend = j.IntentAt
-	if j.RequestID != "" {
-		t.kind, t.since = kindTracking, now
-	} else {
-		t.kind, t.since = kindInDoubt, now
-	}
+	t := reconciling(j, now)
 	t.observe(in, true)
 	lim := limits{settle: settle, resetTimeout: 1<<63 - 1, maxAttempts: 1 << 30}
 	v := judge(t, in, true, now, lim)
