@@ -83,6 +83,10 @@ type CloudConfig struct {
 	// Guard overrides the jitter allowance; zero means the default above.
 	Guard  time.Duration
 	Logger *slog.Logger
+	// Observe, if set, is told of every API call the Cloud makes: its
+	// action, how long it took and its error (nil when it succeeded). It
+	// must return at once; metrics hang on it.
+	Observe func(action string, took time.Duration, err error)
 }
 
 // Cloud is the one way every command calls the API. Each action has its own
@@ -95,11 +99,12 @@ type CloudConfig struct {
 // (cloud_health.go) go through the same limiters and gates. It is safe for
 // concurrent use.
 type Cloud struct {
-	api  API
-	send API
-	log  *slog.Logger
-	lims map[string]*Spacer
-	gate map[string]*backoff
+	onCall func(action string, took time.Duration, err error) // CloudConfig.Observe
+	api    API
+	send   API
+	log    *slog.Logger
+	lims   map[string]*Spacer
+	gate   map[string]*backoff
 	// onUnwritable, if set, is told when a slot source cannot write its
 	// state (store.ErrUnwritable): the Runner ends its run.
 	onUnwritable func(error)
@@ -166,7 +171,7 @@ func NewCloud(cfg CloudConfig) (*Cloud, error) {
 	if cfg.Sender == nil {
 		cfg.Sender = cfg.API
 	}
-	c := &Cloud{api: cfg.API, send: cfg.Sender, log: cfg.Logger, lims: map[string]*Spacer{}, gate: map[string]*backoff{}, answeredAt: time.Now()}
+	c := &Cloud{api: cfg.API, send: cfg.Sender, log: cfg.Logger, onCall: cfg.Observe, lims: map[string]*Spacer{}, gate: map[string]*backoff{}, answeredAt: time.Now()}
 	for action, perSecond := range cloudRates(cfg) {
 		if cfg.Shared != nil {
 			c.lims[action] = NewRateSpacer(cfg.Shared.SlotSource(action, Interval(perSecond, guard)), perSecond, guard)
@@ -201,7 +206,10 @@ func (c *Cloud) wait(ctx context.Context, action string) error {
 }
 
 // observe records what one call's result says about the API and its limit.
-func (c *Cloud) observe(action string, err error) *lighthouse.APIError {
+func (c *Cloud) observe(action string, start time.Time, err error) *lighthouse.APIError {
+	if c.onCall != nil {
+		c.onCall(action, time.Since(start), err)
+	}
 	ae, _ := errors.AsType[*lighthouse.APIError](err)
 	answered := err == nil || (ae != nil && ae.RequestID != "")
 	c.mu.Lock()
@@ -280,7 +288,7 @@ func (c *Cloud) Reset(ctx context.Context, region string, req lighthouse.ResetIn
 	c.Calls.Add(1)
 	start := time.Now()
 	id, err := c.send.ResetInstanceWith(ctx, region, req)
-	if ae := c.observe(lighthouse.ActionResetInstance, err); err == nil || (ae != nil && ae.RequestID != "") {
+	if ae := c.observe(lighthouse.ActionResetInstance, start, err); err == nil || (ae != nil && ae.RequestID != "") {
 		c.lims[lighthouse.ActionResetInstance].Observe(time.Since(start))
 	}
 	return id, err
@@ -349,8 +357,9 @@ func (c *Cloud) describeChunk(ctx context.Context, region string, chunk []string
 			return nil, err
 		}
 		c.Describes.Add(1)
+		start := time.Now()
 		insts, err := c.api.DescribeInstances(ctx, region, chunk)
-		ae := c.observe(lighthouse.ActionDescribeInstances, err)
+		ae := c.observe(lighthouse.ActionDescribeInstances, start, err)
 		if err == nil {
 			return insts, nil
 		}
@@ -464,8 +473,9 @@ func retryRejected[T any](ctx context.Context, c *Cloud, action string, call fun
 			var zero T
 			return zero, err
 		}
+		start := time.Now()
 		v, err := call()
-		ae := c.observe(action, err)
+		ae := c.observe(action, start, err)
 		switch {
 		case err == nil || ctx.Err() != nil || ae == nil:
 			return v, err

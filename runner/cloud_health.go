@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/batchreset/batchreset/lighthouse"
 )
@@ -94,8 +95,9 @@ func (c *Cloud) RunCommand(ctx context.Context, region string, req lighthouse.Ru
 		if err := c.wait(ctx, lighthouse.ActionRunCommand); err != nil {
 			return "", err
 		}
+		start := time.Now()
 		id, err := c.api.RunCommand(ctx, region, req)
-		ae := c.observe(lighthouse.ActionRunCommand, err)
+		ae := c.observe(lighthouse.ActionRunCommand, start, err)
 		if err == nil || ae == nil || !ae.Throttled() || ctx.Err() != nil {
 			return id, err
 		}

@@ -104,6 +104,9 @@ type Config struct {
 	// or it holds up what reported it.
 	OnEvent func(Event)
 
+	// ObserveCall, if set, is told of every API call (CloudConfig.Observe).
+	ObserveCall func(action string, took time.Duration, err error)
+
 	// Logger receives the runner's logs; nil discards them.
 	Logger *slog.Logger
 	// Failpoint, if set, is called at each dangerous point with its name
@@ -196,7 +199,7 @@ func New(cfg Config) (*Runner, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	cloud, err := NewCloud(CloudConfig{API: cfg.API, Sender: cfg.Sender, Rate: cfg.Rate, DescribeRate: cfg.DescribeRate,
-		Shared: cfg.Shared, Guard: cfg.Guard, Logger: cfg.Logger})
+		Shared: cfg.Shared, Guard: cfg.Guard, Logger: cfg.Logger, Observe: cfg.ObserveCall})
 	if err != nil {
 		return nil, err
 	}

@@ -88,106 +88,15 @@ func (m *metrics) serve(addr string, log *slog.Logger) (func(), error) {
 	}, nil
 }
 
-// instrument wraps the API client to time every call.
-func (m *metrics) instrument(c *lighthouse.Client) runner.API {
-	return instrumentedAPI{failpointAPI{c}, m}
-}
-
-type instrumentedAPI struct {
-	api runner.API
-	m   *metrics
-}
-
-func (i instrumentedAPI) record(action string, start time.Time, err error) {
+// call records one API call, for the runner's observe hook
+// (runner.Config.ObserveCall): its action, its duration and its result, the
+// API's error code or "ok".
+func (m *metrics) call(action string, took time.Duration, err error) {
 	result := "ok"
 	if ae, ok := errors.AsType[*lighthouse.APIError](err); ok {
 		result = ae.Code
 	} else if err != nil {
 		result = "error"
 	}
-	i.m.latency.WithLabelValues(action, result).Observe(time.Since(start).Seconds())
-}
-
-func (i instrumentedAPI) ResetInstanceWith(ctx context.Context, region string, req lighthouse.ResetInstanceRequest) (string, error) {
-	start := time.Now()
-	id, err := i.api.ResetInstanceWith(ctx, region, req)
-	i.record(lighthouse.ActionResetInstance, start, err)
-	return id, err
-}
-
-func (i instrumentedAPI) DescribeInstances(ctx context.Context, region string, ids []string) ([]lighthouse.Instance, error) {
-	start := time.Now()
-	out, err := i.api.DescribeInstances(ctx, region, ids)
-	i.record(lighthouse.ActionDescribeInstances, start, err)
-	return out, err
-}
-
-func (i instrumentedAPI) DescribeBlueprints(ctx context.Context, region string, ids []string) ([]lighthouse.Blueprint, error) {
-	start := time.Now()
-	out, err := i.api.DescribeBlueprints(ctx, region, ids)
-	i.record(lighthouse.ActionDescribeBlueprints, start, err)
-	return out, err
-}
-
-func (i instrumentedAPI) DescribeResetInstanceBlueprints(ctx context.Context, region, instanceID string, blueprintIDs []string) ([]lighthouse.ResetInstanceBlueprint, error) {
-	start := time.Now()
-	out, err := i.api.DescribeResetInstanceBlueprints(ctx, region, instanceID, blueprintIDs)
-	i.record(lighthouse.ActionDescribeResetInstanceBlueprints, start, err)
-	return out, err
-}
-
-func (i instrumentedAPI) DescribeInstancesPage(ctx context.Context, region string, filters []lighthouse.Filter, offset, limit int) (int, []lighthouse.Instance, error) {
-	start := time.Now()
-	total, out, err := i.api.DescribeInstancesPage(ctx, region, filters, offset, limit)
-	i.record(lighthouse.ActionDescribeInstances, start, err)
-	return total, out, err
-}
-
-func (i instrumentedAPI) GetResourcesPage(ctx context.Context, filters []lighthouse.TagFilter, token string) ([]lighthouse.TaggedResource, string, error) {
-	start := time.Now()
-	out, next, err := i.api.GetResourcesPage(ctx, filters, token)
-	i.record(lighthouse.ActionGetResources, start, err)
-	return out, next, err
-}
-
-func (i instrumentedAPI) DescribeRegions(ctx context.Context) ([]lighthouse.Region, error) {
-	start := time.Now()
-	out, err := i.api.DescribeRegions(ctx)
-	i.record(lighthouse.ActionDescribeRegions, start, err)
-	return out, err
-}
-
-func (i instrumentedAPI) GetCallerIdentity(ctx context.Context) (lighthouse.CallerIdentity, error) {
-	start := time.Now()
-	out, err := i.api.GetCallerIdentity(ctx)
-	i.record(lighthouse.ActionGetCallerIdentity, start, err)
-	return out, err
-}
-
-func (i instrumentedAPI) DescribeKeyPairs(ctx context.Context, region string, ids []string) ([]lighthouse.KeyPair, error) {
-	start := time.Now()
-	out, err := i.api.DescribeKeyPairs(ctx, region, ids)
-	i.record(lighthouse.ActionDescribeKeyPairs, start, err)
-	return out, err
-}
-
-func (i instrumentedAPI) DescribeAutomationAgentStatus(ctx context.Context, region string, ids []string) ([]lighthouse.AutomationAgent, error) {
-	start := time.Now()
-	out, err := i.api.DescribeAutomationAgentStatus(ctx, region, ids)
-	i.record(lighthouse.ActionDescribeAutomationAgentStatus, start, err)
-	return out, err
-}
-
-func (i instrumentedAPI) RunCommand(ctx context.Context, region string, req lighthouse.RunCommandRequest) (string, error) {
-	start := time.Now()
-	out, err := i.api.RunCommand(ctx, region, req)
-	i.record(lighthouse.ActionRunCommand, start, err)
-	return out, err
-}
-
-func (i instrumentedAPI) DescribeInvocationTasks(ctx context.Context, region, invocationID string) ([]lighthouse.InvocationTask, error) {
-	start := time.Now()
-	out, err := i.api.DescribeInvocationTasks(ctx, region, invocationID)
-	i.record(lighthouse.ActionDescribeInvocationTasks, start, err)
-	return out, err
+	m.latency.WithLabelValues(action, result).Observe(took.Seconds())
 }

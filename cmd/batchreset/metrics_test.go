@@ -37,14 +37,23 @@ func TestMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := newMetrics()
-	api := m.instrument(client)
+	// Every call goes through the one API path, which tells the metrics.
+	cloud, err := runner.NewCloud(runner.CloudConfig{API: client, Observe: m.call})
+	if err != nil {
+		t.Fatal(err)
+	}
 	var st runner.Stats
 	m.observe(&st)
 	ctx := context.Background()
 	for _, in := range instances {
-		api.ResetInstanceWith(ctx, in.Region, lighthouse.ResetInstanceRequest{InstanceID: in.ID, BlueprintID: blueprints[0].ID}) // one is refused: another platform
+		if err := cloud.WaitReset(ctx); err != nil {
+			t.Fatal(err)
+		}
+		cloud.Reset(ctx, in.Region, lighthouse.ResetInstanceRequest{InstanceID: in.ID, BlueprintID: blueprints[0].ID}) // one is refused: another platform
 	}
-	api.DescribeInstances(ctx, instances[0].Region, []string{instances[0].ID})
+	if _, err := cloud.Describe(ctx, instances[0].Region, []string{instances[0].ID}); err != nil {
+		t.Fatal(err)
+	}
 
 	scrape := httptest.NewServer(promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
 	defer scrape.Close()

@@ -139,7 +139,7 @@ func (a *app) runRun(ctx context.Context, s runSettings) error {
 	var met *metrics
 	if s.metricsAddr != "" {
 		met = newMetrics()
-		cfg.API, cfg.Sender = met.instrument(conn.reads), met.instrument(conn.sends)
+		cfg.ObserveCall = met.call
 		stop, err := met.serve(s.metricsAddr, a.log)
 		if err != nil {
 			return usageError("--metrics-addr: %v", err)
