@@ -94,7 +94,7 @@ func TestClientDecodesFixtures(t *testing.T) {
 		{
 			name: "ResetInstance",
 			call: func(ctx context.Context, c *Client) (any, error) {
-				return c.ResetInstance(ctx, testRegion, "lhins-ruy9d2tw", "lhbp-5e8807lo")
+				return c.ResetInstance(ctx, testRegion, ResetInstanceRequest{InstanceID: "lhins-ruy9d2tw", BlueprintID: "lhbp-5e8807lo"})
 			},
 			want:       "cb7aaa99-b31a-4767-9d41-4ebdbdf3ba9c",
 			wantParams: map[string]any{"InstanceId": "lhins-ruy9d2tw", "BlueprintId": "lhbp-5e8807lo"},
@@ -102,7 +102,7 @@ func TestClientDecodesFixtures(t *testing.T) {
 		{
 			name: "ResetInstanceCurrentBlueprint",
 			call: func(ctx context.Context, c *Client) (any, error) {
-				return c.ResetInstance(ctx, testRegion, "lhins-ruy9d2tw", "")
+				return c.ResetInstance(ctx, testRegion, ResetInstanceRequest{InstanceID: "lhins-ruy9d2tw"})
 			},
 			want:       "cb7aaa99-b31a-4767-9d41-4ebdbdf3ba9c",
 			wantParams: map[string]any{"InstanceId": "lhins-ruy9d2tw"},
@@ -169,9 +169,9 @@ func TestClientDecodesFixtures(t *testing.T) {
 			},
 		},
 		{
-			name: "ResetInstanceWithLogin",
+			name: "ResetInstanceLogin",
 			call: func(ctx context.Context, c *Client) (any, error) {
-				return c.ResetInstanceWith(ctx, testRegion, ResetInstanceRequest{
+				return c.ResetInstance(ctx, testRegion, ResetInstanceRequest{
 					InstanceID:         "lhins-ruy9d2tw",
 					BlueprintID:        "lhbp-5e8807lo",
 					LoginConfiguration: &LoginConfiguration{KeyIDs: []string{"lhkp-omd12oc1"}, AutoGeneratePassword: AutoGeneratePasswordNo},
@@ -599,7 +599,7 @@ func TestClientErrors(t *testing.T) {
 			t.Parallel()
 			b := setup(t, tt.respond)
 
-			_, err := b.client.ResetInstance(t.Context(), testRegion, "lhins-ruy9d2tw", "")
+			_, err := b.client.ResetInstance(t.Context(), testRegion, ResetInstanceRequest{InstanceID: "lhins-ruy9d2tw"})
 			checkAPIError(t, err, ActionResetInstance, tt.want, tt.wantMessage)
 
 			want := tt.want
@@ -635,11 +635,11 @@ func TestUnreadBodyFreesConnection(t *testing.T) {
 	c := newTestClient(t, Config{Endpoint: ts.URL, MaxIdleConnsPerHost: 1, Timeout: 10 * time.Second})
 
 	for range 2 {
-		if _, err := c.ResetInstance(t.Context(), testRegion, "lhins-ruy9d2tw", ""); err == nil {
+		if _, err := c.ResetInstance(t.Context(), testRegion, ResetInstanceRequest{InstanceID: "lhins-ruy9d2tw"}); err == nil {
 			t.Fatal("ResetInstance with an unreadable reply succeeded")
 		}
 	}
-	if _, err := c.ResetInstance(t.Context(), testRegion, "lhins-ruy9d2tw", ""); err != nil {
+	if _, err := c.ResetInstance(t.Context(), testRegion, ResetInstanceRequest{InstanceID: "lhins-ruy9d2tw"}); err != nil {
 		t.Errorf("ResetInstance after unreadable replies = %v", err)
 	}
 }
@@ -706,7 +706,7 @@ func TestConnectionRefused(t *testing.T) {
 	ts.Close()
 	c := newTestClient(t, Config{Endpoint: endpoint})
 
-	_, err := c.ResetInstance(t.Context(), testRegion, "lhins-ruy9d2tw", "")
+	_, err := c.ResetInstance(t.Context(), testRegion, ResetInstanceRequest{InstanceID: "lhins-ruy9d2tw"})
 	checkAPIError(t, err, ActionResetInstance, APIError{Code: CodeNetworkError, Class: ClassRetryable}, "connection refused")
 	var opErr *net.OpError
 	if !errors.As(err, &opErr) || opErr.Op != "dial" {
@@ -735,7 +735,7 @@ func TestTimeout(t *testing.T) {
 	t.Cleanup(ts.Close)
 	c := newTestClient(t, Config{Endpoint: ts.URL, Timeout: 200 * time.Millisecond})
 
-	_, err := c.ResetInstance(t.Context(), testRegion, "lhins-ruy9d2tw", "")
+	_, err := c.ResetInstance(t.Context(), testRegion, ResetInstanceRequest{InstanceID: "lhins-ruy9d2tw"})
 	e := checkAPIError(t, err, ActionResetInstance, APIError{Code: CodeNetworkError, Class: ClassAmbiguous}, "call timeout 200ms")
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("errors.Is(%v, context.DeadlineExceeded) = false, want true", e.Err)
@@ -765,7 +765,7 @@ func TestCanceled(t *testing.T) {
 			cancel()
 		}()
 
-		_, err := b.client.ResetInstance(ctx, testRegion, "lhins-ruy9d2tw", "")
+		_, err := b.client.ResetInstance(ctx, testRegion, ResetInstanceRequest{InstanceID: "lhins-ruy9d2tw"})
 		checkAPIError(t, err, ActionResetInstance, APIError{Code: CodeNetworkError, Class: ClassAmbiguous}, "")
 		if !errors.Is(err, context.Canceled) {
 			t.Errorf("errors.Is(%v, context.Canceled) = false, want true", err)
@@ -778,7 +778,7 @@ func TestCanceled(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		cancel()
 
-		_, err := b.client.ResetInstance(ctx, testRegion, "lhins-ruy9d2tw", "")
+		_, err := b.client.ResetInstance(ctx, testRegion, ResetInstanceRequest{InstanceID: "lhins-ruy9d2tw"})
 		checkAPIError(t, err, ActionResetInstance, APIError{Code: CodeNetworkError, Class: ClassRetryable}, "")
 		if !errors.Is(err, context.Canceled) {
 			t.Errorf("errors.Is(%v, context.Canceled) = false, want true", err)
@@ -795,7 +795,7 @@ func TestEmptyRegion(t *testing.T) {
 	t.Parallel()
 	b := setup(t, nil)
 
-	_, err := b.client.ResetInstance(t.Context(), "", "lhins-ruy9d2tw", "")
+	_, err := b.client.ResetInstance(t.Context(), "", ResetInstanceRequest{InstanceID: "lhins-ruy9d2tw"})
 	checkAPIError(t, err, ActionResetInstance, APIError{Code: CodeInvalidParameter, Class: ClassFatal}, "region")
 	if n := len(b.server.Calls()); n != 0 {
 		t.Errorf("server got %d calls, want 0", n)

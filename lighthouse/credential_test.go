@@ -164,7 +164,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.CloseIdleConnections)
-	_, apiErr := c.ResetInstance(t.Context(), testRegion, "lhins-ruy9d2tw", "")
+	_, apiErr := c.ResetInstance(t.Context(), testRegion, ResetInstanceRequest{InstanceID: "lhins-ruy9d2tw"})
 	if apiErr == nil {
 		t.Fatal("ResetInstance succeeded, want an error")
 	}

@@ -124,13 +124,13 @@ func TestEmulatorFleet(t *testing.T) {
 		t.Fatalf("DescribeKeyPairs = %+v, %v; want %s", pairs, err, emuKeyPair)
 	}
 
-	requestID, err := c.ResetInstanceWith(ctx, region, ResetInstanceRequest{
+	requestID, err := c.ResetInstance(ctx, region, ResetInstanceRequest{
 		InstanceID:         id,
 		BlueprintID:        emuBlueprint,
 		LoginConfiguration: &LoginConfiguration{KeyIDs: []string{emuKeyPair}},
 	})
 	if err != nil {
-		t.Fatalf("ResetInstanceWith = %v", err)
+		t.Fatalf("ResetInstance = %v", err)
 	}
 	var in Instance
 	eventually(t, "reset", func() bool {
@@ -245,15 +245,15 @@ func TestEmulatorLoginRefusals(t *testing.T) {
 		{KeyIDs: []string{"lhkp-sgp00001"}}, // another region's
 		{Password: password},
 	} {
-		_, err := c.ResetInstanceWith(t.Context(), "ap-guangzhou", ResetInstanceRequest{InstanceID: "lhins-login001", LoginConfiguration: &lc})
+		_, err := c.ResetInstance(t.Context(), "ap-guangzhou", ResetInstanceRequest{InstanceID: "lhins-login001", LoginConfiguration: &lc})
 		ae, ok := errors.AsType[*APIError](err)
 		if !ok || ae.Class != ClassPermanent {
-			t.Errorf("ResetInstanceWith(%v) = %v, want a permanent *APIError", lc, err)
+			t.Errorf("ResetInstance(%v) = %v, want a permanent *APIError", lc, err)
 			continue
 		}
-		t.Logf("ResetInstanceWith(%v): %v", lc, ae)
+		t.Logf("ResetInstance(%v): %v", lc, ae)
 		if strings.Contains(ae.Error(), password) {
-			t.Errorf("ResetInstanceWith error %q shows the password", ae)
+			t.Errorf("ResetInstance error %q shows the password", ae)
 		}
 	}
 }

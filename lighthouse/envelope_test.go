@@ -20,7 +20,7 @@ func TestErrorEnvelopeNotJSONContentType(t *testing.T) {
 	})
 	want := APIError{Code: "UnsupportedOperation.LatestOperationUnfinished", RequestID: "req-1", Class: ClassBusy}
 
-	id, err := b.client.ResetInstance(t.Context(), testRegion, "lhins-ruy9d2tw", "")
+	id, err := b.client.ResetInstance(t.Context(), testRegion, ResetInstanceRequest{InstanceID: "lhins-ruy9d2tw"})
 	if id != "" {
 		t.Errorf("ResetInstance() = %q, want no RequestId", id)
 	}

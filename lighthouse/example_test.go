@@ -36,7 +36,7 @@ func Example() {
 	}
 	ctx := context.Background()
 	id, region := instances[0].ID, instances[0].Region
-	requestID, err := client.ResetInstance(ctx, region, id, blueprints[0].ID)
+	requestID, err := client.ResetInstance(ctx, region, lighthouse.ResetInstanceRequest{InstanceID: id, BlueprintID: blueprints[0].ID})
 	if err != nil {
 		panic(err)
 	}

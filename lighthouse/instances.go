@@ -168,31 +168,21 @@ type resetInstanceResponse struct {
 	meta
 }
 
-// ResetInstance reinstalls the system disk of instance instanceID in region
-// with blueprint blueprintID, or with its current blueprint when blueprintID
-// is "". It sends only the two fields every site knows; ResetInstanceWith
-// sends the rest.
-//
-// API docs: https://www.tencentcloud.com/document/product/1103/42490
-func (c *Client) ResetInstance(ctx context.Context, region, instanceID, blueprintID string) (requestID string, err error) {
-	return c.ResetInstanceWith(ctx, region, ResetInstanceRequest{InstanceID: instanceID, BlueprintID: blueprintID})
-}
-
-// ResetInstanceWith reinstalls the system disk of instance req.InstanceID
+// ResetInstance reinstalls the system disk of instance req.InstanceID
 // in region as req says. The reset is asynchronous: the returned RequestId
 // identifies it, and DescribeInstances reports its progress
 // (LatestOperationRequestId, LatestOperationState). A LoginConfiguration
 // that breaks the documented rules fails before sending, with
 // ClientError.InvalidParameter.
 //
-// ResetInstanceWith formats the system disk and is not idempotent: when the
+// ResetInstance formats the system disk and is not idempotent: when the
 // error's Class is ClassAmbiguous the reset may have been accepted, and it
 // must not be sent again before DescribeInstances proves it absent.
 //
 // API docs: https://www.tencentcloud.com/document/product/1103/42490 (the
 // China site's page, cloud.tencent.com/document/api/1207/47578, has
 // LoginConfiguration and Containers)
-func (c *Client) ResetInstanceWith(ctx context.Context, region string, req ResetInstanceRequest) (requestID string, err error) {
+func (c *Client) ResetInstance(ctx context.Context, region string, req ResetInstanceRequest) (requestID string, err error) {
 	wire := resetInstanceRequest{InstanceID: req.InstanceID, BlueprintID: req.BlueprintID, Containers: req.Containers}
 	password := ""
 	if lc := req.LoginConfiguration; lc != nil {

@@ -29,7 +29,7 @@ func TestInvalidRequests(t *testing.T) {
 	}
 	reset := func(lc LoginConfiguration) func() error {
 		return func() error {
-			_, err := b.client.ResetInstanceWith(ctx, testRegion, ResetInstanceRequest{InstanceID: "lhins-ruy9d2tw", LoginConfiguration: &lc})
+			_, err := b.client.ResetInstance(ctx, testRegion, ResetInstanceRequest{InstanceID: "lhins-ruy9d2tw", LoginConfiguration: &lc})
 			return err
 		}
 	}
@@ -102,7 +102,7 @@ func TestPasswordNeverShown(t *testing.T) {
 		writeAPIError(w, http.StatusOK, "InvalidParameterValue.InvalidPassword", "password `"+password+"` is too weak")
 	})
 	req := ResetInstanceRequest{InstanceID: "lhins-ruy9d2tw", LoginConfiguration: &LoginConfiguration{Password: password}}
-	_, err := b.client.ResetInstanceWith(t.Context(), testRegion, req)
+	_, err := b.client.ResetInstance(t.Context(), testRegion, req)
 	checkAPIError(t, err, ActionResetInstance, APIError{Code: "InvalidParameterValue.InvalidPassword", RequestID: "err-InvalidParameterValue.InvalidPassword", Class: ClassPermanent}, "too weak")
 
 	var out bytes.Buffer

@@ -188,7 +188,7 @@ func TestRoleRefreshFails(t *testing.T) {
 				inner(w, r, c)
 			}
 			ctx := t.Context()
-			if _, err := b.client.ResetInstance(ctx, testRegion, "lhins-ruy9d2tw", ""); err != nil {
+			if _, err := b.client.ResetInstance(ctx, testRegion, ResetInstanceRequest{InstanceID: "lhins-ruy9d2tw"}); err != nil {
 				t.Fatalf("ResetInstance = %v", err)
 			}
 			mu.Lock()
@@ -197,7 +197,7 @@ func TestRoleRefreshFails(t *testing.T) {
 
 			b.clock.Advance(11 * time.Minute) // due for refresh, still valid
 			for range 2 {
-				if _, err := b.client.ResetInstance(ctx, testRegion, "lhins-ruy9d2tw", ""); err != nil {
+				if _, err := b.client.ResetInstance(ctx, testRegion, ResetInstanceRequest{InstanceID: "lhins-ruy9d2tw"}); err != nil {
 					t.Fatalf("ResetInstance with a failing STS and a valid key = %v", err)
 				}
 			}
@@ -206,7 +206,7 @@ func TestRoleRefreshFails(t *testing.T) {
 			}
 
 			b.clock.Advance(5 * time.Minute) // expired
-			_, err := b.client.ResetInstance(ctx, testRegion, "lhins-ruy9d2tw", "")
+			_, err := b.client.ResetInstance(ctx, testRegion, ResetInstanceRequest{InstanceID: "lhins-ruy9d2tw"})
 			want := APIError{Code: tt.code, RequestID: "err-" + tt.code, Class: tt.wantClass}
 			e := checkAPIError(t, err, ActionResetInstance, want, "assume role: AssumeRole: "+tt.code)
 			if _, ok := errors.AsType[*APIError](e.Err); !ok {
@@ -240,7 +240,7 @@ func TestRoleTokenFailureResent(t *testing.T) {
 				writeFixture(t, w, c.Action+".json")
 			})
 
-			id, err := b.client.ResetInstance(t.Context(), testRegion, "lhins-ruy9d2tw", "")
+			id, err := b.client.ResetInstance(t.Context(), testRegion, ResetInstanceRequest{InstanceID: "lhins-ruy9d2tw"})
 			resets := callsOf(b.server, ActionResetInstance)
 			if len(resets) != 2 || resets[0].SecretID != "AKIDtemporary0001" || resets[1].SecretID != "AKIDtemporary0002" {
 				t.Errorf("ResetInstance calls signed by %v, want two, by the first and the second key", resets)

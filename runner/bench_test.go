@@ -98,8 +98,8 @@ type acceptClock struct {
 	first, last time.Time
 }
 
-func (a *acceptClock) ResetInstanceWith(ctx context.Context, region string, req lighthouse.ResetInstanceRequest) (string, error) {
-	id, err := a.API.ResetInstanceWith(ctx, region, req)
+func (a *acceptClock) ResetInstance(ctx context.Context, region string, req lighthouse.ResetInstanceRequest) (string, error) {
+	id, err := a.API.ResetInstance(ctx, region, req)
 	if err == nil {
 		now := time.Now()
 		a.mu.Lock()

@@ -19,7 +19,7 @@ import (
 // API is the part of the Lighthouse API batchreset calls.
 // *lighthouse.Client satisfies it. Nothing calls it but a Cloud.
 type API interface {
-	ResetInstanceWith(ctx context.Context, region string, req lighthouse.ResetInstanceRequest) (requestID string, err error)
+	ResetInstance(ctx context.Context, region string, req lighthouse.ResetInstanceRequest) (requestID string, err error)
 	DescribeInstances(ctx context.Context, region string, ids []string) ([]lighthouse.Instance, error)
 	DescribeBlueprints(ctx context.Context, region string, ids []string) ([]lighthouse.Blueprint, error)
 	DescribeResetInstanceBlueprints(ctx context.Context, region, instanceID string, blueprintIDs []string) ([]lighthouse.ResetInstanceBlueprint, error)
@@ -287,7 +287,7 @@ func (c *Cloud) ResetPaused() bool { return c.gate[lighthouse.ActionResetInstanc
 func (c *Cloud) Reset(ctx context.Context, region string, req lighthouse.ResetInstanceRequest) (string, error) {
 	c.Calls.Add(1)
 	start := time.Now()
-	id, err := c.send.ResetInstanceWith(ctx, region, req)
+	id, err := c.send.ResetInstance(ctx, region, req)
 	if ae := c.observe(lighthouse.ActionResetInstance, start, err); err == nil || (ae != nil && ae.RequestID != "") {
 		c.lims[lighthouse.ActionResetInstance].Observe(time.Since(start))
 	}

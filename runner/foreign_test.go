@@ -19,7 +19,7 @@ func resetByAnotherTool(t *testing.T, b *bundle, jobs []store.Job) map[string]st
 	ctx := context.Background()
 	reqs := map[string]string{}
 	for _, j := range jobs {
-		id, err := b.direct.ResetInstance(ctx, j.Region, j.InstanceID, "")
+		id, err := b.direct.ResetInstance(ctx, j.Region, lighthouse.ResetInstanceRequest{InstanceID: j.InstanceID})
 		if err != nil {
 			t.Fatal(err)
 		}

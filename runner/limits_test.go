@@ -215,9 +215,9 @@ type delayedSends struct {
 	d time.Duration
 }
 
-func (a delayedSends) ResetInstanceWith(ctx context.Context, region string, req lighthouse.ResetInstanceRequest) (string, error) {
+func (a delayedSends) ResetInstance(ctx context.Context, region string, req lighthouse.ResetInstanceRequest) (string, error) {
 	time.Sleep(a.d)
-	return a.API.ResetInstanceWith(ctx, region, req)
+	return a.API.ResetInstance(ctx, region, req)
 }
 
 // TestSharedLimitUnevenPaths runs two Postgres runners at the full limit,

@@ -277,12 +277,12 @@ func newRefusingAPI(t *testing.T, api runner.API, refuse func(action, instance s
 	return &refusingAPI{API: api, closed: closed, refuse: refuse}
 }
 
-func (a *refusingAPI) ResetInstanceWith(ctx context.Context, region string, req lighthouse.ResetInstanceRequest) (string, error) {
+func (a *refusingAPI) ResetInstance(ctx context.Context, region string, req lighthouse.ResetInstanceRequest) (string, error) {
 	if a.refuse(lighthouse.ActionResetInstance, req.InstanceID) {
 		a.count.Add(1)
-		return a.closed.ResetInstanceWith(ctx, region, req)
+		return a.closed.ResetInstance(ctx, region, req)
 	}
-	return a.API.ResetInstanceWith(ctx, region, req)
+	return a.API.ResetInstance(ctx, region, req)
 }
 
 func (a *refusingAPI) DescribeInstances(ctx context.Context, region string, ids []string) ([]lighthouse.Instance, error) {

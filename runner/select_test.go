@@ -532,7 +532,7 @@ func TestSelectSkipMatching(t *testing.T) {
 	reset := func(ids []string, bp string) {
 		t.Helper()
 		for _, id := range ids {
-			if _, err := f.client.ResetInstance(ctx, "ap-guangzhou", id, bp); err != nil {
+			if _, err := f.client.ResetInstance(ctx, "ap-guangzhou", lighthouse.ResetInstanceRequest{InstanceID: id, BlueprintID: bp}); err != nil {
 				t.Fatalf("ResetInstance(%s) = %v", id, err)
 			}
 		}

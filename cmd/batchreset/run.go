@@ -283,7 +283,7 @@ func failpointFromEnv() func(string) {
 // wire (after the request is sent, before the answer is read).
 type failpointAPI struct{ runner.API }
 
-func (f failpointAPI) ResetInstanceWith(ctx context.Context, region string, req lighthouse.ResetInstanceRequest) (string, error) {
+func (f failpointAPI) ResetInstance(ctx context.Context, region string, req lighthouse.ResetInstanceRequest) (string, error) {
 	if fp := runner.FailpointFromContext(ctx); fp != nil {
 		// Fires when the answer starts to arrive: the server has the
 		// request and has acted on it, and the call has not returned.
@@ -291,5 +291,5 @@ func (f failpointAPI) ResetInstanceWith(ctx context.Context, region string, req 
 			GotFirstResponseByte: func() { fp(runner.FailpointDuringCall) },
 		})
 	}
-	return f.API.ResetInstanceWith(ctx, region, req)
+	return f.API.ResetInstance(ctx, region, req)
 }

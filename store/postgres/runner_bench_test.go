@@ -175,8 +175,8 @@ type clockedAPI struct {
 	clock *acceptClock
 }
 
-func (a clockedAPI) ResetInstanceWith(ctx context.Context, region string, req lighthouse.ResetInstanceRequest) (string, error) {
-	id, err := a.API.ResetInstanceWith(ctx, region, req)
+func (a clockedAPI) ResetInstance(ctx context.Context, region string, req lighthouse.ResetInstanceRequest) (string, error) {
+	id, err := a.API.ResetInstance(ctx, region, req)
 	if err == nil {
 		now := time.Now()
 		c := a.clock
