@@ -192,16 +192,7 @@ func (ro *Rollout) WavePlan(n int) []int {
 
 // waveSize returns the size of wave i.
 func (ro *Rollout) waveSize(i int) int {
-	if ro.Canary > 0 {
-		if i == 0 {
-			return ro.Canary
-		}
-		i--
-	}
-	if len(ro.Waves) == 0 {
-		return math.MaxInt / 2
-	}
-	return ro.Waves[min(i, len(ro.Waves)-1)]
+	return store.RolloutPlan{Canary: ro.Canary, Waves: ro.Waves}.WaveSize(i)
 }
 
 func (ro *Rollout) start() {

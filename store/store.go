@@ -5,6 +5,7 @@ package store
 import (
 	"context"
 	"errors"
+	"math"
 	"time"
 )
 
@@ -184,6 +185,23 @@ type RolloutPlan struct {
 	MaxFailures int   // negative: no budget
 	// FirstWave is the size of wave 0 (the canary, or the first of Waves).
 	FirstWave int
+}
+
+// WaveSize is the size of wave i (from 0): the canary, then Waves, the last
+// of which repeats; with a canary and no Waves, everything after it is one
+// wave. It is the one wave rule: the runner admits by it, and plan and the
+// status page lay runs out by it.
+func (p RolloutPlan) WaveSize(i int) int {
+	if p.Canary > 0 {
+		if i == 0 {
+			return p.Canary
+		}
+		i--
+	}
+	if len(p.Waves) == 0 {
+		return math.MaxInt / 2
+	}
+	return p.Waves[min(i, len(p.Waves)-1)]
 }
 
 // Admission is a store's answer to a request to start one job under a

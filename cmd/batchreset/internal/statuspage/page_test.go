@@ -216,7 +216,7 @@ func TestSentWaves(t *testing.T) {
 	t.Parallel()
 	at := func(s int) time.Time { return time.Date(2026, 12, 1, 1, 0, s, 0, time.UTC) }
 	sent := []sentJob{{at(5), 0}, {at(1), 1}, {at(3), 3}, {at(2), 4}, {at(9), 5}}
-	if got, want := sentWaves([]int{1, 2}, sent, 6), []int32{3, 1, 0, 2, 2, 3}; !slices.Equal(got, want) {
+	if got, want := sentWaves(store.RolloutPlan{Waves: []int{1, 2}}, sent, 6), []int32{3, 1, 0, 2, 2, 3}; !slices.Equal(got, want) {
 		t.Errorf("sentWaves(1, 2) = %v, want %v", got, want)
 	}
 }

@@ -234,7 +234,7 @@ func (p *Page) view(ctx context.Context, run Run, f Filter, now time.Time) (View
 		if err != nil {
 			return View{}, err
 		}
-		waves := sentWaves(waveSizes(*plan), sent, i)
+		waves := sentWaves(*plan, sent, i)
 		waveOf = func(_ *store.Job, i int) int { return int(waves[i]) }
 	}
 
@@ -357,31 +357,16 @@ func rateOf(counts []int, bucket time.Duration, recent int, started, now time.Ti
 	return r
 }
 
-// waveSizes are the sizes of a plan's waves, the canary first; the last
-// repeats.
-func waveSizes(plan store.RolloutPlan) []int {
-	var sizes []int
-	if plan.Canary > 0 {
-		sizes = append(sizes, plan.Canary)
-	}
-	sizes = append(sizes, plan.Waves...)
-	if len(plan.Waves) == 0 {
-		sizes = append(sizes, math.MaxInt/2) // the canary, then the rest at once
-	}
-	return sizes
-}
-
 // waveTable lays a run of jobs out in the waves of plan, with how far each
 // has come.
 func waveTable(plan store.RolloutPlan, jobs int, byWave map[int]*Wave, live *Live, now time.Time) []Wave {
-	sizes := waveSizes(plan)
 	var out []Wave
 	current := 0
 	if live != nil {
 		current = live.Wave
 	}
 	for n, left := 1, jobs; left > 0; n++ {
-		size := min(left, sizes[min(n-1, len(sizes)-1)])
+		size := min(left, plan.WaveSize(n-1))
 		w := Wave{N: n, Canary: plan.Canary > 0 && n == 1, Size: size}
 		if got := byWave[n]; got != nil {
 			w.Sent, w.InFlight, w.Done, w.Failures = got.Sent, got.InFlight, got.Done, got.Failures
@@ -521,18 +506,18 @@ type sentJob struct {
 	i  int
 }
 
-// sentWaves returns the wave of each of n jobs of a run whose waves have
-// sizes, of which sent were sent: the k-th job sent (by first intent) is
+// sentWaves returns the wave of each of n jobs of a run whose waves plan
+// lays out, of which sent were sent: the k-th job sent (by first intent) is
 // the k-th admitted, since a wave's resets all start before the next
 // wave's. Jobs not sent are in no wave yet (0).
-func sentWaves(sizes []int, sent []sentJob, n int) []int32 {
+func sentWaves(plan store.RolloutPlan, sent []sentJob, n int) []int32 {
 	out := make([]int32, n)
 	slices.SortStableFunc(sent, func(a, b sentJob) int { return a.at.Compare(b.at) })
-	w, left := 0, sizes[0]
+	w, left := 0, plan.WaveSize(0)
 	for _, s := range sent {
 		for left == 0 {
 			w++
-			left = sizes[min(w, len(sizes)-1)]
+			left = plan.WaveSize(w)
 		}
 		out[s.i] = int32(w + 1)
 		left--
