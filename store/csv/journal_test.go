@@ -45,36 +45,6 @@ func TestRecordRoundTrip(t *testing.T) {
 	}
 }
 
-// FuzzParseFast checks that the fast journal decoder agrees with
-// encoding/json on every line it accepts.
-func FuzzParseFast(f *testing.F) {
-	j := store.Job{
-		ID: 2, InstanceID: "lhins-aaaaaaaa", Region: "ap-guangzhou", Status: store.StatusSubmitted,
-		RequestID: "r", Attempts: 1, IntentAt: time.Now(), Fence: 3,
-	}
-	line, _ := encodeRecord(&j)
-	f.Add(string(line[:len(line)-1]))
-	f.Add(`{"id":1,"instance_id":"a","status":"pending"}`)
-	f.Add(`{"id":01,"instance_id":"a"}`)
-	f.Add(`{"id":-0,"attempts":9223372036854775808}`)
-	f.Add(`{"id":1,"id":2}`)
-	f.Add(`{"error_message":"a\"b"}`)
-	f.Add(`{}`)
-	f.Fuzz(func(t *testing.T, line string) {
-		var fast record
-		if !fast.parseFast([]byte(line)) {
-			return
-		}
-		var slow record
-		if err := decodeJSON([]byte(line), &slow); err != nil {
-			t.Fatalf("parseFast(%q) accepted what encoding/json rejects: %v", line, err)
-		}
-		if diff := cmp.Diff(slow, fast); diff != "" {
-			t.Fatalf("parseFast(%q) mismatch (-encoding/json +parseFast):\n%s", line, diff)
-		}
-	})
-}
-
 // encodeRecord returns j as a version-1 journal line, as the previous
 // journal format wrote each Save.
 func encodeRecord(j *store.Job) ([]byte, error) {

@@ -372,3 +372,59 @@ func (d *delta) apply(j *store.Job, base store.Job, started time.Time) error {
 	at(dF, d.f, &j.FinishedAt)
 	return nil
 }
+
+// fastString splits a JSON string without escapes or control characters
+// off the front of p and returns its contents.
+func fastString(p []byte) (s, rest []byte, ok bool) {
+	if len(p) == 0 || p[0] != '"' {
+		return nil, nil, false
+	}
+	end := bytes.IndexByte(p[1:], '"')
+	if end < 0 {
+		return nil, nil, false
+	}
+	s = p[1 : 1+end]
+	for _, c := range s {
+		if c < 0x20 || c == '\\' {
+			return nil, nil, false
+		}
+	}
+	if !utf8.Valid(s) {
+		return nil, nil, false
+	}
+	return s, p[2+end:], true
+}
+
+// fastInt splits a JSON integer off the front of p.
+func fastInt(p []byte, bits int) (v int64, rest []byte, ok bool) {
+	n := 0
+	if n < len(p) && p[n] == '-' {
+		n++
+	}
+	digits := n
+	for n < len(p) && '0' <= p[n] && p[n] <= '9' {
+		n++
+	}
+	if n == digits || (p[digits] == '0' && n > digits+1) {
+		return 0, nil, false // no digits, or a leading zero
+	}
+	v, err := strconv.ParseInt(string(p[:n]), 10, bits)
+	if err != nil {
+		return 0, nil, false
+	}
+	return v, p[n:], true
+}
+
+// status returns s as a Status, sharing the constant's string when it is
+// one.
+func status(s []byte) store.Status {
+	for _, st := range []store.Status{
+		store.StatusPending, store.StatusSubmitting, store.StatusSubmitted, store.StatusSucceeded,
+		store.StatusFailed, store.StatusSkipped, store.StatusUnknown,
+	} {
+		if string(s) == string(st) {
+			return st
+		}
+	}
+	return store.Status(s)
+}
