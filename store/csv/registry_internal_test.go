@@ -229,3 +229,24 @@ func TestRegistryLaterProcess(t *testing.T) {
 		t.Errorf("B's rerun taking back an instance C took after B began and did not reset = %v", err)
 	}
 }
+
+// BenchmarkHold measures what a run's start costs on the host registry:
+// one Hold per instance (go test -run '^$' -bench BenchmarkHold ./store/csv/).
+func BenchmarkHold(b *testing.B) {
+	r, err := openRegistry(b.TempDir(), registrySlots, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	h, err := r.Begin("bench", "the benchmark run", time.Time{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer h.End()
+	b.ResetTimer()
+	for i := range b.N {
+		if err := h.Hold(fmt.Sprintf("lhins-%08d", i)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
