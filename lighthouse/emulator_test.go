@@ -95,7 +95,7 @@ func TestEmulatorFleet(t *testing.T) {
 		t.Errorf("DescribeRegions = %+v, want %s available", regions, region)
 	}
 
-	resources, err := c.GetResources(ctx, []TagFilter{{TagKey: "env", TagValues: []string{"prod"}}})
+	resources, err := resourcesAll(ctx, c, []TagFilter{{TagKey: "env", TagValues: []string{"prod"}}})
 	if err != nil {
 		t.Fatalf("GetResources = %v", err)
 	}
@@ -110,7 +110,7 @@ func TestEmulatorFleet(t *testing.T) {
 		t.Errorf("GetResources(env=prod) instances mismatch (-want +got):\n%s", diff)
 	}
 
-	insts, err := c.FilterInstances(ctx, region, []Filter{{Name: FilterTag("env"), Values: []string{"prod"}}})
+	insts, err := filterAll(ctx, c, region, []Filter{{Name: FilterTag("env"), Values: []string{"prod"}}})
 	if err != nil {
 		t.Fatalf("FilterInstances = %v", err)
 	}
@@ -263,7 +263,7 @@ func TestEmulatorFilterPaging(t *testing.T) {
 	t.Parallel()
 	instances, blueprints := emulator.GenerateFleet(250, emulator.FleetOptions{Seed: 7})
 	c, _ := setupEmulator(t, emulator.Config{Instances: instances, Blueprints: blueprints}, Role{})
-	got, err := c.FilterInstances(context.Background(), "ap-guangzhou", []Filter{{Name: FilterInstanceState, Values: []string{StateRunning, StateStopped}}})
+	got, err := filterAll(context.Background(), c, "ap-guangzhou", []Filter{{Name: FilterInstanceState, Values: []string{StateRunning, StateStopped}}})
 	if err != nil {
 		t.Fatalf("FilterInstances = %v", err)
 	}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
 )
 
@@ -216,10 +215,10 @@ type describeInstancesResponse struct {
 	InstanceSet []Instance `json:"InstanceSet"`
 }
 
-// DescribeInstances returns the instances of region with the given IDs, in
-// the order the API returns them, with Region set. It makes one call per
-// MaxIDsPerCall IDs, one after the other, and stops at the first error. An
-// empty ids makes no call and returns nil.
+// DescribeInstances returns the instances of region with the given IDs, at
+// most MaxIDsPerCall of them (one call: a caller with more pages them under
+// its limiter, as runner.Cloud does), in the order the API returns them,
+// with Region set. An empty ids makes no call and returns nil.
 //
 // An ID the API does not know in region may fail the whole call with
 // ResourceNotFound.InstanceIdNotFound (ClassPermanent) or be left out of the
@@ -227,33 +226,20 @@ type describeInstancesResponse struct {
 //
 // API docs: https://www.tencentcloud.com/document/product/1103/42498
 func (c *Client) DescribeInstances(ctx context.Context, region string, ids []string) ([]Instance, error) {
-	var all []Instance
-	for chunk := range slices.Chunk(ids, MaxIDsPerCall) {
-		// Limit defaults to 20, so a call for more IDs must raise it.
-		req := describeInstancesRequest{InstanceIDs: chunk, Limit: len(chunk)}
-		var resp describeInstancesResponse
-		if err := c.call(ctx, serviceLighthouse, region, ActionDescribeInstances, req, &resp); err != nil {
-			return nil, err
-		}
-		all = append(all, resp.InstanceSet...)
+	if len(ids) == 0 {
+		return nil, nil
 	}
-	setRegion(all, region)
-	return all, nil
-}
-
-// ListInstances returns one page of the instances of region, with Region
-// set, and the number of instances in region. limit is at most
-// MaxIDsPerCall; 0 means the API's default, 20.
-//
-// API docs: https://www.tencentcloud.com/document/product/1103/42498
-func (c *Client) ListInstances(ctx context.Context, region string, offset, limit int) (total int, instances []Instance, err error) {
-	req := describeInstancesRequest{Offset: offset, Limit: limit}
+	if len(ids) > MaxIDsPerCall {
+		return nil, invalidParameter(ActionDescribeInstances, fmt.Errorf("%d instance IDs in one call, at most %d", len(ids), MaxIDsPerCall))
+	}
+	// Limit defaults to 20, so a call for more IDs must raise it.
+	req := describeInstancesRequest{InstanceIDs: ids, Limit: len(ids)}
 	var resp describeInstancesResponse
 	if err := c.call(ctx, serviceLighthouse, region, ActionDescribeInstances, req, &resp); err != nil {
-		return 0, nil, err
+		return nil, err
 	}
 	setRegion(resp.InstanceSet, region)
-	return resp.TotalCount, resp.InstanceSet, nil
+	return resp.InstanceSet, nil
 }
 
 // Names of DescribeInstances filters (more-apis.md §1a). There is no
@@ -273,43 +259,11 @@ const (
 // tag key has one of the filter's values.
 func FilterTag(key string) string { return "tag:" + key }
 
-// FilterInstances returns every instance of region that matches all of
-// filters (values within one filter are alternatives), with Region set, in
-// the API's order. It reads pages of MaxIDsPerCall with
-// DescribeInstancesPage one after the other and stops at the first error.
-// An instance seen on two pages (the fleet changed while paging) is
-// returned once. At most MaxFilters filters with MaxFilterValues values in
-// all are allowed (the documentation is unclear whether the value limit is
-// per filter, so this is the safe reading); no filter at all lists every
-// instance of region. A caller with a rate limit to keep pages with
-// DescribeInstancesPage itself.
-//
-// API docs: https://www.tencentcloud.com/document/product/1103/42498
-func (c *Client) FilterInstances(ctx context.Context, region string, filters []Filter) ([]Instance, error) {
-	var all []Instance
-	seen := make(map[string]bool)
-	for offset := 0; ; offset += MaxIDsPerCall {
-		total, page, err := c.DescribeInstancesPage(ctx, region, filters, offset, MaxIDsPerCall)
-		if err != nil {
-			return nil, err
-		}
-		for _, in := range page {
-			if !seen[in.InstanceID] {
-				seen[in.InstanceID] = true
-				all = append(all, in)
-			}
-		}
-		if len(page) < MaxIDsPerCall || offset+len(page) >= total {
-			return all, nil
-		}
-	}
-}
-
 // DescribeInstancesPage returns one page of the instances of region that
 // match all of filters, with Region set, and how many match in all
 // (TotalCount): the instances at offset, at most limit of them. limit is at
 // most MaxIDsPerCall; 0 means the API's default, 20. The filters follow
-// FilterInstances' rules.
+// the API's rules (more-apis.md §1a).
 //
 // API docs: https://www.tencentcloud.com/document/product/1103/42498
 func (c *Client) DescribeInstancesPage(ctx context.Context, region string, filters []Filter, offset, limit int) (total int, instances []Instance, err error) {

@@ -82,31 +82,6 @@ type getResourcesResponse struct {
 	} `json:"ResourceTagMappingList"`
 }
 
-// GetResources returns every resource, of every service and region, that
-// matches all of filters, reading pages of 200 with GetResourcesPage one
-// after the other until the API returns no PaginationToken; it stops at the
-// first error. One scan covers all regions: keep the names for which
-// LighthouseInstance is true. A caller with a rate limit to keep pages with
-// GetResourcesPage itself.
-//
-// API docs: https://www.tencentcloud.com/document/api/651/46539
-func (c *Client) GetResources(ctx context.Context, filters []TagFilter) ([]TaggedResource, error) {
-	var all []TaggedResource
-	token := ""
-	for {
-		page, next, err := c.GetResourcesPage(ctx, filters, token)
-		if err != nil {
-			return nil, err
-		}
-		all = append(all, page...)
-		// A token that does not move would page forever.
-		if next == "" || next == token {
-			return all, nil
-		}
-		token = next
-	}
-}
-
 // GetResourcesPage returns one page of up to 200 resources that match all
 // of filters, from the page token names ("" for the first), and the token
 // of the next page, "" after the last. At most MaxTagFilters filters are
