@@ -180,7 +180,7 @@ func (r *Runner) route(ctx context.Context, jobs []store.Job) error {
 			r.toTracker(ctx, t)
 			continue
 		}
-		t.ready(in.LatestOperationRequestID)
+		t.ready(in)
 		select {
 		case r.sendq <- t:
 		case <-ctx.Done():

@@ -97,8 +97,12 @@ type Job struct {
 	// PrevRequestID is the instance's LatestOperationRequestId seen before the
 	// first ResetInstance was sent; reconciliation compares against it.
 	PrevRequestID string
-	ErrorCode     string
-	ErrorMessage  string
+	// PrevBlueprintID is the instance's BlueprintId seen before the first
+	// ResetInstance was sent (recorded with PrevRequestID): the image a
+	// rollback puts back. "" when not recorded (older records).
+	PrevBlueprintID string
+	ErrorCode       string
+	ErrorMessage    string
 	// Attempts counts ResetInstance calls sent (or possibly sent) for the job.
 	Attempts int
 
