@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -99,6 +100,12 @@ type Config struct {
 	Login  Login
 	Health Health
 
+	// WaitPaused makes a runner started while the run is paused wait for a
+	// person's resume or cancel, saying so (an operator at a terminal);
+	// without it such a runner ends once it holds nothing, having sent
+	// nothing (a run started by cron).
+	WaitPaused bool
+
 	// OnEvent, if set, is told of the run's moments (see EventKind), from
 	// the runner's goroutines. It must return at once (hand the event off),
 	// or it holds up what reported it.
@@ -139,9 +146,15 @@ type Summary struct {
 	JitterGuard time.Duration
 	Durations   []time.Duration
 	StopReason  string // why submission stopped early, "" if it did not
-	// Paused reports that the run was paused by the operator when this
-	// runner ended: the jobs it did not start wait for `resume`.
-	Paused bool
+	// Paused reports that the run was paused when this runner ended (by
+	// the operator, the failure budget under FailPause, or an approval):
+	// the jobs it did not start wait for `resume`. WaitingFor says what
+	// the pause waits for ("approval of wave 2").
+	Paused     bool
+	WaitingFor string
+	// Rollback reports that the failure budget was exceeded under
+	// FailRollback: the command rolls the run back (see PlanRollback).
+	Rollback bool
 }
 
 // Runner resets the jobs of one Store. Use New, then Run once.
@@ -260,8 +273,8 @@ func (r *Runner) Run(ctx context.Context) (Summary, error) {
 	parent := ctx
 	// The operator's control holds from the first claim: a run paused or
 	// cancelled before this runner started sends nothing.
-	if c, err := r.cfg.Store.Control(ctx); err == nil {
-		r.applyControl(c)
+	if h, err := r.readControl(ctx); err == nil {
+		r.applyControl(h)
 	} else if ctx.Err() == nil {
 		r.log.Warn("read run control", "err", err)
 	}
@@ -304,6 +317,12 @@ func (r *Runner) Run(ctx context.Context) (Summary, error) {
 	sum := r.stats.summary()
 	st := r.adm.load()
 	sum.StopReason, sum.Paused = st.reason, st.mode == admitPaused
+	if sum.Paused {
+		sum.WaitingFor = st.waitFor
+	}
+	if ro := r.cfg.Rollout; ro != nil {
+		sum.Rollback = ro.onFailure() == FailRollback && strings.HasPrefix(st.reason, "failure budget exceeded")
+	}
 	sum.JitterGuard = r.cloud.JitterGuard()
 	if st.fatal != nil && (sum.StopReason == "" || st.mode == admitBroken) {
 		sum.StopReason = "fatal error: " + st.fatal.Error()

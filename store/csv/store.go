@@ -70,10 +70,12 @@ type Store struct {
 	closed  bool   // Close was called
 	failed  error  // the journal write that failed; sticky
 
+	// pendingOK: the run was running at the latest claim, which may hand
+	// out pending jobs (see Claim).
+	pendingOK bool
+
 	runID   string    // the input's fingerprint
 	started time.Time // when the run began
-
-	control store.Control // the operator's control, set by SetControl; "": running
 }
 
 type aheadJob struct {
@@ -326,6 +328,15 @@ func (s *Store) Claim(ctx context.Context, n int) (jobs []store.Job, waiting boo
 	if err := ctx.Err(); err != nil {
 		return nil, false, fmt.Errorf("claim jobs: %w", err)
 	}
+	// A paused or cancelled run hands out no pending job, as the Postgres
+	// store's does: the control is part of the claim, so that a process
+	// started while the run is paused sends nothing. Jobs that may be in
+	// flight are still handed out, to be settled.
+	h, err := s.Hold(ctx)
+	if err != nil {
+		return nil, false, fmt.Errorf("claim jobs: %w", err)
+	}
+	s.pendingOK = h.Control == store.ControlRunning
 	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -352,7 +363,7 @@ func (s *Store) claimRegion(n int, region uint32, now time.Time) (jobs []store.J
 	t := s.tab
 	if region == anyRegion {
 		for i := s.low; i < t.len(); i++ {
-			if s.open(i) && !t.get(i).NotBefore.After(now) {
+			if s.open(i) && s.due(i, now) {
 				region = t.in[i].region
 				break
 			}
@@ -362,13 +373,10 @@ func (s *Store) claimRegion(n int, region uint32, now time.Time) (jobs []store.J
 		}
 	}
 	for i := s.cursorOf(region); i >= 0 && len(jobs) < n; i = int(t.same[i]) {
-		if !s.open(i) {
+		if !s.open(i) || !s.due(i, now) {
 			continue
 		}
 		j := t.get(i)
-		if j.NotBefore.After(now) {
-			continue
-		}
 		s.claimed[i] = true
 		jobs = append(jobs, j)
 	}
@@ -380,6 +388,12 @@ func (s *Store) claimRegion(n int, region uint32, now time.Time) (jobs []store.J
 
 // open reports whether job i may be claimed: neither claimed nor terminal.
 func (s *Store) open(i int) bool { return !s.claimed[i] && !s.tab.status(i).Terminal() }
+
+// due reports whether open job i may be claimed now: it is due, and
+// pending only while the run is running.
+func (s *Store) due(i int, now time.Time) bool {
+	return (s.pendingOK || s.tab.status(i) != store.StatusPending) && !s.tab.get(i).NotBefore.After(now)
+}
 
 // cursorOf returns the first job of region that may be claimed, or -1,
 // moving the region's cursor past those before it that may not.
@@ -421,28 +435,6 @@ func (s *Store) Release(ctx context.Context, jobs []store.Job) error {
 
 // Renew does nothing: the file lock, not a lease, keeps the jobs ours.
 func (s *Store) Renew(ctx context.Context) error { return nil }
-
-// Control reports the operator's control of the run, as SetControl last
-// set it: store.ControlRunning until then. A CSV run has one process, so
-// its control lives in that process's memory, not in the journal: a rerun
-// starts running.
-func (s *Store) Control(ctx context.Context) (store.Control, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.control == "" {
-		return store.ControlRunning, nil
-	}
-	return s.control, nil
-}
-
-// SetControl sets the operator's control of the run (pause, resume or
-// cancel), which the runner reads through Control at its next poll.
-func (s *Store) SetControl(ctx context.Context, c store.Control) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.control = c
-	return nil
-}
 
 // Save appends j to the journal and returns once the record is on disk; the
 // job's in-memory state (Jobs, Claim) changes at the same moment. A Save
