@@ -24,6 +24,7 @@ const (
 	exitFailures  = 1   // some instance failed, is unknown, or was skipped
 	exitUsage     = 2   // invalid input or usage
 	exitFatal     = 3   // a fatal error stopped the run (credentials, permission, database)
+	exitPaused    = 4   // the run is paused, waiting for a person (resume or cancel)
 	exitInterrupt = 130 // interrupted by SIGINT (Ctrl-C): 128 + 2
 	exitTerm      = 143 // stopped by SIGTERM: 128 + 15
 )

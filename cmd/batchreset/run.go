@@ -123,6 +123,18 @@ func (a *app) runRun(ctx context.Context, s runSettings) error {
 	cfg.API, cfg.Sender, cfg.Store = failpointAPI{conn.reads}, failpointAPI{conn.sends}, src.Store()
 	cfg.Rollout, cfg.Logger, cfg.Failpoint = rollout, a.log, failpointFromEnv()
 	cfg.Holds = holds
+	// An operator at a terminal waits for a paused run; cron's next tick
+	// ends at once, with exitPaused.
+	cfg.WaitPaused = a.interactive()
+	if cs, ok := src.(*csvSource); ok {
+		// A CSV run's waves go on from where its earlier processes left
+		// them (the Postgres store keeps them itself).
+		for j := range cs.st.All() {
+			if j.Attempts > 0 {
+				rollout.Prior++
+			}
+		}
+	}
 	view, err := a.startView(s, src, rollout)
 	if err != nil {
 		return err
@@ -191,6 +203,8 @@ func (a *app) runRun(ctx context.Context, s runSettings) error {
 	switch {
 	case interrupted() != nil:
 		return &exitError{code: signalExit(interrupted())}
+	case runErr == nil && sum.Paused:
+		return &exitError{code: exitPaused}
 	case unwritable:
 		// One line for the cause, naming the file: the runner asked
 		// nothing again and logged nothing per job.
@@ -235,6 +249,13 @@ func (a *app) confirm(yes bool, what string) error {
 	return nil
 }
 
+// interactive reports whether a person is at the terminal: standard input
+// is one.
+func (a *app) interactive() bool {
+	f, ok := a.stdin.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
 // describeStart prints what the run is about to do.
 func (a *app) describeStart(total, todo int, ro *runner.Rollout) {
 	if done := total - todo; done > 0 {
@@ -245,11 +266,25 @@ func (a *app) describeStart(total, todo int, ro *runner.Rollout) {
 		if ro.BudgetNote != "" {
 			a.notef("  note: %s", ro.BudgetNote)
 		}
+		switch ro.OnFailure {
+		case runner.FailPause:
+			a.notef("on failure: pause (the run waits, in its record, for `batchreset resume` or `cancel`)")
+		case runner.FailRollback:
+			a.notef("on failure: rollback (every instance this run reset is reset back to its previous image; the data on its system disk is NOT restored)")
+		default:
+			a.notef("on failure: stop (the rest are skipped)")
+		}
 	} else {
 		a.notef("failure budget: none (--max-failures none)")
 	}
 	if ro.Canary > 0 {
 		a.notef("canary: %d instance(s) first; the rest only if all succeed", ro.Canary)
+	}
+	switch ro.Approve {
+	case runner.ApproveCanary:
+		a.notef("approval: the run pauses after the canary until `batchreset resume`")
+	case runner.ApproveEachWave:
+		a.notef("approval: the run pauses after every wave until `batchreset resume`")
 	}
 	if len(ro.Waves) > 0 {
 		a.notef("waves: %v (the last repeats)", ro.Waves)

@@ -42,6 +42,7 @@ type runSummary struct {
 	RecentlyReset int64  `json:"recently_reset,omitempty"`
 	StopReason    string `json:"stop_reason,omitempty"`
 	Paused        bool   `json:"paused,omitempty"`
+	WaitingFor    string `json:"waiting_for,omitempty"`
 	Interrupted   string `json:"interrupted,omitempty"`
 	// Unwritable names the file that could not be written, and why, when
 	// that ended the run at once: every job is left as a rerun resumes it.
@@ -64,7 +65,7 @@ func newRunSummary(t runTally, src jobSource, api string, sum runner.Summary, si
 	s := runSummary{
 		Instances: t.Instances, Totals: t.Totals, Durations: summarizeDurations(sum.Durations),
 		Calls:   calls(sum),
-		Dropped: sum.Dropped, ResetTwice: sum.ResetTwice, RecentlyReset: sum.RecentlyReset, StopReason: sum.StopReason, Paused: sum.Paused, Interrupted: signal,
+		Dropped: sum.Dropped, ResetTwice: sum.ResetTwice, RecentlyReset: sum.RecentlyReset, StopReason: sum.StopReason, Paused: sum.Paused, WaitingFor: sum.WaitingFor, Interrupted: signal,
 		Attention: []outcome{}, AttentionTotal: t.AttentionTotal,
 	}
 	if ue, ok := errors.AsType[*store.UnwritableError](runErr); ok {
@@ -173,7 +174,11 @@ func writeSummary(w io.Writer, s runSummary) {
 		fmt.Fprintf(w, "new resets stopped: %s\n", s.StopReason)
 	}
 	if s.Paused {
-		fmt.Fprintln(w, "the run is paused: no new reset was started; `batchreset resume` lets it go on")
+		why := ""
+		if s.WaitingFor != "" {
+			why = ", waiting for " + s.WaitingFor
+		}
+		fmt.Fprintf(w, "the run is paused%s: no new reset was started; `batchreset resume` lets it go on, `batchreset cancel` ends it\n", why)
 	}
 	if s.Interrupted != "" {
 		fmt.Fprintf(w, "stopped by %s\n", s.Interrupted)
