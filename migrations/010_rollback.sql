@@ -25,3 +25,8 @@ ALTER TABLE run_rollouts
     ADD COLUMN approve    text    NOT NULL DEFAULT ''
         CONSTRAINT run_rollouts_approve_valid CHECK (approve IN ('', 'canary', 'each-wave')),
     ADD COLUMN forgiven   integer NOT NULL DEFAULT 0;
+
+-- parent: the run a rollback run rolls back. A rollback run takes the
+-- holds of its parent's instances even while the parent still has a live
+-- runner (one that has not yet left it), never one with a reset in doubt.
+ALTER TABLE runs ADD COLUMN parent text NOT NULL DEFAULT '';

@@ -3,11 +3,16 @@ package runner_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/batchreset/batchreset/lighthouse/emulator"
 	"github.com/batchreset/batchreset/runner"
+	"github.com/batchreset/batchreset/runner/runnertest"
 	"github.com/batchreset/batchreset/store"
 	csvstore "github.com/batchreset/batchreset/store/csv"
 )
@@ -244,4 +249,167 @@ func resetCount(b *bundle) int {
 		}
 	}
 	return n
+}
+
+// TestRollbackOnFailure: three instances whose resets end FAILED in the
+// second wave exceed a budget of 2 under OnFailure rollback; the run stops
+// and asks for its rollback, which resets every instance the run reset
+// successfully back to its original blueprint, last wave first, as a run
+// of its own: each of them is reset exactly twice, the failed ones and
+// those never reset are not touched again, and no action goes over its
+// limit. On Postgres, with two runners on the run and on its rollback.
+// Planning the rollback again finds nothing to reset.
+func TestRollbackOnFailure(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		be      backend
+		runners int
+	}{{csvBackend, 1}, {pgBackend, 1}, {pgBackend, 2}} {
+		t.Run(fmt.Sprintf("%s/%d", tc.be, tc.runners), func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, scenario{n: 9, limit: 5, emu: func(c *emulator.Config) {
+				// The second wave (jobs 4 to 6 in input order) fails.
+				c.FailInstances = []string{c.Instances[3].ID, c.Instances[4].ID, c.Instances[5].ID}
+			}})
+			before := b.blueprints(t)
+			ro := func() *runner.Rollout {
+				return &runner.Rollout{Waves: []int{3}, MaxFailures: 2, OnFailure: runner.FailRollback}
+			}
+
+			// The run: it stops once the budget is exceeded, and asks for
+			// its rollback.
+			var jobs []store.Job
+			var waves map[int64]int
+			var pg *pgRun
+			if tc.be == pgBackend {
+				pg = b.importPG(t, "nightly")
+				runMany(t, b, pg, tc.runners, ro)
+				rec, err := pg.st.Rollout(context.Background(), pg.run)
+				if err != nil || !runner.RollbackDue(rec.Stopped) {
+					t.Errorf("the run's record says stopped %q (%v), want the budget exceeded, rolling back", rec.Stopped, err)
+				}
+				jobs = pg.jobs(t)
+				w, err := pg.st.Waves(context.Background(), pg.run)
+				if err != nil {
+					t.Fatal(err)
+				}
+				waves = map[int64]int{}
+				for id, n := range w {
+					waves[id] = n + 1
+				}
+			} else {
+				var sum runner.Summary
+				sum, jobs = b.run(t, func(c *runner.Config) { c.Rollout = ro() })
+				if !sum.Rollback {
+					t.Errorf("Rollback = false (stop reason %q), want true", sum.StopReason)
+				}
+			}
+			b.verify(t, jobs, verdict{})
+			succeeded := map[string]bool{}
+			for _, j := range byStatus(jobs, store.StatusSucceeded) {
+				succeeded[j.InstanceID] = true
+			}
+			if len(succeeded) != 3 || len(byStatus(jobs, store.StatusFailed)) != 3 {
+				t.Fatalf("%d succeeded and %d failed, want the first wave's 3 and the second's 3", len(succeeded), len(byStatus(jobs, store.StatusFailed)))
+			}
+
+			// The rollback, planned from the cloud as it is now.
+			steps := planRollback(t, b, jobs, waves)
+			var todo []store.Job
+			for i, st := range steps {
+				if st.Reset != succeeded[st.Job.InstanceID] {
+					t.Errorf("%s (%s): Reset = %v (%s), want it reset back only if the run reset it", st.Job.InstanceID, st.Job.Status, st.Reset, st.Why)
+				}
+				if st.Reset {
+					rj := st.RollbackJob()
+					rj.ID = int64(i + 2)
+					todo = append(todo, rj)
+				}
+			}
+			b.baseline()
+			var rolled []store.Job
+			if tc.be == pgBackend {
+				rb := &pgRun{st: pg.st, url: pg.url, run: pg.run + "-rollback"}
+				for range tc.runners {
+					// Every runner of the run reaches the rollback; the
+					// first one's plan holds.
+					if _, err := pg.st.ImportRollback(context.Background(), pg.run, rb.run, todo); err != nil {
+						t.Fatal(err)
+					}
+				}
+				runMany(t, b, rb, tc.runners, func() *runner.Rollout { return &runner.Rollout{Waves: []int{3}, MaxFailures: -1} })
+				rolled = rb.jobs(t)
+			} else {
+				st, err := csvstore.Open(filepath.Join(t.TempDir(), "results.rollback.csv.state"), todo, csvstore.Fingerprint(todo))
+				if err != nil {
+					t.Fatal(err)
+				}
+				cfg := b.config(t, st)
+				cfg.Rollout = &runner.Rollout{Waves: []int{3}, MaxFailures: -1}
+				b.runWith(t, cfg)
+				rolled = st.Jobs()
+				st.Close()
+			}
+
+			stats := b.emu.Stats()
+			runnertest.CheckRates(t, stats.Actions, b.limits)
+			now := b.blueprints(t)
+			for _, j := range rolled {
+				if j.Status != store.StatusSucceeded {
+					t.Errorf("rollback of %s: %s %s, want succeeded", j.InstanceID, j.Status, j.ErrorMessage)
+				}
+			}
+			for _, j := range jobs {
+				n := len(stats.Resets[j.InstanceID])
+				switch {
+				case succeeded[j.InstanceID]:
+					if n != 2 || now[j.InstanceID] != before[j.InstanceID] {
+						t.Errorf("%s: reset %d time(s), now on %s; want reset twice and back on %s", j.InstanceID, n, now[j.InstanceID], before[j.InstanceID])
+					}
+				case j.Status == store.StatusFailed:
+					if n != 1 || now[j.InstanceID] != before[j.InstanceID] {
+						t.Errorf("%s (failed): %d reset(s), now on %s; want only the failed one, still on %s", j.InstanceID, n, now[j.InstanceID], before[j.InstanceID])
+					}
+				default:
+					if n != 0 {
+						t.Errorf("%s (%s): %d reset(s), want none: the run never reset it", j.InstanceID, j.Status, n)
+					}
+				}
+			}
+			// Rolled back, the run has nothing left to roll back.
+			for _, st := range planRollback(t, b, jobs, waves) {
+				if st.Reset {
+					t.Errorf("second rollback: %s would be reset again", st.Job.InstanceID)
+				}
+				if succeeded[st.Job.InstanceID] && !strings.Contains(st.Why, "already back on its previous image") {
+					t.Errorf("second rollback: %s left alone with %q, want already back", st.Job.InstanceID, st.Why)
+				}
+			}
+		})
+	}
+}
+
+// planRollback plans the rollback of jobs from the emulator as it is now.
+func planRollback(t *testing.T, b *bundle, jobs []store.Job, waves map[int64]int) []runner.RollbackStep {
+	t.Helper()
+	now, err := runner.DescribeForRollback(context.Background(), b.cloud(t), jobs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return runner.PlanRollback(jobs, waves, now)
+}
+
+// runMany runs n runners on pg at once, each with its own rollout, until
+// they all finish.
+func runMany(t *testing.T, b *bundle, pg *pgRun, n int, rollout func() *runner.Rollout) []runner.Summary {
+	t.Helper()
+	sums := make([]runner.Summary, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		cfg := b.configPG(t, openPG(t, pg.url), pg.run, fmt.Sprintf("runner-%d", i+1), 30*time.Second, nil)
+		cfg.Rollout = rollout()
+		wg.Go(func() { sums[i] = b.runWith(t, cfg) })
+	}
+	wg.Wait()
+	return sums
 }

@@ -480,7 +480,7 @@ func (ro *Rollout) overBudget(ctx context.Context, r *Runner, n int) string {
 		return ""
 	}
 	if ro.onFailure() == FailRollback {
-		why += "; rolling back"
+		why += rollingBack
 	}
 	if ro.shared != nil {
 		if err := ro.shared.RolloutStop(context.WithoutCancel(ctx), why); err != nil {
@@ -489,6 +489,17 @@ func (ro *Rollout) overBudget(ctx context.Context, r *Runner, n int) string {
 	}
 	r.stopStarting(why)
 	return why
+}
+
+// rollingBack ends the stop reason of a budget exceeded under FailRollback,
+// in the runner and in the run's shared record alike.
+const rollingBack = "; rolling back"
+
+// RollbackDue reports whether a run's stop reason (Summary.StopReason, or
+// the one its shared record keeps) is a failure budget exceeded under
+// FailRollback: the run is to be rolled back.
+func RollbackDue(stopReason string) bool {
+	return strings.HasPrefix(stopReason, "failure budget exceeded") && strings.HasSuffix(stopReason, rollingBack)
 }
 
 // awaitsApproval reports whether the wave after wave (from 0), which has

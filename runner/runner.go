@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -152,8 +151,10 @@ type Summary struct {
 	// the pause waits for ("approval of wave 2").
 	Paused     bool
 	WaitingFor string
-	// Rollback reports that the failure budget was exceeded under
-	// FailRollback: the command rolls the run back (see PlanRollback).
+	// Rollback reports that this runner saw the failure budget exceeded
+	// under FailRollback: the command rolls the run back (see
+	// PlanRollback). Another runner of a shared run may have seen it
+	// instead: the run's record says so (see RollbackDue).
 	Rollback bool
 }
 
@@ -320,9 +321,7 @@ func (r *Runner) Run(ctx context.Context) (Summary, error) {
 	if sum.Paused {
 		sum.WaitingFor = st.waitFor
 	}
-	if ro := r.cfg.Rollout; ro != nil {
-		sum.Rollback = ro.onFailure() == FailRollback && strings.HasPrefix(st.reason, "failure budget exceeded")
-	}
+	sum.Rollback = RollbackDue(st.reason)
 	sum.JitterGuard = r.cloud.JitterGuard()
 	if st.fatal != nil && (sum.StopReason == "" || st.mode == admitBroken) {
 		sum.StopReason = "fatal error: " + st.fatal.Error()

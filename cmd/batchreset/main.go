@@ -152,6 +152,7 @@ Try it with no cloud account (a built-in emulator):
 		a.controlCommand("pause", "Stop starting new resets in a run (resets in flight are still tracked)"),
 		a.controlCommand("resume", "Let a paused run start resets again"),
 		a.controlCommand("cancel", "Stop a run for good: no new resets; remaining jobs become skipped"),
+		a.rollbackCommand(),
 	)
 	setUsage(root)
 	if err := registerCompletions(root); err != nil {

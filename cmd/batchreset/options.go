@@ -357,6 +357,9 @@ func (o *runFlags) settings(now time.Time, getenv func(string) string) (runSetti
 	if err != nil {
 		return runSettings{}, usageError("--on-failure: %v", err)
 	}
+	if onFailure == runner.FailRollback && o.api.emulate {
+		return runSettings{}, usageError("--on-failure rollback needs the cloud the run resets: --emulate's emulator ends with the run (give --endpoint)")
+	}
 	approve, err := runner.ParseApprove(o.approve)
 	switch {
 	case err != nil:

@@ -56,8 +56,27 @@ keeps tracking those sent; a second one exits at once.`,
 	return cmd
 }
 
-// runRun confirms, runs and reports.
+// errRollbackDue reports a run whose failure budget was exceeded under
+// --on-failure rollback: runRun rolls it back once it has let go of it.
+var errRollbackDue = errors.New("the run is to be rolled back")
+
+// runRun confirms, runs and reports; a run stopped by its failure budget
+// under --on-failure rollback is then rolled back (see runRollback), and
+// ends as a run with failures.
 func (a *app) runRun(ctx context.Context, s runSettings) error {
+	err := a.runOnce(ctx, s)
+	if !errors.Is(err, errRollbackDue) {
+		return err
+	}
+	a.notef("rollback: the failure budget was exceeded; rolling back every instance this run reset (%s)", dataWarning)
+	if err := a.runRollback(ctx, s, true); err != nil {
+		return err
+	}
+	return &exitError{code: exitFailures}
+}
+
+// runOnce confirms, runs and reports.
+func (a *app) runOnce(ctx context.Context, s runSettings) error {
 	if s.runner.Rate > lighthouse.ResetInstanceRateLimit && s.api.tencentCloud() {
 		a.log.Warn("--rate is above the documented ResetInstance limit; expect RequestLimitExceeded", "rate", s.runner.Rate, "limit", lighthouse.ResetInstanceRateLimit)
 	}
@@ -205,6 +224,8 @@ func (a *app) runRun(ctx context.Context, s runSettings) error {
 		return &exitError{code: signalExit(interrupted())}
 	case runErr == nil && sum.Paused:
 		return &exitError{code: exitPaused}
+	case runErr == nil && (sum.Rollback || rollbackRecorded(ctx, src)):
+		return errRollbackDue
 	case unwritable:
 		// One line for the cause, naming the file: the runner asked
 		// nothing again and logged nothing per job.
@@ -228,6 +249,18 @@ func (a *app) runRun(ctx context.Context, s runSettings) error {
 		return &exitError{code: exitFailures}
 	}
 	return nil
+}
+
+// rollbackRecorded reports whether the shared record of a Postgres run says
+// that its budget was exceeded under --on-failure rollback, which another
+// runner of the run may have seen rather than this one.
+func rollbackRecorded(ctx context.Context, src jobSource) bool {
+	ds, ok := src.(*dbSource)
+	if !ok {
+		return false
+	}
+	ro, err := ds.db.Rollout(ctx, ds.run)
+	return err == nil && runner.RollbackDue(ro.Stopped)
 }
 
 // confirm asks the operator to confirm what, or requires --yes without a

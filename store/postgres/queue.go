@@ -350,7 +350,9 @@ const inDoubtSQL = `EXISTS (SELECT 1 FROM jobs d WHERE d.run = %[1]s AND d.insta
 // held then, the first runner found live and left alone, and it stays so
 // for every runner of the run. Rows are taken in instance order, so that
 // two runs taking overlapping sets at once wait for each other rather than
-// deadlock.
+// deadlock. A rollback run (runs.parent) takes its parent's holds even
+// while the parent has a live runner, which sends nothing more: its
+// rollout stopped.
 var takeHoldsSQL = `INSERT INTO instance_holds AS h (instance_id, run)
 	SELECT j.instance_id, j.run FROM jobs j
 	WHERE j.run = $1
@@ -360,7 +362,8 @@ var takeHoldsSQL = `INSERT INTO instance_holds AS h (instance_id, run)
 	ON CONFLICT (instance_id) DO UPDATE SET run = excluded.run, held_at = now()
 	WHERE h.run <> excluded.run
 	  AND ($3 OR h.held_at > (SELECT r.started_at FROM runs r WHERE r.name = excluded.run))
-	  AND NOT ` + fmt.Sprintf(liveRunSQL, "h.run") + `
+	  AND (NOT ` + fmt.Sprintf(liveRunSQL, "h.run") + `
+	       OR h.run = (SELECT r.parent FROM runs r WHERE r.name = excluded.run))
 	  AND NOT ` + fmt.Sprintf(inDoubtSQL, "h.run", "h.instance_id") + `
 	  AND NOT EXISTS (SELECT 1 FROM jobs o
 	                  WHERE o.run = h.run AND o.instance_id = h.instance_id
