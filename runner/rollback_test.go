@@ -413,3 +413,53 @@ func runMany(t *testing.T, b *bundle, pg *pgRun, n int, rollout func() *runner.R
 	wg.Wait()
 	return sums
 }
+
+// TestPauseOnFailure: a budget exceeded under OnFailure pause stops new
+// resets and pauses the run in its record: a runner started meanwhile
+// sends nothing and says why; a resume goes on past the failures (the
+// budget counts anew), never sending the failed instances again.
+func TestPauseOnFailure(t *testing.T) {
+	t.Parallel()
+	for _, be := range backends {
+		t.Run(string(be), func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, scenario{n: 9, limit: 20, emu: func(c *emulator.Config) {
+				c.FailInstances = []string{c.Instances[3].ID, c.Instances[4].ID, c.Instances[5].ID}
+			}})
+			s := newSession(t, b, be)
+			ro := func() *runner.Rollout {
+				return &runner.Rollout{Waves: []int{3}, MaxFailures: 2, OnFailure: runner.FailPause}
+			}
+			cfg, done := s.config(t, "runner-1", ro)
+			h := s.runUntilPaused(t, cfg)
+			done()
+			if !strings.HasPrefix(h.Reason, "failure budget exceeded") || h.Awaiting != 0 {
+				t.Errorf("hold = %+v, want paused by the failure budget", h)
+			}
+			sent := resetCount(b)
+
+			cfg, done = s.config(t, "runner-2", ro)
+			sum := b.runWith(t, cfg)
+			done()
+			if !sum.Paused || !strings.HasPrefix(sum.WaitingFor, "failure budget exceeded") {
+				t.Errorf("restarted runner: Paused %v, WaitingFor %q; want paused by the budget", sum.Paused, sum.WaitingFor)
+			}
+			if n := resetCount(b); n != sent {
+				t.Fatalf("%d instances reset after the restart, want still %d", n, sent)
+			}
+
+			s.setControl(t, store.ControlRunning)
+			cfg, done = s.config(t, "runner-3", ro)
+			sum = b.runWith(t, cfg)
+			done()
+			if sum.Paused || sum.StopReason != "" {
+				t.Errorf("after resume: Paused %v, StopReason %q; want the run to go on to its end", sum.Paused, sum.StopReason)
+			}
+			jobs := s.jobs(t)
+			b.verify(t, jobs, verdict{})
+			if f, ok := len(byStatus(jobs, store.StatusFailed)), len(byStatus(jobs, store.StatusSucceeded)); f != 3 || ok != 6 {
+				t.Errorf("%d failed, %d succeeded; want the 3 that fail, and the 6 others after resume", f, ok)
+			}
+		})
+	}
+}
