@@ -281,8 +281,12 @@ func (r *Runner) paused(why string) {
 	if before.mode == admitPaused && before.waitFor == why || r.adm.load().mode != admitPaused {
 		return
 	}
-	r.log.Warn("run paused: no new resets until a person resumes or cancels it (batchreset resume|cancel, or the status page); resets in flight are still tracked",
-		"waiting_for", why)
+	if why == "paused by operator" {
+		r.log.Warn("run paused by operator: no new resets until it is resumed or cancelled; resets in flight are still tracked")
+	} else {
+		r.log.Warn("run paused, waiting for a person: no new resets until the run is resumed or cancelled (batchreset resume|cancel, or the status page); resets in flight are still tracked",
+			"waiting_for", why)
+	}
 	r.emit(EventPaused, 0, why)
 }
 

@@ -213,6 +213,11 @@ func (s *Store) prepare(runID string) error {
 		}
 	}
 	if end == 0 {
+		// A new run: a control file left by a run whose journal was
+		// removed is not this run's.
+		if err := os.Remove(ControlPath(s.path)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
 		s.started = time.Now().Round(0)
 		if _, err := s.f.Write(encodeHeader(runID, s.started)); err != nil {
 			return err
