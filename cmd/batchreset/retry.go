@@ -26,8 +26,7 @@ retry never sends again a job whose reset may have landed: unknown outcomes
 NotApplied, and retry takes it), instances reset by another process
 (ResetByOther, ResetTwice), preflight skips, resets that reported success on
 another image (BlueprintMismatch), successes, and anything still in flight.
-In Postgres mode a cancelled run is set running again when skipped jobs are
-retried.`,
+A cancelled run is set running again when skipped jobs are retried.`,
 		Example: `  batchreset retry --jobs fleet.csv --max-failures 2%
   batchreset retry --jobs fleet.csv --only failed
   batchreset retry --database-url "$DATABASE_URL" --run nightly --yes`,
@@ -150,6 +149,16 @@ func (a *app) requeue(ctx context.Context, s runSettings, k retryKinds) (int, er
 			return n, &exitError{code: exitFatal, err: err}
 		}
 		src.Started()
+		if k.skipped {
+			h, err := src.st.Hold(ctx)
+			if err == nil && h.Control == store.ControlCancelled {
+				err = src.st.SetControl(ctx, store.ControlRunning)
+				a.notef("the run of %s was cancelled: set running again for the retry", src.jobsPath)
+			}
+			if err != nil {
+				return n, &exitError{code: exitFatal, err: err}
+			}
+		}
 		return n, nil
 	case *dbSource:
 		n, err := src.db.Requeue(ctx, src.run, rows)

@@ -84,13 +84,13 @@ func (a *app) runRollback(ctx context.Context, s runSettings, auto bool) error {
 	rb := rollbackOf(s.src)
 	rs := s
 	rs.src, rs.yes, rs.sel = rb, true, nil
-	rs.rollout.approve, rs.rollout.canary = runner.ApproveNone, 0
 	if rs.rollout.onFailure == runner.FailRollback {
 		rs.rollout.onFailure = runner.FailPause // a rollback is never rolled back by itself
 	}
 	if auto {
-		// Decided before the run began: every instance goes back, whatever
-		// fails; the failures are reported.
+		// Decided before the run began: every instance goes back, in the
+		// run's waves, whatever fails; the failures are reported.
+		rs.rollout.approve, rs.rollout.canary = runner.ApproveNone, 0
 		rs.rollout.maxFailures, rs.rollout.onFailure = "none", runner.FailStop
 	}
 	if unfinished, err := a.rollbackUnfinished(ctx, rb); err != nil || unfinished {
