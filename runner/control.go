@@ -254,7 +254,7 @@ func (r *Runner) applyControl(h store.RunHold) {
 	case store.ControlPaused:
 		why := h.Reason
 		if why == "" {
-			why = "paused by operator"
+			why = operatorPause
 		}
 		r.paused(why)
 	case store.ControlCancelled:
@@ -281,14 +281,29 @@ func (r *Runner) paused(why string) {
 	if before.mode == admitPaused && before.waitFor == why || r.adm.load().mode != admitPaused {
 		return
 	}
-	if why == "paused by operator" {
+	if why == operatorPause {
 		r.log.Warn("run paused by operator: no new resets until it is resumed or cancelled; resets in flight are still tracked")
-	} else {
-		r.log.Warn("run paused, waiting for a person: no new resets until the run is resumed or cancelled (batchreset resume|cancel, or the status page); resets in flight are still tracked",
-			"waiting_for", why)
+		r.emit(EventPaused, 0, why)
+		return
 	}
 	r.emit(EventPaused, 0, why)
+	if r.cfg.WaitPaused {
+		r.log.Warn("run paused, waiting for a person: no new resets until the run is resumed or cancelled (batchreset resume|cancel, or the status page); resets in flight are still tracked",
+			"waiting_for", why)
+		return
+	}
+	// A rule of the run paused it (its budget, an approval): the decision
+	// may take hours, and nobody waits at this process (cron). It ends
+	// once its resets in flight have, leaving the unsent jobs pending and
+	// the run paused in its record, for whoever resumes it.
+	r.log.Warn("run paused, waiting for a person: no new resets; this runner ends once its resets in flight have (a run started later sends nothing until the run is resumed)",
+		"waiting_for", why)
+	r.adm.drain()
+	r.poke()
 }
+
+// operatorPause is why a run the operator paused waits.
+const operatorPause = "paused by operator"
 
 // holdRun pauses the run for why, a rule of the run, in the run's record
 // when the store keeps one (so that every runner, and a restarted one,

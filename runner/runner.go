@@ -317,7 +317,10 @@ func (r *Runner) Run(ctx context.Context) (Summary, error) {
 	err := g.Wait()
 	sum := r.stats.summary()
 	st := r.adm.load()
-	sum.StopReason, sum.Paused = st.reason, st.mode == admitPaused
+	// A runner that ended at a pause (WaitPaused unset) drained with the
+	// run still paused.
+	sum.StopReason = st.reason
+	sum.Paused = st.mode == admitPaused || st.mode == admitDraining && st.waitFor != ""
 	if sum.Paused {
 		sum.WaitingFor = st.waitFor
 	}

@@ -222,7 +222,9 @@ func (a *app) runOnce(ctx context.Context, s runSettings) error {
 	switch {
 	case interrupted() != nil:
 		return &exitError{code: signalExit(interrupted())}
-	case runErr == nil && sum.Paused:
+	case runErr == nil && sum.Paused && t.Totals[string(store.StatusPending)] > 0:
+		// A pause with nothing left to send (the last failure exceeded the
+		// budget) waits for nothing: the run ends as any does.
 		return &exitError{code: exitPaused}
 	case runErr == nil && (sum.Rollback || rollbackRecorded(ctx, src)):
 		return errRollbackDue

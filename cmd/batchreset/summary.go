@@ -175,7 +175,7 @@ func writeSummary(w io.Writer, s runSummary) {
 	}
 	if s.Paused {
 		why := ""
-		if s.WaitingFor != "" {
+		if s.WaitingFor != "" && s.WaitingFor != "paused by operator" {
 			why = ", waiting for " + s.WaitingFor
 		}
 		fmt.Fprintf(w, "the run is paused%s: no new reset was started; `batchreset resume` lets it go on, `batchreset cancel` ends it\n", why)
