@@ -6,9 +6,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/batchreset/batchreset/lighthouse"
 	"github.com/batchreset/batchreset/lighthouse/emulator"
+	"github.com/batchreset/batchreset/store"
 )
 
 // blueprintsNow returns each instance's blueprint as the fleet's emulator
@@ -36,13 +38,14 @@ func blueprintsNow(t *testing.T, f *fleet) map[string]string {
 	return out
 }
 
-// TestRunOnFailureRollback: a CSV run whose second wave fails past its
+// TestRunOnFailureRollback (not parallel: the credentials come from the
+// environment): a CSV run whose second wave fails past its
 // budget (--on-failure rollback) rolls back, in the same command, every
 // instance it reset, each back on its first image and reset exactly twice,
 // the rollback's outcomes in results.rollback.csv; `batchreset rollback`
 // afterwards plans nothing to reset, says so plainly, and resets nothing.
 func TestRunOnFailureRollback(t *testing.T) {
-	t.Parallel()
+	setCredentials(t)
 	f := newFleet(t, fleetOptions{n: 9, limit: 20, edit: func(c *emulator.Config) {
 		c.FailInstances = []string{c.Instances[3].ID, c.Instances[4].ID, c.Instances[5].ID}
 	}})
@@ -88,12 +91,12 @@ func TestRunOnFailureRollback(t *testing.T) {
 	}
 }
 
-// TestApproveCanaryCron: a CSV run with --approve canary started by cron
+// TestApproveCanaryCron (not parallel, as above): a CSV run with --approve canary started by cron
 // (no terminal) resets the canary, then exits 4 naming what it waits for;
 // the next tick resets nothing and exits 4 again; after `resume --jobs`
 // the next tick resets the rest, each instance once.
 func TestApproveCanaryCron(t *testing.T) {
-	t.Parallel()
+	setCredentials(t)
 	f := newFleet(t, fleetOptions{n: 8, limit: 20})
 	jobs := f.jobsPath
 	args := csvRun(f, jobs, "--canary", "2", "--waves", "3", "--approve", "canary")
@@ -121,6 +124,52 @@ func TestApproveCanaryCron(t *testing.T) {
 	for _, in := range f.instances {
 		if n := len(f.emu.Stats().Resets[in.ID]); n != 1 {
 			t.Errorf("%s: reset %d time(s), want once", in.ID, n)
+		}
+	}
+}
+
+// TestRunOnFailureRollbackPostgres: two runner processes of one Postgres
+// run whose second wave fails past its budget (--on-failure rollback) both
+// reach the rollback: the first to plan it creates the run
+// fleet-rollback, both work it, and every instance the run reset ends back
+// on its first image, reset exactly twice; the rest are not touched again.
+func TestRunOnFailureRollbackPostgres(t *testing.T) {
+	t.Parallel()
+	f := newPGFleet(t, fleetOptions{n: 9, limit: 20, edit: func(c *emulator.Config) {
+		c.FailInstances = []string{c.Instances[3].ID, c.Instances[4].ID, c.Instances[5].ID}
+	}})
+	before := blueprintsNow(t, f.fleet)
+	args := pgRun(f.url, "fleet", f.fleet, "--waves", "3", "--max-failures", "2", "--on-failure", "rollback")
+	a := startProcess(t, "runnerA", nil, args...)
+	b := startProcess(t, "runnerB", nil, args...)
+	a.wantExit(t, 90*time.Second, exitFailures)
+	b.wantExit(t, 90*time.Second, exitFailures)
+	rolled := dbJobs(t, f.url, "fleet-rollback")
+	if len(rolled) != 3 {
+		t.Errorf("fleet-rollback has %d jobs, want the 3 the run reset", len(rolled))
+	}
+	now := blueprintsNow(t, f.fleet)
+	stats := f.emu.Stats()
+	for _, j := range dbJobs(t, f.url, "fleet") {
+		n := len(stats.Resets[j.InstanceID])
+		switch j.Status {
+		case store.StatusSucceeded:
+			if n != 2 || now[j.InstanceID] != before[j.InstanceID] {
+				t.Errorf("%s: reset %d time(s), on %s; want twice, back on %s", j.InstanceID, n, now[j.InstanceID], before[j.InstanceID])
+			}
+		case store.StatusFailed:
+			if n != 1 {
+				t.Errorf("%s (failed): reset %d time(s), want once", j.InstanceID, n)
+			}
+		default:
+			if n != 0 {
+				t.Errorf("%s (%s): reset %d time(s), want none", j.InstanceID, j.Status, n)
+			}
+		}
+	}
+	for action, as := range stats.Actions {
+		if as.OverLimit > 0 {
+			t.Errorf("%s: %d call(s) over the limit", action, as.OverLimit)
 		}
 	}
 }

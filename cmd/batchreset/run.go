@@ -222,7 +222,7 @@ func (a *app) runOnce(ctx context.Context, s runSettings) error {
 	switch {
 	case interrupted() != nil:
 		return &exitError{code: signalExit(interrupted())}
-	case runErr == nil && sum.Paused && t.Totals[string(store.StatusPending)] > 0:
+	case runErr == nil && sum.Paused && unsent(ctx, src) > 0:
 		// A pause with nothing left to send (the last failure exceeded the
 		// budget) waits for nothing: the run ends as any does.
 		return &exitError{code: exitPaused}
@@ -251,6 +251,22 @@ func (a *app) runOnce(ctx context.Context, s runSettings) error {
 		return &exitError{code: exitFailures}
 	}
 	return nil
+}
+
+// unsent counts the jobs of src's run that nothing has been sent for, as
+// the store keeps them (the results file shows them skipped).
+func unsent(ctx context.Context, src jobSource) int {
+	switch src := src.(type) {
+	case *csvSource:
+		return src.st.Totals()[store.StatusPending]
+	case *dbSource:
+		st, err := src.db.Status(ctx, src.run)
+		if err != nil {
+			return 1 // unknown: say the run waits, as it may
+		}
+		return st.Totals[store.StatusPending]
+	}
+	return 0
 }
 
 // rollbackRecorded reports whether the shared record of a Postgres run says
