@@ -173,3 +173,35 @@ func TestRunOnFailureRollbackPostgres(t *testing.T) {
 		}
 	}
 }
+
+// TestResumeRetryFailed (not parallel: the credentials come from the
+// environment): a CSV run whose second wave the API refuses (a bad image)
+// pauses past its budget (the default --on-failure pause) and exits 4;
+// once the image is fixed, `resume --retry-failed` makes the failed
+// instances pending again, and the next tick sends them once more with the
+// rest: every instance ends reset exactly once.
+func TestResumeRetryFailed(t *testing.T) {
+	setCredentials(t)
+	f := newFleet(t, fleetOptions{n: 9, limit: 20})
+	bad := []string{f.instances[3].ID, f.instances[4].ID, f.instances[5].ID}
+	if err := f.emu.SetFaults([]emulator.Fault{{Action: lighthouse.ActionResetInstance, Kind: emulator.FaultError,
+		Instances: bad, Code: "ResourceUnavailable.BlueprintUnavailable"}}); err != nil {
+		t.Fatal(err)
+	}
+	args := csvRun(f, f.jobsPath, "--waves", "3", "--max-failures", "2")
+	first := batchreset(t, args...)
+	first.wantCode(t, exitPaused, "first tick")
+	if !strings.Contains(first.stdout, "waiting for failure budget exceeded") {
+		t.Errorf("first tick's summary does not say what the run waits for:\n%s", first.stdout)
+	}
+	if err := f.emu.SetFaults(nil); err != nil {
+		t.Fatal(err)
+	}
+	batchreset(t, "resume", "--jobs", f.jobsPath, "--retry-failed").wantCode(t, exitOK, "resume --retry-failed")
+	batchreset(t, args...).wantCode(t, exitOK, "tick after resume")
+	for _, in := range f.instances {
+		if n := len(f.emu.Stats().Resets[in.ID]); n != 1 {
+			t.Errorf("%s: reset %d time(s), want once", in.ID, n)
+		}
+	}
+}
