@@ -105,6 +105,7 @@ func nextSteps(src jobSource, api string, s runSummary, retry int) (fullList str
 		fullList = fmt.Sprintf("batchreset report --run %s", shellQuote(src.run))
 		where = `--database-url "$DATABASE_URL" --run ` + shellQuote(src.run)
 	}
+	run := where // resume and cancel call no API
 	where += api
 	if s.Interrupted != "" {
 		next = append(next, "rerun the same command to resume")
@@ -116,6 +117,12 @@ func nextSteps(src jobSource, api string, s runSummary, retry int) (fullList str
 	}
 	if n := s.Totals[string(store.StatusUnknown)]; n > 0 {
 		next = append(next, fmt.Sprintf("batchreset reconcile %s   # settle the %d unknown outcome(s) from what the cloud shows; those proven not applied can then be retried", where, n))
+	}
+	if s.Paused && s.Interrupted == "" {
+		// What was not sent waits for the pause, not for retry.
+		return fullList, append(next,
+			fmt.Sprintf("batchreset resume %s   # go on (add --retry-failed to send the failed instances once more), then rerun the same command", run),
+			fmt.Sprintf("batchreset cancel %s   # or end the run", run))
 	}
 	if retry > 0 && s.Interrupted == "" {
 		next = append(next, fmt.Sprintf("batchreset retry %s   # send the %d failed or skipped instance(s) again (add the same rollout flags)", where, retry))
