@@ -70,10 +70,6 @@ type Store struct {
 	closed  bool   // Close was called
 	failed  error  // the journal write that failed; sticky
 
-	// pendingOK: the run was running at the latest claim, which may hand
-	// out pending jobs (see Claim).
-	pendingOK bool
-
 	runID   string    // the input's fingerprint
 	started time.Time // when the run began
 }
@@ -341,19 +337,19 @@ func (s *Store) Claim(ctx context.Context, n int) (jobs []store.Job, waiting boo
 	if err != nil {
 		return nil, false, fmt.Errorf("claim jobs: %w", err)
 	}
-	s.pendingOK = h.Control == store.ControlRunning
 	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.usable(); err != nil {
 		return nil, false, fmt.Errorf("claim jobs: %w", err)
 	}
+	pendingOK := h.Control == store.ControlRunning
 	t := s.tab
 	for s.low < t.len() && (s.claimed[s.low] || t.status(s.low).Terminal()) {
 		s.low++
 	}
-	if jobs, s.region = s.claimRegion(n, s.region, now); len(jobs) == 0 {
-		jobs, s.region = s.claimRegion(n, anyRegion, now)
+	if jobs, s.region = s.claimRegion(n, s.region, now, pendingOK); len(jobs) == 0 {
+		jobs, s.region = s.claimRegion(n, anyRegion, now, pendingOK)
 	}
 	return jobs, false, nil
 }
@@ -364,11 +360,11 @@ const anyRegion = ^uint32(0)
 // claimRegion claims up to n due jobs of region (anyRegion: the first due
 // job's), in input order, walking the region's own jobs only, and returns
 // them with their region (anyRegion when there are none).
-func (s *Store) claimRegion(n int, region uint32, now time.Time) (jobs []store.Job, _ uint32) {
+func (s *Store) claimRegion(n int, region uint32, now time.Time, pendingOK bool) (jobs []store.Job, _ uint32) {
 	t := s.tab
 	if region == anyRegion {
 		for i := s.low; i < t.len(); i++ {
-			if s.open(i) && s.due(i, now) {
+			if s.open(i) && s.due(i, now, pendingOK) {
 				region = t.in[i].region
 				break
 			}
@@ -378,7 +374,7 @@ func (s *Store) claimRegion(n int, region uint32, now time.Time) (jobs []store.J
 		}
 	}
 	for i := s.cursorOf(region); i >= 0 && len(jobs) < n; i = int(t.same[i]) {
-		if !s.open(i) || !s.due(i, now) {
+		if !s.open(i) || !s.due(i, now, pendingOK) {
 			continue
 		}
 		j := t.get(i)
@@ -395,9 +391,9 @@ func (s *Store) claimRegion(n int, region uint32, now time.Time) (jobs []store.J
 func (s *Store) open(i int) bool { return !s.claimed[i] && !s.tab.status(i).Terminal() }
 
 // due reports whether open job i may be claimed now: it is due, and
-// pending only while the run is running.
-func (s *Store) due(i int, now time.Time) bool {
-	return (s.pendingOK || s.tab.status(i) != store.StatusPending) && !s.tab.get(i).NotBefore.After(now)
+// pending only when pendingOK (the run is running).
+func (s *Store) due(i int, now time.Time, pendingOK bool) bool {
+	return (pendingOK || s.tab.status(i) != store.StatusPending) && !s.tab.get(i).NotBefore.After(now)
 }
 
 // cursorOf returns the first job of region that may be claimed, or -1,
