@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/batchreset/batchreset/lighthouse"
 	"github.com/batchreset/batchreset/lighthouse/emulator"
 	"github.com/batchreset/batchreset/runner"
 	"github.com/batchreset/batchreset/runner/runnertest"
@@ -466,5 +467,66 @@ func TestPauseOnFailure(t *testing.T) {
 				t.Errorf("%d failed, %d succeeded; want the 3 that fail, and the 6 others after resume", f, ok)
 			}
 		})
+	}
+}
+
+// TestPlanRollbackLeavesAlone: PlanRollback resets back only an instance
+// the run reset that still runs the run's image with the run's reset as its
+// latest operation; every other one is left alone, saying why; the
+// instances to reset come last wave first.
+func TestPlanRollbackLeavesAlone(t *testing.T) {
+	t.Parallel()
+	const region, prev, next = "ap-guangzhou", "lhbp-prev0001", "lhbp-next0001"
+	done := func(id, req string, wave int64) store.Job {
+		return store.Job{ID: wave, InstanceID: id, Region: region, BlueprintID: next, PrevBlueprintID: prev,
+			Status: store.StatusSucceeded, RequestID: req}
+	}
+	on := func(id, bp, latest string) lighthouse.Instance {
+		return lighthouse.Instance{InstanceID: id, BlueprintID: bp, InstanceState: "RUNNING", LatestOperation: lighthouse.ActionResetInstance,
+			LatestOperationState: "SUCCESS", LatestOperationRequestID: latest}
+	}
+	jobs := []store.Job{
+		done("lhins-wave1", "r1", 1),
+		done("lhins-wave2", "r2", 2),
+		done("lhins-again", "r3", 2),
+		done("lhins-back", "r4", 2),
+		done("lhins-third", "r5", 2),
+		{ID: 9, InstanceID: "lhins-failed", Region: region, BlueprintID: next, PrevBlueprintID: prev, Status: store.StatusFailed},
+		{ID: 9, InstanceID: "lhins-unknown", Region: region, BlueprintID: next, PrevBlueprintID: prev, Status: store.StatusUnknown},
+		{ID: 9, InstanceID: "lhins-never", Region: region, BlueprintID: next, Status: store.StatusSkipped},
+		{ID: 9, InstanceID: "lhins-old", Region: region, BlueprintID: next, Status: store.StatusSucceeded, RequestID: "r6"},
+		done("lhins-gone", "r7", 2),
+	}
+	now := runner.Instances{}
+	for _, in := range []lighthouse.Instance{
+		on("lhins-wave1", next, "r1"), on("lhins-wave2", next, "r2"), on("lhins-again", next, "other"),
+		on("lhins-back", prev, "other"), on("lhins-third", "lhbp-third001", "r5"), on("lhins-old", next, "r6"),
+	} {
+		now[region+"/"+in.InstanceID] = in
+	}
+	waves := map[int64]int{1: 1, 2: 2}
+	steps := runner.PlanRollback(jobs, waves, now)
+	want := map[string]string{
+		"lhins-wave1": "", "lhins-wave2": "",
+		"lhins-again":   "reset again since the run",
+		"lhins-back":    "already back on its previous image",
+		"lhins-third":   "neither the run's image",
+		"lhins-failed":  "its reset failed",
+		"lhins-unknown": "unknown",
+		"lhins-never":   "never reset by the run",
+		"lhins-old":     "not recorded",
+		"lhins-gone":    "not found",
+	}
+	for _, st := range steps {
+		w := want[st.Job.InstanceID]
+		if st.Reset != (w == "") || !strings.Contains(st.Why, w) {
+			t.Errorf("%s: Reset %v, Why %q; want reset %v, why containing %q", st.Job.InstanceID, st.Reset, st.Why, w == "", w)
+		}
+	}
+	if steps[0].Job.InstanceID != "lhins-wave2" || steps[1].Job.InstanceID != "lhins-wave1" {
+		t.Errorf("first steps %s, %s; want the last wave first", steps[0].Job.InstanceID, steps[1].Job.InstanceID)
+	}
+	if j := steps[0].RollbackJob(); j.BlueprintID != prev || j.InstanceID != "lhins-wave2" || j.Status != store.StatusPending {
+		t.Errorf("RollbackJob() = %+v, want lhins-wave2 pending back to %s", j, prev)
 	}
 }
