@@ -84,6 +84,10 @@ func (a *app) runRollback(ctx context.Context, s runSettings, auto bool) error {
 	rb := rollbackOf(s.src)
 	rs := s
 	rs.src, rs.yes, rs.sel = rb, true, nil
+	if rs.reportPath != "" {
+		// Beside the run's own report, never over it.
+		rs.reportPath = strings.TrimSuffix(rs.reportPath, ".json") + ".rollback.json"
+	}
 	if rs.rollout.onFailure == runner.FailRollback {
 		rs.rollout.onFailure = runner.FailPause // a rollback is never rolled back by itself
 	}
