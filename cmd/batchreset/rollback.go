@@ -204,6 +204,9 @@ func (a *app) rolledBackJobs(ctx context.Context, s runSettings, auto bool) ([]s
 			return jobs, waves, nil
 		case !auto:
 			return nil, nil, usageError("rollback: %d reset(s) of %s are still in flight: a rollback is for a run that has ended or stopped", inFlight, describeSource(s.src))
+		case !a.trackedElsewhere(ctx, s.src):
+			// Nobody tracks them (a runner died): waiting would never end.
+			return nil, nil, &exitError{code: exitFailures, err: fmt.Errorf("rollback: %d reset(s) of %s are in flight and no runner tracks them: rerun the run to settle them, then run batchreset rollback", inFlight, describeSource(s.src))}
 		}
 		a.notef("rollback: waiting for %d reset(s) of the run still in flight", inFlight)
 		select {
@@ -212,6 +215,21 @@ func (a *app) rolledBackJobs(ctx context.Context, s runSettings, auto bool) ([]s
 		case <-time.After(s.runner.PollInterval):
 		}
 	}
+}
+
+// trackedElsewhere reports whether a live runner of the Postgres run of src
+// holds some of its unfinished jobs, and so tracks its resets in flight.
+func (a *app) trackedElsewhere(ctx context.Context, src sourceFlags) bool {
+	if src.jobsPath != "" {
+		return false
+	}
+	db, err := openDB(ctx, src.databaseURL, true)
+	if err != nil {
+		return false
+	}
+	defer db.Close()
+	st, err := db.Status(ctx, src.runName)
+	return err == nil && st.Leased > 0
 }
 
 // rollbackUnfinished reports whether the rollback rb exists and has jobs
