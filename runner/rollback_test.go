@@ -530,3 +530,43 @@ func TestPlanRollbackLeavesAlone(t *testing.T) {
 		t.Errorf("RollbackJob() = %+v, want lhins-wave2 pending back to %s", j, prev)
 	}
 }
+
+// TestApproveEachWave: with Approve each-wave every wave after the first
+// waits for its own approval, through runners that end at each pause (as
+// from cron): one wave per resume, each instance reset once.
+func TestApproveEachWave(t *testing.T) {
+	t.Parallel()
+	for _, be := range backends {
+		t.Run(string(be), func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, scenario{n: 6, limit: 50})
+			s := newSession(t, b, be)
+			ro := func() *runner.Rollout {
+				return &runner.Rollout{Waves: []int{2}, MaxFailures: -1, Approve: runner.ApproveEachWave}
+			}
+			for wave := 2; wave <= 3; wave++ {
+				cfg, done := s.config(t, fmt.Sprintf("runner-%d", wave), ro)
+				sum := b.runWith(t, cfg)
+				done()
+				if want := fmt.Sprintf("approval of wave %d", wave); !sum.Paused || sum.WaitingFor != want {
+					t.Fatalf("Paused %v, WaitingFor %q; want paused for %s", sum.Paused, sum.WaitingFor, want)
+				}
+				if n := resetCount(b); n != 2*(wave-1) {
+					t.Fatalf("%d instances reset awaiting wave %d, want %d", n, wave, 2*(wave-1))
+				}
+				s.setControl(t, store.ControlRunning)
+			}
+			cfg, done := s.config(t, "runner-last", ro)
+			sum := b.runWith(t, cfg)
+			done()
+			if sum.Paused {
+				t.Errorf("the last wave paused (%q), want the run to end", sum.WaitingFor)
+			}
+			jobs := s.jobs(t)
+			b.verify(t, jobs, verdict{})
+			if n := len(byStatus(jobs, store.StatusSucceeded)); n != len(jobs) {
+				t.Errorf("%d of %d succeeded, want all", n, len(jobs))
+			}
+		})
+	}
+}
