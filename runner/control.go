@@ -28,6 +28,8 @@ type admState struct {
 	mode   admitMode
 	reason string // why new resets stopped for good; kept when the run then halts
 	fatal  error  // what stopped the run (admitFatal, admitBroken)
+	// waitFor says what a paused run waits for (admitPaused).
+	waitFor string
 }
 
 // halted reports whether unsent jobs are handed back rather than skipped.
@@ -76,15 +78,20 @@ func (a *admission) halting() <-chan struct{} { return a.drainCh }
 // broken returns a channel closed once the run breaks down.
 func (a *admission) broken() <-chan struct{} { return a.breakCh }
 
-// pause pauses or resumes the run; it reports whether that changed anything.
-func (a *admission) pause(on bool) bool {
+// pause pauses the run for why, or (why "") resumes it; it reports whether
+// the run was paused or resumed. A pause for another reason replaces what
+// the paused run says it waits for.
+func (a *admission) pause(why string) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	switch {
-	case on && a.st.mode == admitOpen:
-		a.st.mode = admitPaused
-	case !on && a.st.mode == admitPaused:
-		a.st.mode = admitOpen
+	case why != "" && a.st.mode == admitOpen:
+		a.st.mode, a.st.waitFor = admitPaused, why
+	case why != "" && a.st.mode == admitPaused:
+		a.st.waitFor = why
+		return false
+	case why == "" && a.st.mode == admitPaused:
+		a.st.mode, a.st.waitFor = admitOpen, ""
 	default:
 		return false
 	}
@@ -199,14 +206,14 @@ func (r *Runner) housekeep(ctx context.Context) error {
 				// stay submitted or submitting, unsent ones pending.
 				return fmt.Errorf("%w: no call has had an answer for %s (last error: %v)", ErrUnreachable, d.Round(time.Second), err)
 			}
-			c, err := r.cfg.Store.Control(ctx)
+			h, err := r.readControl(ctx)
 			if err != nil {
 				if ctx.Err() == nil {
 					r.log.Warn("read run control", "err", err)
 				}
 				continue
 			}
-			r.applyControl(c)
+			r.applyControl(h)
 		}
 	}
 }
@@ -217,27 +224,103 @@ func (r *Runner) housekeep(ctx context.Context) error {
 // control in the database instead, or every other runner misses it. Safe
 // for concurrent use.
 func (r *Runner) SetControl(c store.Control) {
-	r.applyControl(c)
+	h := store.RunHold{Control: c}
+	if p, ok := r.cfg.Store.(Pauser); ok {
+		// The store has applied c already; its record says what a pause
+		// waits for.
+		if got, err := p.Hold(context.Background()); err == nil && got.Control == c {
+			h = got
+		}
+	}
+	r.applyControl(h)
 	r.poke()
 }
 
-func (r *Runner) applyControl(c store.Control) {
-	switch c {
+// readControl reads the run's control from the store, with what a pause
+// waits for when the store keeps it.
+func (r *Runner) readControl(ctx context.Context) (store.RunHold, error) {
+	if p, ok := r.cfg.Store.(Pauser); ok {
+		return p.Hold(ctx)
+	}
+	c, err := r.cfg.Store.Control(ctx)
+	return store.RunHold{Control: c}, err
+}
+
+func (r *Runner) applyControl(h store.RunHold) {
+	if r.cfg.Rollout != nil {
+		r.cfg.Rollout.sawApproved(h.Approved)
+	}
+	switch h.Control {
 	case store.ControlPaused:
-		if r.adm.pause(true) {
-			r.log.Warn("run paused by operator: no new resets until it is resumed or cancelled; resets in flight are still tracked")
-			r.emit(EventPaused, 0, "paused by operator")
+		why := h.Reason
+		if why == "" {
+			why = operatorPause
 		}
+		r.paused(why)
 	case store.ControlCancelled:
-		r.adm.pause(false)
+		r.adm.pause("")
 		if r.adm.load().reason == "" {
 			r.emit(EventCancelled, 0, "cancelled by operator")
 		}
 		r.stopStarting("cancelled by operator")
 	default:
-		if r.adm.pause(false) {
+		if r.adm.pause("") {
+			if r.cfg.Rollout != nil {
+				r.cfg.Rollout.resumed()
+			}
 			r.log.Info("run resumed by operator")
 			r.emit(EventResumed, 0, "resumed by operator")
 		}
 	}
+}
+
+// paused pauses the run locally for why and says so, once per reason.
+func (r *Runner) paused(why string) {
+	before := r.adm.load()
+	r.adm.pause(why)
+	if before.mode == admitPaused && before.waitFor == why || r.adm.load().mode != admitPaused {
+		return
+	}
+	if why == operatorPause {
+		r.log.Warn("run paused by operator: no new resets until it is resumed or cancelled; resets in flight are still tracked")
+		r.emit(EventPaused, 0, why)
+		return
+	}
+	r.emit(EventPaused, 0, why)
+	if r.cfg.WaitPaused {
+		r.log.Warn("run paused, waiting for a person: no new resets until the run is resumed or cancelled (batchreset resume|cancel, or the status page); resets in flight are still tracked",
+			"waiting_for", why)
+		return
+	}
+	// A rule of the run paused it (its budget, an approval): the decision
+	// may take hours, and nobody waits at this process (cron). It ends
+	// once its resets in flight have, leaving the unsent jobs pending and
+	// the run paused in its record, for whoever resumes it.
+	r.log.Warn("run paused, waiting for a person: no new resets; this runner ends once its resets in flight have (a run started later sends nothing until the run is resumed)",
+		"waiting_for", why)
+	r.adm.drain()
+	r.poke()
+}
+
+// operatorPause is why a run the operator paused waits.
+const operatorPause = "paused by operator"
+
+// holdRun pauses the run for why, a rule of the run, in the run's record
+// when the store keeps one (so that every runner, and a restarted one,
+// waits too), then here. awaiting > 0 names the wave, from 1, whose
+// approval the pause waits for.
+func (r *Runner) holdRun(ctx context.Context, why string, awaiting int) {
+	if p, ok := r.cfg.Store.(Pauser); ok {
+		h, err := p.Pause(context.WithoutCancel(ctx), why, awaiting)
+		if err == nil {
+			// The record decides: another runner, or a person, may have
+			// approved the wave or cancelled the run meanwhile.
+			r.applyControl(h)
+			return
+		}
+		// Paused here all the same: a pause is never lost to a store that
+		// cannot record it.
+		r.log.Warn("record the pause in the run's record", "err", err)
+	}
+	r.paused(why)
 }

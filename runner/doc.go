@@ -35,7 +35,11 @@ only persist what it decides.
     call),
     track.go (poll and apply), control.go (admission state: open, paused,
     stopped, draining, fatal; leases, the operator's control, an API that
-    does not answer), rollout.go (canary, waves, budget, window).
+    does not answer), rollout.go (canary, waves, budget, window, what an
+    exceeded budget does, approvals).
+  - rollback.go: PlanRollback, which instances a rollback resets back to
+    the blueprint they had before the run (store.Job.PrevBlueprintID),
+    judged from the cloud; the rollback itself is a run of its own.
   - plan.go and reconcile.go: the read-only commands, through a Cloud and the
     same judge.
 
@@ -136,6 +140,15 @@ interval) or an interrupt changes the runner's state. Every runner that has
 worked a run waits while the run is paused, holding jobs or not, and goes
 on after resume; a runner started while the run is paused ends once it
 holds nothing, having sent nothing.
+
+A run also pauses by its own rules: a failure budget exceeded under
+Rollout.OnFailure FailPause, and a wave drained that Rollout.Approve makes
+wait for a person ("approval of wave 2"). The pause goes into the run's
+record first (Pauser: the CSV control file, the Postgres runs row), so that
+every runner, and one started after a crash, waits too; a resume approves
+the awaited wave and forgives the failures over the budget. A runner with
+Config.WaitPaused waits for it, saying what for; one without (cron) ends
+once its resets in flight have, leaving its unsent jobs pending.
 
 # Leases
 

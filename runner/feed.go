@@ -65,11 +65,11 @@ func (r *Runner) feed(ctx context.Context) error {
 			// runner reads it (housekeep, each poll interval): read it
 			// now, so that no runner ends at a pause it has not seen.
 			if !waiting {
-				if c, err := r.cfg.Store.Control(ctx); err == nil {
-					r.applyControl(c)
+				if h, err := r.readControl(ctx); err == nil {
+					r.applyControl(h)
 				}
 			}
-			paused := r.adm.load().mode == admitPaused && (opened || r.live.Load() > 0)
+			paused := r.adm.load().mode == admitPaused && (opened || r.live.Load() > 0 || r.cfg.WaitPaused)
 			if !waiting && !paused {
 				return nil
 			}
@@ -180,7 +180,7 @@ func (r *Runner) route(ctx context.Context, jobs []store.Job) error {
 			r.toTracker(ctx, t)
 			continue
 		}
-		t.ready(in.LatestOperationRequestID)
+		t.ready(in)
 		select {
 		case r.sendq <- t:
 		case <-ctx.Done():

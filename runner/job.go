@@ -114,11 +114,16 @@ func (t *task) observe(in lighthouse.Instance, ok bool) {
 	}
 }
 
-// ready sends a job judged at claim time: prev is the instance's latest
-// operation now, the run's first record of it unless one was kept.
-func (t *task) ready(prev string) {
+// ready sends a job judged at claim time: in is the instance now (zero
+// when it was not described). Its latest operation is the run's first
+// record of it, and its blueprint the image before the reset, unless ones
+// were kept.
+func (t *task) ready(in lighthouse.Instance) {
 	if t.job.PrevRequestID == "" {
-		t.job.PrevRequestID = prev
+		t.job.PrevRequestID = in.LatestOperationRequestID
+	}
+	if t.job.PrevBlueprintID == "" {
+		t.job.PrevBlueprintID = in.BlueprintID
 	}
 	t.kind = kindSend
 }

@@ -59,9 +59,24 @@ type Rollout struct {
 	// BudgetNote explains a rounding of MaxFailures the operator should know
 	// about (see ResolveBudget); the runner only reports it.
 	BudgetNote string
+	// OnFailure is what an exceeded failure budget does; "" is FailStop.
+	// With a store that shares the rollout, the run's (as its first runner
+	// recorded it) holds for every runner.
+	OnFailure OnFailure
+	// Approve makes the run wait for a person (a pause in the run's record,
+	// see Pauser) after the canary or after every wave; "" never waits.
+	Approve Approve
+	// Prior counts the jobs of the run that its earlier processes sent (a
+	// CSV run resumed): the waves go on from where they were, so that the
+	// canary is not taken again nor an approval asked twice. The Postgres
+	// store keeps the run's waves itself.
+	Prior int
 
 	mu       sync.Mutex
 	failures int
+	forgiven int // failures a person resumed the run past (OnFailure pause)
+	approved int // the highest wave, from 1, a person approved
+	awaiting int // the wave whose approval a pause waits for, kept here when the store keeps no pauses
 	admitted int // jobs admitted so far
 	settled  int // admitted jobs that have left the runner
 	waveEnd  int // admissions allowed before the current wave must drain
@@ -76,6 +91,52 @@ type Rollout struct {
 	restUntil time.Time
 
 	shared SharedRollout // the run's rollout, kept by the store; nil: this process's
+}
+
+// OnFailure says what a run does once its failure budget is exceeded.
+type OnFailure string
+
+// What an exceeded failure budget does. Every one stops new resets; those
+// in flight are tracked to their end.
+const (
+	// FailStop skips the jobs not yet sent; the run ends.
+	FailStop OnFailure = "stop"
+	// FailPause pauses the run in its record (see Pauser) until a person
+	// resumes it (the failures so far are then forgiven: the budget counts
+	// anew) or cancels it; the jobs not yet sent stay pending meanwhile.
+	FailPause OnFailure = "pause"
+	// FailRollback stops as FailStop does, and Summary.Rollback asks the
+	// command to reset every instance the run reset back to its previous
+	// blueprint (see PlanRollback).
+	FailRollback OnFailure = "rollback"
+)
+
+// ParseOnFailure parses "stop", "pause" or "rollback".
+func ParseOnFailure(s string) (OnFailure, error) {
+	switch f := OnFailure(s); f {
+	case FailStop, FailPause, FailRollback:
+		return f, nil
+	}
+	return "", fmt.Errorf("%q: want stop, pause or rollback", s)
+}
+
+// Approve says which waves of a run wait for a person before they start.
+type Approve string
+
+// Approvals.
+const (
+	ApproveNone     Approve = ""
+	ApproveCanary   Approve = "canary"    // the wave after the canary
+	ApproveEachWave Approve = "each-wave" // every wave after the first
+)
+
+// ParseApprove parses "canary" or "each-wave" ("" for none).
+func ParseApprove(s string) (Approve, error) {
+	switch a := Approve(s); a {
+	case ApproveNone, ApproveCanary, ApproveEachWave:
+		return a, nil
+	}
+	return "", fmt.Errorf("%q: want canary or each-wave", s)
 }
 
 // SharedRollout is implemented by a store whose runners share one run (the
@@ -100,12 +161,14 @@ type SharedRollout interface {
 // share makes the Rollout the run's, kept by s: the run's plan, as the
 // first runner recorded it, replaces this one's.
 func (ro *Rollout) share(ctx context.Context, s SharedRollout) error {
-	plan, err := s.RolloutJoin(ctx, store.RolloutPlan{Canary: ro.Canary, Waves: ro.Waves, MaxFailures: ro.MaxFailures, FirstWave: ro.waveSize(0)})
+	plan, err := s.RolloutJoin(ctx, store.RolloutPlan{Canary: ro.Canary, Waves: ro.Waves, MaxFailures: ro.MaxFailures,
+		FirstWave: ro.waveSize(0), OnFailure: string(ro.onFailure()), Approve: string(ro.Approve)})
 	if err != nil {
 		return err
 	}
 	ro.mu.Lock()
 	ro.Canary, ro.Waves, ro.MaxFailures = plan.Canary, plan.Waves, plan.MaxFailures
+	ro.OnFailure, ro.Approve = OnFailure(plan.OnFailure), Approve(plan.Approve)
 	ro.shared = s
 	ro.mu.Unlock()
 	return nil
@@ -115,6 +178,14 @@ func (ro *Rollout) share(ctx context.Context, s SharedRollout) error {
 // budget. One that holds nothing back needs no shared state.
 func (ro *Rollout) gated() bool {
 	return ro.Canary > 0 || len(ro.Waves) > 0 || ro.MaxFailures >= 0
+}
+
+// onFailure is OnFailure, "" read as FailStop.
+func (ro *Rollout) onFailure() OnFailure {
+	if ro.OnFailure == "" {
+		return FailStop
+	}
+	return ro.OnFailure
 }
 
 // ParseWaves parses a wave list such as "1,5,10%,100%" for a run of total
@@ -201,6 +272,15 @@ func (ro *Rollout) start() {
 	}
 	ro.changed = make(chan struct{}, 1)
 	ro.waveEnd = ro.waveSize(0)
+	// Go on from the wave the Prior jobs reached: the first whose end is
+	// not before them. A wave they filled has drained (its jobs ended, or
+	// are tracked again as they were sent), and the next one opens as any
+	// would: after its approval.
+	for ro.waveEnd < ro.Prior {
+		ro.wave++
+		ro.waveEnd += ro.waveSize(ro.wave)
+	}
+	ro.admitted, ro.settled = ro.Prior, ro.Prior
 }
 
 // admit waits until t may start under the waves and returns "", or returns
@@ -226,8 +306,11 @@ func (ro *Rollout) admit(ctx context.Context, r *Runner, t *task) string {
 		default:
 			return "run stopped" // admitDenied tells why
 		}
-		if why := ro.check(r); why != "" {
+		if why := ro.check(ctx, r); why != "" {
 			return why
+		}
+		if r.adm.load().mode != admitOpen {
+			continue // the budget paused the run
 		}
 		var w waveGate
 		if ro.shared != nil {
@@ -240,6 +323,9 @@ func (ro *Rollout) admit(ctx context.Context, r *Runner, t *task) string {
 		case w.stopped != "":
 			r.stopStarting(w.stopped)
 			return w.stopped
+		case w.paused != "":
+			r.paused(w.paused) // the store paused the run for every runner
+			continue
 		case w.admitted:
 			return ""
 		case w.moved:
@@ -256,6 +342,14 @@ func (ro *Rollout) admit(ctx context.Context, r *Runner, t *task) string {
 			}
 			r.stopStarting(why)
 			return why
+		case ro.awaitsApproval(w.wave):
+			next := w.wave + 2
+			ro.mu.Lock()
+			ro.awaiting = next
+			ro.mu.Unlock()
+			r.log.Info("wave finished; the next waits for a person's approval", "wave", w.wave+1, "next", next)
+			r.holdRun(ctx, fmt.Sprintf("approval of wave %d", next), next)
+			continue
 		default:
 			ro.mu.Lock()
 			rested := ro.restWave == w.wave+1
@@ -292,6 +386,7 @@ func (ro *Rollout) admit(ctx context.Context, r *Runner, t *task) string {
 type waveGate struct {
 	admitted bool
 	stopped  string
+	paused   string
 	moved    bool
 	wave     int
 	drained  bool
@@ -326,6 +421,8 @@ func (ro *Rollout) tryShared(ctx context.Context, r *Runner, t *task) waveGate {
 	switch {
 	case a.Stopped != "":
 		return waveGate{stopped: a.Stopped}
+	case a.Paused != "":
+		return waveGate{paused: a.Paused}
 	case a.Admitted:
 		return waveGate{admitted: true}
 	}
@@ -361,14 +458,13 @@ func (ro *Rollout) advance(ctx context.Context, r *Runner, wave int) {
 }
 
 // check returns why no new reset may start (failure budget, window), or "".
-func (ro *Rollout) check(r *Runner) string {
+// A budget exceeded under FailPause pauses the run and returns "".
+func (ro *Rollout) check(ctx context.Context, r *Runner) string {
 	ro.mu.Lock()
-	failures, shared := ro.failures, ro.shared != nil
+	failures, shared := ro.failures-ro.forgiven, ro.shared != nil
 	ro.mu.Unlock()
 	if !shared && ro.MaxFailures >= 0 && failures > ro.MaxFailures {
-		why := fmt.Sprintf("failure budget exceeded (%d failed, budget %d)", failures, ro.MaxFailures)
-		r.stopStarting(why)
-		return why
+		return ro.overBudget(ctx, r, failures)
 	}
 	if !ro.WindowEnd.IsZero() {
 		expect := ro.ExpectedDuration
@@ -383,6 +479,68 @@ func (ro *Rollout) check(r *Runner) string {
 		}
 	}
 	return ""
+}
+
+// overBudget applies OnFailure to a budget exceeded with n failures: it
+// stops new resets and returns why, or (FailPause) pauses the run in its
+// record and returns "".
+func (ro *Rollout) overBudget(ctx context.Context, r *Runner, n int) string {
+	why := fmt.Sprintf("failure budget exceeded (%d failed, budget %d)", n, ro.MaxFailures)
+	if ro.onFailure() == FailPause {
+		r.holdRun(ctx, why, 0)
+		return ""
+	}
+	if ro.onFailure() == FailRollback {
+		why += rollingBack
+	}
+	if ro.shared != nil {
+		if err := ro.shared.RolloutStop(context.WithoutCancel(ctx), why); err != nil {
+			r.log.Warn("rollout: stop the run", "err", err)
+		}
+	}
+	r.stopStarting(why)
+	return why
+}
+
+// rollingBack ends the stop reason of a budget exceeded under FailRollback,
+// in the runner and in the run's shared record alike.
+const rollingBack = "; rolling back"
+
+// RollbackDue reports whether a run's stop reason (Summary.StopReason, or
+// the one its shared record keeps) is a failure budget exceeded under
+// FailRollback: the run is to be rolled back.
+func RollbackDue(stopReason string) bool {
+	return strings.HasPrefix(stopReason, "failure budget exceeded") && strings.HasSuffix(stopReason, rollingBack)
+}
+
+// awaitsApproval reports whether the wave after wave (from 0), which has
+// drained, waits for a person's approval that has not come.
+func (ro *Rollout) awaitsApproval(wave int) bool {
+	ro.mu.Lock()
+	defer ro.mu.Unlock()
+	need := ro.Approve == ApproveEachWave || ro.Approve == ApproveCanary && ro.Canary > 0 && wave == 0
+	return need && ro.approved < wave+2
+}
+
+// sawApproved records the highest wave, from 1, the run's record says a
+// person approved.
+func (ro *Rollout) sawApproved(n int) {
+	ro.mu.Lock()
+	ro.approved = max(ro.approved, n)
+	ro.mu.Unlock()
+}
+
+// resumed is told that a person resumed the paused run: the wave it
+// awaited is approved (kept here for a store that keeps no pauses), and
+// failures over the budget are forgiven, so that the budget counts anew.
+func (ro *Rollout) resumed() {
+	ro.mu.Lock()
+	defer ro.mu.Unlock()
+	ro.approved = max(ro.approved, ro.awaiting)
+	ro.awaiting = 0
+	if ro.MaxFailures >= 0 && ro.failures-ro.forgiven > ro.MaxFailures {
+		ro.forgiven = ro.failures
+	}
 }
 
 // finished counts an outcome against the failure budget when it is a
@@ -404,21 +562,16 @@ func (ro *Rollout) finished(r *Runner, j store.Job) {
 		ro.failures = n
 		ro.mu.Unlock()
 		if ro.MaxFailures >= 0 && n > ro.MaxFailures {
-			why := fmt.Sprintf("failure budget exceeded (%d failed, budget %d)", n, ro.MaxFailures)
-			if err := ro.shared.RolloutStop(ctx, why); err != nil {
-				r.log.Warn("rollout: stop the run", "err", err)
-			}
-			r.stopStarting(why)
+			ro.overBudget(ctx, r, n)
 		}
 		return
 	}
 	ro.mu.Lock()
 	ro.failures++
-	over := ro.MaxFailures >= 0 && ro.failures > ro.MaxFailures
-	n := ro.failures
+	n := ro.failures - ro.forgiven
 	ro.mu.Unlock()
-	if over {
-		r.stopStarting(fmt.Sprintf("failure budget exceeded (%d failed, budget %d)", n, ro.MaxFailures))
+	if ro.MaxFailures >= 0 && n > ro.MaxFailures {
+		ro.overBudget(context.Background(), r, n)
 	}
 }
 

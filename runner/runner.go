@@ -99,6 +99,12 @@ type Config struct {
 	Login  Login
 	Health Health
 
+	// WaitPaused makes a runner started while the run is paused wait for a
+	// person's resume or cancel, saying so (an operator at a terminal);
+	// without it such a runner ends once it holds nothing, having sent
+	// nothing (a run started by cron).
+	WaitPaused bool
+
 	// OnEvent, if set, is told of the run's moments (see EventKind), from
 	// the runner's goroutines. It must return at once (hand the event off),
 	// or it holds up what reported it.
@@ -142,9 +148,17 @@ type Summary struct {
 	JitterGuard time.Duration
 	Durations   []time.Duration
 	StopReason  string // why submission stopped early, "" if it did not
-	// Paused reports that the run was paused by the operator when this
-	// runner ended: the jobs it did not start wait for `resume`.
-	Paused bool
+	// Paused reports that the run was paused when this runner ended (by
+	// the operator, the failure budget under FailPause, or an approval):
+	// the jobs it did not start wait for `resume`. WaitingFor says what
+	// the pause waits for ("approval of wave 2").
+	Paused     bool
+	WaitingFor string
+	// Rollback reports that this runner saw the failure budget exceeded
+	// under FailRollback: the command rolls the run back (see
+	// PlanRollback). Another runner of a shared run may have seen it
+	// instead: the run's record says so (see RollbackDue).
+	Rollback bool
 }
 
 // Runner resets the jobs of one Store. Use New, then Run once.
@@ -263,8 +277,8 @@ func (r *Runner) Run(ctx context.Context) (Summary, error) {
 	parent := ctx
 	// The operator's control holds from the first claim: a run paused or
 	// cancelled before this runner started sends nothing.
-	if c, err := r.cfg.Store.Control(ctx); err == nil {
-		r.applyControl(c)
+	if h, err := r.readControl(ctx); err == nil {
+		r.applyControl(h)
 	} else if ctx.Err() == nil {
 		r.log.Warn("read run control", "err", err)
 	}
@@ -306,7 +320,14 @@ func (r *Runner) Run(ctx context.Context) (Summary, error) {
 	err := g.Wait()
 	sum := r.stats.summary()
 	st := r.adm.load()
-	sum.StopReason, sum.Paused = st.reason, st.mode == admitPaused
+	// A runner that ended at a pause (WaitPaused unset) drained with the
+	// run still paused.
+	sum.StopReason = st.reason
+	sum.Paused = st.mode == admitPaused || st.mode == admitDraining && st.waitFor != ""
+	if sum.Paused {
+		sum.WaitingFor = st.waitFor
+	}
+	sum.Rollback = RollbackDue(st.reason)
 	sum.JitterGuard = r.cloud.JitterGuard()
 	if st.fatal != nil && (sum.StopReason == "" || st.mode == admitBroken) {
 		sum.StopReason = "fatal error: " + st.fatal.Error()

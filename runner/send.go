@@ -106,7 +106,7 @@ func (r *Runner) send(ctx context.Context, t *task) {
 	if slotErr == nil && r.cfg.Rollout != nil {
 		// The wait for the slot counts: a window that closed meanwhile, or
 		// a budget spent, stops this call too.
-		r.cfg.Rollout.check(r)
+		r.cfg.Rollout.check(ctx, r)
 	}
 	deadline, leased := r.leaseDeadline(t)
 	callCtx, cancel := context.WithCancel(ctx)
@@ -293,8 +293,8 @@ func (r *Runner) intentRefused(ctx context.Context, t *task, err error) {
 		r.finish(ctx, t, store.StatusSkipped, CodeHeldByRun, "not reset: "+heldReason(err))
 	default:
 		t.unsent()
-		if c, err := r.cfg.Store.Control(ctx); err == nil {
-			r.applyControl(c)
+		if h, err := r.readControl(ctx); err == nil {
+			r.applyControl(h)
 		}
 		r.requeue(ctx, t)
 	}

@@ -37,6 +37,22 @@ type Store interface {
 	Control(ctx context.Context) (store.Control, error)
 }
 
+// Pauser is implemented by a store that keeps the run's pauses in the
+// run's record (the CSV control file beside the journal, the Postgres runs
+// row), for every process of the run and past a restart: the pause of an
+// exceeded failure budget (Rollout.OnFailure) and the pauses for approval
+// between waves (Rollout.Approve). Without it those pauses last as long as
+// the process.
+type Pauser interface {
+	// Pause pauses the run, unless it is cancelled or the wave approved,
+	// saying why (see store.RunHold.Pause); awaiting > 0 names the wave,
+	// from 1, whose approval the pause waits for. It returns the run's
+	// hold after it.
+	Pause(ctx context.Context, why string, awaiting int) (store.RunHold, error)
+	// Hold returns the run's control and what a pause waits for.
+	Hold(ctx context.Context) (store.RunHold, error)
+}
+
 // Holds is a record, shared with other processes, of which run holds which
 // instance: store/csv.Holds for the runs of one host. A run holds its
 // instances from its start to its end; Check is called before each save of

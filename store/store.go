@@ -103,8 +103,12 @@ type Job struct {
 	// PrevRequestID is the instance's LatestOperationRequestId seen before the
 	// first ResetInstance was sent; reconciliation compares against it.
 	PrevRequestID string
-	ErrorCode     string
-	ErrorMessage  string
+	// PrevBlueprintID is the instance's BlueprintId seen before the first
+	// ResetInstance was sent (recorded with PrevRequestID): the image a
+	// rollback puts back. "" when not recorded (older records).
+	PrevBlueprintID string
+	ErrorCode       string
+	ErrorMessage    string
 	// Attempts counts ResetInstance calls sent (or possibly sent) for the job.
 	Attempts int
 
@@ -169,6 +173,53 @@ const (
 	ControlCancelled Control = "cancelled" // start nothing new; remaining jobs become skipped
 )
 
+// RunHold is a run's control as its record keeps it, with what a paused
+// run waits for. Stores that keep it (the CSV control file beside the
+// journal, the Postgres runs row) change it only through Set and Pause, so
+// that every store agrees on what a resume approves.
+type RunHold struct {
+	Control Control
+	// Reason says what a paused run waits for: "approval of wave 2", the
+	// failure budget it exceeded, or "paused by operator". "" when running.
+	Reason string
+	// Awaiting is the wave (from 1) whose approval the pause waits for; 0
+	// when the pause is not for an approval.
+	Awaiting int
+	// Approved is the highest wave (from 1) a person approved by resuming
+	// the run while it awaited it.
+	Approved int
+}
+
+// Set applies an operator's control: a resume approves the wave the run
+// awaited and clears the reason; a pause says it is the operator's.
+func (h *RunHold) Set(c Control) {
+	switch c {
+	case ControlRunning:
+		h.Approved = max(h.Approved, h.Awaiting)
+		h.Awaiting, h.Reason = 0, ""
+	case ControlPaused:
+		if h.Control != ControlPaused {
+			h.Reason = "paused by operator"
+		}
+	}
+	h.Control = c
+}
+
+// Pause pauses a run that is not cancelled for why, a rule of the run (the
+// failure budget, an approval between waves); awaiting > 0 names the wave
+// it waits to have approved. It reports whether it paused the run: not a
+// cancelled one, nor for a wave already approved.
+func (h *RunHold) Pause(why string, awaiting int) bool {
+	if h.Control == ControlCancelled || awaiting > 0 && h.Approved >= awaiting {
+		return false
+	}
+	if h.Control == ControlPaused && h.Awaiting == awaiting && h.Reason == why {
+		return false
+	}
+	h.Control, h.Reason, h.Awaiting = ControlPaused, why, awaiting
+	return true
+}
+
 // SlotSource hands out the slots of one API action's calls, for a rate
 // limiter (runner.Spacer). Reserve takes the next free slot for good and
 // returns how long from now until it comes; a slot its caller does not use
@@ -183,6 +234,11 @@ type RolloutPlan struct {
 	Canary      int   // the first wave's size, 0 for none
 	Waves       []int // the sizes of the waves after it; the last repeats
 	MaxFailures int   // negative: no budget
+	// OnFailure is what an exceeded budget does: "stop", "pause" or
+	// "rollback" ("" reads as "stop"). Approve is which waves wait for a
+	// person: "", "canary" or "each-wave".
+	OnFailure string
+	Approve   string
 	// FirstWave is the size of wave 0 (the canary, or the first of Waves).
 	FirstWave int
 }
@@ -219,6 +275,9 @@ type Admission struct {
 	// that failed, a budget exceeded. Failures is the run's count.
 	Stopped  string
 	Failures int
+	// Paused says why the run is now paused for every runner (a budget
+	// exceeded under OnFailure "pause"): nothing is admitted until resume.
+	Paused string
 }
 
 // WaveState is how far one wave of a shared rollout has come.

@@ -25,7 +25,7 @@ var flagGroups = []flagGroup{
 	{title: "Selection (which instances)", names: []string{"jobs", "database-url", "run", "region", "only",
 		"filter", "tag", "exclude", "limit", "same-image", "blueprint-id", "skip-matching", "since", "allow-unknown-columns"}},
 	{title: "Login (what each reset sets)", names: []string{"key-ids", "password-file", "auto-generate-password"}},
-	{title: "Rollout", names: []string{"max-failures", "canary", "waves", "pause-between-waves",
+	{title: "Rollout", names: []string{"max-failures", "on-failure", "approve", "canary", "waves", "pause-between-waves",
 		"window-end", "window", "expected-duration"}},
 	{title: "Health", names: []string{"bake"}, prefixes: []string{"health"}},
 	{title: "Safety", names: []string{"yes", "force", "no-preflight", "skip-reset-since", "settle-time",
@@ -108,8 +108,9 @@ Exit codes:
   %d    some instance failed, ended unknown or unhealthy, or was skipped
   %d    usage: a flag, an argument or an input file makes no sense
   %d    fatal: credentials, permission, the API unreachable, the database
+  %d    paused, waiting for a person: batchreset resume or cancel
   %d  interrupted (Ctrl-C); rerun to resume
-  %d  stopped by SIGTERM; rerun to resume`, exitOK, exitFailures, exitUsage, exitFatal, exitInterrupt, exitTerm)
+  %d  stopped by SIGTERM; rerun to resume`, exitOK, exitFailures, exitUsage, exitFatal, exitPaused, exitInterrupt, exitTerm)
 
 func init() {
 	// Once: cobra's template functions are global, and tests build many roots at once.
@@ -206,6 +207,8 @@ var flagValues = map[string][]string{
 	"notify-format": {"json", "slack"},
 	"health":        {"none", "agent", "command:"},
 	"max-failures":  {"none", "0", "1", "1%", "2%", "5%", "10%"},
+	"on-failure":    {"pause", "stop", "rollback"},
+	"approve":       {"canary", "each-wave"},
 	"site":          {siteCN, siteIntl},
 	"output":        {"text", "json"},
 	"format":        {"csv", "json"},

@@ -482,7 +482,7 @@ func mustReadJobs(t *testing.T, path string) []store.Job {
 // TestHelp compares every command's --help with testdata/<command>.golden.
 func TestHelp(t *testing.T) {
 	t.Parallel()
-	for _, command := range []string{"", "run", "plan", "reconcile", "emulator", "migrate", "import", "status", "runs", "retry", "serve", "report", "pause", "resume", "cancel"} {
+	for _, command := range []string{"", "run", "plan", "reconcile", "emulator", "migrate", "import", "status", "runs", "retry", "serve", "report", "pause", "resume", "cancel", "rollback"} {
 		name := command
 		if name == "" {
 			name = "batchreset"

@@ -173,27 +173,70 @@ mode's results file; JSON adds totals and reset durations.`,
 }
 
 func (a *app) controlCommand(verb, short string) *cobra.Command {
-	var url, run string
+	var url, run, jobs, out, region string
+	var retryFailed bool
 	control := map[string]store.Control{"pause": store.ControlPaused, "resume": store.ControlRunning, "cancel": store.ControlCancelled}[verb]
-	cmd := &cobra.Command{
-		Use:   verb + " --database-url URL --run NAME",
-		Short: short,
-		Long: short + `.
+	long := short + `.
 
-Every runner working the run sees it within one poll interval. A reset already
-sent is never interrupted: it cannot be undone, so it is tracked to its end.`,
-		Example: fmt.Sprintf("  batchreset %s --run nightly", verb),
+Every runner working the run sees it within one poll interval; in CSV mode
+(--jobs) the control is kept beside the run's state file (OUT.state.control),
+so that it holds for the process running the run, for the next one, and
+for cron's next tick. A reset already sent is never interrupted: it cannot
+be undone, so it is tracked to its end.`
+	if verb == "resume" {
+		long += `
+
+A run paused by its failure budget (--on-failure pause) goes on past the
+failures: its budget counts anew. With --retry-failed the instances whose
+reset failed (those the cloud shows were not reset, as retry decides) are
+sent once more. A run waiting for approval ("approval of wave 2") is
+approved: the next wave starts.`
+	}
+	cmd := &cobra.Command{
+		Use:     verb + " (--jobs FILE.csv [--out OUT] | --database-url URL --run NAME)",
+		Short:   short,
+		Long:    long,
+		Example: fmt.Sprintf("  batchreset %s --run nightly\n  batchreset %s --jobs fleet.csv", verb, verb),
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if !cmd.Flags().Changed("run") {
-				return usageError("give --run NAME")
+			ctx := cmd.Context()
+			if jobs != "" {
+				if cmd.Flags().Changed("database-url") || cmd.Flags().Changed("run") {
+					return usageError("give --jobs (CSV mode) or --database-url and --run (Postgres mode), not both")
+				}
+				if out == "" {
+					out = defaultResults(jobs)
+				}
+				state := out + ".state"
+				if _, err := os.Stat(state); err != nil {
+					return usageError("no run of %s to %s: %s does not exist (give --out if the results are elsewhere)", jobs, verb, state)
+				}
+				if retryFailed {
+					if err := a.requeueFailed(ctx, sourceFlags{jobsPath: jobs, outPath: out, region: region}); err != nil {
+						return err
+					}
+				}
+				h, err := csvstore.UpdateHold(state, func(h *store.RunHold) { h.Set(control) })
+				if err != nil {
+					return &exitError{code: exitFatal, err: err}
+				}
+				fmt.Fprintf(a.stdout, "run of %s: %s\n", jobs, h.Control)
+				return nil
 			}
-			db, err := openDB(cmd.Context(), url, true)
+			if !cmd.Flags().Changed("run") {
+				return usageError("give --run NAME (Postgres mode) or --jobs FILE (CSV mode)")
+			}
+			if retryFailed {
+				if err := a.requeueFailed(ctx, sourceFlags{databaseURL: url, runName: run}); err != nil {
+					return err
+				}
+			}
+			db, err := openDB(ctx, url, true)
 			if err != nil {
 				return err
 			}
 			defer db.Close()
-			if err := db.SetControl(cmd.Context(), run, control); err != nil {
+			if err := db.SetControl(ctx, run, control); err != nil {
 				if errors.Is(err, store.ErrNotFound) {
 					return usageError("run %q does not exist", run)
 				}
@@ -204,6 +247,30 @@ sent is never interrupted: it cannot be undone, so it is tracked to its end.`,
 		},
 	}
 	addDatabaseFlag(cmd.Flags(), &url)
-	cmd.Flags().StringVar(&run, "run", "", "run name")
+	cmd.Flags().StringVar(&run, "run", "", "run name (Postgres mode)")
+	cmd.Flags().StringVar(&jobs, "jobs", "", "the jobs CSV file of the run (CSV mode)")
+	cmd.Flags().StringVar(&out, "out", "", "its results CSV (CSV mode; default results.csv beside the jobs)")
+	if verb == "resume" {
+		cmd.Flags().StringVar(&region, "region", "", "with --retry-failed in CSV mode: the region the run gave rows that name none")
+		cmd.Flags().BoolVar(&retryFailed, "retry-failed", false, "send the failed instances once more (those the cloud shows were not reset); without it the run goes on past them")
+	}
 	return cmd
+}
+
+// requeueFailed makes the failed jobs of the paused run of src pending
+// again, as `retry --only failed` does, for `resume --retry-failed`. A
+// CSV run must not be held by a process meanwhile.
+func (a *app) requeueFailed(ctx context.Context, src sourceFlags) error {
+	if src.databaseURL == "" && src.jobsPath == "" {
+		src.databaseURL = os.Getenv("DATABASE_URL")
+	}
+	n, err := a.requeue(ctx, runSettings{src: src, yes: true, leaseTTL: time.Minute}, retryKinds{failed: true})
+	if errors.Is(err, store.ErrLocked) {
+		return usageError("--retry-failed: a process is running the run of %s: stop it first (Ctrl-C), or resume without --retry-failed", src.jobsPath)
+	}
+	if err != nil {
+		return err
+	}
+	a.notef("resume: %d failed instance(s) will be sent once more", n)
+	return nil
 }

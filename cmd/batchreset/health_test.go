@@ -269,7 +269,7 @@ func TestHealthCommandStopsNextWave(t *testing.T) {
 	writeFile(t, script, "#!/bin/sh\nsystemctl is-active nginx\n")
 	out := filepath.Join(t.TempDir(), "results.csv")
 	res := batchreset(t, append(healthArgs(f, out), "--health", "command:"+script, "--health-timeout", "10s",
-		"--waves", "5", "--max-failures", "2", "--workers", "1")...)
+		"--waves", "5", "--max-failures", "2", "--on-failure", "stop", "--workers", "1")...)
 	res.wantCode(t, exitFailures, "run --health command")
 	jobs := readResults(t, out)
 	checkOutcomes(t, f, jobs, verdict{allowOther: true})

@@ -230,7 +230,10 @@ func newHistory(t *testing.T, seed uint64) *history {
 			}
 		}
 		if maybe(0.4) {
-			extra = append(extra, "--max-failures", []string{"none", "1", "20%"}[rng.IntN(3)])
+			// Stop: the end phase reruns a run until it has finished, which
+			// a run its budget paused (the default) would not without a
+			// person's resume.
+			extra = append(extra, "--max-failures", []string{"none", "1", "20%"}[rng.IntN(3)], "--on-failure", "stop")
 		}
 		// Once the run holding an instance has ended, another run's reset
 		// of it is a new decision; --skip-reset-since is how the operator

@@ -24,6 +24,7 @@ const (
 	exitFailures  = 1   // some instance failed, is unknown, or was skipped
 	exitUsage     = 2   // invalid input or usage
 	exitFatal     = 3   // a fatal error stopped the run (credentials, permission, database)
+	exitPaused    = 4   // the run is paused, waiting for a person (resume or cancel)
 	exitInterrupt = 130 // interrupted by SIGINT (Ctrl-C): 128 + 2
 	exitTerm      = 143 // stopped by SIGTERM: 128 + 15
 )
@@ -151,6 +152,7 @@ Try it with no cloud account (a built-in emulator):
 		a.controlCommand("pause", "Stop starting new resets in a run (resets in flight are still tracked)"),
 		a.controlCommand("resume", "Let a paused run start resets again"),
 		a.controlCommand("cancel", "Stop a run for good: no new resets; remaining jobs become skipped"),
+		a.rollbackCommand(),
 	)
 	setUsage(root)
 	if err := registerCompletions(root); err != nil {

@@ -113,7 +113,7 @@ func TestNotify(t *testing.T) {
 	secret := filepath.Join(t.TempDir(), "hook.secret")
 	writeFile(t, secret, "s3cret-hook-key\n")
 	res := batchreset(t, "run", "--jobs", f.jobsPath, "--endpoint", f.url, "--yes", "--rate", fmt.Sprint(f.rate),
-		"--workers", "1", "--waves", "5", "--max-failures", "2", "--poll-interval", "50ms", "--request-timeout", "1s",
+		"--workers", "1", "--waves", "5", "--max-failures", "2", "--on-failure", "stop", "--poll-interval", "50ms", "--request-timeout", "1s",
 		"--settle-time", "2s", "--notify", hook, "--notify-secret-file", secret)
 	res.wantCode(t, exitFailures, "run (3 refused, budget 2)")
 

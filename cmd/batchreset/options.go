@@ -221,6 +221,8 @@ type runFlags struct {
 	yes              bool
 	noPreflight      bool
 	maxFailures      string
+	onFailure        string
+	approve          string
 	canary           int
 	waves            string
 	pauseWaves       time.Duration
@@ -240,6 +242,14 @@ type runFlags struct {
 // resets stop once more than a tenth of the instances have failed.
 const defaultMaxFailures = "10%"
 
+// defaultOnFailure is what an exceeded budget does when the operator says
+// nothing: pause, as Tencent's instance refresh does by default
+// (AUTO_PAUSE). A stop is forgotten by the next cron tick of a CSV run,
+// which would go on resetting with a fresh budget; a rollback reinstalls
+// servers nobody asked to touch again. A pause is kept in the run's record,
+// resets nothing more, and waits for a person to decide.
+const defaultOnFailure = string(runner.FailPause)
+
 func (o *runFlags) add(fs *pflag.FlagSet) {
 	o.src.add(fs)
 	o.api.add(fs)
@@ -258,6 +268,8 @@ func (o *runFlags) add(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.yes, "yes", false, "do not ask for confirmation (required when not on a terminal)")
 	fs.BoolVar(&o.noPreflight, "no-preflight", false, "do not skip instances that certainly cannot be reset")
 	fs.StringVar(&o.maxFailures, "max-failures", defaultMaxFailures, "failure budget, N or P% of the run's instances (rounded down), or none: new resets stop as soon as MORE than that many have failed, ended unknown or ended unhealthy; the rest are skipped")
+	fs.StringVar(&o.onFailure, "on-failure", defaultOnFailure, "when the failure budget is exceeded: pause (wait, in the run's record, for batchreset resume or cancel; a run not on a terminal exits 4), stop (skip the rest), or rollback (reset every instance this run reset back to its previous image; the data on their system disks is NOT restored)")
+	fs.StringVar(&o.approve, "approve", "", "wait for a person (batchreset resume, or the status page's resume) before the wave after the canary (canary) or before every wave after the first (each-wave)")
 	fs.IntVar(&o.canary, "canary", 0, "reset this many instances first; start the rest only if all of them succeed")
 	fs.StringVar(&o.waves, "waves", "", "wave sizes, counts or percentages, e.g. 1,5,10%,100% (the last repeats); each wave finishes before the next starts")
 	fs.DurationVar(&o.pauseWaves, "pause-between-waves", 0, "wait this long between waves")
@@ -295,6 +307,8 @@ type runSettings struct {
 type budgetedRollout struct {
 	preflight        bool
 	maxFailures      string // "none", N or P%
+	onFailure        runner.OnFailure
+	approve          runner.Approve
 	canary           int
 	waves            string
 	pauseWaves       time.Duration
@@ -356,6 +370,22 @@ func (o *runFlags) settings(now time.Time, getenv func(string) string) (runSetti
 	if err := o.view.check(); err != nil {
 		return runSettings{}, err
 	}
+	onFailure, err := runner.ParseOnFailure(o.onFailure)
+	if err != nil {
+		return runSettings{}, usageError("--on-failure: %v", err)
+	}
+	if onFailure == runner.FailRollback && o.api.emulate {
+		return runSettings{}, usageError("--on-failure rollback needs the cloud the run resets: --emulate's emulator ends with the run (give --endpoint)")
+	}
+	approve, err := runner.ParseApprove(o.approve)
+	switch {
+	case err != nil:
+		return runSettings{}, usageError("--approve: %v", err)
+	case approve == runner.ApproveCanary && o.canary == 0:
+		return runSettings{}, usageError("--approve canary needs --canary N: there is no canary to approve")
+	case approve == runner.ApproveEachWave && o.canary == 0 && o.waves == "":
+		return runSettings{}, usageError("--approve each-wave needs --waves or --canary: a run of one wave has nothing to approve")
+	}
 	s := runSettings{
 		src: o.src, api: o.api, sel: sel, leaseTTL: o.leaseTTL, yes: o.yes, force: o.force,
 		reportPath: o.reportPath, metricsAddr: o.metricsAddr, view: o.view,
@@ -366,13 +396,12 @@ func (o *runFlags) settings(now time.Time, getenv func(string) string) (runSetti
 		},
 		rollout: budgetedRollout{
 			preflight: !o.noPreflight, maxFailures: o.maxFailures, canary: o.canary, waves: o.waves,
-			pauseWaves: o.pauseWaves, expectedDuration: o.expectedDuration,
+			pauseWaves: o.pauseWaves, expectedDuration: o.expectedDuration, onFailure: onFailure, approve: approve,
 		},
 	}
 	if s.src.databaseURL != "" {
 		s.runner.LeaseRenewInterval = o.leaseTTL / 3
 	}
-	var err error
 	if s.notify, err = o.view.notify.Config(getenv); err != nil {
 		return runSettings{}, usageError("%w", err)
 	}
@@ -410,7 +439,7 @@ func (o *runFlags) settings(now time.Time, getenv func(string) string) (runSetti
 // rounding of the budget the operator should know about.
 func (b budgetedRollout) resolve(total int) (*runner.Rollout, error) {
 	ro := &runner.Rollout{Preflight: b.preflight, MaxFailures: -1, ExpectedDuration: b.expectedDuration,
-		Canary: b.canary, PauseBetweenWaves: b.pauseWaves, WindowEnd: b.windowEnd}
+		Canary: b.canary, PauseBetweenWaves: b.pauseWaves, WindowEnd: b.windowEnd, OnFailure: b.onFailure, Approve: b.approve}
 	if !strings.EqualFold(b.maxFailures, "none") {
 		n, note, err := runner.ResolveBudget(b.maxFailures, total)
 		if err != nil {

@@ -72,6 +72,9 @@ type outcome struct {
 	SubmittedAt  *time.Time `json:"submitted_at,omitempty"`
 	FinishedAt   *time.Time `json:"finished_at,omitempty"`
 	DurationSec  float64    `json:"duration_seconds,omitempty"`
+	// PrevBlueprintID is the image the instance had before the run reset
+	// it: what a rollback puts back.
+	PrevBlueprintID string `json:"previous_blueprint_id,omitempty"`
 }
 
 func timePtr(t time.Time) *time.Time {
@@ -101,7 +104,7 @@ func outcomeOf(j *store.Job) outcome {
 	o := outcome{
 		InstanceID: j.InstanceID, BlueprintID: j.BlueprintID, Region: j.Region, Status: string(j.Status),
 		RequestID: j.RequestID, ErrorCode: j.ErrorCode, ErrorMessage: j.ErrorMessage, Attempts: j.Attempts,
-		SubmittedAt: timePtr(j.SubmittedAt), FinishedAt: timePtr(j.FinishedAt),
+		SubmittedAt: timePtr(j.SubmittedAt), FinishedAt: timePtr(j.FinishedAt), PrevBlueprintID: j.PrevBlueprintID,
 	}
 	if d, ok := resetDuration(j); ok {
 		o.DurationSec = d.Seconds()

@@ -27,8 +27,7 @@ retry never sends again a job whose reset may have landed: unknown outcomes
 NotApplied, and retry takes it), instances reset by another process
 (ResetByOther, ResetTwice), preflight skips, resets that reported success on
 another image (BlueprintMismatch), successes, and anything still in flight.
-In Postgres mode a cancelled run is set running again when skipped jobs are
-retried.`,
+A cancelled run is set running again when skipped jobs are retried.`,
 		Example: `  batchreset retry --jobs fleet.csv --max-failures 2%
   batchreset retry --jobs fleet.csv --only failed
   batchreset retry --database-url "$DATABASE_URL" --run nightly --yes`,

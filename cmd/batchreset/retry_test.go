@@ -90,7 +90,7 @@ func TestRetryCSV(t *testing.T) {
 	out := filepath.Join(filepath.Dir(f.jobsPath), "results.csv")
 	common := []string{"--jobs", f.jobsPath, "--endpoint", f.url, "--yes", "--rate", fmt.Sprint(f.rate),
 		"--poll-interval", "50ms", "--request-timeout", "1s", "--settle-time", "2s"}
-	res := batchreset(t, append([]string{"run", "--workers", "1", "--max-failures", "2"}, common...)...)
+	res := batchreset(t, append([]string{"run", "--workers", "1", "--max-failures", "2", "--on-failure", "stop"}, common...)...)
 	res.wantCode(t, exitFailures, "run (3 refused, budget 2)")
 	first := readResults(t, out)
 	var failed, skipped int
@@ -157,7 +157,7 @@ func TestRetryPostgres(t *testing.T) {
 	batchreset(t, "import", "--database-url", url, "--jobs", f.jobsPath, "--run", "night").wantCode(t, exitOK, "import")
 	common := []string{"--database-url", url, "--run", "night", "--endpoint", f.url, "--yes", "--rate", fmt.Sprint(f.rate),
 		"--poll-interval", "50ms", "--request-timeout", "1s", "--settle-time", "2s", "--lease-ttl", "2s"}
-	res := batchreset(t, append([]string{"run", "--workers", "1", "--max-failures", "2"}, common...)...)
+	res := batchreset(t, append([]string{"run", "--workers", "1", "--max-failures", "2", "--on-failure", "stop"}, common...)...)
 	res.wantCode(t, exitFailures, "run (3 refused, budget 2)")
 	jobs := dbJobs(t, url, "night")
 	var failed, skipped int

@@ -56,8 +56,27 @@ keeps tracking those sent; a second one exits at once.`,
 	return cmd
 }
 
-// runRun confirms, runs and reports.
+// errRollbackDue reports a run whose failure budget was exceeded under
+// --on-failure rollback: runRun rolls it back once it has let go of it.
+var errRollbackDue = errors.New("the run is to be rolled back")
+
+// runRun confirms, runs and reports; a run stopped by its failure budget
+// under --on-failure rollback is then rolled back (see runRollback), and
+// ends as a run with failures.
 func (a *app) runRun(ctx context.Context, s runSettings) error {
+	err := a.runOnce(ctx, s)
+	if !errors.Is(err, errRollbackDue) {
+		return err
+	}
+	a.notef("rollback: the failure budget was exceeded; rolling back every instance this run reset (%s)", dataWarning)
+	if err := a.runRollback(ctx, s, true); err != nil {
+		return err
+	}
+	return &exitError{code: exitFailures}
+}
+
+// runOnce confirms, runs and reports.
+func (a *app) runOnce(ctx context.Context, s runSettings) error {
 	if s.runner.Rate > lighthouse.ResetInstanceRateLimit && s.api.tencentCloud() {
 		a.log.Warn("--rate is above the documented ResetInstance limit; expect RequestLimitExceeded", "rate", s.runner.Rate, "limit", lighthouse.ResetInstanceRateLimit)
 	}
@@ -129,6 +148,18 @@ func (a *app) runRun(ctx context.Context, s runSettings) error {
 	cfg.API, cfg.Sender, cfg.Store = failpointAPI{conn.reads}, failpointAPI{conn.sends}, src.Store()
 	cfg.Rollout, cfg.Logger, cfg.Failpoint = rollout, a.log, failpointFromEnv()
 	cfg.Holds = holds
+	// An operator at a terminal waits for a paused run; cron's next tick
+	// ends at once, with exitPaused.
+	cfg.WaitPaused = a.interactive()
+	if cs, ok := src.(*csvSource); ok {
+		// A CSV run's waves go on from where its earlier processes left
+		// them (the Postgres store keeps them itself).
+		for j := range cs.st.All() {
+			if j.Attempts > 0 {
+				rollout.Prior++
+			}
+		}
+	}
 	view, err := a.startView(s, src, rollout)
 	if err != nil {
 		return err
@@ -197,6 +228,12 @@ func (a *app) runRun(ctx context.Context, s runSettings) error {
 	switch {
 	case interrupted() != nil:
 		return &exitError{code: signalExit(interrupted())}
+	case runErr == nil && sum.Paused && unsent(ctx, src) > 0:
+		// A pause with nothing left to send (the last failure exceeded the
+		// budget) waits for nothing: the run ends as any does.
+		return &exitError{code: exitPaused}
+	case runErr == nil && (sum.Rollback || rollbackRecorded(ctx, src)):
+		return errRollbackDue
 	case unwritable:
 		// One line for the cause, naming the file: the runner asked
 		// nothing again and logged nothing per job.
@@ -222,6 +259,34 @@ func (a *app) runRun(ctx context.Context, s runSettings) error {
 	return nil
 }
 
+// unsent counts the jobs of src's run that nothing has been sent for, as
+// the store keeps them (the results file shows them skipped).
+func unsent(ctx context.Context, src jobSource) int {
+	switch src := src.(type) {
+	case *csvSource:
+		return src.st.Totals()[store.StatusPending]
+	case *dbSource:
+		st, err := src.db.Status(ctx, src.run)
+		if err != nil {
+			return 1 // unknown: say the run waits, as it may
+		}
+		return st.Totals[store.StatusPending]
+	}
+	return 0
+}
+
+// rollbackRecorded reports whether the shared record of a Postgres run says
+// that its budget was exceeded under --on-failure rollback, which another
+// runner of the run may have seen rather than this one.
+func rollbackRecorded(ctx context.Context, src jobSource) bool {
+	ds, ok := src.(*dbSource)
+	if !ok {
+		return false
+	}
+	ro, err := ds.db.Rollout(ctx, ds.run)
+	return err == nil && runner.RollbackDue(ro.Stopped)
+}
+
 // confirm asks the operator to confirm what, or requires --yes without a
 // terminal.
 func (a *app) confirm(yes bool, what string) error {
@@ -241,6 +306,13 @@ func (a *app) confirm(yes bool, what string) error {
 	return nil
 }
 
+// interactive reports whether a person is at the terminal: standard input
+// is one.
+func (a *app) interactive() bool {
+	f, ok := a.stdin.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
 // describeStart prints what the run is about to do.
 func (a *app) describeStart(total, todo int, ro *runner.Rollout) {
 	if done := total - todo; done > 0 {
@@ -251,11 +323,25 @@ func (a *app) describeStart(total, todo int, ro *runner.Rollout) {
 		if ro.BudgetNote != "" {
 			a.notef("  note: %s", ro.BudgetNote)
 		}
+		switch ro.OnFailure {
+		case runner.FailPause:
+			a.notef("on failure: pause (the run waits, in its record, for `batchreset resume` or `cancel`)")
+		case runner.FailRollback:
+			a.notef("on failure: rollback (every instance this run reset is reset back to its previous image; the data on its system disk is NOT restored)")
+		default:
+			a.notef("on failure: stop (the rest are skipped)")
+		}
 	} else {
 		a.notef("failure budget: none (--max-failures none)")
 	}
 	if ro.Canary > 0 {
 		a.notef("canary: %d instance(s) first; the rest only if all succeed", ro.Canary)
+	}
+	switch ro.Approve {
+	case runner.ApproveCanary:
+		a.notef("approval: the run pauses after the canary until `batchreset resume`")
+	case runner.ApproveEachWave:
+		a.notef("approval: the run pauses after every wave until `batchreset resume`")
 	}
 	if len(ro.Waves) > 0 {
 		a.notef("waves: %v (the last repeats)", ro.Waves)

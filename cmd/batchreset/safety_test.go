@@ -107,13 +107,14 @@ func TestSuspendedRunner(t *testing.T) {
 }
 
 // TestPausedBeforeStart: a run paused before any runner starts (as from
-// cron) sends nothing; the runner says so and exits 0.
+// cron) sends nothing; the runner says so and exits 4: the run waits for a
+// person.
 func TestPausedBeforeStart(t *testing.T) {
 	t.Parallel()
 	f := newPGFleet(t, fleetOptions{n: 30})
 	batchreset(t, "pause", "--database-url", f.url, "--run", "fleet").wantCode(t, exitOK, "pause")
 	p := startProcess(t, "runner", nil, pgRun(f.url, "fleet", f.fleet)...)
-	p.wantExit(t, 30*time.Second, exitOK)
+	p.wantExit(t, 30*time.Second, exitPaused)
 	if calls := f.emu.Stats().Actions["ResetInstance"].Calls; calls != 0 {
 		t.Errorf("%d ResetInstance calls for a paused run, want none", calls)
 	}

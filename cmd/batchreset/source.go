@@ -292,18 +292,26 @@ func (s *csvSource) Describe() string     { return "results: " + s.out }
 
 func (s *csvSource) NoState() (string, bool) { return s.state, s.fresh }
 
-// Requeue requeues jobs in the journal; a CSV run has no control to
-// uncancel.
-func (s *csvSource) Requeue(ctx context.Context, jobs []store.Job, _ bool) (int, bool, error) {
+// Requeue requeues jobs in the journal, and uncancel sets a cancelled run
+// running again in its control file.
+func (s *csvSource) Requeue(ctx context.Context, jobs []store.Job, uncancel bool) (int, bool, error) {
 	ids := make([]string, len(jobs))
 	for i, j := range jobs {
 		ids[i] = j.InstanceID
 	}
 	n, err := s.st.Requeue(ctx, ids)
-	if err == nil {
-		s.Started()
+	if err != nil {
+		return n, false, err
 	}
-	return n, false, err
+	s.Started()
+	if !uncancel {
+		return n, false, nil
+	}
+	h, err := s.st.Hold(ctx)
+	if err != nil || h.Control != store.ControlCancelled {
+		return n, false, err
+	}
+	return n, true, s.st.SetControl(ctx, store.ControlRunning)
 }
 
 func (s *csvSource) Where() (string, string) {

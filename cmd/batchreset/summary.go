@@ -38,6 +38,7 @@ type runSummary struct {
 	RecentlyReset int64  `json:"recently_reset,omitempty"`
 	StopReason    string `json:"stop_reason,omitempty"`
 	Paused        bool   `json:"paused,omitempty"`
+	WaitingFor    string `json:"waiting_for,omitempty"`
 	Interrupted   string `json:"interrupted,omitempty"`
 	// Unwritable names the file that could not be written, and why, when
 	// that ended the run at once: every job is left as a rerun resumes it.
@@ -60,7 +61,7 @@ func newRunSummary(t runTally, src jobSource, api string, sum runner.Summary, si
 	s := runSummary{
 		Instances: t.Instances, Totals: t.Totals, Durations: summarizeDurations(sum.Durations),
 		Calls:   calls(sum),
-		Dropped: sum.Dropped, ResetTwice: sum.ResetTwice, RecentlyReset: sum.RecentlyReset, StopReason: sum.StopReason, Paused: sum.Paused, Interrupted: signal,
+		Dropped: sum.Dropped, ResetTwice: sum.ResetTwice, RecentlyReset: sum.RecentlyReset, StopReason: sum.StopReason, Paused: sum.Paused, WaitingFor: sum.WaitingFor, Interrupted: signal,
 		Attention: []outcome{}, AttentionTotal: t.AttentionTotal,
 	}
 	if ue, ok := errors.AsType[*store.UnwritableError](runErr); ok {
@@ -80,6 +81,7 @@ func newRunSummary(t runTally, src jobSource, api string, sum runner.Summary, si
 // and skipped instances again, each against the same API.
 func nextSteps(src jobSource, api string, s runSummary, retry int) (fullList string, next []string) {
 	fullList, where := src.Where()
+	run := where // resume and cancel call no API
 	where += api
 	if s.Interrupted != "" {
 		next = append(next, "rerun the same command to resume")
@@ -91,6 +93,12 @@ func nextSteps(src jobSource, api string, s runSummary, retry int) (fullList str
 	}
 	if n := s.Totals[string(store.StatusUnknown)]; n > 0 {
 		next = append(next, fmt.Sprintf("batchreset reconcile %s   # settle the %d unknown outcome(s) from what the cloud shows; those proven not applied can then be retried", where, n))
+	}
+	if s.Paused && s.Interrupted == "" {
+		// What was not sent waits for the pause, not for retry.
+		return fullList, append(next,
+			fmt.Sprintf("batchreset resume %s   # go on (add --retry-failed to send the failed instances once more), then rerun the same command", run),
+			fmt.Sprintf("batchreset cancel %s   # or end the run", run))
 	}
 	if retry > 0 && s.Interrupted == "" {
 		next = append(next, fmt.Sprintf("batchreset retry %s   # send the %d failed or skipped instance(s) again (add the same rollout flags)", where, retry))
@@ -149,7 +157,11 @@ func writeSummary(w io.Writer, s runSummary) {
 		fmt.Fprintf(w, "new resets stopped: %s\n", s.StopReason)
 	}
 	if s.Paused {
-		fmt.Fprintln(w, "the run is paused: no new reset was started; `batchreset resume` lets it go on")
+		why := ""
+		if s.WaitingFor != "" && s.WaitingFor != "paused by operator" {
+			why = ", waiting for " + s.WaitingFor
+		}
+		fmt.Fprintf(w, "the run is paused%s: no new reset was started; `batchreset resume` lets it go on, `batchreset cancel` ends it\n", why)
 	}
 	if s.Interrupted != "" {
 		fmt.Fprintf(w, "stopped by %s\n", s.Interrupted)

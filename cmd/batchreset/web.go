@@ -177,10 +177,15 @@ func (v *runView) Close() {
 
 func (s *csvSource) PageName() string { return "csv:" + s.out }
 
-func (s *csvSource) PageInfo(context.Context) (statuspage.RunInfo, error) {
+func (s *csvSource) PageInfo(ctx context.Context) (statuspage.RunInfo, error) {
 	info := statuspage.RunInfo{Name: s.jobsPath, Mode: "csv", Runners: -1}
 	if s.st != nil {
 		info.StartedAt = s.st.Started()
+		h, err := s.st.Hold(ctx)
+		if err != nil {
+			return info, err
+		}
+		info.Control, info.PauseReason = h.Control, h.Reason
 	}
 	return info, nil
 }
@@ -216,6 +221,9 @@ func (s *dbSource) PageInfo(ctx context.Context) (statuspage.RunInfo, error) {
 		return info, err
 	}
 	info.Control, info.Runners = st.Control, st.Owners
+	if h, err := s.db.Hold(ctx, s.run); err == nil {
+		info.PauseReason = h.Reason
+	}
 	if info.StartedAt, err = s.db.RunStarted(ctx, s.run); err != nil {
 		return info, err
 	}

@@ -23,7 +23,8 @@ import (
 //	{"n":0,"s":"submitted","r":"5b1c…"}
 //
 // n is the job's position in the input, which the run ID pins. The other
-// keys are s status, r request_id, p prev_request_id, c error_code,
+// keys are s status, r request_id, p prev_request_id, o prev_blueprint_id
+// (absent in journals written before it existed), c error_code,
 // m error_message, a attempts, e fence, and the times b not_before,
 // i intent_at, u submitted_at and f finished_at, each in nanoseconds since
 // the header's started, null when zero. A record with "z":1 starts from
@@ -38,6 +39,7 @@ const (
 	kStatus    = "s"
 	kRequestID = "r"
 	kPrevID    = "p"
+	kPrevBP    = "o"
 	kCode      = "c"
 	kMessage   = "m"
 	kAttempts  = "a"
@@ -89,6 +91,7 @@ func appendDelta(buf []byte, n int, old, j *store.Job, started time.Time, zero b
 	str(kStatus, string(old.Status), string(j.Status))
 	str(kRequestID, old.RequestID, j.RequestID)
 	str(kPrevID, old.PrevRequestID, j.PrevRequestID)
+	str(kPrevBP, old.PrevBlueprintID, j.PrevBlueprintID)
 	str(kCode, old.ErrorCode, j.ErrorCode)
 	str(kMessage, old.ErrorMessage, j.ErrorMessage)
 	num(kAttempts, int64(old.Attempts), int64(j.Attempts))
@@ -126,6 +129,7 @@ type delta struct {
 	set  uint16 // the fields present, by bit number below
 	s    store.Status
 	r, p string
+	o    string
 	c, m string
 	a, e int64
 	// Times as nanoseconds since started; a nil bit in null.
@@ -146,11 +150,12 @@ const (
 	dI
 	dU
 	dF
+	dO
 )
 
 var deltaFields = map[string]uint16{
 	kStatus: dS, kRequestID: dR, kPrevID: dP, kCode: dC, kMessage: dM, kAttempts: dA, kFence: dE,
-	kNotBefore: dB, kIntentAt: dI, kSubmitted: dU, kFinished: dF,
+	kNotBefore: dB, kIntentAt: dI, kSubmitted: dU, kFinished: dF, kPrevBP: dO,
 }
 
 // decodeDelta parses one version-2 line (without its line break).
@@ -202,7 +207,7 @@ func (d *delta) parseFast(line []byte) bool {
 			}
 			d.set |= bit
 			switch bit {
-			case dS, dR, dP, dC, dM:
+			case dS, dR, dP, dC, dM, dO:
 				v, rest, ok := fastString(p)
 				if !ok {
 					return false
@@ -241,6 +246,8 @@ func (d *delta) setString(bit uint16, v string) {
 		d.r = v
 	case dP:
 		d.p = v
+	case dO:
+		d.o = v
 	case dC:
 		d.c = v
 	case dM:
@@ -302,7 +309,7 @@ func (d *delta) parseJSON(line []byte) error {
 		}
 		d.set |= bit
 		switch bit {
-		case dS, dR, dP, dC, dM:
+		case dS, dR, dP, dC, dM, dO:
 			var v string
 			if err := json.Unmarshal(raw, &v); err != nil {
 				return fmt.Errorf("%s: %w", k, err)
@@ -341,6 +348,9 @@ func (d *delta) apply(j *store.Job, base store.Job, started time.Time) error {
 	}
 	if d.set&dP != 0 {
 		j.PrevRequestID = d.p
+	}
+	if d.set&dO != 0 {
+		j.PrevBlueprintID = d.o
 	}
 	if d.set&dC != 0 {
 		j.ErrorCode = d.c

@@ -21,6 +21,7 @@ import (
 var resultColumns = []string{
 	"instance_id", "blueprint_id", "region", "status", "request_id",
 	"error_code", "error_message", "attempts", "submitted_at", "finished_at",
+	"previous_blueprint_id",
 }
 
 // formulaTriggers are the first characters that make a spreadsheet treat a
@@ -31,8 +32,11 @@ const formulaTriggers = "=+-@\t\r'"
 // WriteResults writes jobs to w as the results CSV, one row per job in the
 // order given, under the header
 //
-//	instance_id,blueprint_id,region,status,request_id,error_code,error_message,attempts,submitted_at,finished_at
+//	instance_id,blueprint_id,region,status,request_id,error_code,error_message,attempts,submitted_at,finished_at,previous_blueprint_id
 //
+// previous_blueprint_id is the image the instance had before the run reset
+// it (empty when the run never looked at it); it comes last, so that
+// readers of the older columns by name or position keep working.
 // Times are RFC 3339 in UTC to the second, empty when zero. Error messages
 // come from the cloud and may hold anything, so a value that a spreadsheet
 // would run as a formula (starting with =, +, -, @, tab or carriage return)
@@ -83,6 +87,7 @@ func (rw *ResultsWriter) Write(j *store.Job) error {
 	row[7] = strconv.Itoa(j.Attempts)
 	row[8] = formatTime(j.SubmittedAt)
 	row[9] = formatTime(j.FinishedAt)
+	row[10] = j.PrevBlueprintID
 	for k := range row {
 		row[k] = defuse(row[k])
 	}
@@ -280,6 +285,8 @@ func resultJob(rec []string, cols map[string]int, line int, add func(int, string
 		ErrorMessage: get("error_message"),
 		SubmittedAt:  getTime("submitted_at"),
 		FinishedAt:   getTime("finished_at"),
+		// Absent in results files written before the column existed.
+		PrevBlueprintID: get("previous_blueprint_id"),
 	}
 	if j.InstanceID == "" {
 		add(line, "instance_id", errors.New("missing value"))

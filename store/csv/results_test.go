@@ -15,7 +15,11 @@ import (
 	"github.com/batchreset/batchreset/store/csv"
 )
 
-const resultsHeader = "instance_id,blueprint_id,region,status,request_id,error_code,error_message,attempts,submitted_at,finished_at\n"
+const resultsHeader = "instance_id,blueprint_id,region,status,request_id,error_code,error_message,attempts,submitted_at,finished_at,previous_blueprint_id\n"
+
+// olderHeader is the header results files had before previous_blueprint_id:
+// they still read.
+const olderHeader = "instance_id,blueprint_id,region,status,request_id,error_code,error_message,attempts,submitted_at,finished_at\n"
 
 func TestWriteResults(t *testing.T) {
 	t.Parallel()
@@ -24,7 +28,7 @@ func TestWriteResults(t *testing.T) {
 	jobs := []store.Job{
 		{
 			InstanceID: "lhins-aaaaaaaa", BlueprintID: "lhbp-bbbbbbbb", Region: "ap-guangzhou",
-			Status: store.StatusSucceeded, RequestID: "6f1c0a9e-1b7d-4c1e-9a3f-000000000001", Attempts: 1,
+			Status: store.StatusSucceeded, RequestID: "6f1c0a9e-1b7d-4c1e-9a3f-000000000001", Attempts: 1, PrevBlueprintID: "lhbp-aaaaaaaa",
 			SubmittedAt: time.Date(2025, 3, 1, 18, 0, 0, 999, cst),
 			FinishedAt:  time.Date(2025, 3, 1, 10, 1, 30, 0, time.UTC),
 		},
@@ -39,9 +43,9 @@ func TestWriteResults(t *testing.T) {
 		t.Fatalf("WriteResults() = %v", err)
 	}
 	want := resultsHeader +
-		"lhins-aaaaaaaa,lhbp-bbbbbbbb,ap-guangzhou,succeeded,6f1c0a9e-1b7d-4c1e-9a3f-000000000001,,,1,2025-03-01T10:00:00Z,2025-03-01T10:01:30Z\n" +
-		`lhins-cccccccc,,ap-shanghai-fsi,failed,,FailedOperation,"the ""image"", sadly, is gone",2,,` + "\n" +
-		"lhins-dddddddd,,na-siliconvalley,pending,,,,0,,\n"
+		"lhins-aaaaaaaa,lhbp-bbbbbbbb,ap-guangzhou,succeeded,6f1c0a9e-1b7d-4c1e-9a3f-000000000001,,,1,2025-03-01T10:00:00Z,2025-03-01T10:01:30Z,lhbp-aaaaaaaa\n" +
+		`lhins-cccccccc,,ap-shanghai-fsi,failed,,FailedOperation,"the ""image"", sadly, is gone",2,,,` + "\n" +
+		"lhins-dddddddd,,na-siliconvalley,pending,,,,0,,,\n"
 	if diff := cmp.Diff(want, buf.String()); diff != "" {
 		t.Errorf("WriteResults() mismatch (-want +got):\n%s", diff)
 	}
@@ -68,7 +72,7 @@ func TestWriteResultsDefusesFormulas(t *testing.T) {
 		if err := csv.WriteResults(&buf, jobs); err != nil {
 			t.Fatalf("WriteResults() = %v", err)
 		}
-		want := resultsHeader + "lhins-aaaaaaaa,,ap-guangzhou,failed,," + tt.cell + "," + tt.cell + ",0,,\n"
+		want := resultsHeader + "lhins-aaaaaaaa,,ap-guangzhou,failed,," + tt.cell + "," + tt.cell + ",0,,,\n"
 		if got := buf.String(); got != want {
 			t.Errorf("WriteResults(message %q) = %q, want %q", tt.message, got, want)
 		}
@@ -120,13 +124,13 @@ func TestReadResultsErrors(t *testing.T) {
 		{"NoStatusColumn", "instance_id,region\nlhins-aaaaaaaa,ap-guangzhou\n", "line 1: status: missing column"},
 		{
 			"BadValues",
-			resultsHeader + "lhins-aaaaaaaa,,ap-guangzhou,done,,,,x,yesterday,\n,,,pending,,,,1,,\n",
+			olderHeader + "lhins-aaaaaaaa,,ap-guangzhou,done,,,,x,yesterday,\n,,,pending,,,,1,,\n",
 			"line 2: submitted_at: malformed time \"yesterday\" (want RFC 3339)\n" +
 				"line 2: status: unknown status \"done\"\n" +
 				"line 2: attempts: malformed count \"x\"\n" +
 				"line 3: instance_id: missing value",
 		},
-		{"WrongFieldCount", resultsHeader + "lhins-aaaaaaaa,pending\n", "line 2: wrong number of fields: 2, want 10 as in the header"},
+		{"WrongFieldCount", resultsHeader + "lhins-aaaaaaaa,pending\n", "line 2: wrong number of fields: 2, want 11 as in the header"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -159,7 +163,7 @@ func TestWriteResultsFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := resultsHeader + "lhins-aaaaaaaa,,ap-guangzhou,succeeded,,,,0,,\n"; string(got) != want {
+	if want := resultsHeader + "lhins-aaaaaaaa,,ap-guangzhou,succeeded,,,,0,,,\n"; string(got) != want {
 		t.Errorf("results file = %q, want %q", got, want)
 	}
 	entries, err := os.ReadDir(dir)

@@ -72,8 +72,6 @@ type Store struct {
 
 	runID   string    // the input's fingerprint
 	started time.Time // when the run began
-
-	control store.Control // the operator's control, set by SetControl; "": running
 }
 
 type aheadJob struct {
@@ -211,6 +209,11 @@ func (s *Store) prepare(runID string) error {
 		}
 	}
 	if end == 0 {
+		// A new run: a control file left by a run whose journal was
+		// removed is not this run's.
+		if err := os.Remove(ControlPath(s.path)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
 		s.started = time.Now().Round(0)
 		if _, err := s.f.Write(encodeHeader(runID, s.started)); err != nil {
 			return err
@@ -326,18 +329,27 @@ func (s *Store) Claim(ctx context.Context, n int) (jobs []store.Job, waiting boo
 	if err := ctx.Err(); err != nil {
 		return nil, false, fmt.Errorf("claim jobs: %w", err)
 	}
+	// A paused or cancelled run hands out no pending job, as the Postgres
+	// store's does: the control is part of the claim, so that a process
+	// started while the run is paused sends nothing. Jobs that may be in
+	// flight are still handed out, to be settled.
+	h, err := s.Hold(ctx)
+	if err != nil {
+		return nil, false, fmt.Errorf("claim jobs: %w", err)
+	}
 	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.usable(); err != nil {
 		return nil, false, fmt.Errorf("claim jobs: %w", err)
 	}
+	pendingOK := h.Control == store.ControlRunning
 	t := s.tab
 	for s.low < t.len() && (s.claimed[s.low] || t.status(s.low).Terminal()) {
 		s.low++
 	}
-	if jobs, s.region = s.claimRegion(n, s.region, now); len(jobs) == 0 {
-		jobs, s.region = s.claimRegion(n, anyRegion, now)
+	if jobs, s.region = s.claimRegion(n, s.region, now, pendingOK); len(jobs) == 0 {
+		jobs, s.region = s.claimRegion(n, anyRegion, now, pendingOK)
 	}
 	return jobs, false, nil
 }
@@ -348,11 +360,11 @@ const anyRegion = ^uint32(0)
 // claimRegion claims up to n due jobs of region (anyRegion: the first due
 // job's), in input order, walking the region's own jobs only, and returns
 // them with their region (anyRegion when there are none).
-func (s *Store) claimRegion(n int, region uint32, now time.Time) (jobs []store.Job, _ uint32) {
+func (s *Store) claimRegion(n int, region uint32, now time.Time, pendingOK bool) (jobs []store.Job, _ uint32) {
 	t := s.tab
 	if region == anyRegion {
 		for i := s.low; i < t.len(); i++ {
-			if s.open(i) && !t.get(i).NotBefore.After(now) {
+			if s.open(i) && s.due(i, now, pendingOK) {
 				region = t.in[i].region
 				break
 			}
@@ -362,13 +374,10 @@ func (s *Store) claimRegion(n int, region uint32, now time.Time) (jobs []store.J
 		}
 	}
 	for i := s.cursorOf(region); i >= 0 && len(jobs) < n; i = int(t.same[i]) {
-		if !s.open(i) {
+		if !s.open(i) || !s.due(i, now, pendingOK) {
 			continue
 		}
 		j := t.get(i)
-		if j.NotBefore.After(now) {
-			continue
-		}
 		s.claimed[i] = true
 		jobs = append(jobs, j)
 	}
@@ -380,6 +389,12 @@ func (s *Store) claimRegion(n int, region uint32, now time.Time) (jobs []store.J
 
 // open reports whether job i may be claimed: neither claimed nor terminal.
 func (s *Store) open(i int) bool { return !s.claimed[i] && !s.tab.status(i).Terminal() }
+
+// due reports whether open job i may be claimed now: it is due, and
+// pending only when pendingOK (the run is running).
+func (s *Store) due(i int, now time.Time, pendingOK bool) bool {
+	return (pendingOK || s.tab.status(i) != store.StatusPending) && !s.tab.get(i).NotBefore.After(now)
+}
 
 // cursorOf returns the first job of region that may be claimed, or -1,
 // moving the region's cursor past those before it that may not.
@@ -421,28 +436,6 @@ func (s *Store) Release(ctx context.Context, jobs []store.Job) error {
 
 // Renew does nothing: the file lock, not a lease, keeps the jobs ours.
 func (s *Store) Renew(ctx context.Context) error { return nil }
-
-// Control reports the operator's control of the run, as SetControl last
-// set it: store.ControlRunning until then. A CSV run has one process, so
-// its control lives in that process's memory, not in the journal: a rerun
-// starts running.
-func (s *Store) Control(ctx context.Context) (store.Control, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.control == "" {
-		return store.ControlRunning, nil
-	}
-	return s.control, nil
-}
-
-// SetControl sets the operator's control of the run (pause, resume or
-// cancel), which the runner reads through Control at its next poll.
-func (s *Store) SetControl(ctx context.Context, c store.Control) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.control = c
-	return nil
-}
 
 // Save appends j to the journal and returns once the record is on disk; the
 // job's in-memory state (Jobs, Claim) changes at the same moment. A Save

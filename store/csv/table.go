@@ -61,6 +61,7 @@ type stateRow struct {
 	req, prev                   [16]byte // as UUIDs; see the flags
 	intent, submitted, finished int64    // Unix nanoseconds; 0: zero time
 	err                         uint32   // in errs
+	prevBP                      uint32   // PrevBlueprintID, in strs
 	attempts                    int32
 	status                      uint8 // in statuses
 	flags                       uint8
@@ -252,6 +253,7 @@ func (t *table) inputOf(j *store.Job) store.Job {
 // sameState reports whether a and b record the same state.
 func sameState(a, b *store.Job) bool {
 	return a.Status == b.Status && a.RequestID == b.RequestID && a.PrevRequestID == b.PrevRequestID &&
+		a.PrevBlueprintID == b.PrevBlueprintID &&
 		a.ErrorCode == b.ErrorCode && a.ErrorMessage == b.ErrorMessage && a.Attempts == b.Attempts &&
 		a.NotBefore.Equal(b.NotBefore) && a.IntentAt.Equal(b.IntentAt) && a.SubmittedAt.Equal(b.SubmittedAt) &&
 		a.FinishedAt.Equal(b.FinishedAt) && a.Fence == b.Fence
@@ -278,6 +280,7 @@ func (t *table) get(i int) store.Job {
 	j.Attempts = int(s.attempts)
 	e := t.errs[s.err]
 	j.ErrorCode, j.ErrorMessage = e.code, e.message
+	j.PrevBlueprintID = t.strs[s.prevBP]
 	j.IntentAt, j.SubmittedAt, j.FinishedAt = fromNanos(s.intent), fromNanos(s.submitted), fromNanos(s.finished)
 	var x *extraState
 	if s.flags&hasExtra != 0 {
@@ -308,6 +311,7 @@ func (t *table) set(i int, j *store.Job) error {
 	t.totals[code]++
 	*s = stateRow{status: code, attempts: int32(j.Attempts)}
 	s.err = t.errCode(j.ErrorCode, j.ErrorMessage)
+	s.prevBP = t.intern(j.PrevBlueprintID)
 	s.intent, s.submitted, s.finished = toNanos(j.IntentAt), toNanos(j.SubmittedAt), toNanos(j.FinishedAt)
 	var x extraState
 	if parseUUID(j.RequestID, &s.req) {

@@ -190,3 +190,36 @@ func importTx(ctx context.Context, tx pgx.Tx, run string, jobs iter.Seq2[store.J
 	}
 	return int(tag.RowsAffected()), nil
 }
+
+// ImportRollback creates run, the rollback of parent, with jobs, unless it
+// exists: several runners of parent may reach its rollback at once, and the
+// first one's plan holds (created reports whether it was this call's). The
+// rollback run takes parent's holds on its instances (see takeHoldsSQL).
+func (s *Store) ImportRollback(ctx context.Context, parent, run string, jobs []store.Job) (created bool, err error) {
+	err = pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		// A second importer waits here for the first to commit, then
+		// finds the row.
+		const createSQL = `INSERT INTO runs (name, parent) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`
+		tag, err := tx.Exec(ctx, createSQL, run, parent)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			var was string
+			if err := tx.QueryRow(ctx, `SELECT parent FROM runs WHERE name = $1`, run).Scan(&was); err != nil {
+				return err
+			}
+			if was != parent {
+				return fmt.Errorf("run %q exists and is not the rollback of run %q", run, parent)
+			}
+			return nil
+		}
+		created = true
+		_, err = importTx(ctx, tx, run, withoutErrors(slices.Values(jobs)), time.Time{})
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("import rollback run %q: %w", run, err)
+	}
+	return created, nil
+}

@@ -9,7 +9,7 @@ import (
 
 // jobColumns lists the columns scanned into jobRow, in any order.
 const jobColumns = `id, run, instance_id, blueprint_id, region, key_ids, auto_generate_password, status,
-	request_id, prev_request_id, error_code, error_message, attempts,
+	request_id, prev_request_id, prev_blueprint_id, error_code, error_message, attempts,
 	not_before, intent_at, submitted_at, finished_at, lease_token`
 
 // jobRow is one jobs row as scanned by pgx.RowToStructByName (names match
@@ -26,6 +26,7 @@ type jobRow struct {
 	Status               store.Status
 	RequestID            string
 	PrevRequestID        string
+	PrevBlueprintID      string
 	ErrorCode            string
 	ErrorMessage         string
 	Attempts             int
@@ -48,6 +49,7 @@ func (r jobRow) job() store.Job {
 		Status:               r.Status,
 		RequestID:            r.RequestID,
 		PrevRequestID:        r.PrevRequestID,
+		PrevBlueprintID:      r.PrevBlueprintID,
 		ErrorCode:            r.ErrorCode,
 		ErrorMessage:         r.ErrorMessage,
 		Attempts:             r.Attempts,

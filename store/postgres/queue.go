@@ -260,6 +260,7 @@ func (q *Queue) saveOne(ctx context.Context, j *store.Job) error {
 		    intent_at = $11,
 		    submitted_at = $12,
 		    finished_at = $13,
+		    prev_blueprint_id = $17,
 		    updated_at = now(),
 		    lease_owner = CASE WHEN $15 THEN NULL ELSE lease_owner END,
 		    lease_expires_at = CASE WHEN $15 THEN NULL ELSE now() + $14 * interval '1 microsecond' END
@@ -276,7 +277,7 @@ func (q *Queue) saveOne(ctx context.Context, j *store.Job) error {
 		j.ID, j.Fence, q.owner,
 		string(j.Status), j.RequestID, j.PrevRequestID, j.ErrorCode, j.ErrorMessage, j.Attempts,
 		nullTime(j.NotBefore), nullTime(j.IntentAt), nullTime(j.SubmittedAt), nullTime(j.FinishedAt),
-		micros(q.ttl), terminal, q.run)
+		micros(q.ttl), terminal, q.run, j.PrevBlueprintID)
 	if pgCode(err) == codeUniqueViolation {
 		return fmt.Errorf("save job %d (%s): %w", j.ID, j.InstanceID, store.ErrInstanceBusy)
 	}
@@ -352,7 +353,9 @@ const inDoubtSQL = `EXISTS (SELECT 1 FROM jobs d WHERE d.run = %[1]s AND d.insta
 // held then, the first runner found live and left alone, and it stays so
 // for every runner of the run. Rows are taken in instance order, so that
 // two runs taking overlapping sets at once wait for each other rather than
-// deadlock.
+// deadlock. A rollback run (runs.parent) takes its parent's holds even
+// while the parent has a live runner, which sends nothing more: its
+// rollout stopped.
 var takeHoldsSQL = `INSERT INTO instance_holds AS h (instance_id, run)
 	SELECT j.instance_id, j.run FROM jobs j
 	WHERE j.run = $1
@@ -362,7 +365,8 @@ var takeHoldsSQL = `INSERT INTO instance_holds AS h (instance_id, run)
 	ON CONFLICT (instance_id) DO UPDATE SET run = excluded.run, held_at = now()
 	WHERE h.run <> excluded.run
 	  AND ($3 OR h.held_at > (SELECT r.started_at FROM runs r WHERE r.name = excluded.run))
-	  AND NOT ` + fmt.Sprintf(liveRunSQL, "h.run") + `
+	  AND (NOT ` + fmt.Sprintf(liveRunSQL, "h.run") + `
+	       OR h.run = (SELECT r.parent FROM runs r WHERE r.name = excluded.run))
 	  AND NOT ` + fmt.Sprintf(inDoubtSQL, "h.run", "h.instance_id") + `
 	  AND NOT EXISTS (SELECT 1 FROM jobs o
 	                  WHERE o.run = h.run AND o.instance_id = h.instance_id

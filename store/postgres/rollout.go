@@ -31,14 +31,18 @@ func (q *Queue) RolloutJoin(ctx context.Context, plan store.RolloutPlan) (store.
 	for i, w := range plan.Waves {
 		waves[i] = int32(w)
 	}
-	const joinSQL = `INSERT INTO run_rollouts (run, canary, waves, max_failures, wave_end)
-		VALUES ($1, $2, $3, $4, $5)
+	const joinSQL = `INSERT INTO run_rollouts (run, canary, waves, max_failures, wave_end, on_failure, approve)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)
 		ON CONFLICT (run) DO UPDATE SET run = excluded.run
-		RETURNING canary, waves, max_failures`
+		RETURNING canary, waves, max_failures, on_failure, approve`
+	onFailure := plan.OnFailure
+	if onFailure == "" {
+		onFailure = "stop"
+	}
 	var got store.RolloutPlan
 	var gotWaves []int32
-	if err := q.s.pool.QueryRow(ctx, joinSQL, q.run, plan.Canary, waves, plan.MaxFailures, plan.FirstWave).
-		Scan(&got.Canary, &gotWaves, &got.MaxFailures); err != nil {
+	if err := q.s.pool.QueryRow(ctx, joinSQL, q.run, plan.Canary, waves, plan.MaxFailures, plan.FirstWave, onFailure, plan.Approve).
+		Scan(&got.Canary, &gotWaves, &got.MaxFailures, &got.OnFailure, &got.Approve); err != nil {
 		return store.RolloutPlan{}, fmt.Errorf("join the rollout of run %q: %w", q.run, err)
 	}
 	for _, w := range gotWaves {
@@ -78,9 +82,10 @@ func (q *Queue) RolloutAdmit(ctx context.Context, j *store.Job) (store.Admission
 	var a store.Admission
 	err := pgx.BeginTxFunc(ctx, q.s.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
 		var waveEnd, admitted, maxFailures int
-		const lockSQL = `SELECT wave, wave_end, admitted, failures, max_failures, stopped
+		var onFailure string
+		const lockSQL = `SELECT wave, wave_end, admitted, failures - forgiven, max_failures, stopped, on_failure
 			FROM run_rollouts WHERE run = $1 FOR UPDATE`
-		if err := tx.QueryRow(ctx, lockSQL, q.run).Scan(&a.Wave, &waveEnd, &admitted, &a.Failures, &maxFailures, &a.Stopped); err != nil {
+		if err := tx.QueryRow(ctx, lockSQL, q.run).Scan(&a.Wave, &waveEnd, &admitted, &a.Failures, &maxFailures, &a.Stopped, &onFailure); err != nil {
 			return err
 		}
 		var wave int
@@ -96,9 +101,7 @@ func (q *Queue) RolloutAdmit(ctx context.Context, j *store.Job) (store.Admission
 		case a.Stopped != "":
 			return nil
 		case maxFailures >= 0 && a.Failures > maxFailures:
-			a.Stopped = fmt.Sprintf("failure budget exceeded (%d failed, budget %d)", a.Failures, maxFailures)
-			_, err := tx.Exec(ctx, `UPDATE run_rollouts SET stopped = $2 WHERE run = $1`, q.run, a.Stopped)
-			return err
+			return q.overBudget(ctx, tx, &a, maxFailures, onFailure)
 		case admitted >= waveEnd:
 			const giveUpSQL = `WITH given AS (
 				DELETE FROM rollout_jobs w USING jobs j
@@ -130,20 +133,53 @@ func (q *Queue) RolloutAdmit(ctx context.Context, j *store.Job) (store.Admission
 	return a, nil
 }
 
-// admitUnwaved is RolloutAdmit for a rollout of one wave.
+// overBudget applies the run's on_failure to its exceeded budget, in tx:
+// it stops the run for every runner (a.Stopped), or pauses it in its record
+// (a.Paused) until a person resumes it.
+func (q *Queue) overBudget(ctx context.Context, tx pgx.Tx, a *store.Admission, maxFailures int, onFailure string) error {
+	why := fmt.Sprintf("failure budget exceeded (%d failed, budget %d)", a.Failures, maxFailures)
+	switch onFailure {
+	case "pause":
+		h, err := pauseRun(ctx, tx, q.run, why, 0)
+		if err == nil && h.Control == store.ControlPaused {
+			a.Paused = h.Reason
+		}
+		return err
+	case "rollback":
+		why += "; rolling back"
+	}
+	a.Stopped = why
+	_, err := tx.Exec(ctx, `UPDATE run_rollouts SET stopped = $2 WHERE run = $1 AND stopped = ''`, q.run, why)
+	return err
+}
+
+// admitUnwaved is RolloutAdmit for a rollout of one wave: it takes no lock
+// unless the budget is exceeded.
 func (q *Queue) admitUnwaved(ctx context.Context, j *store.Job) (store.Admission, error) {
 	var a store.Admission
 	var maxFailures int
-	const readSQL = `SELECT wave, failures, max_failures, stopped FROM run_rollouts WHERE run = $1`
+	const readSQL = `SELECT wave, failures - forgiven, max_failures, stopped FROM run_rollouts WHERE run = $1`
 	if err := q.s.pool.QueryRow(ctx, readSQL, q.run).Scan(&a.Wave, &a.Failures, &maxFailures, &a.Stopped); err != nil {
 		return store.Admission{}, fmt.Errorf("admit job %d into the rollout of run %q: %w", j.ID, q.run, err)
 	}
 	switch {
 	case a.Stopped != "":
 	case maxFailures >= 0 && a.Failures > maxFailures:
-		a.Stopped = fmt.Sprintf("failure budget exceeded (%d failed, budget %d)", a.Failures, maxFailures)
-		if err := q.RolloutStop(ctx, a.Stopped); err != nil {
-			return store.Admission{}, err
+		err := pgx.BeginTxFunc(ctx, q.s.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
+			var onFailure string
+			const lockSQL = `SELECT failures - forgiven, stopped, on_failure FROM run_rollouts WHERE run = $1 FOR UPDATE`
+			if err := tx.QueryRow(ctx, lockSQL, q.run).Scan(&a.Failures, &a.Stopped, &onFailure); err != nil {
+				return err
+			}
+			if a.Stopped != "" || a.Failures <= maxFailures {
+				// Stopped, or resumed and forgiven, meanwhile.
+				a.Admitted = a.Stopped == ""
+				return nil
+			}
+			return q.overBudget(ctx, tx, &a, maxFailures, onFailure)
+		})
+		if err != nil {
+			return store.Admission{}, fmt.Errorf("admit job %d into the rollout of run %q: %w", j.ID, q.run, err)
 		}
 	default:
 		a.Admitted = true
@@ -177,10 +213,10 @@ func (q *Queue) RolloutAdvance(ctx context.Context, wave, size int) error {
 }
 
 // RolloutFailed counts one more failure of the run against its budget and
-// returns the count.
+// returns the count the budget holds: those a resume forgave left out.
 func (q *Queue) RolloutFailed(ctx context.Context) (int, error) {
 	var n int
-	err := q.s.pool.QueryRow(ctx, `UPDATE run_rollouts SET failures = failures + 1 WHERE run = $1 RETURNING failures`, q.run).Scan(&n)
+	err := q.s.pool.QueryRow(ctx, `UPDATE run_rollouts SET failures = failures + 1 WHERE run = $1 RETURNING failures - forgiven`, q.run).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("count a failure of run %q: %w", q.run, err)
 	}
@@ -229,10 +265,10 @@ type RunRollout struct {
 // no runner has recorded one (the run never started, or had no canary,
 // waves or budget).
 func (s *Store) Rollout(ctx context.Context, run string) (RunRollout, error) {
-	const readSQL = `SELECT canary, waves, max_failures, wave, failures, stopped FROM run_rollouts WHERE run = $1`
+	const readSQL = `SELECT canary, waves, max_failures, on_failure, approve, wave, failures, stopped FROM run_rollouts WHERE run = $1`
 	var r RunRollout
 	var waves []int32
-	err := s.pool.QueryRow(ctx, readSQL, run).Scan(&r.Plan.Canary, &waves, &r.Plan.MaxFailures, &r.Wave, &r.Failures, &r.Stopped)
+	err := s.pool.QueryRow(ctx, readSQL, run).Scan(&r.Plan.Canary, &waves, &r.Plan.MaxFailures, &r.Plan.OnFailure, &r.Plan.Approve, &r.Wave, &r.Failures, &r.Stopped)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return RunRollout{}, store.ErrNotFound
 	}

@@ -16,7 +16,8 @@ import (
 // running until SetControl writes its row.
 
 // SetControl sets the operator's instruction for run, which every runner
-// reads on its next poll. It returns an error wrapping store.ErrNotFound when
+// reads on its next poll: a resume approves the wave a paused run awaited
+// and forgives the failures of a run its budget paused (store.RunHold.Set). It returns an error wrapping store.ErrNotFound when
 // the run does not exist.
 func (s *Store) SetControl(ctx context.Context, run string, c store.Control) error {
 	switch c {
@@ -24,19 +25,24 @@ func (s *Store) SetControl(ctx context.Context, run string, c store.Control) err
 	default:
 		return fmt.Errorf("set control of run %q: invalid control %q", run, c)
 	}
-	const setSQL = `INSERT INTO runs (name, control)
-		SELECT $1, $2
-		WHERE EXISTS (SELECT 1 FROM jobs WHERE run = $1)
-		   OR EXISTS (SELECT 1 FROM runs WHERE name = $1)
-		ON CONFLICT (name) DO UPDATE
-		SET control = excluded.control, updated_at = now()`
+	// A resume of a run its failure budget paused forgives the failures
+	// so far: the budget counts anew ("continue past them"). run_rollouts
+	// is locked before runs, as RolloutAdmit does.
+	const forgiveSQL = `UPDATE run_rollouts SET forgiven = failures
+		WHERE run = $1 AND max_failures >= 0 AND failures - forgiven > max_failures`
 	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, setSQL, run, string(c))
+		if c == store.ControlRunning {
+			if _, err := tx.Exec(ctx, forgiveSQL, run); err != nil {
+				return err
+			}
+		}
+		h, err := lockHold(ctx, tx, run)
 		if err != nil {
 			return err
 		}
-		if tag.RowsAffected() == 0 {
-			return store.ErrNotFound
+		h.Set(c)
+		if err := writeHold(ctx, tx, run, h); err != nil {
+			return err
 		}
 		if c == store.ControlCancelled {
 			_, err = tx.Exec(ctx, skipCancelledSQL, run)

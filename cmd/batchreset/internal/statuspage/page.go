@@ -50,9 +50,11 @@ type RunInfo struct {
 	Name      string    // the run, as the operator names it
 	Mode      string    // csv or postgres
 	StartedAt time.Time // zero: nothing was ever sent
-	// Control is the operator's control as the store keeps it; "" for a
-	// store that keeps none between processes (CSV).
+	// Control is the operator's control as the store keeps it.
 	Control store.Control
+	// PauseReason says what a paused run waits for ("approval of wave 2",
+	// the failure budget it exceeded, "paused by operator").
+	PauseReason string
 	// Rollout is the run's canary, waves and budget as its runners
 	// recorded them, and Stopped why they stopped new resets for every
 	// runner; nil when the store records none.

@@ -180,6 +180,9 @@ func TestState(t *testing.T) {
 		{"IdleWithoutRunner", func(m *memRun, _ *Live) { m.info.Runners = 0 }, false, "idle", "none holds its jobs", false},
 		{"NotStarted", func(m *memRun, _ *Live) { m.info.StartedAt = time.Time{}; m.info.Control = store.ControlPaused }, false, "not started", "paused", false},
 		{"PausedInStore", func(m *memRun, _ *Live) { m.info.Control = store.ControlPaused; m.info.Runners = 2 }, false, "paused", "resume", false},
+		{"AwaitingApproval", func(m *memRun, l *Live) {
+			l.Paused, m.info.Control, m.info.PauseReason = true, store.ControlPaused, "approval of wave 2"
+		}, true, "paused", "approval of wave 2 (resume or cancel)", false},
 		{"StoppedInStore", func(m *memRun, _ *Live) { m.info.Stopped = "canary failed"; m.jobs[5].Status = store.StatusFailed }, false, "stopped", "canary failed", false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

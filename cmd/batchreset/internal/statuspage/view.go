@@ -432,6 +432,9 @@ func stateOf(info RunInfo, live *Live, st *Status, waves []Wave, budget *Budget,
 		return "not started", ""
 	case live != nil && live.Paused, info.Control == store.ControlPaused:
 		w := "the operator to resume or cancel: no new resets"
+		if r := info.PauseReason; r != "" && r != "paused by operator" {
+			w = r + " (resume or cancel): no new resets"
+		}
 		if st.InFlight > 0 {
 			w += "; " + inFlight
 		}
