@@ -24,7 +24,7 @@ import (
 //
 // n is the job's position in the input, which the run ID pins. The other
 // keys are s status, r request_id, p prev_request_id, c error_code,
-// m error_message, a attempts, e fence, and the times b not_before,
+// m error_message, h hook_phase, a attempts, e fence, and the times b not_before,
 // i intent_at, u submitted_at and f finished_at, each in nanoseconds since
 // the header's started, null when zero. A record with "z":1 starts from
 // the job as the input has it, with nothing recorded: compaction writes one
@@ -40,6 +40,7 @@ const (
 	kPrevID    = "p"
 	kCode      = "c"
 	kMessage   = "m"
+	kHook      = "h"
 	kAttempts  = "a"
 	kFence     = "e"
 	kNotBefore = "b"
@@ -91,6 +92,7 @@ func appendDelta(buf []byte, n int, old, j *store.Job, started time.Time, zero b
 	str(kPrevID, old.PrevRequestID, j.PrevRequestID)
 	str(kCode, old.ErrorCode, j.ErrorCode)
 	str(kMessage, old.ErrorMessage, j.ErrorMessage)
+	str(kHook, string(old.HookPhase), string(j.HookPhase))
 	num(kAttempts, int64(old.Attempts), int64(j.Attempts))
 	num(kFence, old.Fence, j.Fence)
 	tm(kNotBefore, old.NotBefore, j.NotBefore)
@@ -127,6 +129,7 @@ type delta struct {
 	s    store.Status
 	r, p string
 	c, m string
+	h    store.HookPhase
 	a, e int64
 	// Times as nanoseconds since started; a nil bit in null.
 	b, i, u, f int64
@@ -146,11 +149,12 @@ const (
 	dI
 	dU
 	dF
+	dH
 )
 
 var deltaFields = map[string]uint16{
 	kStatus: dS, kRequestID: dR, kPrevID: dP, kCode: dC, kMessage: dM, kAttempts: dA, kFence: dE,
-	kNotBefore: dB, kIntentAt: dI, kSubmitted: dU, kFinished: dF,
+	kNotBefore: dB, kIntentAt: dI, kSubmitted: dU, kFinished: dF, kHook: dH,
 }
 
 // decodeDelta parses one version-2 line (without its line break).
@@ -202,7 +206,7 @@ func (d *delta) parseFast(line []byte) bool {
 			}
 			d.set |= bit
 			switch bit {
-			case dS, dR, dP, dC, dM:
+			case dS, dR, dP, dC, dM, dH:
 				v, rest, ok := fastString(p)
 				if !ok {
 					return false
@@ -245,6 +249,8 @@ func (d *delta) setString(bit uint16, v string) {
 		d.c = v
 	case dM:
 		d.m = v
+	case dH:
+		d.h = store.HookPhase(v)
 	}
 }
 
@@ -302,7 +308,7 @@ func (d *delta) parseJSON(line []byte) error {
 		}
 		d.set |= bit
 		switch bit {
-		case dS, dR, dP, dC, dM:
+		case dS, dR, dP, dC, dM, dH:
 			var v string
 			if err := json.Unmarshal(raw, &v); err != nil {
 				return fmt.Errorf("%s: %w", k, err)
@@ -347,6 +353,12 @@ func (d *delta) apply(j *store.Job, base store.Job, started time.Time) error {
 	}
 	if d.set&dM != 0 {
 		j.ErrorMessage = d.m
+	}
+	if d.set&dH != 0 {
+		if !d.h.Valid() {
+			return fmt.Errorf("unknown hook phase %q", d.h)
+		}
+		j.HookPhase = d.h
 	}
 	if d.set&dA != 0 {
 		if d.a < 0 || d.a > 1<<31-1 {

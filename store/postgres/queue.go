@@ -257,6 +257,7 @@ func (q *Queue) saveOne(ctx context.Context, j *store.Job) error {
 		    intent_at = $11,
 		    submitted_at = $12,
 		    finished_at = $13,
+		    hook_phase = $17,
 		    updated_at = now(),
 		    lease_owner = CASE WHEN $15 THEN NULL ELSE lease_owner END,
 		    lease_expires_at = CASE WHEN $15 THEN NULL ELSE now() + $14 * interval '1 microsecond' END
@@ -273,7 +274,7 @@ func (q *Queue) saveOne(ctx context.Context, j *store.Job) error {
 		j.ID, j.Fence, q.owner,
 		string(j.Status), j.RequestID, j.PrevRequestID, j.ErrorCode, j.ErrorMessage, j.Attempts,
 		nullTime(j.NotBefore), nullTime(j.IntentAt), nullTime(j.SubmittedAt), nullTime(j.FinishedAt),
-		micros(q.ttl), terminal, q.run)
+		micros(q.ttl), terminal, q.run, string(j.HookPhase))
 	if pgCode(err) == codeUniqueViolation {
 		return fmt.Errorf("save job %d (%s): %w", j.ID, j.InstanceID, store.ErrInstanceBusy)
 	}
