@@ -375,9 +375,10 @@ func (ro *Rollout) check(r *Runner) string {
 }
 
 // finished counts an outcome against the failure budget: failed, unknown
-// and unhealthy (a reset that happened but left the instance unhealthy).
+// and unhealthy (a reset that happened but left the instance unhealthy),
+// and skipped because its before-hook failed (store.Job.Failure).
 func (ro *Rollout) finished(r *Runner, j store.Job) {
-	if j.Status != store.StatusFailed && j.Status != store.StatusUnknown && j.Status != store.StatusUnhealthy {
+	if !j.Failure() {
 		return
 	}
 	if ro.shared != nil {

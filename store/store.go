@@ -64,6 +64,19 @@ func (s Status) Failure() bool {
 	return false
 }
 
+// CodeBeforeHookFailed is the error code of a job skipped because its
+// before-hook (the runner's --before-reset) failed: the instance was not
+// reset, but the job counts as a failure (see Job.Failure).
+const CodeBeforeHookFailed = "BeforeHookFailed"
+
+// Failure reports whether j counts against its run's failure budget: its
+// status is one of FailureStatuses, or it was skipped because its
+// before-hook failed (a drain that fails says something is wrong with the
+// fleet, as a failed reset does).
+func (j *Job) Failure() bool {
+	return j.Status.Failure() || j.Status == StatusSkipped && j.ErrorCode == CodeBeforeHookFailed
+}
+
 // Valid reports whether s is one of the defined statuses.
 func (s Status) Valid() bool {
 	switch s {

@@ -145,7 +145,8 @@ func (q *Queue) admitUnwaved(ctx context.Context, j *store.Job) (store.Admission
 func (q *Queue) RolloutWave(ctx context.Context, wave int) (store.WaveState, error) {
 	const waveSQL = `SELECT (SELECT r.wave FROM run_rollouts r WHERE r.run = $1),
 		       count(*) FILTER (WHERE j.status IN ('pending', 'submitting', 'submitted')),
-		       count(*) FILTER (WHERE j.status IN ('failed', 'unknown', 'unhealthy'))
+		       count(*) FILTER (WHERE j.status IN ('failed', 'unknown', 'unhealthy')
+		                          OR j.status = 'skipped' AND j.error_code = 'BeforeHookFailed')
 		FROM rollout_jobs w JOIN jobs j ON j.id = w.job_id
 		WHERE w.run = $1 AND w.wave = $2`
 	var st store.WaveState
