@@ -1,9 +1,9 @@
 package emulator
 
 import (
-	"time"
 	"slices"
 	"sync"
+	"time"
 )
 
 // Stats is what the emulator saw, for assertions: which resets it applied
