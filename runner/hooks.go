@@ -284,6 +284,11 @@ func (r *Runner) finishAfterHook(ctx context.Context, t *task, st store.Status, 
 			r.finishNow(ctx, t, st, code, msg)
 			return
 		}
+		if r.cfg.Hooks.After == nil {
+			t.hookStarted(store.HookDone)
+			r.finishNow(ctx, t, st, code, msg)
+			return
+		}
 		if t.job.Status != store.StatusSubmitting {
 			// A submitting job keeps its phase: recording it would ask
 			// the store for an intent, and the rerun that reconciles the

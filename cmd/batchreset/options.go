@@ -214,6 +214,7 @@ type runFlags struct {
 
 	login  loginFlags
 	health healthFlags
+	hooks  hookFlags
 
 	reportPath  string
 	metricsAddr string
@@ -250,6 +251,7 @@ func (o *runFlags) add(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.expectedDuration, "expected-duration", 5*time.Minute, "reset duration assumed for the window until resets of this run have finished")
 	o.login.add(fs)
 	o.health.add(fs)
+	o.hooks.add(fs)
 	fs.StringVar(&o.reportPath, "report", "", "also write a JSON report to this file")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus metrics on this address (e.g. 127.0.0.1:9090)")
 	o.view.add(fs)
@@ -360,6 +362,9 @@ func (o *runFlags) settings(now time.Time, getenv func(string) string) (runSetti
 		return runSettings{}, err
 	}
 	if s.runner.Health, err = o.health.resolve(); err != nil {
+		return runSettings{}, err
+	}
+	if s.runner.Hooks, err = o.hooks.resolve(); err != nil {
 		return runSettings{}, err
 	}
 	s.api.emu.keyPairs = s.runner.Login.KeyIDs

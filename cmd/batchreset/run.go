@@ -123,6 +123,11 @@ func (a *app) runRun(ctx context.Context, s runSettings) error {
 	cfg.API, cfg.Sender, cfg.Store = failpointAPI{conn.reads}, failpointAPI{conn.sends}, src.Store()
 	cfg.Rollout, cfg.Logger, cfg.Failpoint = rollout, a.log, failpointFromEnv()
 	cfg.Holds = holds
+	cfg.Hooks.Run = s.src.runName
+	if s.src.databaseURL == "" {
+		cfg.Hooks.Run = s.src.jobsPath
+	}
+	cfg.Hooks.Secrets = []string{cred.id.Credential.SecretKey, cred.id.Credential.Token, cfg.Login.Password}
 	view, err := a.startView(s, src, rollout)
 	if err != nil {
 		return err
