@@ -221,6 +221,7 @@ func (r *Runner) drainOne(ctx context.Context, t *task) {
 	if r.save(ctx, t) != nil {
 		return
 	}
+	r.failpoint(FailpointBeforeHookStarted)
 	res := r.runHook(ctx, t, r.cfg.Hooks.Before, phaseBefore, "")
 	if ctx.Err() != nil {
 		// Interrupted twice, or the run ended: the phase stays before,
@@ -298,6 +299,7 @@ func (r *Runner) finishAfterHook(ctx context.Context, t *task, st store.Status, 
 				return
 			}
 		}
+		r.failpoint(FailpointAfterHookStarted)
 		res := r.runHook(ctx, t, r.cfg.Hooks.After, phaseAfter, st)
 		if ctx.Err() != nil {
 			r.release(t)

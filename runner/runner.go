@@ -122,9 +122,15 @@ const (
 	FailpointDuringCall    = "during-call"
 	FailpointAfterCall     = "after-call"
 	FailpointBeforeOutcome = "before-outcome"
+	// FailpointBeforeHookStarted: the before phase is recorded and the
+	// before-hook runs.
+	FailpointBeforeHookStarted = "before-hook-started"
 	// FailpointAfterBeforeHook: a before-hook ended and the job is
 	// recorded drained; nothing of its reset has been recorded.
 	FailpointAfterBeforeHook = "after-before-hook"
+	// FailpointAfterHookStarted: the after phase is recorded and the
+	// after-hook runs.
+	FailpointAfterHookStarted = "after-hook-started"
 )
 
 // Summary is what a run did.
