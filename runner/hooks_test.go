@@ -265,3 +265,45 @@ func byRegionIDs(jobs []store.Job) map[string][]string {
 	}
 	return out
 }
+
+// TestMaxInFlightCountsOutOfService: with hooks, MaxInFlight counts the
+// instances out of service, from the start of their before-hook to the end
+// of their after-hook.
+func TestMaxInFlightCountsOutOfService(t *testing.T) {
+	t.Parallel()
+	b := setup(t, scenario{n: 12})
+	dir := t.TempDir()
+	script, log := runnertest.HookScript(t, dir, 50*time.Millisecond)
+	const cap = 3
+	_, jobs := b.run(t, func(c *runner.Config) {
+		c.Hooks = execHooks(script)
+		c.Hooks.Concurrency = 8
+		c.MaxInFlight = cap
+	})
+	b.verify(t, jobs, verdict{})
+	hooks := runnertest.ReadHookLog(t, log)
+	type edge struct {
+		at    time.Time
+		delta int
+	}
+	var edges []edge
+	for id, evs := range hooks {
+		first, last := evs[0], evs[len(evs)-1]
+		if first.Phase != "before" || last.Phase != "after" || last.End.IsZero() {
+			t.Fatalf("%s: hooks %+v, want a before-hook first and an after-hook that ended last", id, evs)
+		}
+		edges = append(edges, edge{first.Start, 1}, edge{last.End, -1})
+	}
+	slices.SortFunc(edges, func(a, b edge) int { return a.at.Compare(b.at) })
+	out, most := 0, 0
+	for _, e := range edges {
+		out += e.delta
+		most = max(most, out)
+	}
+	if most > cap || most == 0 {
+		t.Errorf("at most %d instances out of service at once, want 1..%d", most, cap)
+	}
+	if len(hooks) != len(jobs) {
+		t.Errorf("%d instances with hooks, want %d", len(hooks), len(jobs))
+	}
+}

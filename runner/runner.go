@@ -141,6 +141,8 @@ type Summary struct {
 	Describes  int64 // DescribeInstances calls sent
 	Dropped    int64 // jobs given up because their state could not be saved
 	ResetTwice int64 // instances another process reset too (CodeResetTwice)
+	// HookFailures counts lifecycle hooks that failed or timed out.
+	HookFailures int64
 	// RecentlyReset counts instances whose latest operation, when the run
 	// first looked at them, was a ResetInstance started within the last
 	// RecentResetWindow by a request not of this run: skipped with
@@ -374,7 +376,7 @@ func (r *Runner) poke() {
 
 // done is called once for every task that leaves the runner.
 func (r *Runner) done(t *task) {
-	r.freeSlot(t)
+	r.dropSlot(t)
 	if t.admitted && r.cfg.Rollout != nil {
 		r.cfg.Rollout.onSettled()
 	}

@@ -397,7 +397,17 @@ func (r *Runner) releaseNow(t *task) {
 	r.done(t)
 }
 
+// freeSlot gives up t's in-flight slot while t waits, unless its instance
+// is out of service: with hooks, MaxInFlight counts instances from their
+// before-hook to the end of their after-hook (done frees it then).
 func (r *Runner) freeSlot(t *task) {
+	if r.cfg.Hooks.enabled() && outOfService(t) {
+		return
+	}
+	r.dropSlot(t)
+}
+
+func (r *Runner) dropSlot(t *task) {
 	if t.slot {
 		t.slot = false
 		<-r.slots

@@ -139,6 +139,7 @@ func (s *Stats) summary() Summary {
 		Dropped:       s.Dropped.Load(),
 		ResetTwice:    s.ResetTwice.Load(),
 		RecentlyReset: s.RecentlyReset.Load(),
+		HookFailures:  s.HookFailures.Load(),
 		Durations:     s.Durations(),
 	}
 }
