@@ -168,7 +168,7 @@ func TestDrainRestores(t *testing.T) {
 		}
 	}()
 	// Interrupt once the first reset is sent and more are drained.
-	for b.emu.Stats().Resets == nil || len(runnertest.ReadHookLog(t, log)) < 6 {
+	for resetsApplied(b) == 0 || len(runnertest.ReadHookLog(t, log)) < 6 {
 		select {
 		case <-done:
 			t.Fatal("the run ended before the interrupt")
@@ -306,4 +306,80 @@ func TestMaxInFlightCountsOutOfService(t *testing.T) {
 	if len(hooks) != len(jobs) {
 		t.Errorf("%d instances with hooks, want %d", len(hooks), len(jobs))
 	}
+}
+
+// TestStopRestores: a cancel (Postgres: `batchreset cancel`) and a window
+// that closes stop new resets with instances drained and waiting for their
+// rate slot: each of them ends skipped, after a restore; each instance
+// reset before the stop gets its after-hook.
+func TestStopRestores(t *testing.T) {
+	t.Parallel()
+	for _, stop := range []string{"cancel", "window"} {
+		t.Run(stop, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, scenario{n: 12, limit: 1})
+			dir := t.TempDir()
+			script, log := runnertest.HookScript(t, dir, 10*time.Millisecond)
+			pg := b.importPG(t, "hooks")
+			cfg := b.configPG(t, pg.st, pg.run, "runner-1", 30*time.Second, func(c *runner.Config) {
+				c.Hooks = execHooks(script)
+				c.Rate = 1
+				c.Rollout = &runner.Rollout{MaxFailures: -1}
+				if stop == "window" {
+					// Three seconds of window, resets expected to take 1s:
+					// the window closes with most instances drained.
+					c.Rollout.WindowEnd = time.Now().Add(3 * time.Second)
+					c.Rollout.ExpectedDuration = time.Second
+				}
+			})
+			r, err := runner.New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+			defer cancel()
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				if _, err := r.Run(ctx); err != nil {
+					t.Errorf("Run() = %v", err)
+				}
+			}()
+			if stop == "cancel" {
+				for resetsApplied(b) == 0 || len(runnertest.ReadHookLog(t, log)) < 6 {
+					select {
+					case <-done:
+						t.Fatal("the run ended before the cancel")
+					case <-time.After(20 * time.Millisecond):
+					}
+				}
+				if err := pg.st.SetControl(t.Context(), pg.run, store.ControlCancelled); err != nil {
+					t.Fatal(err)
+				}
+			}
+			<-done
+			jobs := pg.jobs(t)
+			b.verify(t, jobs, verdict{})
+			stats := b.emu.Stats()
+			reset, restored := runnertest.CheckHooks(t, jobs, stats.ResetLog, runnertest.ReadHookLog(t, log), true, nil)
+			if reset == 0 || restored == 0 {
+				t.Errorf("%d reset, %d restored of %d: want some of each", reset, restored, len(jobs))
+			}
+			for _, j := range jobs {
+				if len(stats.ResetLog[j.InstanceID]) == 0 && (j.Status != store.StatusSkipped || j.HookPhase == store.HookBefore ||
+					j.HookPhase == store.HookDrained || j.HookPhase == store.HookRestore) {
+					t.Errorf("%s: not reset, %s with hook phase %q; want skipped, restored or never drained", j.InstanceID, j.Status, j.HookPhase)
+				}
+			}
+		})
+	}
+}
+
+// resetsApplied counts the resets the emulator has applied.
+func resetsApplied(b *bundle) int {
+	n := 0
+	for _, ids := range b.emu.Stats().Resets {
+		n += len(ids)
+	}
+	return n
 }
