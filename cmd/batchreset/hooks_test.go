@@ -20,41 +20,65 @@ func TestHookFailpoints(t *testing.T) {
 	t.Parallel()
 	points := []string{runner.FailpointBeforeHookStarted, runner.FailpointAfterBeforeHook, runner.FailpointAfterIntent,
 		runner.FailpointDuringCall, runner.FailpointAfterCall, runner.FailpointAfterHookStarted, runner.FailpointBeforeOutcome}
-	for _, point := range points {
-		t.Run(point, func(t *testing.T) {
-			t.Parallel()
-			needBinary(t)
-			f := newFleet(t, fleetOptions{n: 12})
-			dir := t.TempDir()
-			sleep := 50 * time.Millisecond
-			if point == runner.FailpointBeforeHookStarted {
-				// The killed process's hooks outlive it: one that ended
-				// before the rerun resets would hide a rerun that skips
-				// an unfinished drain.
-				sleep = time.Second
-			}
-			script, log := runnertest.HookScript(t, dir, sleep)
-			out := filepath.Join(t.TempDir(), "results.csv")
-			args := []string{"run", "--jobs", f.jobsPath, "--out", out, "--endpoint", f.url, "--yes", "--rate", fmt.Sprint(f.rate),
-				"--poll-interval", "100ms", "--request-timeout", "500ms", "--settle-time", "1s",
-				"--before-reset", "exec:" + script, "--after-reset", "exec:" + script, "--hook-concurrency", "4"}
-			startProcess(t, "armed", []string{"BATCHRESET_FAILPOINT=" + point}, args...).wantKilled(t, 30*time.Second)
-			if killed := runnertest.ReadHookLog(t, log); len(killed) == 0 && point != runner.FailpointBeforeHookStarted {
-				t.Fatal("no hook ran before the process died")
-			}
-			rerun := startProcess(t, "rerun", nil, args...)
-			rerun.wantExit(t, 60*time.Second, exitOK)
-			jobs := readResults(t, out)
-			checkOutcomes(t, f, jobs, verdict{})
-			reset, _ := runnertest.CheckHooks(t, jobs, f.emu.Stats().ResetLog, runnertest.ReadHookLog(t, log), true, nil)
-			if reset != len(jobs) {
-				t.Errorf("%d of %d instances reset", reset, len(jobs))
-			}
-			for _, j := range jobs {
-				if j.Status != store.StatusSucceeded {
-					t.Errorf("%s: %s %s", j.InstanceID, j.Status, j.ErrorMessage)
+	for _, mode := range []string{"CSV", "Postgres"} {
+		for _, point := range points {
+			t.Run(mode+"/"+point, func(t *testing.T) {
+				t.Parallel()
+				needBinary(t)
+				dir := t.TempDir()
+				sleep := 50 * time.Millisecond
+				if point == runner.FailpointBeforeHookStarted {
+					// The killed process's hooks outlive it: one that ended
+					// before the rerun resets would hide a rerun that skips
+					// an unfinished drain.
+					sleep = time.Second
 				}
-			}
-		})
+				script, log := runnertest.HookScript(t, dir, sleep)
+				hooks := []string{"--before-reset", "exec:" + script, "--after-reset", "exec:" + script, "--hook-concurrency", "4"}
+				var (
+					f    *fleet
+					pg   *pgFleet
+					args []string
+					out  string
+				)
+				if mode == "CSV" {
+					f = newFleet(t, fleetOptions{n: 12})
+					out = filepath.Join(t.TempDir(), "results.csv")
+					args = append([]string{"run", "--jobs", f.jobsPath, "--out", out, "--endpoint", f.url, "--yes", "--rate", fmt.Sprint(f.rate),
+						"--poll-interval", "100ms", "--request-timeout", "500ms", "--settle-time", "1s"}, hooks...)
+				} else {
+					pg = newPGFleet(t, fleetOptions{n: 12})
+					f = pg.fleet
+					args = pgRun(pg.url, "fleet", f, append([]string{"--lease-ttl", "1s"}, hooks...)...)
+				}
+				startProcess(t, "armed", []string{"BATCHRESET_FAILPOINT=" + point}, args...).wantKilled(t, 30*time.Second)
+				if killed := runnertest.ReadHookLog(t, log); len(killed) == 0 && point != runner.FailpointBeforeHookStarted {
+					t.Fatal("no hook ran before the process died")
+				}
+				rerun := startProcess(t, "rerun", nil, args...)
+				rerun.wantExit(t, 60*time.Second, exitOK)
+				var jobs []store.Job
+				if mode == "CSV" {
+					jobs = readResults(t, out)
+					checkOutcomes(t, f, jobs, verdict{})
+				} else {
+					jobs, _ = pg.check(t, verdict{})
+					for _, j := range jobs {
+						if j.HookPhase != store.HookDone {
+							t.Errorf("%s: hook phase %q, want done", j.InstanceID, j.HookPhase)
+						}
+					}
+				}
+				reset, _ := runnertest.CheckHooks(t, jobs, f.emu.Stats().ResetLog, runnertest.ReadHookLog(t, log), true, nil)
+				if reset != len(jobs) {
+					t.Errorf("%d of %d instances reset", reset, len(jobs))
+				}
+				for _, j := range jobs {
+					if j.Status != store.StatusSucceeded {
+						t.Errorf("%s: %s %s", j.InstanceID, j.Status, j.ErrorMessage)
+					}
+				}
+			})
+		}
 	}
 }
