@@ -167,11 +167,12 @@ func (r *Runner) needsBefore(t *task) bool {
 }
 
 // outOfService reports whether t's instance may be out of service by a
-// before-hook of this run that ended (or, on a rerun, a restore that was
-// due): its after-hook or restore is owed.
+// before-hook of this run (one that ended, or one a crash interrupted,
+// which may have drained it), or since a restore that was due when the
+// last process ended: its after-hook or restore is owed.
 func outOfService(t *task) bool {
 	switch t.job.HookPhase {
-	case store.HookDrained, store.HookAfter, store.HookRestore:
+	case store.HookBefore, store.HookDrained, store.HookAfter, store.HookRestore:
 		return true
 	}
 	return false
@@ -258,10 +259,11 @@ func (r *Runner) toHooks(ctx context.Context, t *task) {
 	}
 }
 
-// afterHookDue reports whether t, about to end with st, owes its after-hook
-// or restore.
-func (r *Runner) afterHookDue(t *task) bool {
-	return r.cfg.Hooks.enabled() && outOfService(t)
+// afterHookDue reports whether t, about to end with st and code, owes its
+// after-hook or restore: not when its before-hook failed (the instance was
+// never taken out of service as far as the hook says).
+func (r *Runner) afterHookDue(t *task, st store.Status, code string) bool {
+	return r.cfg.Hooks.enabled() && outOfService(t) && !(st == store.StatusSkipped && code == CodeBeforeHookFailed)
 }
 
 // finishAfterHook runs t's after-hook (the reset was accepted) or restore

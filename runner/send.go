@@ -462,7 +462,7 @@ func (r *Runner) save(ctx context.Context, t *task) error {
 // finish records a terminal outcome for t, after its after-hook or
 // restore when one is due (see finishAfterHook).
 func (r *Runner) finish(ctx context.Context, t *task, st store.Status, code, msg string) {
-	if r.afterHookDue(t) {
+	if r.afterHookDue(t, st, code) {
 		r.finishAfterHook(ctx, t, st, code, msg)
 		return
 	}
