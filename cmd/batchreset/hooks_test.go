@@ -82,3 +82,50 @@ func TestHookFailpoints(t *testing.T) {
 		}
 	}
 }
+
+// TestHookFailpointsCancelled kills a Postgres run with exec: hooks after a
+// drain, cancels the run, and reruns it: the rerun resets nothing more, and
+// every instance drained and not reset is restored; those reset get their
+// after-hook.
+func TestHookFailpointsCancelled(t *testing.T) {
+	t.Parallel()
+	for _, point := range []string{runner.FailpointAfterBeforeHook, runner.FailpointAfterIntent} {
+		t.Run(point, func(t *testing.T) {
+			t.Parallel()
+			needBinary(t)
+			dir := t.TempDir()
+			script, log := runnertest.HookScript(t, dir, 50*time.Millisecond)
+			pg := newPGFleet(t, fleetOptions{n: 12})
+			args := pgRun(pg.url, "fleet", pg.fleet, "--lease-ttl", "1s", "--hook-concurrency", "6",
+				"--before-reset", "exec:"+script, "--after-reset", "exec:"+script)
+			startProcess(t, "armed", []string{"BATCHRESET_FAILPOINT=" + point}, args...).wantKilled(t, 30*time.Second)
+			// Once the dead runner's leases have ended, the cancel skips
+			// every pending job at once, except those that owe a restore.
+			time.Sleep(1500 * time.Millisecond)
+			batchreset(t, "cancel", "--database-url", pg.url, "--run", "fleet").wantCode(t, exitOK, "cancel")
+			sent := pg.resets()
+			startProcess(t, "rerun", nil, args...).wait(t, 60*time.Second)
+			// A job left in doubt by the kill and proven not sent is handed
+			// back pending, as without hooks: restored first.
+			jobs := dbJobs(t, pg.url, "fleet")
+			stats := pg.emu.Stats()
+			reset, restored := runnertest.CheckHooks(t, jobs, stats.ResetLog, runnertest.ReadHookLog(t, log), true, nil)
+			if pg.resets() != sent {
+				t.Errorf("%d resets after the cancel, want none", pg.resets()-sent)
+			}
+			if restored == 0 || reset+restored > len(jobs) {
+				t.Errorf("%d reset, %d restored of %d: want some restored", reset, restored, len(jobs))
+			}
+			for _, j := range jobs {
+				switch {
+				case len(stats.ResetLog[j.InstanceID]) > 1:
+					t.Errorf("%s: reset %d times", j.InstanceID, len(stats.ResetLog[j.InstanceID]))
+				case j.HookPhase == store.HookBefore || j.HookPhase == store.HookDrained || j.HookPhase == store.HookRestore || j.HookPhase == store.HookAfter:
+					t.Errorf("%s: %s, hook phase %q: left out of service", j.InstanceID, j.Status, j.HookPhase)
+				case !j.Status.Terminal() && (j.Status != store.StatusPending || len(stats.ResetLog[j.InstanceID]) != 0):
+					t.Errorf("%s: %s after the rerun, want terminal, or pending and not reset", j.InstanceID, j.Status)
+				}
+			}
+		})
+	}
+}

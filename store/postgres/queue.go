@@ -103,6 +103,12 @@ func (s *Store) Queue(run, owner string, leaseTTL time.Duration) *Queue {
 // false has nothing left to do now: every due job of the run is terminal or
 // its own, and jobs not yet due are left for a later run (cron). When all n
 // were claimed, waiting is false without being looked for: claim again.
+// owesRestoreSQL is true for a pending job of a cancelled run that its
+// before-hook may have taken out of service: it is still handed out, so
+// that a runner puts the instance back (restore) before it skips the job.
+const owesRestoreSQL = `(hook_phase IN ('before', 'drained', 'restore')
+		       AND (SELECT control FROM runs WHERE name = $1) = 'cancelled')`
+
 func (q *Queue) Claim(ctx context.Context, n int) (jobs []store.Job, waiting bool, err error) {
 	if n < 1 {
 		return nil, false, fmt.Errorf("claim jobs: n = %d, want at least 1", n)
@@ -125,7 +131,8 @@ func (q *Queue) Claim(ctx context.Context, n int) (jobs []store.Job, waiting boo
 			  AND (lease_expires_at IS NULL OR lease_expires_at < now())
 			  AND id <> ALL ($4::bigint[])
 			  AND (status <> 'pending'
-			       OR coalesce((SELECT control FROM runs WHERE name = $1), 'running') = 'running')`
+			       OR coalesce((SELECT control FROM runs WHERE name = $1), 'running') = 'running'
+			       OR ` + owesRestoreSQL + `)`
 	const claimSQL = `UPDATE jobs
 		SET lease_owner = $2,
 		    lease_token = nextval('jobs_lease_token_seq'),
@@ -193,7 +200,8 @@ func (q *Queue) Claim(ctx context.Context, n int) (jobs []store.Job, waiting boo
 		  AND not_before <= now()
 		  AND id <> ALL ($2::bigint[])
 		  AND (status <> 'pending'
-		       OR coalesce((SELECT control FROM runs WHERE name = $1), 'running') = 'running')
+		       OR coalesce((SELECT control FROM runs WHERE name = $1), 'running') = 'running'
+		       OR ` + owesRestoreSQL + `)
 		ORDER BY not_before, id
 		LIMIT 1`
 	var other int64

@@ -32,11 +32,14 @@ func (s *Store) SetControl(ctx context.Context, run string, c store.Control) err
 		SET control = excluded.control, updated_at = now()`
 	// A cancel skips at once every pending job that no runner holds, so
 	// that a run cancelled before it started sends nothing; a runner holding
-	// pending jobs skips them itself, its next intent being refused.
+	// pending jobs skips them itself, its next intent being refused. A job
+	// whose before-hook may have taken its instance out of service is left
+	// to a runner (Claim still hands it out), which restores it first.
 	const skipSQL = `UPDATE jobs
 		SET status = 'skipped', error_message = 'cancelled by operator',
 		    finished_at = now(), updated_at = now()
 		WHERE run = $1 AND status = 'pending'
+		  AND hook_phase NOT IN ('before', 'drained', 'restore')
 		  AND (lease_expires_at IS NULL OR lease_expires_at < now())`
 	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, setSQL, run, string(c))
