@@ -74,8 +74,11 @@ const (
 
 // Defaults of Hooks.
 const (
-	DefaultHookTimeout     = 5 * time.Minute
-	DefaultHookConcurrency = 64
+	DefaultHookTimeout = 5 * time.Minute
+	// DefaultHookConcurrency keeps the resets at the API's limit (10/s)
+	// with before-hooks of up to 30s: a before-hook stage that drains
+	// fewer instances per second than the rate would set the pace.
+	DefaultHookConcurrency = 300
 	// maxHookOutput bounds the output of an exec hook kept in memory: the
 	// last bytes, from which the message's last lines come.
 	maxHookOutput = 4 << 10
@@ -197,6 +200,19 @@ func (r *Runner) drain(ctx context.Context) error {
 // drainOne runs t's before-hook (after a restore that a crash left due)
 // and sends it on.
 func (r *Runner) drainOne(ctx context.Context, t *task) {
+	// A paused run takes no instance out of service: wait for resume.
+	for {
+		st, changed := r.adm.watch()
+		if st.mode != admitPaused {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			r.release(t)
+			return
+		case <-changed:
+		}
+	}
 	if r.slots != nil && !t.slot {
 		// From its before-hook on, the instance counts as in flight.
 		select {
@@ -214,7 +230,7 @@ func (r *Runner) drainOne(ctx context.Context, t *task) {
 			return
 		}
 	}
-	if st := r.adm.load(); st.mode != admitOpen && st.mode != admitPaused {
+	if r.adm.load().mode != admitOpen {
 		r.admitDenied(ctx, t)
 		return
 	}
