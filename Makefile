@@ -27,6 +27,7 @@ demo/health: build ## Reset jobs.example.csv in waves with --health agent; one e
 	  code=$$?; test $$code -eq 1 && echo "demo/health: exit 1, as intended: the instance whose agent never came back is unhealthy" || { echo "demo/health: exit $$code, want 1"; exit 1; }
 
 demo/hooks: build ## Reset jobs.example.csv, each instance drained before and put back after by examples/hooks/drain.sh; the emulator fails one tat: drain (exit 1: one skipped)
+	rm -f demo-hooks-results.csv* demo-hooks-tat-results.csv* # each run starts a new emulator: never resume an old one's resets
 	$(BIN) run --jobs jobs.example.csv --emulate --yes --out demo-hooks-results.csv --force --log-level debug \
 		--before-reset exec:examples/hooks/drain.sh --after-reset exec:examples/hooks/drain.sh \
 		--emulate-failure-rate 0 --emulate-reset-max 3s

@@ -233,7 +233,7 @@ func (o *runFlags) add(fs *pflag.FlagSet) {
 	fs.Float64Var(&o.rate, "rate", runner.DefaultRate, "ResetInstance calls per second for the whole account (API limit: 10)")
 	fs.Float64Var(&o.describeRate, "describe-rate", runner.DefaultDescribeRate, "DescribeInstances calls per second for the whole account (API limit: 100; half leaves room for other tools)")
 	fs.IntVar(&o.workers, "workers", runner.DefaultWorkers, "ResetInstance calls outstanding at once")
-	fs.IntVar(&o.maxInFlight, "max-in-flight", 0, "most resets in progress at once (0: no cap)")
+	fs.IntVar(&o.maxInFlight, "max-in-flight", 0, "most resets in progress at once (0: no cap); with hooks, most instances out of service, from the start of their before-hook to the end of their after-hook")
 	fs.DurationVar(&o.pollInterval, "poll-interval", runner.DefaultPollInterval, "how often in-flight resets are checked")
 	fs.DurationVar(&o.resetTimeout, "reset-timeout", runner.DefaultResetTimeout, "how long one reset is tracked before it is recorded unknown")
 	fs.DurationVar(&o.skipSince, "skip-reset-since", 0, "skip an instance whose latest operation is a reset by another request started within this (e.g. 6h), widened by the 5 min the cloud's clock may differ from ours; 0 resets it again and counts it")
