@@ -5,7 +5,7 @@ BIN     := bin/batchreset
 # make install puts the binary in $(DESTDIR)$(PREFIX)/bin: /usr/local/bin, on
 # cron's and systemd's PATH, and the absolute path contrib/ names.
 PREFIX  ?= /usr/local
-.PHONY: help build install demo demo/health test test/race test/short soak bench fuzz lint check tidy db/test db/reset
+.PHONY: help build install demo demo/health demo/hooks test test/race test/short soak bench fuzz lint check tidy db/test db/reset
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z/_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -25,6 +25,15 @@ demo/health: build ## Reset jobs.example.csv in waves with --health agent; one e
 	$(BIN) run --jobs jobs.example.csv --emulate --yes --out demo-health-results.csv --force \
 		--health agent --health-timeout 30s --waves 25% --emulate-agent-lost 1 --emulate-failure-rate 0 --emulate-reset-max 3s; \
 	  code=$$?; test $$code -eq 1 && echo "demo/health: exit 1, as intended: the instance whose agent never came back is unhealthy" || { echo "demo/health: exit $$code, want 1"; exit 1; }
+
+demo/hooks: build ## Reset jobs.example.csv, each instance drained before and put back after by examples/hooks/drain.sh; the emulator fails one tat: drain (exit 1: one skipped)
+	rm -f demo-hooks-results.csv* demo-hooks-tat-results.csv* # each run starts a new emulator: never resume an old one's resets
+	$(BIN) run --jobs jobs.example.csv --emulate --yes --out demo-hooks-results.csv --force --log-level debug \
+		--before-reset exec:examples/hooks/drain.sh --after-reset exec:examples/hooks/drain.sh \
+		--emulate-failure-rate 0 --emulate-reset-max 3s
+	$(BIN) run --jobs jobs.example.csv --emulate --yes --out demo-hooks-tat-results.csv --force \
+		--before-reset tat:examples/hooks/drain-on-instance.sh --emulate-drain-fail 1 --emulate-failure-rate 0 --emulate-reset-max 3s; \
+	  code=$$?; test $$code -eq 1 && echo "demo/hooks: exit 1, as intended: the instance whose drain failed was not reset (skipped, BeforeHookFailed)" || { echo "demo/hooks: exit $$code, want 1"; exit 1; }
 
 test: ## go vet, every test with the race detector, then the fault matrix twice more (-count=3 in all), against PostgreSQL
 	$(GO) vet ./...

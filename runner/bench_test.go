@@ -390,3 +390,92 @@ func readStatusKB(b *testing.B, field string) uint64 {
 	b.Fatalf("/proc/self/status has no %s", field)
 	return 0
 }
+
+// BenchmarkRunWithHooks runs a fleet at the real limit (10 ResetInstance/s
+// at the emulator and the runner, resets of 2–5s, the default poll and
+// workers, the CSV journal) with an exec: before-hook that sleeps for
+// BATCHRESET_BENCH_HOOK (default 30s) and an after-hook that returns at
+// once, HookConcurrency = limit × hook + 20%. Before-hooks run ahead of the
+// rate slot, so the resets go out at the limit once the first hooks end. It
+// reports accept/limit as BenchmarkRunAtLimit does, makespan-s, and
+// makespan/bound: the makespan over the lower bound of a run without hooks,
+// (n-1)/limit + resetMax + poll, plus one hook duration.
+//
+// Run one size with -bench 'RunWithHooks/N=1000' -benchtime 1x; each run
+// takes over two minutes, and holds about 360 sleeping hook processes.
+func BenchmarkRunWithHooks(b *testing.B) {
+	const (
+		limit    = lighthouse.ResetInstanceRateLimit
+		resetMin = 2 * time.Second
+		resetMax = 5 * time.Second
+		poll     = 5 * time.Second
+	)
+	hook := 30 * time.Second
+	if v := os.Getenv("BATCHRESET_BENCH_HOOK"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			b.Fatal(err)
+		}
+		hook = d
+	}
+	dir := b.TempDir()
+	before := filepath.Join(dir, "before.sh")
+	after := filepath.Join(dir, "after.sh")
+	if err := os.WriteFile(before, fmt.Appendf(nil, "#!/bin/sh\nexec sleep %g\n", hook.Seconds()), 0o755); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(after, []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
+		b.Fatal(err)
+	}
+	for _, n := range []int{300, 1000} {
+		b.Run(fmt.Sprintf("N=%d", n), func(b *testing.B) {
+			var acceptRatio, makespan, bound, failedHooks float64
+			for b.Loop() {
+				b.StopTimer()
+				env := newBenchEnv(b, n, nil, func(c *emulator.Config) {
+					c.RateLimits = map[string]int{lighthouse.ActionResetInstance: limit}
+					c.ResetDuration = emulator.Duration{Min: resetMin, Max: resetMax}
+				})
+				st := env.openStore(b, b.TempDir())
+				api := &acceptClock{API: env.client}
+				r, err := runner.New(runner.Config{API: api, Store: st, Rate: limit, Hooks: runner.Hooks{
+					Before:      &runner.Hook{Kind: runner.HookExec, Path: before},
+					After:       &runner.Hook{Kind: runner.HookExec, Path: after},
+					Timeout:     hook + time.Minute,
+					Concurrency: int(limit*hook.Seconds()*1.2) + 1,
+				}})
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+
+				start := time.Now()
+				sum, err := r.Run(context.Background())
+				elapsed := time.Since(start)
+
+				b.StopTimer()
+				if err != nil {
+					b.Fatalf("Run() error = %v", err)
+				}
+				if got := sum.Totals[store.StatusSucceeded]; got != n {
+					b.Fatalf("%d of %d succeeded: %v", got, n, sum.Totals)
+				}
+				if err := st.Close(); err != nil {
+					b.Fatal(err)
+				}
+				env.close()
+				lower := time.Duration(float64(n-1)/limit*float64(time.Second)) + resetMax + poll
+				acceptRatio += api.rate() / limit
+				makespan += elapsed.Seconds()
+				bound += elapsed.Seconds() / (lower + hook).Seconds()
+				failedHooks += float64(r.Stats().HookFailures.Load())
+				b.StartTimer()
+			}
+			runs := float64(b.N)
+			b.ReportMetric(acceptRatio/runs, "accept/limit")
+			b.ReportMetric(makespan/runs, "makespan-s")
+			b.ReportMetric(bound/runs, "makespan/bound")
+			b.ReportMetric(failedHooks/runs, "failed-hooks")
+		})
+	}
+}

@@ -18,6 +18,9 @@ only persist what it decides.
   - health.go, cloud_health.go, login.go: the health check after a reset
     (TAT), and the login settings of a reset (key pairs, passwords) with
     their preflight check.
+  - hooks.go, cloud_hooks.go: the lifecycle hooks around each reset
+    (exec: on this host, tat: on the instance through RunCommand), their
+    stage ahead of the senders, and their phase (store.HookPhase).
   - select.go, cloud_select.go: a Selector (regions, filters, tags) resolved
     to a fixed list of jobs, every page under its action's limiter.
   - event.go: the moments of a run (start, wave finished, stop, pause,
@@ -102,6 +105,21 @@ baking; judge.go: judgeAgent, judgeCommand):
 	    counts against the failure budget, and the next wave waits for it.
 
 A job taken over or resumed in the middle is checked again from the start.
+
+# Lifecycle hooks
+
+With Config.Hooks (hooks.go), the gate hands a job it admits to the
+before-hook stage, which records the phase before, runs the hook, records
+drained and only then hands the job to the senders: no intent, rate slot or
+call comes before a before-hook has ended. A job's outcome is recorded only
+after its after-hook (the reset was accepted) or its restore (it was not:
+cancel, window, budget, a refused call, preflight, the first interrupt),
+each recorded as a phase first; an instance out of service keeps its wave
+place and in-flight slot until then. A rerun runs again a before-hook that
+may not have ended, and an after-hook or restore that was due. A before-hook
+that fails ends the job skipped (CodeBeforeHookFailed), which counts against
+the failure budget (store.Job.Failure); a failed after-hook ends it
+unhealthy (CodeAfterHookFailed).
 
 # Other processes on the same instances
 

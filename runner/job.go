@@ -50,6 +50,10 @@ type task struct {
 	misses   int    // polls in a row that did not return the instance
 	sawOurs  bool   // our RequestID has been the instance's latest operation
 	foreign  string // a ResetInstance not ours seen on the instance, for messages
+	// seen is the instance as last described; prevSeen as first described
+	// while nothing of this run's had reached it (nil when this process
+	// did not see it so), for the hooks' environment.
+	seen, prevSeen *lighthouse.Instance
 
 	// The health check after the reset (health.go); the job stays
 	// submitted in the store meanwhile.
@@ -100,6 +104,10 @@ func (t *task) observe(in lighthouse.Instance, ok bool) {
 	}
 	t.lastSeen = describeOp(in)
 	t.misses = 0
+	t.seen = &in
+	if t.prevSeen == nil && t.job.Status == store.StatusPending && t.job.RequestID == "" {
+		t.prevSeen = &in
+	}
 	if in.LatestOperation != lighthouse.ActionResetInstance || in.LatestOperationRequestID == "" {
 		return
 	}
@@ -268,6 +276,10 @@ func (t *task) baking(now time.Time) {
 	t.health.baked = true
 	t.kind, t.since = kindBaking, now
 }
+
+// hookStarted records the job's hook phase, before the hook it names runs
+// (or, for drained and done, after the hook ended).
+func (t *task) hookStarted(p store.HookPhase) { t.job.HookPhase = p }
 
 // finished records a terminal outcome.
 func (t *task) finished(st store.Status, code, msg string, now time.Time) {

@@ -543,11 +543,11 @@ func (ro *Rollout) resumed() {
 	}
 }
 
-// finished counts an outcome against the failure budget when it is a
-// failure (store.Status.Failure: failed, unknown, or unhealthy, a reset
-// that happened but left the instance unhealthy).
+// finished counts an outcome against the failure budget: failed, unknown
+// and unhealthy (a reset that happened but left the instance unhealthy),
+// and skipped because its before-hook failed (store.Job.Failure).
 func (ro *Rollout) finished(r *Runner, j store.Job) {
-	if !j.Status.Failure() {
+	if !j.Failure() {
 		return
 	}
 	if ro.shared != nil {

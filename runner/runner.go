@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -98,6 +99,9 @@ type Config struct {
 	// value checks nothing.
 	Login  Login
 	Health Health
+	// Hooks are the lifecycle hooks around each reset (hooks.go); the zero
+	// value runs none.
+	Hooks Hooks
 
 	// WaitPaused makes a runner started while the run is paused wait for a
 	// person's resume or cancel, saying so (an operator at a terminal);
@@ -127,6 +131,15 @@ const (
 	FailpointDuringCall    = "during-call"
 	FailpointAfterCall     = "after-call"
 	FailpointBeforeOutcome = "before-outcome"
+	// FailpointBeforeHookStarted: the before phase is recorded and the
+	// before-hook runs.
+	FailpointBeforeHookStarted = "before-hook-started"
+	// FailpointAfterBeforeHook: a before-hook ended and the job is
+	// recorded drained; nothing of its reset has been recorded.
+	FailpointAfterBeforeHook = "after-before-hook"
+	// FailpointAfterHookStarted: the after phase is recorded and the
+	// after-hook runs.
+	FailpointAfterHookStarted = "after-hook-started"
 )
 
 // Summary is what a run did.
@@ -137,6 +150,8 @@ type Summary struct {
 	Describes  int64 // DescribeInstances calls sent
 	Dropped    int64 // jobs given up because their state could not be saved
 	ResetTwice int64 // instances another process reset too (CodeResetTwice)
+	// HookFailures counts lifecycle hooks that failed or timed out.
+	HookFailures int64
 	// RecentlyReset counts instances whose latest operation, when the run
 	// first looked at them, was a ResetInstance started within the last
 	// RecentResetWindow by a request not of this run: skipped with
@@ -188,12 +203,25 @@ type Runner struct {
 	describeq chan describeReq
 	wake      chan struct{}
 	finished  chan struct{}
+
+	// hookq takes the jobs the gate admitted whose before-hook is due to
+	// the before-hook stage (drain); afterSem bounds the after-hooks
+	// running at once, hookWG waits for them; tat runs the hooks of kind
+	// HookTAT; runCtx is the context of Run, for restores on release.
+	hookq    chan *task
+	afterSem chan struct{}
+	hookWG   sync.WaitGroup
+	tat      *tatHooks
+	runCtx   context.Context
 }
 
 // New checks cfg and returns a Runner.
 func New(cfg Config) (*Runner, error) {
 	if cfg.API == nil || cfg.Store == nil {
 		return nil, errors.New("runner: API and Store are required")
+	}
+	if cfg.Hooks.Timeout < 0 || cfg.Hooks.Concurrency < 0 {
+		return nil, errors.New("runner: hook timeout and concurrency must not be negative")
 	}
 	if cfg.Workers < 0 || cfg.MaxInFlight < 0 || cfg.MaxAttempts < 0 || cfg.PollInterval < 0 || cfg.ResetTimeout < 0 ||
 		cfg.SettleTime < 0 || cfg.RequestTimeout < 0 || cfg.LeaseRenewInterval < 0 || cfg.Unreachable < 0 {
@@ -232,6 +260,11 @@ func New(cfg Config) (*Runner, error) {
 		finished:  make(chan struct{}),
 	}
 	r.adm.init()
+	if cfg.Hooks.enabled() {
+		r.hookq = make(chan *task)
+		r.afterSem = make(chan struct{}, cfg.Hooks.concurrency())
+		r.tat = newTATHooks(r)
+	}
 	cloud.onUnwritable = r.unwritable
 	r.healthWarn = rate.Sometimes{Interval: time.Minute}
 	r.stats.cloud, r.stats.adm = cloud, &r.adm
@@ -289,6 +322,8 @@ func (r *Runner) Run(ctx context.Context) (Summary, error) {
 	}
 	r.emit(EventStarted, 0, "")
 	g, ctx := errgroup.WithContext(ctx)
+	r.runCtx = ctx
+	defer r.hookWG.Wait()
 	feedDone := make(chan struct{})
 	g.Go(func() error {
 		defer close(feedDone)
@@ -312,6 +347,14 @@ func (r *Runner) Run(ctx context.Context) (Summary, error) {
 		return nil
 	})
 	g.Go(func() error { return r.gate(ctx) })
+	if r.cfg.Hooks.Before != nil {
+		for range r.cfg.Hooks.concurrency() {
+			g.Go(func() error { return r.drain(ctx) })
+		}
+	}
+	if r.tat != nil {
+		g.Go(func() error { return r.tat.loop(ctx) })
+	}
 	for range r.cfg.Workers {
 		g.Go(func() error { return r.work(ctx) })
 	}
@@ -357,7 +400,7 @@ func (r *Runner) poke() {
 
 // done is called once for every task that leaves the runner.
 func (r *Runner) done(t *task) {
-	r.freeSlot(t)
+	r.dropSlot(t)
 	if t.admitted && r.cfg.Rollout != nil {
 		r.cfg.Rollout.onSettled()
 	}

@@ -63,8 +63,12 @@ func (r *Runner) gate(ctx context.Context) error {
 			}
 			t.admitted = true
 		}
+		next := r.readyq
+		if r.needsBefore(t) {
+			next = r.hookq
+		}
 		select {
-		case r.readyq <- t:
+		case next <- t:
 		case <-ctx.Done():
 			r.release(t)
 			return nil
@@ -89,6 +93,11 @@ const minCallTime = 100 * time.Millisecond
 // send performs one ResetInstance for t, durably recording the intent first
 // and the RequestId right after.
 func (r *Runner) send(ctx context.Context, t *task) {
+	if r.needsBefore(t) {
+		// Never reset an instance whose before-hook has not ended.
+		r.toHooks(ctx, t)
+		return
+	}
 	if !r.admit(ctx, t) {
 		return
 	}
@@ -366,8 +375,20 @@ func (r *Runner) admitDenied(ctx context.Context, t *task) {
 	r.release(t)
 }
 
-// release gives t back to the store as it is and forgets it.
+// release gives t back to the store and forgets it; an instance its
+// before-hook took out of service is put back first (restore), unless the
+// run's context has ended (the second interrupt): the phase stays, and the
+// next run finishes it.
 func (r *Runner) release(t *task) {
+	if r.cfg.Hooks.enabled() && outOfService(t) && r.runCtx != nil && r.runCtx.Err() == nil {
+		r.releaseRestored(r.runCtx, t)
+		return
+	}
+	r.releaseNow(t)
+}
+
+// releaseNow gives t back to the store as it is and forgets it.
+func (r *Runner) releaseNow(t *task) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := r.cfg.Store.Release(ctx, []store.Job{t.job}); err != nil {
@@ -376,7 +397,17 @@ func (r *Runner) release(t *task) {
 	r.done(t)
 }
 
+// freeSlot gives up t's in-flight slot while t waits, unless its instance
+// is out of service: with hooks, MaxInFlight counts instances from their
+// before-hook to the end of their after-hook (done frees it then).
 func (r *Runner) freeSlot(t *task) {
+	if r.cfg.Hooks.enabled() && outOfService(t) {
+		return
+	}
+	r.dropSlot(t)
+}
+
+func (r *Runner) dropSlot(t *task) {
 	if t.slot {
 		t.slot = false
 		<-r.slots
@@ -428,8 +459,18 @@ func (r *Runner) save(ctx context.Context, t *task) error {
 	return err
 }
 
-// finish records a terminal outcome for t.
+// finish records a terminal outcome for t, after its after-hook or
+// restore when one is due (see finishAfterHook).
 func (r *Runner) finish(ctx context.Context, t *task, st store.Status, code, msg string) {
+	if r.afterHookDue(t, st, code) {
+		r.finishAfterHook(ctx, t, st, code, msg)
+		return
+	}
+	r.finishNow(ctx, t, st, code, msg)
+}
+
+// finishNow records a terminal outcome for t.
+func (r *Runner) finishNow(ctx context.Context, t *task, st store.Status, code, msg string) {
 	r.failpoint(FailpointBeforeOutcome)
 	t.finished(st, code, msg, time.Now())
 	if r.save(ctx, t) != nil {

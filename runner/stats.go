@@ -22,6 +22,8 @@ type Stats struct {
 	Submitted atomic.Int64 // distinct jobs for which a reset was sent
 	InFlight  atomic.Int64 // resets sent and not yet settled
 	Waiting   atomic.Int64 // jobs waiting on the cloud (busy, in doubt, tracking)
+	// HookFailures counts lifecycle hooks that failed or timed out.
+	HookFailures atomic.Int64
 
 	cloud *Cloud     // the run's calls and throttles
 	adm   *admission // the run's admission state
@@ -137,6 +139,7 @@ func (s *Stats) summary() Summary {
 		Dropped:       s.Dropped.Load(),
 		ResetTwice:    s.ResetTwice.Load(),
 		RecentlyReset: s.RecentlyReset.Load(),
+		HookFailures:  s.HookFailures.Load(),
 		Durations:     s.Durations(),
 	}
 }

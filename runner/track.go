@@ -28,7 +28,7 @@ func (r *Runner) track(ctx context.Context) error {
 		var next *task
 		if len(outbox) > 0 {
 			sendq, next = r.sendq, outbox[0]
-			if !r.needsAdmission(next) {
+			if !r.needsAdmission(next) && !r.needsBefore(next) {
 				sendq = r.againq
 			}
 		}

@@ -70,6 +70,19 @@ func (s Status) Failure() bool {
 	return false
 }
 
+// CodeBeforeHookFailed is the error code of a job skipped because its
+// before-hook (the runner's --before-reset) failed: the instance was not
+// reset, but the job counts as a failure (see Job.Failure).
+const CodeBeforeHookFailed = "BeforeHookFailed"
+
+// Failure reports whether j counts against its run's failure budget: its
+// status is one of FailureStatuses, or it was skipped because its
+// before-hook failed (a drain that fails says something is wrong with the
+// fleet, as a failed reset does).
+func (j *Job) Failure() bool {
+	return j.Status.Failure() || j.Status == StatusSkipped && j.ErrorCode == CodeBeforeHookFailed
+}
+
 // Valid reports whether s is one of the defined statuses.
 func (s Status) Valid() bool {
 	switch s {
@@ -111,6 +124,9 @@ type Job struct {
 	ErrorMessage    string
 	// Attempts counts ResetInstance calls sent (or possibly sent) for the job.
 	Attempts int
+	// HookPhase is how far the job's lifecycle hooks have come (see
+	// HookPhase); "" when the run has none or none has started.
+	HookPhase HookPhase
 
 	// NotBefore is the earliest time the job may be started (zero: now).
 	NotBefore time.Time
@@ -123,6 +139,39 @@ type Job struct {
 	// Fence is the lease token under which the job was claimed; stores that
 	// share jobs between processes refuse writes carrying a stale one.
 	Fence int64
+}
+
+// HookPhase is how far a job's lifecycle hooks (the runner's
+// --before-reset and --after-reset) have come. A phase is recorded before
+// the hook it names runs, so that a rerun after a crash runs it again.
+type HookPhase string
+
+// Hook phases.
+const (
+	// HookNone: no hook has started; the instance is in service.
+	HookNone HookPhase = ""
+	// HookBefore: the before-hook may be running; the instance may be out
+	// of service, and is not reset before the hook has ended (again).
+	HookBefore HookPhase = "before"
+	// HookDrained: the before-hook ended; the instance is out of service
+	// until its after-hook (or restore) ends.
+	HookDrained HookPhase = "drained"
+	// HookAfter: the reset is over; the after-hook may be running.
+	HookAfter HookPhase = "after"
+	// HookRestore: the instance was drained and not reset; the after-hook
+	// may be running with phase restore.
+	HookRestore HookPhase = "restore"
+	// HookDone: the after-hook or restore ended; the instance is back.
+	HookDone HookPhase = "done"
+)
+
+// Valid reports whether p is one of the defined phases.
+func (p HookPhase) Valid() bool {
+	switch p {
+	case HookNone, HookBefore, HookDrained, HookAfter, HookRestore, HookDone:
+		return true
+	}
+	return false
 }
 
 // MaxKeyIDs is the most key pairs one reset binds (ResetInstance's

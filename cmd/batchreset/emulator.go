@@ -33,6 +33,7 @@ type emulatorOptions struct {
 	unlimited          bool
 	resetLimit         int
 	agentLost          int
+	drainFail          int
 
 	// keyPairs are the run-wide --key-ids, which the emulated account
 	// holds, as it holds the jobs' key_ids (see fleetKeyPairs).
@@ -90,6 +91,7 @@ func (e *emulatorOptions) addFlags(fs *pflag.FlagSet, prefix string) {
 	fs.BoolVar(&e.unlimited, prefix+"unlimited", false, "emulator: lift the API rate limits (benchmarks)")
 	fs.IntVar(&e.resetLimit, prefix+"reset-limit", lighthouse.ResetInstanceRateLimit, "emulator: ResetInstance calls accepted per second")
 	fs.IntVar(&e.agentLost, prefix+"agent-lost", 0, "emulator: instances (the last of the fleet) whose TAT agent never comes back after a reset")
+	fs.IntVar(&e.drainFail, prefix+"drain-fail", 0, "emulator: instances (the first of the fleet) whose TAT commands exit 1 until they are reset (a failing tat: before-reset hook)")
 }
 
 func (e *emulatorOptions) config(creds map[string]string, instances []emulator.Instance, blueprints []emulator.Blueprint) emulator.Config {
@@ -169,6 +171,9 @@ func startEmulator(addr string, jobs []store.Job, n int, o emulatorOptions, log 
 	cfg.KeyPairs = fleetKeyPairs(instances, jobs, o.keyPairs)
 	for i := max(0, len(instances)-o.agentLost); i < len(instances); i++ {
 		cfg.AgentLostInstances = append(cfg.AgentLostInstances, instances[i].ID)
+	}
+	for i := range min(o.drainFail, len(instances)) {
+		cfg.CommandFailBeforeResetInstances = append(cfg.CommandFailBeforeResetInstances, instances[i].ID)
 	}
 	srv, err := emulator.New(cfg)
 	if err != nil {

@@ -232,6 +232,7 @@ type runFlags struct {
 
 	login  loginFlags
 	health healthFlags
+	hooks  hookFlags
 
 	reportPath  string
 	metricsAddr string
@@ -258,7 +259,7 @@ func (o *runFlags) add(fs *pflag.FlagSet) {
 	fs.Float64Var(&o.rate, "rate", runner.DefaultRate, "ResetInstance calls per second for the whole account (API limit: 10)")
 	fs.Float64Var(&o.describeRate, "describe-rate", runner.DefaultDescribeRate, "DescribeInstances calls per second for the whole account (API limit: 100; half leaves room for other tools)")
 	fs.IntVar(&o.workers, "workers", runner.DefaultWorkers, "ResetInstance calls outstanding at once")
-	fs.IntVar(&o.maxInFlight, "max-in-flight", 0, "most resets in progress at once (0: no cap)")
+	fs.IntVar(&o.maxInFlight, "max-in-flight", 0, "most resets in progress at once (0: no cap); with hooks, most instances out of service, from the start of their before-hook to the end of their after-hook")
 	fs.DurationVar(&o.pollInterval, "poll-interval", runner.DefaultPollInterval, "how often in-flight resets are checked")
 	fs.DurationVar(&o.resetTimeout, "reset-timeout", runner.DefaultResetTimeout, "how long one reset is tracked before it is recorded unknown")
 	fs.DurationVar(&o.skipSince, "skip-reset-since", 0, "skip an instance whose latest operation is a reset by another request started within this (e.g. 6h), widened by the 5 min the cloud's clock may differ from ours; 0 resets it again and counts it")
@@ -278,6 +279,7 @@ func (o *runFlags) add(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.expectedDuration, "expected-duration", 5*time.Minute, "reset duration assumed for the window until resets of this run have finished")
 	o.login.add(fs)
 	o.health.add(fs)
+	o.hooks.add(fs)
 	fs.StringVar(&o.reportPath, "report", "", "also write a JSON report to this file")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus metrics on this address (e.g. 127.0.0.1:9090)")
 	o.view.add(fs)
@@ -409,6 +411,9 @@ func (o *runFlags) settings(now time.Time, getenv func(string) string) (runSetti
 		return runSettings{}, err
 	}
 	if s.runner.Health, err = o.health.resolve(); err != nil {
+		return runSettings{}, err
+	}
+	if s.runner.Hooks, err = o.hooks.resolve(); err != nil {
 		return runSettings{}, err
 	}
 	s.api.emu.keyPairs = s.runner.Login.KeyIDs

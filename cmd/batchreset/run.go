@@ -151,15 +151,14 @@ func (a *app) runOnce(ctx context.Context, s runSettings) error {
 	// An operator at a terminal waits for a paused run; cron's next tick
 	// ends at once, with exitPaused.
 	cfg.WaitPaused = a.interactive()
-	if cs, ok := src.(*csvSource); ok {
-		// A CSV run's waves go on from where its earlier processes left
-		// them (the Postgres store keeps them itself).
-		for j := range cs.st.All() {
-			if j.Attempts > 0 {
-				rollout.Prior++
-			}
-		}
+	// A CSV run's waves go on from where its earlier processes left them
+	// (the Postgres store keeps them itself).
+	rollout.Prior = src.PriorSends()
+	cfg.Hooks.Run = s.src.runName
+	if s.src.databaseURL == "" {
+		cfg.Hooks.Run = s.src.jobsPath
 	}
+	cfg.Hooks.Secrets = []string{cred.id.Credential.SecretKey, cred.id.Credential.Token, cfg.Login.Password}
 	view, err := a.startView(s, src, rollout)
 	if err != nil {
 		return err

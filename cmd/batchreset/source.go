@@ -74,6 +74,9 @@ type jobSource interface {
 	// Where names the source for the commands to run next: where the full
 	// list of outcomes is, and the arguments that name the run.
 	Where() (fullList, args string)
+	// PriorSends counts the jobs that earlier processes of the run sent,
+	// for a run whose waves the store does not keep (CSV); 0 otherwise.
+	PriorSends() int
 	// Ended tells the source that the run ended with t, neither
 	// interrupted nor failed: a CSV run whose every job has an outcome
 	// leaves a done mark (see done.go).
@@ -292,6 +295,16 @@ func (s *csvSource) Describe() string     { return "results: " + s.out }
 
 func (s *csvSource) NoState() (string, bool) { return s.state, s.fresh }
 
+func (s *csvSource) PriorSends() int {
+	n := 0
+	for j := range s.st.All() {
+		if j.Attempts > 0 {
+			n++
+		}
+	}
+	return n
+}
+
 // Requeue requeues jobs in the journal, and uncancel sets a cancelled run
 // running again in its control file.
 func (s *csvSource) Requeue(ctx context.Context, jobs []store.Job, uncancel bool) (int, bool, error) {
@@ -452,6 +465,9 @@ func (s *dbSource) Requeue(ctx context.Context, jobs []store.Job, uncancel bool)
 func (s *dbSource) Where() (string, string) {
 	return fmt.Sprintf("batchreset report --run %s", shellQuote(s.run)), `--database-url "$DATABASE_URL" --run ` + shellQuote(s.run)
 }
+
+// PriorSends is 0: the Postgres store keeps the run's waves itself.
+func (s *dbSource) PriorSends() int { return 0 }
 
 // Ended does nothing: the rows are the results.
 func (s *dbSource) Ended(runTally) {}

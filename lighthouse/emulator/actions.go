@@ -165,7 +165,7 @@ func (s *Server) resetInstance(c *call, req resetRequest) answer {
 	if failed {
 		result = opFailed
 	}
-	rec := ResetRecord{RequestID: c.requestID, BlueprintID: target.blueprintID, Containers: req.containers}
+	rec := ResetRecord{RequestID: c.requestID, BlueprintID: target.blueprintID, Containers: req.containers, At: c.now, Ends: c.now.Add(d)}
 	in.keyIDs = in.keys(c.now)
 	in.img, in.state, in.stateThen = img, state, ""
 	in.prev = in.op

@@ -159,6 +159,10 @@ type Config struct {
 	CommandFailureRate float64
 	// CommandFailInstances lists instance IDs whose tasks always exit 1.
 	CommandFailInstances []string
+	// CommandFailBeforeResetInstances lists instance IDs whose tasks exit
+	// 1 while the instance has not been reset (a drain on the old system
+	// that fails), and run as usual once it has.
+	CommandFailBeforeResetInstances []string
 	// CommandTimeoutRate is the probability, 0..1, that a task runs past
 	// its Timeout (TaskStatus TIMEOUT). Zero means never.
 	CommandTimeoutRate float64
@@ -346,6 +350,7 @@ type resolved struct {
 	commandMin, commandMax time.Duration
 	commandFailureRate     float64
 	commandFail            map[string]bool
+	commandFailOld         map[string]bool
 	commandTimeoutRate     float64
 	commandTimeout         map[string]bool
 	commandOutput          func(instanceID string, script []byte, exitCode int) string
@@ -442,6 +447,7 @@ func resolve(cfg Config) (resolved, error) {
 	r.agentOnlineAfter = orDefault(cfg.AgentOnlineAfter, defaultAgentOnlineAfter)
 	r.agentLossRate, r.commandFailureRate, r.commandTimeoutRate = cfg.AgentLossRate, cfg.CommandFailureRate, cfg.CommandTimeoutRate
 	r.agentLost, r.commandFail, r.commandTimeout = set(cfg.AgentLostInstances...), set(cfg.CommandFailInstances...), set(cfg.CommandTimeoutInstances...)
+	r.commandFailOld = set(cfg.CommandFailBeforeResetInstances...)
 	r.commandOutput = cfg.CommandOutputFunc
 	if r.commandOutput == nil {
 		r.commandOutput = defaultCommandOutput

@@ -175,7 +175,8 @@ func New(cfg Config) (*Server, error) {
 		s.regions[in.Region] = true
 	}
 	for name, ids := range map[string]map[string]bool{"fail instances": rc.failAlways, "agent lost instances": rc.agentLost,
-		"command fail instances": rc.commandFail, "command timeout instances": rc.commandTimeout} {
+		"command fail instances": rc.commandFail, "command timeout instances": rc.commandTimeout,
+		"command fail before reset instances": rc.commandFailOld} {
 		for id := range ids {
 			if s.instances[id] == nil {
 				return nil, fmt.Errorf("emulator config: %s: unknown instance %q", name, id)

@@ -3,6 +3,7 @@ package emulator
 import (
 	"slices"
 	"sync"
+	"time"
 )
 
 // Stats is what the emulator saw, for assertions: which resets it applied
@@ -43,6 +44,9 @@ type ResetRecord struct {
 	AutoGeneratePassword bool
 	// Containers counts the Containers the call gave.
 	Containers int
+	// At is when the emulator accepted the call, and Ends when the reset
+	// ends, on the emulator's clock.
+	At, Ends time.Time
 }
 
 // ActionStats counts the calls of one action.

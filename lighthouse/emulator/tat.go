@@ -3,6 +3,7 @@ package emulator
 import (
 	"encoding/base64"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -47,6 +48,13 @@ type InvocationRecord struct {
 	Script string
 	// Timeout is the command's timeout.
 	Timeout time.Duration
+	// Created is when the emulator accepted the call; Ends, by instance,
+	// when each task ends, on the emulator's clock; OldSystem lists the
+	// instances that had not been reset yet (the command ran on the old
+	// system).
+	Created   time.Time
+	Ends      map[string]time.Time
+	OldSystem []string
 }
 
 // invocation is a RunCommand call's state. It is fixed once created.
@@ -61,6 +69,8 @@ type invocation struct {
 func (inv *invocation) record() InvocationRecord {
 	r := inv.InvocationRecord
 	r.InstanceIDs = slices.Clone(r.InstanceIDs)
+	r.Ends = maps.Clone(r.Ends)
+	r.OldSystem = slices.Clone(r.OldSystem)
 	return r
 }
 
@@ -274,7 +284,7 @@ func (s *Server) prepareRunCommand(c *call, p params) ([]string, func() answer, 
 		return nil, nil, errorf("InvalidParameterValue.InvalidCommandName", "CommandName is longer than 60 bytes.")
 	}
 	inv := &invocation{InvocationRecord: InvocationRecord{Region: c.region, InstanceIDs: ids, CommandType: commandType,
-		Script: string(script), Timeout: time.Duration(timeout) * time.Second}, content: content, created: c.now}
+		Script: string(script), Timeout: time.Duration(timeout) * time.Second, Created: c.now, Ends: map[string]time.Time{}}, content: content, created: c.now}
 	for name, dst := range map[string]*string{"WorkingDirectory": &inv.workingDirectory, "Username": &inv.username} {
 		if *dst, _, e = p.str(name); e != nil {
 			return nil, nil, e
@@ -300,7 +310,12 @@ func (s *Server) runCommand(c *call, inv *invocation, script []byte) answer {
 	}
 	inv.InvocationID, inv.CommandID = s.newTATID("inv-"), s.newTATID("cmd-")
 	for _, id := range inv.InstanceIDs {
-		t := s.newTask(inv, id, script, c.now)
+		old := len(s.instanceIn(c.region, id).resets) == 0
+		if old {
+			inv.OldSystem = append(inv.OldSystem, id)
+		}
+		t := s.newTask(inv, id, script, c.now, old)
+		inv.Ends[id] = t.ends
 		s.tasks = append(s.tasks, t)
 		s.taskByID[t.id] = t
 	}
@@ -323,14 +338,15 @@ func (s *Server) newTATID(prefix string) string {
 	}
 }
 
-// newTask draws the outcome of inv's task on instance id. The caller holds
+// newTask draws the outcome (oldSystem: the instance has not been reset
+// since the emulator started) of inv's task on instance id. The caller holds
 // s.mu.
-func (s *Server) newTask(inv *invocation, id string, script []byte, now time.Time) *task {
+func (s *Server) newTask(inv *invocation, id string, script []byte, now time.Time, oldSystem bool) *task {
 	t := &task{id: s.newTATID("invt-"), instanceID: id, inv: inv}
 	s.rngMu.Lock()
 	d := s.drawLocked(s.cfg.commandMin, s.cfg.commandMax)
 	timedOut := s.cfg.commandTimeout[id] || s.cfg.commandTimeoutRate > 0 && s.rng.Float64() < s.cfg.commandTimeoutRate
-	failed := s.cfg.commandFail[id] || s.cfg.commandFailureRate > 0 && s.rng.Float64() < s.cfg.commandFailureRate
+	failed := s.cfg.commandFail[id] || oldSystem && s.cfg.commandFailOld[id] || s.cfg.commandFailureRate > 0 && s.rng.Float64() < s.cfg.commandFailureRate
 	s.rngMu.Unlock()
 	switch {
 	case timedOut || d >= inv.Timeout:

@@ -215,6 +215,60 @@ func TestRunCommand(t *testing.T) {
 	}
 }
 
+// TestCommandFailBeforeReset: commands on an instance of
+// CommandFailBeforeResetInstances exit 1 on the old system and run as usual
+// once it has been reset; the ledger says when each invocation was
+// accepted, when each task ends, and which ran on the old system, and when
+// each reset was accepted and ends.
+func TestCommandFailBeforeReset(t *testing.T) {
+	t.Parallel()
+	clock := newFakeClock()
+	b := setup(t, emulator.Config{Instances: fleet(2), Blueprints: testBlueprints(), Now: clock.Now,
+		ResetDuration: emulator.Duration{Min: 10 * time.Second}, AgentOnlineAfter: time.Second,
+		CommandDuration:                 emulator.Duration{Min: 2 * time.Second},
+		CommandFailBeforeResetInstances: []string{"lhins-t0000000"}})
+	content := base64.StdEncoding.EncodeToString([]byte("drain"))
+	status := func(inv, id string) string {
+		tk := mustTasks(t, b, map[string]any{"Filters": []any{filterOf("invocation-id", inv), filterOf("instance-id", id)}})
+		if len(tk) != 1 {
+			t.Fatalf("tasks of %s on %s = %+v, want one", inv, id, tk)
+		}
+		return tk[0].TaskStatus
+	}
+	start := clock.Now()
+	before, err := runCommand(t, b, map[string]any{"Content": content, "InstanceIds": ids(2), "Timeout": 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock.Add(2 * time.Second)
+	if a, b := status(before, "lhins-t0000000"), status(before, "lhins-t0000001"); a != "FAILED" || b != "SUCCESS" {
+		t.Errorf("on the old system: %s, %s; want FAILED for the listed instance, SUCCESS for the other", a, b)
+	}
+	resetAt := clock.Now()
+	if _, err := reset(t, b.client, "lhins-t0000000", bpTarget); err != nil {
+		t.Fatal(err)
+	}
+	clock.Add(12 * time.Second)
+	after, err := runCommand(t, b, map[string]any{"Content": content, "InstanceIds": []string{"lhins-t0000000"}, "Timeout": 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock.Add(2 * time.Second)
+	if s := status(after, "lhins-t0000000"); s != "SUCCESS" {
+		t.Errorf("on the new system: %s, want SUCCESS", s)
+	}
+	st := b.emu.Stats()
+	invs := st.Invocations
+	if len(invs) != 2 || !invs[0].Created.Equal(start) || !invs[0].Ends["lhins-t0000000"].Equal(start.Add(2*time.Second)) ||
+		len(invs[0].OldSystem) != 2 || len(invs[1].OldSystem) != 0 {
+		t.Errorf("Stats().Invocations = %+v, want the drain on the old system of both, then one on the new", invs)
+	}
+	rs := st.ResetLog["lhins-t0000000"]
+	if len(rs) != 1 || !rs[0].At.Equal(resetAt) || !rs[0].Ends.Equal(resetAt.Add(10*time.Second)) {
+		t.Errorf("ResetLog = %+v, want the reset accepted at %s, ending 10s later", rs, resetAt)
+	}
+}
+
 func mustTasks(t *testing.T, b *bundle, params map[string]any) []invocationTask {
 	t.Helper()
 	set, _ := tasks(t, b, params)

@@ -83,14 +83,17 @@ func TestDeltaRoundTrip(t *testing.T) {
 	t.Parallel()
 	started := time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)
 	base := store.Job{ID: 2, InstanceID: "lhins-aaaaaaaa", Region: "ap-guangzhou", Status: store.StatusPending}
-	steps := []store.Job{base, base, base, base}
+	steps := []store.Job{base, base, base, base, base}
 	steps[1].Status, steps[1].Attempts, steps[1].IntentAt = store.StatusSubmitting, 1, started.Add(time.Second+5)
+	steps[1].HookPhase = store.HookDrained
 	steps[1].NotBefore, steps[1].Fence = started.Add(-time.Hour), 9
 	steps[2] = steps[1]
 	steps[2].Status, steps[2].RequestID, steps[2].NotBefore = store.StatusSubmitted, "6f1c0a9e-1b7d-4c1e-9a3f-000000000000", time.Time{}
 	steps[3] = steps[2]
 	steps[3].Status, steps[3].ErrorCode, steps[3].ErrorMessage = store.StatusFailed, "E", "a \"quoted\"\nline"
 	steps[3].FinishedAt = started.Add(time.Minute)
+	steps[4] = steps[3]
+	steps[4].HookPhase = store.HookDone
 	for k := 1; k < len(steps); k++ {
 		line := appendDelta(nil, 0, &steps[k-1], &steps[k], started, false)
 		line = line[:len(line)-1]
@@ -113,7 +116,7 @@ func TestDeltaRoundTrip(t *testing.T) {
 			t.Errorf("step %d: apply(decodeDelta(%s)) mismatch (-want +got):\n%s", k, line, diff)
 		}
 	}
-	for _, bad := range []string{`{"n":1,"s":"done"}`, `{"s":"failed"}`, `{"n":1,"x":1}`, `{"n":1,"a":"1"}`, `{"n":1,"z":2}`} {
+	for _, bad := range []string{`{"n":1,"s":"done"}`, `{"s":"failed"}`, `{"n":1,"x":1}`, `{"n":1,"a":"1"}`, `{"n":1,"z":2}`, `{"n":1,"h":"drainedd"}`} {
 		d, err := decodeDelta([]byte(bad))
 		if err == nil {
 			j := base

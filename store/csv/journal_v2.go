@@ -23,9 +23,9 @@ import (
 //	{"n":0,"s":"submitted","r":"5b1c…"}
 //
 // n is the job's position in the input, which the run ID pins. The other
-// keys are s status, r request_id, p prev_request_id, o prev_blueprint_id
-// (absent in journals written before it existed), c error_code,
-// m error_message, a attempts, e fence, and the times b not_before,
+// keys are s status, r request_id, p prev_request_id, o prev_blueprint_id,
+// c error_code, m error_message, h hook_phase (o and h absent in journals
+// written before they existed), a attempts, e fence, and the times b not_before,
 // i intent_at, u submitted_at and f finished_at, each in nanoseconds since
 // the header's started, null when zero. A record with "z":1 starts from
 // the job as the input has it, with nothing recorded: compaction writes one
@@ -42,6 +42,7 @@ const (
 	kPrevBP    = "o"
 	kCode      = "c"
 	kMessage   = "m"
+	kHook      = "h"
 	kAttempts  = "a"
 	kFence     = "e"
 	kNotBefore = "b"
@@ -94,6 +95,7 @@ func appendDelta(buf []byte, n int, old, j *store.Job, started time.Time, zero b
 	str(kPrevBP, old.PrevBlueprintID, j.PrevBlueprintID)
 	str(kCode, old.ErrorCode, j.ErrorCode)
 	str(kMessage, old.ErrorMessage, j.ErrorMessage)
+	str(kHook, string(old.HookPhase), string(j.HookPhase))
 	num(kAttempts, int64(old.Attempts), int64(j.Attempts))
 	num(kFence, old.Fence, j.Fence)
 	tm(kNotBefore, old.NotBefore, j.NotBefore)
@@ -131,6 +133,7 @@ type delta struct {
 	r, p string
 	o    string
 	c, m string
+	h    store.HookPhase
 	a, e int64
 	// Times as nanoseconds since started; a nil bit in null.
 	b, i, u, f int64
@@ -151,11 +154,12 @@ const (
 	dU
 	dF
 	dO
+	dH
 )
 
 var deltaFields = map[string]uint16{
 	kStatus: dS, kRequestID: dR, kPrevID: dP, kCode: dC, kMessage: dM, kAttempts: dA, kFence: dE,
-	kNotBefore: dB, kIntentAt: dI, kSubmitted: dU, kFinished: dF, kPrevBP: dO,
+	kNotBefore: dB, kIntentAt: dI, kSubmitted: dU, kFinished: dF, kPrevBP: dO, kHook: dH,
 }
 
 // decodeDelta parses one version-2 line (without its line break).
@@ -207,7 +211,7 @@ func (d *delta) parseFast(line []byte) bool {
 			}
 			d.set |= bit
 			switch bit {
-			case dS, dR, dP, dC, dM, dO:
+			case dS, dR, dP, dC, dM, dO, dH:
 				v, rest, ok := fastString(p)
 				if !ok {
 					return false
@@ -252,6 +256,8 @@ func (d *delta) setString(bit uint16, v string) {
 		d.c = v
 	case dM:
 		d.m = v
+	case dH:
+		d.h = store.HookPhase(v)
 	}
 }
 
@@ -309,7 +315,7 @@ func (d *delta) parseJSON(line []byte) error {
 		}
 		d.set |= bit
 		switch bit {
-		case dS, dR, dP, dC, dM, dO:
+		case dS, dR, dP, dC, dM, dO, dH:
 			var v string
 			if err := json.Unmarshal(raw, &v); err != nil {
 				return fmt.Errorf("%s: %w", k, err)
@@ -357,6 +363,12 @@ func (d *delta) apply(j *store.Job, base store.Job, started time.Time) error {
 	}
 	if d.set&dM != 0 {
 		j.ErrorMessage = d.m
+	}
+	if d.set&dH != 0 {
+		if !d.h.Valid() {
+			return fmt.Errorf("unknown hook phase %q", d.h)
+		}
+		j.HookPhase = d.h
 	}
 	if d.set&dA != 0 {
 		if d.a < 0 || d.a > 1<<31-1 {

@@ -49,6 +49,7 @@ func requeued(j store.Job) store.Job {
 	j.Status = store.StatusPending
 	j.RequestID, j.PrevRequestID, j.ErrorCode, j.ErrorMessage = "", "", "", ""
 	j.Attempts = 0
+	j.HookPhase = store.HookNone
 	j.SubmittedAt, j.FinishedAt = time.Time{}, time.Time{}
 	return j
 }

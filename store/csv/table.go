@@ -79,6 +79,7 @@ type extraState struct {
 	notBefore time.Time
 	fence     int64
 	req, prev string // request IDs that are not lowercase UUIDs
+	hook      store.HookPhase
 }
 
 type errPair struct{ code, message string }
@@ -256,7 +257,7 @@ func sameState(a, b *store.Job) bool {
 		a.PrevBlueprintID == b.PrevBlueprintID &&
 		a.ErrorCode == b.ErrorCode && a.ErrorMessage == b.ErrorMessage && a.Attempts == b.Attempts &&
 		a.NotBefore.Equal(b.NotBefore) && a.IntentAt.Equal(b.IntentAt) && a.SubmittedAt.Equal(b.SubmittedAt) &&
-		a.FinishedAt.Equal(b.FinishedAt) && a.Fence == b.Fence
+		a.FinishedAt.Equal(b.FinishedAt) && a.Fence == b.Fence && a.HookPhase == b.HookPhase
 }
 
 // input returns the input's fields of job i in j, leaving the rest zero.
@@ -287,6 +288,7 @@ func (t *table) get(i int) store.Job {
 		x = t.extra[int32(i)]
 		j.NotBefore, j.Fence = x.notBefore, x.fence
 		j.RequestID, j.PrevRequestID = x.req, x.prev
+		j.HookPhase = x.hook
 	}
 	if s.flags&hasReq != 0 {
 		j.RequestID = formatUUID(&s.req)
@@ -324,7 +326,7 @@ func (t *table) set(i int, j *store.Job) error {
 	} else {
 		x.prev = j.PrevRequestID
 	}
-	x.notBefore, x.fence = j.NotBefore, j.Fence
+	x.notBefore, x.fence, x.hook = j.NotBefore, j.Fence, j.HookPhase
 	if x != (extraState{}) {
 		s.flags |= hasExtra
 		t.extra[int32(i)] = &x

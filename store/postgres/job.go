@@ -9,7 +9,7 @@ import (
 
 // jobColumns lists the columns scanned into jobRow, in any order.
 const jobColumns = `id, run, instance_id, blueprint_id, region, key_ids, auto_generate_password, status,
-	request_id, prev_request_id, prev_blueprint_id, error_code, error_message, attempts,
+	request_id, prev_request_id, prev_blueprint_id, error_code, error_message, attempts, hook_phase,
 	not_before, intent_at, submitted_at, finished_at, lease_token`
 
 // jobRow is one jobs row as scanned by pgx.RowToStructByName (names match
@@ -30,6 +30,7 @@ type jobRow struct {
 	ErrorCode            string
 	ErrorMessage         string
 	Attempts             int
+	HookPhase            store.HookPhase
 	NotBefore            time.Time
 	IntentAt             *time.Time
 	SubmittedAt          *time.Time
@@ -53,6 +54,7 @@ func (r jobRow) job() store.Job {
 		ErrorCode:            r.ErrorCode,
 		ErrorMessage:         r.ErrorMessage,
 		Attempts:             r.Attempts,
+		HookPhase:            r.HookPhase,
 		NotBefore:            r.NotBefore,
 		IntentAt:             deref(r.IntentAt),
 		SubmittedAt:          deref(r.SubmittedAt),

@@ -103,6 +103,12 @@ func (s *Store) Queue(run, owner string, leaseTTL time.Duration) *Queue {
 // false has nothing left to do now: every due job of the run is terminal or
 // its own, and jobs not yet due are left for a later run (cron). When all n
 // were claimed, waiting is false without being looked for: claim again.
+// owesRestoreSQL is true for a pending job of a cancelled run that its
+// before-hook may have taken out of service: it is still handed out, so
+// that a runner puts the instance back (restore) before it skips the job.
+const owesRestoreSQL = `(hook_phase IN ('before', 'drained', 'restore')
+		       AND (SELECT control FROM runs WHERE name = $1) = 'cancelled')`
+
 func (q *Queue) Claim(ctx context.Context, n int) (jobs []store.Job, waiting bool, err error) {
 	if n < 1 {
 		return nil, false, fmt.Errorf("claim jobs: n = %d, want at least 1", n)
@@ -128,7 +134,8 @@ func (q *Queue) Claim(ctx context.Context, n int) (jobs []store.Job, waiting boo
 			  AND (lease_expires_at IS NULL OR lease_expires_at < now())
 			  AND id <> ALL ($4::bigint[])
 			  AND (status <> 'pending'
-			       OR coalesce((SELECT control FROM runs WHERE name = $1), 'running') = 'running')`
+			       OR coalesce((SELECT control FROM runs WHERE name = $1), 'running') = 'running'
+			       OR ` + owesRestoreSQL + `)`
 	const claimSQL = `UPDATE jobs
 		SET lease_owner = $2,
 		    lease_token = nextval('jobs_lease_token_seq'),
@@ -196,7 +203,8 @@ func (q *Queue) Claim(ctx context.Context, n int) (jobs []store.Job, waiting boo
 		  AND not_before <= now()
 		  AND id <> ALL ($2::bigint[])
 		  AND (status <> 'pending'
-		       OR coalesce((SELECT control FROM runs WHERE name = $1), 'running') = 'running')
+		       OR coalesce((SELECT control FROM runs WHERE name = $1), 'running') = 'running'
+		       OR ` + owesRestoreSQL + `)
 		ORDER BY not_before, id
 		LIMIT 1`
 	var other int64
@@ -261,6 +269,7 @@ func (q *Queue) saveOne(ctx context.Context, j *store.Job) error {
 		    submitted_at = $12,
 		    finished_at = $13,
 		    prev_blueprint_id = $17,
+		    hook_phase = $18,
 		    updated_at = now(),
 		    lease_owner = CASE WHEN $15 THEN NULL ELSE lease_owner END,
 		    lease_expires_at = CASE WHEN $15 THEN NULL ELSE now() + $14 * interval '1 microsecond' END
@@ -277,7 +286,7 @@ func (q *Queue) saveOne(ctx context.Context, j *store.Job) error {
 		j.ID, j.Fence, q.owner,
 		string(j.Status), j.RequestID, j.PrevRequestID, j.ErrorCode, j.ErrorMessage, j.Attempts,
 		nullTime(j.NotBefore), nullTime(j.IntentAt), nullTime(j.SubmittedAt), nullTime(j.FinishedAt),
-		micros(q.ttl), terminal, q.run, j.PrevBlueprintID)
+		micros(q.ttl), terminal, q.run, j.PrevBlueprintID, string(j.HookPhase))
 	if pgCode(err) == codeUniqueViolation {
 		return fmt.Errorf("save job %d (%s): %w", j.ID, j.InstanceID, store.ErrInstanceBusy)
 	}

@@ -20,7 +20,7 @@ import (
 func (s *Store) Requeue(ctx context.Context, run string, ids []int64) (int, error) {
 	const requeueSQL = `UPDATE jobs
 		SET status = 'pending', request_id = '', prev_request_id = '', error_code = '', error_message = '',
-		    attempts = 0, submitted_at = NULL, finished_at = NULL, updated_at = now()
+		    attempts = 0, hook_phase = '', submitted_at = NULL, finished_at = NULL, updated_at = now()
 		WHERE run = $1 AND id = ANY($2) AND status IN ('failed', 'skipped') AND lease_owner IS NULL`
 	if len(ids) == 0 {
 		return 0, nil

@@ -191,7 +191,8 @@ func (q *Queue) admitUnwaved(ctx context.Context, j *store.Job) (store.Admission
 func (q *Queue) RolloutWave(ctx context.Context, wave int) (store.WaveState, error) {
 	const waveSQL = `SELECT (SELECT r.wave FROM run_rollouts r WHERE r.run = $1),
 		       count(*) FILTER (WHERE j.status IN ('pending', 'submitting', 'submitted')),
-		       count(*) FILTER (WHERE j.status = ANY($3))
+		       count(*) FILTER (WHERE j.status = ANY($3)
+		                          OR j.status = 'skipped' AND j.error_code = 'BeforeHookFailed')
 		FROM rollout_jobs w JOIN jobs j ON j.id = w.job_id
 		WHERE w.run = $1 AND w.wave = $2`
 	var st store.WaveState

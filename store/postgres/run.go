@@ -61,11 +61,14 @@ func (s *Store) SetControl(ctx context.Context, run string, c store.Control) err
 // then and handed back unsent (interrupted, or suspended until its lease
 // ran out): a cancelled run's pending jobs are never claimed, so nothing
 // else would end them. A runner holding pending jobs skips them itself,
-// its next intent being refused.
+// its next intent being refused. A job whose before-hook may have taken
+// its instance out of service is left to a runner (Claim still hands it
+// out), which restores it first.
 const skipCancelledSQL = `UPDATE jobs
 	SET status = 'skipped', error_message = 'cancelled by operator',
 	    finished_at = now(), updated_at = now()
 	WHERE run = $1 AND status = 'pending'
+	  AND hook_phase NOT IN ('before', 'drained', 'restore')
 	  AND (lease_expires_at IS NULL OR lease_expires_at < now())
 	  AND (SELECT control FROM runs WHERE name = $1) = 'cancelled'`
 

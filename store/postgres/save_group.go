@@ -194,13 +194,14 @@ func (q *Queue) saveMany(ctx context.Context, batch []*saveReq) (map[int64]bool,
 		    submitted_at = s.submitted_at,
 		    finished_at = s.finished_at,
 		    prev_blueprint_id = s.prev_blueprint_id,
+		    hook_phase = s.hook_phase,
 		    updated_at = now(),
 		    lease_owner = CASE WHEN s.terminal THEN NULL ELSE jobs.lease_owner END,
 		    lease_expires_at = CASE WHEN s.terminal THEN NULL ELSE now() + $2 * interval '1 microsecond' END
 		FROM unnest($3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
-		            $10::integer[], $11::timestamptz[], $12::timestamptz[], $13::timestamptz[], $14::timestamptz[], $15::boolean[], $17::text[])
+		            $10::integer[], $11::timestamptz[], $12::timestamptz[], $13::timestamptz[], $14::timestamptz[], $15::boolean[], $17::text[], $18::text[])
 		     AS s(id, token, status, request_id, prev_request_id, error_code, error_message,
-		          attempts, not_before, intent_at, submitted_at, finished_at, terminal, prev_blueprint_id)
+		          attempts, not_before, intent_at, submitted_at, finished_at, terminal, prev_blueprint_id, hook_phase)
 		WHERE jobs.id = s.id
 		  AND jobs.lease_token = s.token
 		  AND jobs.lease_owner = $1
@@ -217,6 +218,7 @@ func (q *Queue) saveMany(ctx context.Context, batch []*saveReq) (map[int64]bool,
 		attempts                                   = make([]int, n)
 		notBefore, intentAt, submittedAt, finished = make([]*time.Time, n), make([]*time.Time, n), make([]*time.Time, n), make([]*time.Time, n)
 		terminal                                   = make([]bool, n)
+		hooks                                      = make([]string, n)
 	)
 	for i, r := range batch {
 		j := &r.j
@@ -225,13 +227,14 @@ func (q *Queue) saveMany(ctx context.Context, batch []*saveReq) (map[int64]bool,
 		attempts[i], prevBPs[i] = j.Attempts, j.PrevBlueprintID
 		notBefore[i], intentAt[i], submittedAt[i], finished[i] = nullTime(j.NotBefore), nullTime(j.IntentAt), nullTime(j.SubmittedAt), nullTime(j.FinishedAt)
 		terminal[i] = j.Status.Terminal()
+		hooks[i] = string(j.HookPhase)
 	}
 	q.group.multi.Lock()
 	defer q.group.multi.Unlock()
 	asked := time.Now()
 	rows, err := q.s.pool.Query(ctx, saveManySQL, q.owner, micros(q.ttl),
 		ids, tokens, statuses, reqIDs, prevIDs, codes, msgs, attempts, notBefore, intentAt, submittedAt, finished, terminal,
-		q.run, prevBPs)
+		q.run, prevBPs, hooks)
 	if err != nil {
 		return nil, asked, err
 	}
