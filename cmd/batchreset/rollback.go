@@ -174,9 +174,9 @@ func (a *app) rolledBackJobs(ctx context.Context, s runSettings, auto bool) ([]s
 			}
 			return nil, nil, err
 		}
-		if c, ok := src.(*csvSource); ok && c.fresh {
+		if state, none := src.NoState(); none {
 			src.Close()
-			return nil, nil, usageError("nothing to roll back: %s has no state file beside it", c.out)
+			return nil, nil, usageError("nothing to roll back: no state file %s", state)
 		}
 		jobs, err := src.Jobs(ctx)
 		var waves map[int64]int

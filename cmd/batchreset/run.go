@@ -231,7 +231,7 @@ func (a *app) runOnce(ctx context.Context, s runSettings) error {
 		// A pause with nothing left to send (the last failure exceeded the
 		// budget) waits for nothing: the run ends as any does.
 		return &exitError{code: exitPaused}
-	case runErr == nil && (sum.Rollback || rollbackRecorded(ctx, src)):
+	case runErr == nil && (sum.Rollback || src.RollbackRecorded(ctx)):
 		return errRollbackDue
 	case unwritable:
 		// One line for the cause, naming the file: the runner asked
@@ -261,29 +261,11 @@ func (a *app) runOnce(ctx context.Context, s runSettings) error {
 // unsent counts the jobs of src's run that nothing has been sent for, as
 // the store keeps them (the results file shows them skipped).
 func unsent(ctx context.Context, src jobSource) int {
-	switch src := src.(type) {
-	case *csvSource:
-		return src.st.Totals()[store.StatusPending]
-	case *dbSource:
-		st, err := src.db.Status(ctx, src.run)
-		if err != nil {
-			return 1 // unknown: say the run waits, as it may
-		}
-		return st.Totals[store.StatusPending]
+	jobs, err := src.Stored(ctx, store.StatusPending)
+	if err != nil {
+		return 1 // unknown: say the run waits, as it may
 	}
-	return 0
-}
-
-// rollbackRecorded reports whether the shared record of a Postgres run says
-// that its budget was exceeded under --on-failure rollback, which another
-// runner of the run may have seen rather than this one.
-func rollbackRecorded(ctx context.Context, src jobSource) bool {
-	ds, ok := src.(*dbSource)
-	if !ok {
-		return false
-	}
-	ro, err := ds.db.Rollout(ctx, ds.run)
-	return err == nil && runner.RollbackDue(ro.Stopped)
+	return len(jobs)
 }
 
 // confirm asks the operator to confirm what, or requires --yes without a

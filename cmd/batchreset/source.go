@@ -74,6 +74,10 @@ type jobSource interface {
 	// Where names the source for the commands to run next: where the full
 	// list of outcomes is, and the arguments that name the run.
 	Where() (fullList, args string)
+	// RollbackRecorded reports whether the run's shared record (Postgres)
+	// says its budget was exceeded under --on-failure rollback, which
+	// another runner of the run may have seen rather than this one.
+	RollbackRecorded(ctx context.Context) bool
 	// PriorSends counts the jobs that earlier processes of the run sent,
 	// for a run whose waves the store does not keep (CSV); 0 otherwise.
 	PriorSends() int
@@ -295,6 +299,9 @@ func (s *csvSource) Describe() string     { return "results: " + s.out }
 
 func (s *csvSource) NoState() (string, bool) { return s.state, s.fresh }
 
+// RollbackRecorded is false: a CSV run has one runner, which saw it.
+func (s *csvSource) RollbackRecorded(context.Context) bool { return false }
+
 func (s *csvSource) PriorSends() int {
 	n := 0
 	for j := range s.st.All() {
@@ -464,6 +471,11 @@ func (s *dbSource) Requeue(ctx context.Context, jobs []store.Job, uncancel bool)
 
 func (s *dbSource) Where() (string, string) {
 	return fmt.Sprintf("batchreset report --run %s", shellQuote(s.run)), `--database-url "$DATABASE_URL" --run ` + shellQuote(s.run)
+}
+
+func (s *dbSource) RollbackRecorded(ctx context.Context) bool {
+	ro, err := s.db.Rollout(ctx, s.run)
+	return err == nil && runner.RollbackDue(ro.Stopped)
 }
 
 // PriorSends is 0: the Postgres store keeps the run's waves itself.
