@@ -318,11 +318,9 @@ func TestClientDecodesFixtures(t *testing.T) {
 	}
 }
 
-// TestDescribeInstancesOneCall checks that DescribeInstances makes one
-// call of at most 100 IDs, raising Limit to them, with the results in order
-// and Region set; that more IDs are refused before anything is sent (the
-// caller pages them under its limiter); and that no IDs make no call.
-func TestDescribeInstancesOneCall(t *testing.T) {
+// TestDescribeInstancesSplits checks that 250 IDs take three calls of at
+// most 100, and that the results come back in order with Region set.
+func TestDescribeInstancesSplits(t *testing.T) {
 	t.Parallel()
 	b := setup(t, func(w http.ResponseWriter, r *http.Request, c apiCall) {
 		var set []map[string]any
@@ -334,33 +332,36 @@ func TestDescribeInstancesOneCall(t *testing.T) {
 
 	var ids []string
 	var want []Instance
-	for i := range MaxIDsPerCall + 1 {
+	for i := range 250 {
 		id := fmt.Sprintf("lhins-%08d", i)
 		ids = append(ids, id)
 		want = append(want, Instance{InstanceID: id, InstanceState: StateRunning, Region: "ap-tokyo"})
 	}
-	got, err := b.client.DescribeInstances(t.Context(), "ap-tokyo", ids[:MaxIDsPerCall])
+	got, err := b.client.DescribeInstances(t.Context(), "ap-tokyo", ids)
 	if err != nil {
-		t.Fatalf("DescribeInstances(100 IDs) = %v", err)
+		t.Fatalf("DescribeInstances(250 IDs) = %v", err)
 	}
-	if diff := cmp.Diff(want[:MaxIDsPerCall], got); diff != "" {
-		t.Errorf("DescribeInstances(100 IDs) mismatch (-want +got):\n%s", diff)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("DescribeInstances(250 IDs) mismatch (-want +got):\n%s", diff)
 	}
-	calls := b.server.Calls()
-	if len(calls) != 1 || calls[0].Params["Limit"] != float64(MaxIDsPerCall) {
-		t.Errorf("DescribeInstances(100 IDs): %d calls (Limit %v), want one with Limit 100", len(calls), calls[0].Params["Limit"])
+	var sizes []int
+	for _, c := range b.server.Calls() {
+		n := len(c.Params["InstanceIds"].([]any))
+		if c.Params["Limit"] != float64(n) {
+			t.Errorf("call with %d IDs has Limit %v", n, c.Params["Limit"])
+		}
+		sizes = append(sizes, n)
+	}
+	if diff := cmp.Diff([]int{100, 100, 50}, sizes); diff != "" {
+		t.Errorf("IDs per call mismatch (-want +got):\n%s", diff)
 	}
 
-	_, err = b.client.DescribeInstances(t.Context(), "ap-tokyo", ids)
-	if ae, ok := errors.AsType[*APIError](err); !ok || ae.Code != CodeInvalidParameter {
-		t.Errorf("DescribeInstances(101 IDs) = %v, want %s", err, CodeInvalidParameter)
-	}
 	got, err = b.client.DescribeInstances(t.Context(), "ap-tokyo", nil)
 	if got != nil || err != nil {
 		t.Errorf("DescribeInstances(no IDs) = %v, %v; want nil, nil", got, err)
 	}
-	if n := len(b.server.Calls()); n != 1 {
-		t.Errorf("DescribeInstances of 101 IDs or none called the API: %d calls in all, want 1", n)
+	if n := len(b.server.Calls()); n != 3 {
+		t.Errorf("DescribeInstances(no IDs) called the API: %d calls in all, want 3", n)
 	}
 }
 

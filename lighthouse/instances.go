@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 )
 
@@ -215,10 +216,11 @@ type describeInstancesResponse struct {
 	InstanceSet []Instance `json:"InstanceSet"`
 }
 
-// DescribeInstances returns the instances of region with the given IDs, at
-// most MaxIDsPerCall of them (one call: a caller with more pages them under
-// its limiter, as runner.Cloud does), in the order the API returns them,
-// with Region set. An empty ids makes no call and returns nil.
+// DescribeInstances returns the instances of region with the given IDs, in
+// the order the API returns them, with Region set. It makes one call per
+// MaxIDsPerCall IDs, one after the other, and stops at the first error. An
+// empty ids makes no call and returns nil. (runner.Cloud calls it with at
+// most MaxIDsPerCall IDs, each call under its limiter.)
 //
 // An ID the API does not know in region may fail the whole call with
 // ResourceNotFound.InstanceIdNotFound (ClassPermanent) or be left out of the
@@ -226,20 +228,18 @@ type describeInstancesResponse struct {
 //
 // API docs: https://www.tencentcloud.com/document/product/1103/42498
 func (c *Client) DescribeInstances(ctx context.Context, region string, ids []string) ([]Instance, error) {
-	if len(ids) == 0 {
-		return nil, nil
+	var all []Instance
+	for chunk := range slices.Chunk(ids, MaxIDsPerCall) {
+		// Limit defaults to 20, so a call for more IDs must raise it.
+		req := describeInstancesRequest{InstanceIDs: chunk, Limit: len(chunk)}
+		var resp describeInstancesResponse
+		if err := c.call(ctx, serviceLighthouse, region, ActionDescribeInstances, req, &resp); err != nil {
+			return nil, err
+		}
+		all = append(all, resp.InstanceSet...)
 	}
-	if len(ids) > MaxIDsPerCall {
-		return nil, invalidParameter(ActionDescribeInstances, fmt.Errorf("%d instance IDs in one call, at most %d", len(ids), MaxIDsPerCall))
-	}
-	// Limit defaults to 20, so a call for more IDs must raise it.
-	req := describeInstancesRequest{InstanceIDs: ids, Limit: len(ids)}
-	var resp describeInstancesResponse
-	if err := c.call(ctx, serviceLighthouse, region, ActionDescribeInstances, req, &resp); err != nil {
-		return nil, err
-	}
-	setRegion(resp.InstanceSet, region)
-	return resp.InstanceSet, nil
+	setRegion(all, region)
+	return all, nil
 }
 
 // Names of DescribeInstances filters (more-apis.md §1a). There is no

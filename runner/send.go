@@ -199,6 +199,15 @@ func (r *Runner) handleSendError(ctx context.Context, t *task, err error) {
 	if !ok {
 		ae = &lighthouse.APIError{Action: lighthouse.ActionResetInstance, Code: "Error", Message: err.Error(), Class: lighthouse.ClassAmbiguous, Err: err}
 	}
+	if r.adm.load().mode == admitBroken {
+		// The run broke down (a state it cannot write) while the call was
+		// on its way, and ended the call: it may have landed. The job
+		// stays submitting, its intent on disk, and the rerun reconciles
+		// it; the cause is already said once.
+		t.inDoubt(ae, time.Now())
+		r.done(t)
+		return
+	}
 	class := ae.Class
 	if ctx.Err() != nil && class != lighthouse.ClassRetryable {
 		// The run was cancelled mid-call: the call may have landed.
