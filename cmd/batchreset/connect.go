@@ -80,6 +80,13 @@ func (c *connection) hold(ctx context.Context, src jobSource, log *slog.Logger) 
 		return nil, &exitError{code: exitFatal, err: err}
 	}
 	c.holds = h
+	parent, err := src.ParentKey(ctx)
+	if err != nil {
+		return nil, &exitError{code: exitFatal, err: err}
+	}
+	if parent != "" {
+		h.Inherit(parent)
+	}
 	var held, all int
 	var first error
 	err = src.Each(ctx, func(j *store.Job) error {

@@ -59,6 +59,9 @@ type jobSource interface {
 	// it. StartedAt is when the run began, if the source knows (zero: the
 	// first time a process of it began on this host).
 	RunKey(ctx context.Context) (key, name string, err error)
+	// ParentKey is the RunKey of the run this one rolls back, "" for none
+	// (a CSV rollback runs in the process that ended its parent).
+	ParentKey(ctx context.Context) (string, error)
 	StartedAt() time.Time
 	// NoState reports that no run has left a state here yet (a CSV run's
 	// journal, created by this command), naming where it would be.
@@ -295,7 +298,9 @@ func (s *csvSource) RunKey(context.Context) (string, string, error) {
 	return "csv:" + s.st.RunKey(), "the CSV run of " + s.out, nil
 }
 func (s *csvSource) StartedAt() time.Time { return s.st.Started() }
-func (s *csvSource) Describe() string     { return "results: " + s.out }
+
+func (s *csvSource) ParentKey(context.Context) (string, error) { return "", nil }
+func (s *csvSource) Describe() string                          { return "results: " + s.out }
 
 func (s *csvSource) NoState() (string, bool) { return s.state, s.fresh }
 
@@ -443,7 +448,19 @@ func (s *dbSource) RunKey(ctx context.Context) (string, string, error) {
 	return "postgres:" + where + "\x00" + s.run, fmt.Sprintf("Postgres run %q", s.run), nil
 }
 func (s *dbSource) StartedAt() time.Time { return time.Time{} }
-func (s *dbSource) Describe() string     { return fmt.Sprintf("run %q", s.run) }
+
+func (s *dbSource) ParentKey(ctx context.Context) (string, error) {
+	parent, err := s.db.Parent(ctx, s.run)
+	if err != nil || parent == "" {
+		return "", err
+	}
+	where, err := s.db.Where(ctx)
+	if err != nil {
+		return "", err
+	}
+	return "postgres:" + where + "\x00" + parent, nil
+}
+func (s *dbSource) Describe() string { return fmt.Sprintf("run %q", s.run) }
 
 // NoState is false: the run's rows, checked when it was opened, are its
 // state.

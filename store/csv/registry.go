@@ -98,6 +98,9 @@ type Holds struct {
 	r       *Registry
 	key     [16]byte
 	started time.Time // when the run began, on this host's clock
+	// parent is the run this one rolls back, whose instances it takes
+	// (but not one with a call in doubt); zero for none.
+	parent [16]byte
 	// first: this is the run's first process on this host. It may take
 	// the instances of runs that have ended; a later process of the run
 	// takes only those held after the run began (see heldBy).
@@ -158,6 +161,17 @@ func (r *Registry) Begin(run, name string, started time.Time) (*Holds, error) {
 	return h, nil
 }
 
+// Inherit makes the run take the instances that parent (a run key, as
+// Begin takes it) holds, unless one has a call in doubt: a rollback run
+// takes over the instances of the run it rolls back, whose other
+// processes may still live.
+func (h *Holds) Inherit(parent string) { h.parent = hash16(parent) }
+
+// inherited reports whether e is the parent's, with nothing in doubt.
+func (h *Holds) inherited(e *entry) bool {
+	return h.parent != [16]byte{} && e.run == h.parent && !e.inFlight
+}
+
 // End lets the run's holds go, as the end of the process would.
 func (h *Holds) End() {
 	if h.lock != nil {
@@ -174,7 +188,7 @@ func (h *Holds) End() {
 // registry's own (it cannot be read or written).
 func (h *Holds) Hold(id string) error {
 	return h.find(id, func(e *entry) (*entry, error) {
-		if e.used && e.run != h.key {
+		if e.used && e.run != h.key && !h.inherited(e) {
 			if err := h.heldBy(e); err != nil {
 				return nil, err
 			}
@@ -205,7 +219,7 @@ func (h *Holds) Check(j *store.Job) error {
 		case !intent:
 			e.inFlight = false
 			return e, nil
-		case e.used && e.run != h.key:
+		case e.used && e.run != h.key && !h.inherited(e):
 			// Held by another run when this one began: not ours to reset,
 			// even if that run has ended since.
 			if err := h.heldBy(e); err != nil {
@@ -227,7 +241,7 @@ func (h *Holds) Check(j *store.Job) error {
 // nil when this run holds it or may take it.
 func (h *Holds) Held(j *store.Job) error {
 	return h.find(j.InstanceID, func(e *entry) (*entry, error) {
-		if !e.used || e.run == h.key {
+		if !e.used || e.run == h.key || h.inherited(e) {
 			return nil, nil
 		}
 		if err := h.heldBy(e); err != nil {

@@ -250,3 +250,35 @@ func BenchmarkHold(b *testing.B) {
 		}
 	}
 }
+
+// TestRegistryInherit: a rollback run takes the instances of the run it
+// rolls back while another process of that run still lives, but never one
+// with a call of that run in doubt.
+func TestRegistryInherit(t *testing.T) {
+	t.Parallel()
+	r := openTestRegistry(t, t.TempDir(), 1<<10)
+	p := begin(t, r, "run-p", time.Time{})
+	for _, id := range []string{"lhins-00000001", "lhins-00000002"} {
+		if err := p.Hold(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Check(job("lhins-00000002", store.StatusSubmitting)); err != nil {
+		t.Fatal(err)
+	}
+	c := begin(t, r, "run-p-rollback", time.Time{})
+	c.Inherit("run-p")
+	if err := c.Hold("lhins-00000001"); err != nil {
+		t.Errorf("rollback run holding its parent's instance = %v", err)
+	}
+	if err := c.Check(job("lhins-00000001", store.StatusSubmitting)); err != nil {
+		t.Errorf("rollback run's intent for it = %v", err)
+	}
+	if err := c.Hold("lhins-00000002"); !errors.Is(err, store.ErrHeld) {
+		t.Errorf("rollback run holding an instance its parent has in flight = %v, want ErrHeld", err)
+	}
+	other := begin(t, r, "run-o", time.Time{})
+	if err := other.Hold("lhins-00000001"); !errors.Is(err, store.ErrHeld) {
+		t.Errorf("another run holding the rollback's instance = %v, want ErrHeld", err)
+	}
+}

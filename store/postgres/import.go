@@ -223,3 +223,16 @@ func (s *Store) ImportRollback(ctx context.Context, parent, run string, jobs []s
 	}
 	return created, nil
 }
+
+// Parent returns the run that run rolls back, "" for none.
+func (s *Store) Parent(ctx context.Context, run string) (string, error) {
+	var parent *string
+	err := s.pool.QueryRow(ctx, `SELECT parent FROM runs WHERE name = $1`, run).Scan(&parent)
+	if errors.Is(err, pgx.ErrNoRows) || parent == nil {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("parent of run %q: %w", run, err)
+	}
+	return *parent, nil
+}
