@@ -15,8 +15,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -214,6 +216,9 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// fleetAccounts numbers the fleets' accounts (see newFleet).
+var fleetAccounts atomic.Int64
+
 // fleet is an emulated account served over real HTTP, and a jobs file
 // naming its instances.
 type fleet struct {
@@ -222,6 +227,7 @@ type fleet struct {
 	instances []emulator.Instance
 	jobsPath  string
 	limit     int     // ResetInstance calls per second the emulator accepts
+	uin       string  // the emulated account's root UIN, its own per fleet
 	rate      float64 // --rate for runners against it (see fleetOptions.rate)
 }
 
@@ -260,7 +266,12 @@ func newFleet(t *testing.T, o fleetOptions) *fleet {
 	}
 	all, _ := emulator.GenerateFleet(o.n, emulator.FleetOptions{Seed: o.opts.Seed, Regions: o.opts.Regions})
 	instances, blueprints := emulator.GenerateFleet(o.n, o.opts)
+	// Each fleet is an account of its own: its identity, and so its host
+	// state (limits, holds), is its own, however the tests' emulators
+	// reuse ports and instance IDs.
+	uin := strconv.FormatInt(300000000000+fleetAccounts.Add(1), 10)
 	cfg := emulator.Config{
+		UIN:           uin,
 		Credentials:   map[string]string{testSecretID: testSecretKey},
 		Instances:     instances,
 		Blueprints:    blueprints,
@@ -293,7 +304,7 @@ func newFleet(t *testing.T, o fleetOptions) *fleet {
 	}
 	path := filepath.Join(t.TempDir(), "jobs.csv")
 	writeFile(t, path, b.String())
-	return &fleet{emu: emu, url: ts.URL, instances: instances, jobsPath: path, limit: o.limit, rate: o.rate}
+	return &fleet{emu: emu, url: ts.URL, instances: instances, jobsPath: path, limit: o.limit, rate: o.rate, uin: cfg.UIN}
 }
 
 func writeFile(t *testing.T, path, content string) {

@@ -209,9 +209,9 @@ func TestCredentialChain(t *testing.T) {
 		{name: "Tccli", files: map[string]string{".tccli/ops.credential": tccli}, env: []string{"TCCLI_PROFILE=ops"}, code: exitOK},
 		{name: "Hostile", files: map[string]string{".tencentcloud/credentials": "[default\nsecret_id\x00=\xff\n[[[]]]\nsecret_key = " + testSecretKey + "\n"}, code: exitFatal},
 		{name: "Role", env: []string{"TENCENTCLOUD_SECRET_ID=" + testSecretID, "TENCENTCLOUD_SECRET_KEY=" + testSecretKey},
-			args: []string{"--role-arn", "qcs::cam::uin/100000000001:roleName/emulator"}, code: exitOK},
+			args: []string{"--role-arn", "qcs::cam::uin/" + f.uin + ":roleName/emulator"}, code: exitOK},
 		{name: "RoleUnknown", env: []string{"TENCENTCLOUD_SECRET_ID=" + testSecretID, "TENCENTCLOUD_SECRET_KEY=" + testSecretKey},
-			args: []string{"--role-arn", "qcs::cam::uin/100000000001:roleName/nobody"}, code: exitFatal, want: "RoleNotFound"},
+			args: []string{"--role-arn", "qcs::cam::uin/" + f.uin + ":roleName/nobody"}, code: exitFatal, want: "RoleNotFound"},
 	}
 	t.Run("Cases", func(t *testing.T) { // returns once every case has run
 		for _, tc := range cases {
