@@ -99,7 +99,7 @@ func (c *statusCounter) add(j *store.Job) {
 	if j.Status == store.StatusSubmitting || j.Status == store.StatusSubmitted {
 		st.InFlight++
 	}
-	if j.Status.Failure() {
+	if j.Failure() {
 		st.Failures++
 	}
 	if j.Status == store.StatusPending {

@@ -50,7 +50,7 @@ func (c *tallier) add(j *store.Job) {
 	if d, ok := resetDuration(j); ok {
 		c.durs = append(c.durs, d)
 	}
-	if j.Status.Failure() && len(c.t.Attention) < attentionListMax {
+	if j.Failure() && len(c.t.Attention) < attentionListMax {
 		c.t.Attention = append(c.t.Attention, outcomeOf(j))
 	}
 }
@@ -59,7 +59,7 @@ func (c *tallier) add(j *store.Job) {
 func (c *tallier) count(j *store.Job, n int) {
 	c.t.Instances += n
 	c.t.Totals[string(j.Status)] += n
-	if j.Status.Failure() {
+	if j.Failure() {
 		c.t.AttentionTotal += n
 	}
 	if retryable(*j, retryAll) {
@@ -94,7 +94,7 @@ func (s *dbSource) attention() []store.Status {
 	for _, st := range statusOrder {
 		j := store.Job{Status: st}
 		s.view(&j)
-		if j.Status.Failure() {
+		if j.Failure() {
 			out = append(out, st)
 		}
 	}

@@ -257,7 +257,7 @@ func (p *Page) view(ctx context.Context, run Run, f Filter, now time.Time) (View
 		if j.Status.Terminal() {
 			st.Done++
 		}
-		if j.Status.Failure() {
+		if j.Failure() {
 			st.Failures++
 		}
 		if w > 0 {
@@ -273,7 +273,7 @@ func (p *Page) view(ctx context.Context, run Run, f Filter, now time.Time) (View
 			if j.Status.Terminal() {
 				wv.Done++
 			}
-			if j.Status.Failure() {
+			if j.Failure() {
 				wv.Failures++
 			}
 		}
@@ -298,9 +298,9 @@ func (p *Page) view(ctx context.Context, run Run, f Filter, now time.Time) (View
 		}
 		// Failures first, then the rest in the run's order.
 		switch {
-		case j.Status.Failure() && len(failed) < pageRows:
+		case j.Failure() && len(failed) < pageRows:
 			failed = append(failed, row())
-		case !j.Status.Failure() && len(rest) < pageRows:
+		case !j.Failure() && len(rest) < pageRows:
 			rest = append(rest, row())
 		}
 		return nil
