@@ -68,12 +68,15 @@ relocate() { sed -e "s#/usr/local/bin/batchreset#$root/usr/local/bin/batchreset#
 line=$(printf '%s' "$line" | relocate)
 case "$line" in *"$bin"*) ;; *) fail "the cron line does not run /usr/local/bin/batchreset: $line" ;; esac
 
-# A host zone other than UTC where it is now 02:xx, inside the line's hours (1-4). Etc/GMT-N
-# is UTC+N; the offset stays in the -12..+14 the zone database has.
+# A host zone other than UTC where it is now 02:xx (03:xx when UTC itself is at 02:xx), inside
+# the line's hours (1-4). Etc/GMT-N is UTC+N; the offset stays in the -12..+14 the zone
+# database has.
 utc_hour=$((10#$(date -u +%H)))
-off=$(((2 - utc_hour + 24) % 24))
+want=2
+[ "$utc_hour" = 2 ] && want=3
+off=$(((want - utc_hour + 24) % 24))
 [ "$off" -gt 14 ] && off=$((off - 24))
-[ "$off" = 0 ] && fail "internal: UTC is already the zone where it is 02:xx"
+[ "$off" = 0 ] && fail "internal: no offset from UTC was chosen"
 if [ "$off" -gt 0 ]; then tz="Etc/GMT-$off"; else tz="Etc/GMT+$((-off))"; fi
 local_hour=$((10#$(TZ=$tz date +%H)))
 [ "$local_hour" -ge "${hours%-*}" ] && [ "$local_hour" -le "${hours#*-}" ] ||
