@@ -137,7 +137,7 @@ func (s *Server) prepareAssumeRole(c *call, p params) ([]string, func() answer, 
 func (s *Server) assumeRole(c *call, arn, session string, seconds int) answer {
 	acct := s.roles[arn]
 	if acct == nil {
-		return answer{err: errorf("ResourceNotFound.RoleNotFound", "The role `%s` does not exist in this account.", arn)}
+		return answer{err: errorf("ResourceNotFound.RoleNotFound", "The role `%s` does not exist.", arn)}
 	}
 	lifetime := time.Duration(seconds) * time.Second
 	if s.cfg.credentialLifetime > 0 {
