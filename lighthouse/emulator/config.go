@@ -87,9 +87,9 @@ func set(values ...string) map[string]bool {
 // behaves for all of them. The zero value of every field except
 // Credentials means the default stated on the field.
 type Config struct {
-	// Credentials maps SecretId to SecretKey. At least one pair is required;
-	// every call must be signed with one of them or with a temporary key
-	// AssumeRole handed out.
+	// Credentials maps SecretId to SecretKey. At least one pair is required,
+	// here or in Accounts; every call must be signed with a pair of an
+	// account or with a temporary key AssumeRole handed out.
 	Credentials map[string]string
 
 	// Instances is the fleet, served in this order by DescribeInstances.

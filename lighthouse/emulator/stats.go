@@ -74,7 +74,8 @@ type ActionStats struct {
 	// Faults counts calls an injected fault affected, of any kind.
 	Faults int
 	// OverLimit counts calls that arrived in a one-second window already at
-	// the action's limit, that is, calls the rate limit rejected.
+	// the action's limit in their account, that is, calls the rate limit
+	// rejected.
 	OverLimit int
 	// MaxPerSecond is the largest number of calls that arrived in one fixed
 	// one-second window (a Unix second), counting rejected ones. Only calls
