@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
 )
 
@@ -217,10 +216,11 @@ type describeInstancesResponse struct {
 }
 
 // DescribeInstances returns the instances of region with the given IDs, in
-// the order the API returns them, with Region set. It makes one call per
-// MaxIDsPerCall IDs, one after the other, and stops at the first error. An
-// empty ids makes no call and returns nil. (runner.Cloud calls it with at
-// most MaxIDsPerCall IDs, each call under its limiter.)
+// the order the API returns them, with Region set, in one call: more than
+// MaxIDsPerCall IDs fail before sending, with ClientError.InvalidParameter
+// (runner.Cloud splits a larger list into calls, each under its limiter).
+// An empty ids makes no call and returns nil: the API would answer with
+// every instance of region.
 //
 // An ID the API does not know in region may fail the whole call with
 // ResourceNotFound.InstanceIdNotFound (ClassPermanent) or be left out of the
@@ -228,18 +228,29 @@ type describeInstancesResponse struct {
 //
 // API docs: https://www.tencentcloud.com/document/product/1103/42498
 func (c *Client) DescribeInstances(ctx context.Context, region string, ids []string) ([]Instance, error) {
-	var all []Instance
-	for chunk := range slices.Chunk(ids, MaxIDsPerCall) {
-		// Limit defaults to 20, so a call for more IDs must raise it.
-		req := describeInstancesRequest{InstanceIDs: chunk, Limit: len(chunk)}
-		var resp describeInstancesResponse
-		if err := c.call(ctx, serviceLighthouse, region, ActionDescribeInstances, req, &resp); err != nil {
-			return nil, err
-		}
-		all = append(all, resp.InstanceSet...)
+	if len(ids) == 0 {
+		return nil, nil
 	}
-	setRegion(all, region)
-	return all, nil
+	if err := checkIDs(ActionDescribeInstances, ids); err != nil {
+		return nil, err
+	}
+	// Limit defaults to 20, so a call for more IDs must raise it.
+	req := describeInstancesRequest{InstanceIDs: ids, Limit: len(ids)}
+	var resp describeInstancesResponse
+	if err := c.call(ctx, serviceLighthouse, region, ActionDescribeInstances, req, &resp); err != nil {
+		return nil, err
+	}
+	setRegion(resp.InstanceSet, region)
+	return resp.InstanceSet, nil
+}
+
+// checkIDs checks that ids fit in one call of action: at most
+// MaxIDsPerCall of them.
+func checkIDs(action string, ids []string) error {
+	if len(ids) > MaxIDsPerCall {
+		return invalidParameter(action, fmt.Errorf("%d IDs, at most %d in one call", len(ids), MaxIDsPerCall))
+	}
+	return nil
 }
 
 // Names of DescribeInstances filters (more-apis.md §1a). There is no

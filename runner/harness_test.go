@@ -321,7 +321,7 @@ func (b *bundle) verify(t *testing.T, jobs []store.Job, v verdict) store.Totals 
 	}
 	now := map[string]lighthouse.Instance{}
 	for region, ids := range byRegion {
-		insts, err := b.direct.DescribeInstances(context.Background(), region, ids)
+		insts, err := runnertest.DescribeInstances(context.Background(), b.direct, region, ids)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -57,7 +57,7 @@ func (b *bundle) blueprints(t *testing.T) map[string]string {
 	}
 	out := map[string]string{}
 	for region, ids := range byRegion {
-		ins, err := b.direct.DescribeInstances(context.Background(), region, ids)
+		ins, err := runnertest.DescribeInstances(context.Background(), b.direct, region, ids)
 		if err != nil {
 			t.Fatal(err)
 		}
