@@ -34,15 +34,9 @@ type describeBlueprintsResponse struct {
 //
 // API docs: https://www.tencentcloud.com/document/product/1103/42503
 func (c *Client) DescribeBlueprints(ctx context.Context, region string, ids []string) ([]Blueprint, error) {
-	if len(ids) == 0 {
-		return nil, nil
-	}
-	if err := checkIDs(ActionDescribeBlueprints, ids); err != nil {
-		return nil, err
-	}
-	req := describeBlueprintsRequest{BlueprintIDs: ids, Limit: len(ids)}
 	var resp describeBlueprintsResponse
-	if err := c.call(ctx, serviceLighthouse, region, ActionDescribeBlueprints, req, &resp); err != nil {
+	req := describeBlueprintsRequest{BlueprintIDs: ids, Limit: len(ids)}
+	if err := c.describeIDs(ctx, serviceLighthouse, region, ActionDescribeBlueprints, ids, req, &resp); err != nil {
 		return nil, err
 	}
 	return resp.BlueprintSet, nil

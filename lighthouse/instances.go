@@ -228,29 +228,28 @@ type describeInstancesResponse struct {
 //
 // API docs: https://www.tencentcloud.com/document/product/1103/42498
 func (c *Client) DescribeInstances(ctx context.Context, region string, ids []string) ([]Instance, error) {
-	if len(ids) == 0 {
-		return nil, nil
-	}
-	if err := checkIDs(ActionDescribeInstances, ids); err != nil {
-		return nil, err
-	}
-	// Limit defaults to 20, so a call for more IDs must raise it.
-	req := describeInstancesRequest{InstanceIDs: ids, Limit: len(ids)}
 	var resp describeInstancesResponse
-	if err := c.call(ctx, serviceLighthouse, region, ActionDescribeInstances, req, &resp); err != nil {
+	req := describeInstancesRequest{InstanceIDs: ids, Limit: len(ids)}
+	if err := c.describeIDs(ctx, serviceLighthouse, region, ActionDescribeInstances, ids, req, &resp); err != nil {
 		return nil, err
 	}
 	setRegion(resp.InstanceSet, region)
 	return resp.InstanceSet, nil
 }
 
-// checkIDs checks that ids fit in one call of action: at most
-// MaxIDsPerCall of them.
-func checkIDs(action string, ids []string) error {
+// describeIDs makes the one call of a Describe action for ids, whose
+// request req names them with a Limit of len(ids) (the API's default
+// Limit, 20, would cut the answer short). No ids make no call, and out
+// stays empty: the API would answer with everything. More than
+// MaxIDsPerCall fail before sending, with ClientError.InvalidParameter.
+func (c *Client) describeIDs(ctx context.Context, s service, region, action string, ids []string, req any, out response) error {
+	if len(ids) == 0 {
+		return nil
+	}
 	if len(ids) > MaxIDsPerCall {
 		return invalidParameter(action, fmt.Errorf("%d IDs, at most %d in one call", len(ids), MaxIDsPerCall))
 	}
-	return nil
+	return c.call(ctx, s, region, action, req, out)
 }
 
 // Names of DescribeInstances filters (more-apis.md §1a). There is no

@@ -35,15 +35,9 @@ type describeKeyPairsResponse struct {
 //
 // API docs: https://www.tencentcloud.com/document/api/1103/42480
 func (c *Client) DescribeKeyPairs(ctx context.Context, region string, ids []string) ([]KeyPair, error) {
-	if len(ids) == 0 {
-		return nil, nil
-	}
-	if err := checkIDs(ActionDescribeKeyPairs, ids); err != nil {
-		return nil, err
-	}
-	req := describeKeyPairsRequest{KeyIDs: ids, Limit: len(ids)}
 	var resp describeKeyPairsResponse
-	if err := c.call(ctx, serviceLighthouse, region, ActionDescribeKeyPairs, req, &resp); err != nil {
+	req := describeKeyPairsRequest{KeyIDs: ids, Limit: len(ids)}
+	if err := c.describeIDs(ctx, serviceLighthouse, region, ActionDescribeKeyPairs, ids, req, &resp); err != nil {
 		return nil, err
 	}
 	return resp.KeyPairSet, nil

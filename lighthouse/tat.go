@@ -61,15 +61,9 @@ type describeAutomationAgentStatusResponse struct {
 //
 // API docs: https://www.tencentcloud.com/document/product/1147/46698
 func (c *Client) DescribeAutomationAgentStatus(ctx context.Context, region string, ids []string) ([]AutomationAgent, error) {
-	if len(ids) == 0 {
-		return nil, nil
-	}
-	if err := checkIDs(ActionDescribeAutomationAgentStatus, ids); err != nil {
-		return nil, err
-	}
-	req := describeAutomationAgentStatusRequest{InstanceIDs: ids, Limit: len(ids)}
 	var resp describeAutomationAgentStatusResponse
-	if err := c.call(ctx, serviceTAT, region, ActionDescribeAutomationAgentStatus, req, &resp); err != nil {
+	req := describeAutomationAgentStatusRequest{InstanceIDs: ids, Limit: len(ids)}
+	if err := c.describeIDs(ctx, serviceTAT, region, ActionDescribeAutomationAgentStatus, ids, req, &resp); err != nil {
 		return nil, err
 	}
 	return resp.AutomationAgentSet, nil
