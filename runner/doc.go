@@ -61,8 +61,7 @@ it rather than restate it.
     send.go (and store.CodeBeforeHookFailed).
   - The instance ID check: lighthouse.CheckInstanceID, used by every input
     (store/csv's jobs CSV and instance lists, the Postgres import).
-  - The run summary: Summary (runner.go), the one type every command
-    reports from.
+  - The run summary: Summary (runner.go), what a runner reports of its run.
   - Jobs CSV I/O: store/csv alone (Reader and ReadInput; WriteJobs).
   - Host-shared state: package hoststate places it; HostLimits
     (hostlimits.go) and the CSV store's Registry keep it.
