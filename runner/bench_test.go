@@ -80,11 +80,7 @@ func newBenchEnv(b *testing.B, n int, regions []string, edit func(*emulator.Conf
 // openStore opens a fresh crash-safe CSV journal for the jobs in dir.
 func (e *benchEnv) openStore(b *testing.B, dir string) *csvstore.Store {
 	b.Helper()
-	st, err := csvstore.Open(filepath.Join(dir, "results.csv.state"), e.jobs, csvstore.Fingerprint(e.jobs))
-	if err != nil {
-		b.Fatal(err)
-	}
-	return st
+	return openCSV(b, filepath.Join(dir, "results.csv.state"), e.jobs)
 }
 
 // acceptClock is the runner's API with a stopwatch on ResetInstance: it

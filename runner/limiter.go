@@ -23,8 +23,8 @@ const (
 )
 
 // SlotSource hands out the slots of one action's calls (see
-// store.SlotSource). The Postgres store's shared bucket is one; NewLimiter
-// makes a local one.
+// store.SlotSource). The Postgres store's shared bucket is one; a Cloud
+// without shared limits makes a local one of this process.
 type SlotSource = store.SlotSource
 
 // Spacer is the rate rule of every API action, in every mode: it waits for
@@ -137,12 +137,6 @@ func Interval(perSecond float64, guard time.Duration) time.Duration {
 		us++
 	}
 	return us * time.Microsecond
-}
-
-// NewLimiter returns a Spacer over a local slot source for perSecond calls
-// a second with guard of jitter allowance, whose first slot is now.
-func NewLimiter(perSecond float64, guard time.Duration) *Spacer {
-	return NewSpacer(newLocalSlots(Interval(perSecond, guard), time.Now()), guard)
 }
 
 // Wait blocks until the caller may send one call, or ctx is done.
