@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"slices"
 	"time"
 )
 
@@ -334,4 +335,52 @@ type WaveState struct {
 	Current  int // the run's current wave
 	Pending  int // jobs of the wave not yet terminal
 	Failures int // jobs of the wave that ended failed, unknown or unhealthy
+}
+
+// Succeeded reports the one rule of a run's success: every job counted
+// succeeded (a run of no jobs succeeded trivially).
+func (t Totals) Succeeded() bool {
+	for st, n := range t {
+		if st != StatusSucceeded && n > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// Count is what a run's jobs come to, counted without holding them: the
+// one summary of a run that every store gives (store/csv from its table,
+// store/postgres with SQL aggregates) and every command reads.
+type Count struct {
+	// Totals counts the jobs by status; Jobs is their sum.
+	Totals Totals
+	Jobs   int
+	// Unfinished counts the jobs not terminal, Regions lists their regions
+	// sorted, and Sample names the first CountSample of their instances,
+	// in the jobs' order.
+	Unfinished int
+	Regions    []string
+	Sample     []string
+}
+
+// CountSample is how many unfinished instances a Count names.
+const CountSample = 3
+
+// Add counts one job, given in the jobs' order.
+func (c *Count) Add(status Status, region, instanceID string) {
+	if c.Totals == nil {
+		c.Totals = Totals{}
+	}
+	c.Totals[status]++
+	c.Jobs++
+	if status.Terminal() {
+		return
+	}
+	c.Unfinished++
+	if i, found := slices.BinarySearch(c.Regions, region); !found {
+		c.Regions = slices.Insert(c.Regions, i, region)
+	}
+	if len(c.Sample) < CountSample {
+		c.Sample = append(c.Sample, instanceID)
+	}
 }

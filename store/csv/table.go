@@ -340,9 +340,9 @@ func (t *table) errCode(code, message string) uint32 {
 	return k
 }
 
-// summary counts the jobs for Summary.
-func (t *table) summary() Summary {
-	sum := Summary{Jobs: t.len()}
+// count counts the jobs for Count.
+func (t *table) count() store.Count {
+	sum := store.Count{Totals: t.totalsMap(), Jobs: t.len()}
 	seen := make(map[uint32]bool)
 	for i := range t.len() {
 		if t.status(i).Terminal() {
@@ -353,7 +353,7 @@ func (t *table) summary() Summary {
 			seen[r] = true
 			sum.Regions = append(sum.Regions, t.strs[r])
 		}
-		if len(sum.Sample) < summarySample {
+		if len(sum.Sample) < store.CountSample {
 			sum.Sample = append(sum.Sample, t.instance(i))
 		}
 	}
