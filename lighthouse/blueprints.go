@@ -2,12 +2,13 @@ package lighthouse
 
 import (
 	"context"
-	"slices"
+	"fmt"
 )
 
-// maxBlueprintFilterValues is the most values one filter of
-// DescribeResetInstanceBlueprints accepts.
-const maxBlueprintFilterValues = 5
+// MaxResetBlueprintIDs is the most blueprint IDs one
+// DescribeResetInstanceBlueprints call asks about: the most values its
+// blueprint-id filter accepts.
+const MaxResetBlueprintIDs = 5
 
 // Filter is the API's Filter structure: it matches what has one of Values
 // under Name. Filters of one call are ANDed.
@@ -55,41 +56,28 @@ type describeResetInstanceBlueprintsResponse struct {
 	ResetInstanceBlueprintSet []ResetInstanceBlueprint `json:"ResetInstanceBlueprintSet"`
 }
 
-// DescribeResetInstanceBlueprints returns the service's verdict on resetting
-// instance instanceID of region to each of blueprintIDs (IsResettable, and
-// NonResettableMessage when not), or to every blueprint it offers when
-// blueprintIDs is empty. It is the best check before ResetInstance. The API
-// takes at most 5 blueprint IDs per call, so longer lists take several
-// calls, one after the other, and it stops at the first error.
+// DescribeResetInstanceBlueprintsPage returns one page of the service's
+// verdicts on resetting instance instanceID of region to each of
+// blueprintIDs (IsResettable, and NonResettableMessage when not), or to
+// every blueprint it offers when blueprintIDs is empty, and how many
+// verdicts there are in all (TotalCount): those at offset, at most
+// MaxIDsPerCall of them. It is the best check before ResetInstance. It
+// makes one call: more than MaxResetBlueprintIDs IDs fail before sending,
+// with ClientError.InvalidParameter (runner.Cloud splits a longer list and
+// reads every page, each call under its limiter).
 //
 // API docs: https://www.tencentcloud.com/document/product/1103/42493
-func (c *Client) DescribeResetInstanceBlueprints(ctx context.Context, region, instanceID string, blueprintIDs []string) ([]ResetInstanceBlueprint, error) {
-	if len(blueprintIDs) == 0 {
-		return c.describeResetInstanceBlueprints(ctx, region, instanceID, nil)
+func (c *Client) DescribeResetInstanceBlueprintsPage(ctx context.Context, region, instanceID string, blueprintIDs []string, offset int) (total int, blueprints []ResetInstanceBlueprint, err error) {
+	if len(blueprintIDs) > MaxResetBlueprintIDs {
+		return 0, nil, invalidParameter(ActionDescribeResetInstanceBlueprints, fmt.Errorf("%d blueprint IDs, at most %d in one call", len(blueprintIDs), MaxResetBlueprintIDs))
 	}
-	var all []ResetInstanceBlueprint
-	for chunk := range slices.Chunk(blueprintIDs, maxBlueprintFilterValues) {
-		set, err := c.describeResetInstanceBlueprints(ctx, region, instanceID, []Filter{{Name: "blueprint-id", Values: chunk}})
-		if err != nil {
-			return nil, err
-		}
-		all = append(all, set...)
+	req := describeResetInstanceBlueprintsRequest{InstanceID: instanceID, Offset: offset, Limit: MaxIDsPerCall}
+	if len(blueprintIDs) > 0 {
+		req.Filters = []Filter{{Name: "blueprint-id", Values: blueprintIDs}}
 	}
-	return all, nil
-}
-
-// describeResetInstanceBlueprints returns every page of one query.
-func (c *Client) describeResetInstanceBlueprints(ctx context.Context, region, instanceID string, filters []Filter) ([]ResetInstanceBlueprint, error) {
-	var all []ResetInstanceBlueprint
-	for {
-		req := describeResetInstanceBlueprintsRequest{InstanceID: instanceID, Offset: len(all), Limit: MaxIDsPerCall, Filters: filters}
-		var resp describeResetInstanceBlueprintsResponse
-		if err := c.call(ctx, serviceLighthouse, region, ActionDescribeResetInstanceBlueprints, req, &resp); err != nil {
-			return nil, err
-		}
-		all = append(all, resp.ResetInstanceBlueprintSet...)
-		if len(resp.ResetInstanceBlueprintSet) == 0 || len(all) >= resp.TotalCount {
-			return all, nil
-		}
+	var resp describeResetInstanceBlueprintsResponse
+	if err := c.call(ctx, serviceLighthouse, region, ActionDescribeResetInstanceBlueprints, req, &resp); err != nil {
+		return 0, nil, err
 	}
+	return resp.TotalCount, resp.ResetInstanceBlueprintSet, nil
 }

@@ -79,6 +79,13 @@ var fixtureInstance = Instance{
 	Region:                   testRegion,
 }
 
+// page is what a paged method returns, for comparison: TotalCount and the
+// page.
+type page[T any] struct {
+	Total int
+	Items []T
+}
+
 // TestClientDecodesFixtures runs each method against the documentation's
 // example responses and checks both what was sent and what was decoded.
 func TestClientDecodesFixtures(t *testing.T) {
@@ -145,9 +152,10 @@ func TestClientDecodesFixtures(t *testing.T) {
 		{
 			name: "DescribeResetInstanceBlueprints",
 			call: func(ctx context.Context, c *Client) (any, error) {
-				return c.DescribeResetInstanceBlueprints(ctx, testRegion, "lhins-ruy9d2tw", []string{"lhbp-m1g6ap11"})
+				total, set, err := c.DescribeResetInstanceBlueprintsPage(ctx, testRegion, "lhins-ruy9d2tw", []string{"lhbp-m1g6ap11"}, 0)
+				return page[ResetInstanceBlueprint]{total, set}, err
 			},
-			want: []ResetInstanceBlueprint{{
+			want: page[ResetInstanceBlueprint]{1, []ResetInstanceBlueprint{{
 				BlueprintInfo: Blueprint{
 					BlueprintID:            "lhbp-m1g6ap11",
 					BlueprintName:          "docker-debian12",
@@ -161,7 +169,7 @@ func TestClientDecodesFixtures(t *testing.T) {
 				},
 				IsResettable:         false,
 				NonResettableMessage: "Switching between Linux and Windows is not supported outside the Chinese mainland.",
-			}},
+			}}},
 			wantParams: map[string]any{
 				"InstanceId": "lhins-ruy9d2tw",
 				"Limit":      100.0,
@@ -276,12 +284,13 @@ func TestClientDecodesFixtures(t *testing.T) {
 		{
 			name: "DescribeInvocationTasks",
 			call: func(ctx context.Context, c *Client) (any, error) {
-				return c.DescribeInvocationTasks(ctx, testRegion, "inv-3ahsgwpf")
+				total, tasks, err := c.DescribeInvocationTasksPage(ctx, testRegion, "inv-3ahsgwpf", 0)
+				return page[InvocationTask]{total, tasks}, err
 			},
-			want: []InvocationTask{{
+			want: page[InvocationTask]{1, []InvocationTask{{
 				InvocationTaskID: "invt-ltoam8lf", InvocationID: "inv-3ahsgwpf", InstanceID: "lhins-ruy9d2tw", TaskStatus: TaskSuccess,
 				TaskResult: TaskResult{Output: "aGVhbHRoeQo=", ExecStartTime: "2021-03-08T02:44:20Z", ExecEndTime: "2021-03-08T02:44:21Z"},
-			}},
+			}}},
 			wantParams: map[string]any{
 				"Filters": []any{map[string]any{"Name": "invocation-id", "Values": []any{"inv-3ahsgwpf"}}},
 				"Limit":   100.0, "HideOutput": false,
@@ -396,10 +405,12 @@ func TestDescribeBlueprintsOneCall(t *testing.T) {
 	}
 }
 
-// TestDescribeResetInstanceBlueprintsFilters checks that blueprint IDs go in
-// filters of at most 5 values, and that without IDs there is no filter and
-// every page is read.
-func TestDescribeResetInstanceBlueprintsFilters(t *testing.T) {
+// TestDescribeResetInstanceBlueprintsPage checks that each call is one
+// page: MaxResetBlueprintIDs blueprint IDs go in one blueprint-id filter,
+// one ID more fails before sending, with InvalidParameter, and without IDs
+// there is no filter and the page at the offset asked for comes back with
+// TotalCount.
+func TestDescribeResetInstanceBlueprintsPage(t *testing.T) {
 	t.Parallel()
 	const total = 150 // blueprints offered when unfiltered
 	b := setup(t, func(w http.ResponseWriter, r *http.Request, c apiCall) {
@@ -422,46 +433,51 @@ func TestDescribeResetInstanceBlueprintsFilters(t *testing.T) {
 		}
 		writeJSON(w, map[string]any{"Response": map[string]any{"TotalCount": count, "ResetInstanceBlueprintSet": set, "RequestId": "r"}})
 	})
-
-	ids := []string{"lhbp-a", "lhbp-b", "lhbp-c", "lhbp-d", "lhbp-e", "lhbp-f", "lhbp-g"}
-	got, err := b.client.DescribeResetInstanceBlueprints(t.Context(), testRegion, "lhins-ruy9d2tw", ids)
-	if err != nil {
-		t.Fatalf("DescribeResetInstanceBlueprints(7 IDs) = %v", err)
-	}
-	var gotIDs []string
-	for _, rb := range got {
-		gotIDs = append(gotIDs, rb.BlueprintInfo.BlueprintID)
-	}
-	if diff := cmp.Diff(ids, gotIDs); diff != "" {
-		t.Errorf("DescribeResetInstanceBlueprints(7 IDs) mismatch (-want +got):\n%s", diff)
-	}
-	var sizes []int
-	for _, c := range b.server.Calls() {
-		f := c.Params["Filters"].([]any)[0].(map[string]any)
-		if f["Name"] != "blueprint-id" {
-			t.Errorf("filter name %v, want blueprint-id", f["Name"])
+	blueprintIDs := func(rbs []ResetInstanceBlueprint) []string {
+		var ids []string
+		for _, rb := range rbs {
+			ids = append(ids, rb.BlueprintInfo.BlueprintID)
 		}
-		sizes = append(sizes, len(f["Values"].([]any)))
-	}
-	if diff := cmp.Diff([]int{5, 2}, sizes); diff != "" {
-		t.Errorf("values per filter mismatch (-want +got):\n%s", diff)
+		return ids
 	}
 
-	got, err = b.client.DescribeResetInstanceBlueprints(t.Context(), testRegion, "lhins-ruy9d2tw", nil)
-	if err != nil {
-		t.Fatalf("DescribeResetInstanceBlueprints(no IDs) = %v", err)
+	ids := []string{"lhbp-a", "lhbp-b", "lhbp-c", "lhbp-d", "lhbp-e", "lhbp-f"}
+	n, got, err := b.client.DescribeResetInstanceBlueprintsPage(t.Context(), testRegion, "lhins-ruy9d2tw", ids[:MaxResetBlueprintIDs], 0)
+	if err != nil || n != MaxResetBlueprintIDs {
+		t.Fatalf("DescribeResetInstanceBlueprintsPage(5 IDs) = %d, %v; want TotalCount 5", n, err)
 	}
-	if len(got) != total {
-		t.Errorf("DescribeResetInstanceBlueprints(no IDs) returned %d, want %d", len(got), total)
+	if diff := cmp.Diff(ids[:MaxResetBlueprintIDs], blueprintIDs(got)); diff != "" {
+		t.Errorf("DescribeResetInstanceBlueprintsPage(5 IDs) mismatch (-want +got):\n%s", diff)
 	}
-	calls := b.server.Calls()[2:]
-	if len(calls) != 2 {
-		t.Fatalf("DescribeResetInstanceBlueprints(no IDs) made %d calls, want 2 pages", len(calls))
+	calls := b.server.Calls()
+	if len(calls) != 1 {
+		t.Fatalf("DescribeResetInstanceBlueprintsPage(5 IDs) made %d calls, want 1", len(calls))
 	}
-	for _, c := range calls {
-		if _, ok := c.Params["Filters"]; ok {
-			t.Errorf("DescribeResetInstanceBlueprints(no IDs) sent Filters: %v", c.Params)
-		}
+	if diff := cmp.Diff([]any{map[string]any{"Name": "blueprint-id", "Values": []any{"lhbp-a", "lhbp-b", "lhbp-c", "lhbp-d", "lhbp-e"}}}, calls[0].Params["Filters"]); diff != "" {
+		t.Errorf("DescribeResetInstanceBlueprintsPage(5 IDs) filters mismatch (-want +got):\n%s", diff)
+	}
+
+	_, got, err = b.client.DescribeResetInstanceBlueprintsPage(t.Context(), testRegion, "lhins-ruy9d2tw", ids, 0)
+	if ae, ok := errors.AsType[*APIError](err); !ok || ae.Code != CodeInvalidParameter || got != nil {
+		t.Errorf("DescribeResetInstanceBlueprintsPage(6 IDs) = %d verdicts, %v; want InvalidParameter", len(got), err)
+	}
+	if n := len(b.server.Calls()); n != 1 {
+		t.Errorf("DescribeResetInstanceBlueprintsPage(6 IDs) sent a call")
+	}
+
+	n, got, err = b.client.DescribeResetInstanceBlueprintsPage(t.Context(), testRegion, "lhins-ruy9d2tw", nil, MaxIDsPerCall)
+	if err != nil || n != total {
+		t.Fatalf("DescribeResetInstanceBlueprintsPage(no IDs, offset 100) = %d, %v; want TotalCount %d", n, err, total)
+	}
+	if len(got) != total-MaxIDsPerCall || got[0].BlueprintInfo.BlueprintID != "lhbp-00000100" {
+		t.Errorf("DescribeResetInstanceBlueprintsPage(no IDs, offset 100) = %d verdicts from %v, want %d from lhbp-00000100", len(got), blueprintIDs(got[:1]), total-MaxIDsPerCall)
+	}
+	calls = b.server.Calls()[1:]
+	if len(calls) != 1 {
+		t.Fatalf("DescribeResetInstanceBlueprintsPage(no IDs) made %d calls, want 1", len(calls))
+	}
+	if diff := cmp.Diff(map[string]any{"InstanceId": "lhins-ruy9d2tw", "Offset": 100.0, "Limit": 100.0}, calls[0].Params); diff != "" {
+		t.Errorf("DescribeResetInstanceBlueprintsPage(no IDs) parameters mismatch (-want +got):\n%s", diff)
 	}
 }
 
@@ -670,7 +686,7 @@ func TestDecodeWrongTypes(t *testing.T) {
 		{ActionDescribeInstances, func() error { _, _, err := b.client.DescribeInstancesPage(ctx, testRegion, nil, 0, 10); return err }},
 		{ActionDescribeBlueprints, func() error { _, err := b.client.DescribeBlueprints(ctx, testRegion, []string{"lhbp-1"}); return err }},
 		{ActionDescribeResetInstanceBlueprints, func() error {
-			_, err := b.client.DescribeResetInstanceBlueprints(ctx, testRegion, "lhins-1", nil)
+			_, _, err := b.client.DescribeResetInstanceBlueprintsPage(ctx, testRegion, "lhins-1", nil, 0)
 			return err
 		}},
 	}

@@ -159,12 +159,12 @@ func TestEmulatorFleet(t *testing.T) {
 	}
 	var task InvocationTask
 	eventually(t, "command", func() bool {
-		tasks, err := c.DescribeInvocationTasks(ctx, region, invocation)
+		n, tasks, err := c.DescribeInvocationTasksPage(ctx, region, invocation, 0)
 		if err != nil {
-			t.Fatalf("DescribeInvocationTasks = %v", err)
+			t.Fatalf("DescribeInvocationTasksPage = %v", err)
 		}
-		if len(tasks) != 1 {
-			t.Fatalf("DescribeInvocationTasks = %d tasks, want 1", len(tasks))
+		if n != 1 || len(tasks) != 1 {
+			t.Fatalf("DescribeInvocationTasksPage = TotalCount %d, %d tasks; want 1", n, len(tasks))
 		}
 		task = tasks[0]
 		return task.Done()

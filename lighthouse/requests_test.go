@@ -64,7 +64,11 @@ func TestInvalidRequests(t *testing.T) {
 		{"EmptyFilter", ActionDescribeInstances, "at least one value", filters([]Filter{{Name: FilterZone}})},
 		{"SixTagFilters", ActionGetResources, "6 tag filters", tags(make([]TagFilter, 6))},
 		{"ElevenTagValues", ActionGetResources, "at most 10 values", tags([]TagFilter{{TagKey: "env", TagValues: values(11)}})},
-		{"NoInvocation", ActionDescribeInvocationTasks, "empty", func() error { _, err := b.client.DescribeInvocationTasks(ctx, testRegion, ""); return err }},
+		{"NoInvocation", ActionDescribeInvocationTasks, "empty", func() error { _, _, err := b.client.DescribeInvocationTasksPage(ctx, testRegion, "", 0); return err }},
+		{"SixBlueprintIDs", ActionDescribeResetInstanceBlueprints, "6 blueprint IDs", func() error {
+			_, _, err := b.client.DescribeResetInstanceBlueprintsPage(ctx, testRegion, "lhins-ruy9d2tw", values(6), 0)
+			return err
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -217,12 +221,19 @@ func TestPaging(t *testing.T) {
 			}
 			writeJSON(w, map[string]any{"Response": map[string]any{"TotalCount": total, "InvocationTaskSet": set, "RequestId": "r"}})
 		})
-		got, err := b.client.DescribeInvocationTasks(context.Background(), testRegion, "inv-3ahsgwpf")
-		if err != nil || len(got) != total || got[0].Done() {
-			t.Errorf("DescribeInvocationTasks = %d tasks, %v; want %d, not done", len(got), err, total)
-		}
-		if n := len(b.server.Calls()); n != 2 {
-			t.Errorf("DescribeInvocationTasks made %d calls, want 2", n)
+		// Each call is one page: the first, then the rest.
+		for i, want := range []struct{ offset, n int }{{0, MaxIDsPerCall}, {MaxIDsPerCall, total - MaxIDsPerCall}} {
+			n, got, err := b.client.DescribeInvocationTasksPage(context.Background(), testRegion, "inv-3ahsgwpf", want.offset)
+			if err != nil || n != total || len(got) != want.n || got[0].Done() {
+				t.Errorf("DescribeInvocationTasksPage(offset %d) = TotalCount %d, %d tasks, %v; want %d, %d, not done", want.offset, n, len(got), err, total, want.n)
+			}
+			calls := b.server.Calls()
+			if len(calls) != i+1 {
+				t.Fatalf("DescribeInvocationTasksPage(offset %d) made %d calls, want 1", want.offset, len(calls)-i)
+			}
+			if offset, _ := calls[i].Params["Offset"].(float64); int(offset) != want.offset {
+				t.Errorf("DescribeInvocationTasksPage(offset %d) sent Offset %v", want.offset, calls[i].Params["Offset"])
+			}
 		}
 	})
 }

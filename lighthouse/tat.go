@@ -116,7 +116,7 @@ type runCommandResponse struct {
 
 // RunCommand runs req.Content on req.InstanceIDs of region through their
 // TAT agents and returns the invocation's ID (inv-…), whose tasks
-// DescribeInvocationTasks reports. A request that breaks the documented
+// DescribeInvocationTasksPage reports. A request that breaks the documented
 // limits fails before sending, with ClientError.InvalidParameter.
 //
 // RunCommand is not idempotent: when the error's Class is ClassAmbiguous
@@ -226,29 +226,26 @@ type describeInvocationTasksResponse struct {
 	InvocationTaskSet []InvocationTask `json:"InvocationTaskSet"`
 }
 
-// DescribeInvocationTasks returns every task of invocation invocationID in
-// region, with its output, reading pages of MaxIDsPerCall one after the
-// other; it stops at the first error.
+// DescribeInvocationTasksPage returns one page of the tasks of invocation
+// invocationID in region, with their output, and how many tasks it has in
+// all (TotalCount): those at offset, at most MaxIDsPerCall of them. It
+// makes one call (runner.Cloud reads every page, each call under its
+// limiter). An empty invocationID fails before sending, with
+// ClientError.InvalidParameter.
 //
 // API docs: https://www.tencentcloud.com/document/product/1147/46696
-func (c *Client) DescribeInvocationTasks(ctx context.Context, region, invocationID string) ([]InvocationTask, error) {
+func (c *Client) DescribeInvocationTasksPage(ctx context.Context, region, invocationID string, offset int) (total int, tasks []InvocationTask, err error) {
 	if invocationID == "" {
-		return nil, invalidParameter(ActionDescribeInvocationTasks, fmt.Errorf("invocation ID is empty"))
+		return 0, nil, invalidParameter(ActionDescribeInvocationTasks, fmt.Errorf("invocation ID is empty"))
 	}
-	var all []InvocationTask
-	for {
-		// HideOutput defaults to true.
-		req := describeInvocationTasksRequest{
-			Filters: []Filter{{Name: "invocation-id", Values: []string{invocationID}}},
-			Offset:  len(all), Limit: MaxIDsPerCall, HideOutput: false,
-		}
-		var resp describeInvocationTasksResponse
-		if err := c.call(ctx, serviceTAT, region, ActionDescribeInvocationTasks, req, &resp); err != nil {
-			return nil, err
-		}
-		all = append(all, resp.InvocationTaskSet...)
-		if len(resp.InvocationTaskSet) == 0 || len(all) >= resp.TotalCount {
-			return all, nil
-		}
+	// HideOutput defaults to true.
+	req := describeInvocationTasksRequest{
+		Filters: []Filter{{Name: "invocation-id", Values: []string{invocationID}}},
+		Offset:  offset, Limit: MaxIDsPerCall, HideOutput: false,
 	}
+	var resp describeInvocationTasksResponse
+	if err := c.call(ctx, serviceTAT, region, ActionDescribeInvocationTasks, req, &resp); err != nil {
+		return 0, nil, err
+	}
+	return resp.TotalCount, resp.InvocationTaskSet, nil
 }

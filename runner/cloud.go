@@ -18,14 +18,15 @@ import (
 )
 
 // API is the part of the Lighthouse API batchreset calls.
-// *lighthouse.Client satisfies it. Nothing calls it but a Cloud.
+// *lighthouse.Client satisfies it. Nothing calls it but a Cloud. Each
+// method makes one call, so that every call waits for its action's
+// limiter: a paged action returns one page per call (see readPages).
 type API interface {
 	ResetInstance(ctx context.Context, region string, req lighthouse.ResetInstanceRequest) (requestID string, err error)
 	DescribeInstances(ctx context.Context, region string, ids []string) ([]lighthouse.Instance, error)
 	DescribeBlueprints(ctx context.Context, region string, ids []string) ([]lighthouse.Blueprint, error)
-	DescribeResetInstanceBlueprints(ctx context.Context, region, instanceID string, blueprintIDs []string) ([]lighthouse.ResetInstanceBlueprint, error)
-	// Selection (cloud_select.go): one page per call, so that every page
-	// waits for its action's limiter.
+	DescribeResetInstanceBlueprintsPage(ctx context.Context, region, instanceID string, blueprintIDs []string, offset int) (total int, blueprints []lighthouse.ResetInstanceBlueprint, err error)
+	// Selection (cloud_select.go).
 	DescribeInstancesPage(ctx context.Context, region string, filters []lighthouse.Filter, offset, limit int) (total int, instances []lighthouse.Instance, err error)
 	GetResourcesPage(ctx context.Context, filters []lighthouse.TagFilter, token string) (resources []lighthouse.TaggedResource, next string, err error)
 	DescribeRegions(ctx context.Context) ([]lighthouse.Region, error)
@@ -33,7 +34,7 @@ type API interface {
 	DescribeKeyPairs(ctx context.Context, region string, ids []string) ([]lighthouse.KeyPair, error)
 	DescribeAutomationAgentStatus(ctx context.Context, region string, ids []string) ([]lighthouse.AutomationAgent, error)
 	RunCommand(ctx context.Context, region string, req lighthouse.RunCommandRequest) (invocationID string, err error)
-	DescribeInvocationTasks(ctx context.Context, region, invocationID string) ([]lighthouse.InvocationTask, error)
+	DescribeInvocationTasksPage(ctx context.Context, region, invocationID string, offset int) (total int, tasks []lighthouse.InvocationTask, err error)
 	// Identity (identity.go): who the calls are charged to.
 	GetCallerIdentity(ctx context.Context) (lighthouse.CallerIdentity, error)
 }
@@ -482,11 +483,26 @@ func (rc *regionCache[V]) lookup(region string, ids []string, fetch func(chunk [
 }
 
 // ResetBlueprints asks DescribeResetInstanceBlueprints for the service's
-// own verdict on resetting instanceID to blueprintIDs.
+// own verdict on resetting instanceID of region to each of blueprintIDs, or
+// to every blueprint it offers when blueprintIDs is empty: in calls of at
+// most lighthouse.MaxResetBlueprintIDs IDs, one after the other, each page
+// waiting for its own slot. It stops at the first error.
 func (c *Cloud) ResetBlueprints(ctx context.Context, region, instanceID string, blueprintIDs []string) ([]lighthouse.ResetInstanceBlueprint, error) {
-	return retryRejected(ctx, c, lighthouse.ActionDescribeResetInstanceBlueprints, func() ([]lighthouse.ResetInstanceBlueprint, error) {
-		return c.api.DescribeResetInstanceBlueprints(ctx, region, instanceID, blueprintIDs)
-	})
+	groups := slices.Collect(slices.Chunk(blueprintIDs, lighthouse.MaxResetBlueprintIDs))
+	if len(groups) == 0 {
+		groups = [][]string{nil} // no filter: every blueprint
+	}
+	var out []lighthouse.ResetInstanceBlueprint
+	for _, ids := range groups {
+		rbs, err := readPages(ctx, c, lighthouse.ActionDescribeResetInstanceBlueprints, func(offset int) (int, []lighthouse.ResetInstanceBlueprint, error) {
+			return c.api.DescribeResetInstanceBlueprintsPage(ctx, region, instanceID, ids, offset)
+		})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rbs...)
+	}
+	return out, nil
 }
 
 // retryRejected makes a read-only call under action's limiter, waiting out
@@ -511,6 +527,35 @@ func retryRejected[T any](ctx context.Context, c *Cloud, action string, call fun
 		attempt++
 		if err := sleep(ctx, time.Duration(200*attempt)*time.Millisecond); err != nil {
 			return v, err
+		}
+	}
+}
+
+// offsetPage is one page of a listing paged by offset, and the TotalCount
+// it gave.
+type offsetPage[T any] struct {
+	total int
+	items []T
+}
+
+// readPages reads every page of a listing paged by offset, one after the
+// other, each page one call of action through retryRejected, so that each
+// waits for its own slot. page reads the page at offset and returns the
+// listing's TotalCount with it. The last page is the one that brings the
+// items read to TotalCount, or an empty one (the listing shrank meanwhile).
+func readPages[T any](ctx context.Context, c *Cloud, action string, page func(offset int) (total int, items []T, err error)) ([]T, error) {
+	var all []T
+	for {
+		p, err := retryRejected(ctx, c, action, func() (offsetPage[T], error) {
+			total, items, err := page(len(all))
+			return offsetPage[T]{total: total, items: items}, err
+		})
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, p.items...)
+		if len(p.items) == 0 || len(all) >= p.total {
+			return all, nil
 		}
 	}
 }

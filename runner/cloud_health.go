@@ -105,17 +105,11 @@ func (c *Cloud) RunCommand(ctx context.Context, region string, req lighthouse.Ru
 }
 
 // InvocationTasks returns the tasks of invocation invocationID in region,
-// which ran on n instances. The client reads them in pages of 100, so the
-// call takes one slot of the limiter per page before it starts.
-func (c *Cloud) InvocationTasks(ctx context.Context, region, invocationID string, n int) ([]lighthouse.InvocationTask, error) {
-	pages := max(1, (n+lighthouse.MaxIDsPerCall-1)/lighthouse.MaxIDsPerCall)
-	tasks, err := retryRejected(ctx, c, lighthouse.ActionDescribeInvocationTasks, func() ([]lighthouse.InvocationTask, error) {
-		for range pages - 1 {
-			if err := c.wait(ctx, lighthouse.ActionDescribeInvocationTasks); err != nil {
-				return nil, err
-			}
-		}
-		return c.api.DescribeInvocationTasks(ctx, region, invocationID)
+// in pages of at most 100, one after the other, each waiting for its own
+// slot.
+func (c *Cloud) InvocationTasks(ctx context.Context, region, invocationID string) ([]lighthouse.InvocationTask, error) {
+	tasks, err := readPages(ctx, c, lighthouse.ActionDescribeInvocationTasks, func(offset int) (int, []lighthouse.InvocationTask, error) {
+		return c.api.DescribeInvocationTasksPage(ctx, region, invocationID, offset)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("describe invocation %s in %s: %w", invocationID, region, err)

@@ -186,7 +186,7 @@ func (h *tatHooks) follow(ctx context.Context, started []*tatCall) []*tatCall {
 	var left []*tatCall
 	now := time.Now()
 	for _, cs := range byInvocation {
-		got, err := h.r.cloud.InvocationTasks(ctx, cs[0].region, cs[0].invocationID, len(cs))
+		got, err := h.r.cloud.InvocationTasks(ctx, cs[0].region, cs[0].invocationID)
 		if err != nil && ctx.Err() == nil {
 			h.r.healthWarn.Do(func() {
 				h.r.log.Warn("describe hook command; will retry", "region", cs[0].region, "invocation_id", cs[0].invocationID, "err", err)

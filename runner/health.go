@@ -193,7 +193,7 @@ func (r *Runner) pollHealth(ctx context.Context, tasks map[int64]*task, seen Ins
 	}
 	for _, ts := range byInvocation {
 		region, inv := ts[0].job.Region, ts[0].health.invocationID
-		got, err := r.cloud.InvocationTasks(ctx, region, inv, len(ts))
+		got, err := r.cloud.InvocationTasks(ctx, region, inv)
 		if err != nil && ctx.Err() == nil {
 			r.healthWarn.Do(func() {
 				r.log.Warn("describe health command; will retry", "region", region, "invocation_id", inv, "err", err)
