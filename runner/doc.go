@@ -27,7 +27,8 @@ only persist what it decides.
     cancel) reported to Config.OnEvent, for notifications.
   - cloud.go: Cloud, the one way every command calls the API: a Spacer per
     action at its limit, a throttle gate per action, retries, batching and
-    bisection of DescribeInstances, the blueprint cache, the counters.
+    bisection of DescribeInstances, paging by offset (readPages: each page
+    one call in a slot of its own), the blueprint cache, the counters.
   - limiter.go, hostlimits.go: the rate rule (Spacer) over a SlotSource:
     local, shared by the processes of one host (HostLimits), shared
     through the database (the Postgres store), or both (HostLimits.Over).
