@@ -5,6 +5,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"time"
 )
@@ -102,6 +103,9 @@ type Job struct {
 	InstanceID  string
 	BlueprintID string // "" reinstalls the instance's current image
 	Region      string
+	// Account names the account the instance is in, as the run's settings
+	// define it (see CheckAccount); "" is the run's own credential.
+	Account string
 	// KeyIDs are the key pairs the reset binds (at most MaxKeyIDs); nil
 	// leaves it to the run-wide login setting.
 	KeyIDs []string
@@ -172,6 +176,35 @@ func (p HookPhase) Valid() bool {
 		return true
 	}
 	return false
+}
+
+// MaxAccountLen is the longest account name.
+const MaxAccountLen = 32
+
+// CheckAccount reports what is wrong with name as an account name: a short
+// identifier of lowercase letters, digits, '-' and '_', starting with a
+// letter, at most MaxAccountLen bytes. It names the account in the jobs, the
+// run's settings, the database and every report, so it is kept plain.
+func CheckAccount(name string) error {
+	if name == "" || len(name) > MaxAccountLen {
+		return fmt.Errorf("account name %q: want 1 to %d characters", name, MaxAccountLen)
+	}
+	for i, c := range name {
+		switch {
+		case c >= 'a' && c <= 'z':
+		case i > 0 && (c >= '0' && c <= '9' || c == '-' || c == '_'):
+		default:
+			return fmt.Errorf("account name %q: want lowercase letters, digits, - and _, starting with a letter", name)
+		}
+	}
+	return nil
+}
+
+// AccountCount counts the jobs of one account of a run.
+type AccountCount struct {
+	Account          string // "" for the jobs that name none
+	Jobs, Unfinished int
+	Regions          []string // of the unfinished jobs, sorted
 }
 
 // MaxKeyIDs is the most key pairs one reset binds (ResetInstance's

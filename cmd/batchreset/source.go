@@ -232,7 +232,7 @@ func (s *csvSource) Count(ctx context.Context) (jobCount, error) {
 	default:
 		return tally(slices.Values(s.jobs)), nil
 	}
-	return jobCount{jobs: sum.Jobs, todo: sum.Unfinished, regions: sum.Regions, sample: sampleText(sum.Sample, sum.Unfinished)}, nil
+	return jobCount{jobs: sum.Jobs, todo: sum.Unfinished, regions: sum.Regions, sample: sampleText(sum.Sample, sum.Unfinished), accounts: sum.Accounts}, nil
 }
 
 func (s *csvSource) Each(ctx context.Context, fn func(*store.Job) error) error {
@@ -279,7 +279,7 @@ func (s *csvSource) Finish(ctx context.Context) error {
 			return nil
 		})
 	}
-	if err := csvstore.WriteResultsFileSeq(s.out, results); err != nil {
+	if err := csvstore.WriteResultsFileSeq(s.out, results, s.st != nil && s.st.Accounts() != nil); err != nil {
 		return &exitError{code: exitFatal, err: fmt.Errorf("write results: %w", err)}
 	}
 	return nil
@@ -404,7 +404,7 @@ func (s *dbSource) Count(ctx context.Context) (jobCount, error) {
 	if err != nil {
 		return jobCount{}, err
 	}
-	return jobCount{jobs: c.Jobs, todo: c.Unfinished, regions: c.Regions, sample: sampleText(c.Sample, c.Unfinished)}, nil
+	return jobCount{jobs: c.Jobs, todo: c.Unfinished, regions: c.Regions, sample: sampleText(c.Sample, c.Unfinished), accounts: c.Accounts}, nil
 }
 
 func (s *dbSource) Each(ctx context.Context, fn func(*store.Job) error) error {
@@ -532,6 +532,9 @@ type jobCount struct {
 	jobs, todo int      // all jobs; those not finished
 	regions    []string // of the jobs not finished, in order
 	sample     string   // names a few of them: "lhins-a, lhins-b and 3 more"
+	// accounts break the jobs down by account when a job names one; nil
+	// otherwise.
+	accounts []store.AccountCount
 }
 
 // tally counts jobs.
@@ -539,10 +542,27 @@ func tally(jobs iter.Seq[store.Job]) jobCount {
 	var c jobCount
 	seen := map[string]bool{}
 	var ids []string
+	named := false
+	accounts := map[string]int{} // place in c.accounts
+	inAccount := map[[2]string]bool{}
 	for j := range jobs {
 		c.jobs++
+		named = named || j.Account != ""
+		k, ok := accounts[j.Account]
+		if !ok {
+			k = len(c.accounts)
+			accounts[j.Account] = k
+			c.accounts = append(c.accounts, store.AccountCount{Account: j.Account})
+		}
+		a := &c.accounts[k]
+		a.Jobs++
 		if j.Status.Terminal() {
 			continue
+		}
+		a.Unfinished++
+		if key := [2]string{j.Account, j.Region}; !inAccount[key] {
+			inAccount[key] = true
+			a.Regions = append(a.Regions, j.Region)
 		}
 		c.todo++
 		if !seen[j.Region] {
@@ -555,6 +575,12 @@ func tally(jobs iter.Seq[store.Job]) jobCount {
 	}
 	slices.Sort(c.regions)
 	c.sample = sampleText(ids, c.todo)
+	if !named {
+		c.accounts = nil
+	}
+	for k := range c.accounts {
+		slices.Sort(c.accounts[k].Regions)
+	}
 	return c
 }
 

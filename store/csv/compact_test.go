@@ -238,13 +238,13 @@ func TestReadInput(t *testing.T) {
 	if err := csv.WriteResults(&fromSlice, s.Jobs()); err != nil {
 		t.Fatal(err)
 	}
-	if err := csv.WriteResultsSeq(&fromSeq, s.All()); err != nil {
+	if err := csv.WriteResultsSeq(&fromSeq, s.All(), false); err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff(fromSlice.String(), fromSeq.String()); diff != "" {
 		t.Errorf("WriteResultsSeq() mismatch with WriteResults (-want +got):\n%s", diff)
 	}
-	if err := csv.WriteResultsFileSeq(filepath.Join(dir, "results.csv"), s.All()); err != nil {
+	if err := csv.WriteResultsFileSeq(filepath.Join(dir, "results.csv"), s.All(), false); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := os.ReadFile(filepath.Join(dir, "results.csv")); err != nil || string(got) != fromSlice.String() {

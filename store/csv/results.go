@@ -36,20 +36,28 @@ const formulaTriggers = "=+-@\t\r'"
 //
 // previous_blueprint_id is the image the instance had before the run reset
 // it (empty when the run never looked at it); it comes last, so that
-// readers of the older columns by name or position keep working.
+// readers of the older columns by name or position keep working. A run
+// over several accounts has one more column after it, account
+// (store.Job.Account), when a job names one.
 // Times are RFC 3339 in UTC to the second, empty when zero. Error messages
 // come from the cloud and may hold anything, so a value that a spreadsheet
 // would run as a formula (starting with =, +, -, @, tab or carriage return)
 // is written with a leading ' (as is a value starting with '); IDs, regions,
 // statuses, counts and times never start with one. ReadResults undoes it.
 func WriteResults(w io.Writer, jobs []store.Job) error {
-	return WriteResultsSeq(w, slices.Values(jobs))
+	return WriteResultsSeq(w, slices.Values(jobs), hasAccounts(jobs))
+}
+
+// hasAccounts reports whether a job names an account.
+func hasAccounts(jobs []store.Job) bool {
+	return slices.ContainsFunc(jobs, func(j store.Job) bool { return j.Account != "" })
 }
 
 // WriteResultsSeq is WriteResults for jobs from an iterator, such as
-// Store.All, so that a large run is written without holding its jobs.
-func WriteResultsSeq(w io.Writer, jobs iter.Seq[store.Job]) error {
-	rw := NewResultsWriter(w)
+// Store.All, so that a large run is written without holding its jobs;
+// accounts adds the account column.
+func WriteResultsSeq(w io.Writer, jobs iter.Seq[store.Job], accounts bool) error {
+	rw := NewResultsWriter(w, accounts)
 	for j := range jobs {
 		if err := rw.Write(&j); err != nil {
 			return err
@@ -66,10 +74,19 @@ type ResultsWriter struct {
 	header bool
 }
 
-// NewResultsWriter returns a ResultsWriter writing to w.
-func NewResultsWriter(w io.Writer) *ResultsWriter {
-	return &ResultsWriter{cw: csv.NewWriter(w), row: make([]string, len(resultColumns))}
+// NewResultsWriter returns a ResultsWriter writing to w; accounts adds the
+// account column, for a run whose jobs name accounts.
+func NewResultsWriter(w io.Writer, accounts bool) *ResultsWriter {
+	n := len(resultColumns)
+	if accounts {
+		n++
+	}
+	return &ResultsWriter{cw: csv.NewWriter(w), row: make([]string, n)}
 }
+
+// accountColumn is the results CSV's column of store.Job.Account, after
+// resultColumns in a run over several accounts.
+const accountColumn = "account"
 
 // Write writes j's row, after the header if it is the first.
 func (rw *ResultsWriter) Write(j *store.Job) error {
@@ -88,6 +105,9 @@ func (rw *ResultsWriter) Write(j *store.Job) error {
 	row[8] = formatTime(j.SubmittedAt)
 	row[9] = formatTime(j.FinishedAt)
 	row[10] = j.PrevBlueprintID
+	if len(row) > len(resultColumns) {
+		row[11] = j.Account
+	}
 	for k := range row {
 		row[k] = defuse(row[k])
 	}
@@ -102,7 +122,11 @@ func (rw *ResultsWriter) writeHeader() error {
 		return nil
 	}
 	rw.header = true
-	if err := rw.cw.Write(resultColumns); err != nil {
+	header := resultColumns
+	if len(rw.row) > len(resultColumns) {
+		header = append(slices.Clip(header), accountColumn)
+	}
+	if err := rw.cw.Write(header); err != nil {
 		return fmt.Errorf("write results: %w", err)
 	}
 	return nil
@@ -125,11 +149,12 @@ func (rw *ResultsWriter) Flush() error {
 // the directory synced, so that path holds either the old file or the whole
 // new one, even after a crash.
 func WriteResultsFile(path string, jobs []store.Job) error {
-	return WriteResultsFileSeq(path, slices.Values(jobs))
+	return WriteResultsFileSeq(path, slices.Values(jobs), hasAccounts(jobs))
 }
 
-// WriteResultsFileSeq is WriteResultsFile for jobs from an iterator.
-func WriteResultsFileSeq(path string, jobs iter.Seq[store.Job]) (err error) {
+// WriteResultsFileSeq is WriteResultsFile for jobs from an iterator;
+// accounts adds the account column.
+func WriteResultsFileSeq(path string, jobs iter.Seq[store.Job], accounts bool) (err error) {
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
@@ -145,7 +170,7 @@ func WriteResultsFileSeq(path string, jobs iter.Seq[store.Job]) (err error) {
 		}
 	}()
 	bw := bufio.NewWriterSize(f, 64<<10)
-	if err := WriteResultsSeq(bw, jobs); err != nil {
+	if err := WriteResultsSeq(bw, jobs, accounts); err != nil {
 		return err
 	}
 	if err := bw.Flush(); err != nil {
@@ -287,6 +312,7 @@ func resultJob(rec []string, cols map[string]int, line int, add func(int, string
 		FinishedAt:   getTime("finished_at"),
 		// Absent in results files written before the column existed.
 		PrevBlueprintID: get("previous_blueprint_id"),
+		Account:         get(accountColumn),
 	}
 	if j.InstanceID == "" {
 		add(line, "instance_id", errors.New("missing value"))
