@@ -29,8 +29,8 @@ type admState struct {
 	reason string // why new resets stopped for good; kept when the run then halts
 	// code is the error code of the jobs skipped for reason: "" for the
 	// run's rules, CodeAccountBudget for the account's budget.
-	code   string
-	fatal  error  // what stopped the run (admitFatal, admitBroken)
+	code  string
+	fatal error // what stopped the run (admitFatal, admitBroken)
 	// waitFor says what a paused run waits for (admitPaused).
 	waitFor string
 }

@@ -53,14 +53,14 @@ type Store struct {
 	stopped chan struct{} // closed when the writer has exited
 	close   sync.Once     // guards the closing of stop and f
 
-	mu      sync.Mutex     // guards the fields below
-	tab     *table         // current state, in input order; updated once durable
-	claimed []bool         // claimed[i]: job i is handed out by Claim
-	low     int            // every job before low is terminal or claimed
+	mu      sync.Mutex   // guards the fields below
+	tab     *table       // current state, in input order; updated once durable
+	claimed []bool       // claimed[i]: job i is handed out by Claim
+	low     int          // every job before low is terminal or claimed
 	lane    lane         // the lane of the last claim, or anyLane; see Claim
 	cursor  map[lane]int // by lane: no job of it before this may be claimed; -1: none may
-	queue   *batch         // records waiting for the next write
-	spare   *batch         // a written batch's buffers, for reuse
+	queue   *batch       // records waiting for the next write
+	spare   *batch       // a written batch's buffers, for reuse
 	// ahead holds, for jobs with records queued but not yet durable, the
 	// job as the latest of them leaves it: the next record is a delta
 	// from there.
