@@ -27,23 +27,19 @@ type describeBlueprintsResponse struct {
 	BlueprintSet []Blueprint `json:"BlueprintSet"`
 }
 
-// DescribeBlueprints returns the blueprints of region with the given IDs. It
-// makes one call per MaxIDsPerCall IDs, one after the other, and stops at the
-// first error. An empty ids makes no call and returns nil. Custom blueprints
+// DescribeBlueprints returns the blueprints of region with the given IDs,
+// in one call: more than MaxIDsPerCall IDs fail before sending, with
+// ClientError.InvalidParameter. An empty ids makes no call and returns nil. Custom blueprints
 // belong to one region: ask the instance's region.
 //
 // API docs: https://www.tencentcloud.com/document/product/1103/42503
 func (c *Client) DescribeBlueprints(ctx context.Context, region string, ids []string) ([]Blueprint, error) {
-	var all []Blueprint
-	for chunk := range slices.Chunk(ids, MaxIDsPerCall) {
-		req := describeBlueprintsRequest{BlueprintIDs: chunk, Limit: len(chunk)}
-		var resp describeBlueprintsResponse
-		if err := c.call(ctx, serviceLighthouse, region, ActionDescribeBlueprints, req, &resp); err != nil {
-			return nil, err
-		}
-		all = append(all, resp.BlueprintSet...)
+	var resp describeBlueprintsResponse
+	req := describeBlueprintsRequest{BlueprintIDs: ids, Limit: len(ids)}
+	if err := c.describeIDs(ctx, serviceLighthouse, region, ActionDescribeBlueprints, ids, req, &resp); err != nil {
+		return nil, err
 	}
-	return all, nil
+	return resp.BlueprintSet, nil
 }
 
 type describeResetInstanceBlueprintsRequest struct {

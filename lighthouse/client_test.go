@@ -318,9 +318,11 @@ func TestClientDecodesFixtures(t *testing.T) {
 	}
 }
 
-// TestDescribeInstancesSplits checks that 250 IDs take three calls of at
-// most 100, and that the results come back in order with Region set.
-func TestDescribeInstancesSplits(t *testing.T) {
+// TestDescribeInstancesOneCall checks that MaxIDsPerCall IDs take one call
+// whose Limit is raised to them, and come back in order with Region set;
+// that one ID more fails before sending, with InvalidParameter; and that no
+// IDs make no call (the API would answer with every instance).
+func TestDescribeInstancesOneCall(t *testing.T) {
 	t.Parallel()
 	b := setup(t, func(w http.ResponseWriter, r *http.Request, c apiCall) {
 		var set []map[string]any
@@ -332,41 +334,39 @@ func TestDescribeInstancesSplits(t *testing.T) {
 
 	var ids []string
 	var want []Instance
-	for i := range 250 {
+	for i := range MaxIDsPerCall + 1 {
 		id := fmt.Sprintf("lhins-%08d", i)
 		ids = append(ids, id)
 		want = append(want, Instance{InstanceID: id, InstanceState: StateRunning, Region: "ap-tokyo"})
 	}
-	got, err := b.client.DescribeInstances(t.Context(), "ap-tokyo", ids)
+	got, err := b.client.DescribeInstances(t.Context(), "ap-tokyo", ids[:MaxIDsPerCall])
 	if err != nil {
-		t.Fatalf("DescribeInstances(250 IDs) = %v", err)
+		t.Fatalf("DescribeInstances(100 IDs) = %v", err)
 	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("DescribeInstances(250 IDs) mismatch (-want +got):\n%s", diff)
+	if diff := cmp.Diff(want[:MaxIDsPerCall], got); diff != "" {
+		t.Errorf("DescribeInstances(100 IDs) mismatch (-want +got):\n%s", diff)
 	}
-	var sizes []int
-	for _, c := range b.server.Calls() {
-		n := len(c.Params["InstanceIds"].([]any))
-		if c.Params["Limit"] != float64(n) {
-			t.Errorf("call with %d IDs has Limit %v", n, c.Params["Limit"])
-		}
-		sizes = append(sizes, n)
-	}
-	if diff := cmp.Diff([]int{100, 100, 50}, sizes); diff != "" {
-		t.Errorf("IDs per call mismatch (-want +got):\n%s", diff)
+	calls := b.server.Calls()
+	if len(calls) != 1 || calls[0].Params["Limit"] != float64(MaxIDsPerCall) {
+		t.Errorf("DescribeInstances(100 IDs) made %d calls (%v), want one with Limit 100", len(calls), calls)
 	}
 
+	got, err = b.client.DescribeInstances(t.Context(), "ap-tokyo", ids)
+	if ae, ok := errors.AsType[*APIError](err); !ok || ae.Code != CodeInvalidParameter || got != nil {
+		t.Errorf("DescribeInstances(101 IDs) = %d instances, %v; want InvalidParameter", len(got), err)
+	}
 	got, err = b.client.DescribeInstances(t.Context(), "ap-tokyo", nil)
 	if got != nil || err != nil {
 		t.Errorf("DescribeInstances(no IDs) = %v, %v; want nil, nil", got, err)
 	}
-	if n := len(b.server.Calls()); n != 3 {
-		t.Errorf("DescribeInstances(no IDs) called the API: %d calls in all, want 3", n)
+	if n := len(b.server.Calls()); n != 1 {
+		t.Errorf("DescribeInstances(101 IDs, then none) called the API: %d calls in all, want 1", n)
 	}
 }
 
-// TestDescribeBlueprintsSplits checks the 100-ID split of DescribeBlueprints.
-func TestDescribeBlueprintsSplits(t *testing.T) {
+// TestDescribeBlueprintsOneCall checks that DescribeBlueprints makes one
+// call of at most MaxIDsPerCall IDs, and refuses more before sending.
+func TestDescribeBlueprintsOneCall(t *testing.T) {
 	t.Parallel()
 	b := setup(t, func(w http.ResponseWriter, r *http.Request, c apiCall) {
 		var set []map[string]any
@@ -377,18 +377,22 @@ func TestDescribeBlueprintsSplits(t *testing.T) {
 	})
 
 	var ids []string
-	for i := range 101 {
+	for i := range MaxIDsPerCall + 1 {
 		ids = append(ids, fmt.Sprintf("lhbp-%08d", i))
 	}
-	got, err := b.client.DescribeBlueprints(t.Context(), testRegion, ids)
+	got, err := b.client.DescribeBlueprints(t.Context(), testRegion, ids[:MaxIDsPerCall])
 	if err != nil {
-		t.Fatalf("DescribeBlueprints(101 IDs) = %v", err)
+		t.Fatalf("DescribeBlueprints(100 IDs) = %v", err)
 	}
-	if len(got) != 101 || got[100].BlueprintID != ids[100] {
-		t.Errorf("DescribeBlueprints(101 IDs) returned %d blueprints, want 101 in order", len(got))
+	if len(got) != MaxIDsPerCall || got[99].BlueprintID != ids[99] {
+		t.Errorf("DescribeBlueprints(100 IDs) returned %d blueprints, want 100 in order", len(got))
 	}
-	if n := len(b.server.Calls()); n != 2 {
-		t.Errorf("DescribeBlueprints(101 IDs) made %d calls, want 2", n)
+	got, err = b.client.DescribeBlueprints(t.Context(), testRegion, ids)
+	if ae, ok := errors.AsType[*APIError](err); !ok || ae.Code != CodeInvalidParameter || got != nil {
+		t.Errorf("DescribeBlueprints(101 IDs) = %d blueprints, %v; want InvalidParameter", len(got), err)
+	}
+	if n := len(b.server.Calls()); n != 1 {
+		t.Errorf("DescribeBlueprints(100 IDs, then 101) made %d calls, want 1", n)
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
 )
 
@@ -217,10 +216,11 @@ type describeInstancesResponse struct {
 }
 
 // DescribeInstances returns the instances of region with the given IDs, in
-// the order the API returns them, with Region set. It makes one call per
-// MaxIDsPerCall IDs, one after the other, and stops at the first error. An
-// empty ids makes no call and returns nil. (runner.Cloud calls it with at
-// most MaxIDsPerCall IDs, each call under its limiter.)
+// the order the API returns them, with Region set, in one call: more than
+// MaxIDsPerCall IDs fail before sending, with ClientError.InvalidParameter
+// (runner.Cloud splits a larger list into calls, each under its limiter).
+// An empty ids makes no call and returns nil: the API would answer with
+// every instance of region.
 //
 // An ID the API does not know in region may fail the whole call with
 // ResourceNotFound.InstanceIdNotFound (ClassPermanent) or be left out of the
@@ -228,18 +228,28 @@ type describeInstancesResponse struct {
 //
 // API docs: https://www.tencentcloud.com/document/product/1103/42498
 func (c *Client) DescribeInstances(ctx context.Context, region string, ids []string) ([]Instance, error) {
-	var all []Instance
-	for chunk := range slices.Chunk(ids, MaxIDsPerCall) {
-		// Limit defaults to 20, so a call for more IDs must raise it.
-		req := describeInstancesRequest{InstanceIDs: chunk, Limit: len(chunk)}
-		var resp describeInstancesResponse
-		if err := c.call(ctx, serviceLighthouse, region, ActionDescribeInstances, req, &resp); err != nil {
-			return nil, err
-		}
-		all = append(all, resp.InstanceSet...)
+	var resp describeInstancesResponse
+	req := describeInstancesRequest{InstanceIDs: ids, Limit: len(ids)}
+	if err := c.describeIDs(ctx, serviceLighthouse, region, ActionDescribeInstances, ids, req, &resp); err != nil {
+		return nil, err
 	}
-	setRegion(all, region)
-	return all, nil
+	setRegion(resp.InstanceSet, region)
+	return resp.InstanceSet, nil
+}
+
+// describeIDs makes the one call of a Describe action for ids, whose
+// request req names them with a Limit of len(ids) (the API's default
+// Limit, 20, would cut the answer short). No ids make no call, and out
+// stays empty: the API would answer with everything. More than
+// MaxIDsPerCall fail before sending, with ClientError.InvalidParameter.
+func (c *Client) describeIDs(ctx context.Context, s service, region, action string, ids []string, req any, out response) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	if len(ids) > MaxIDsPerCall {
+		return invalidParameter(action, fmt.Errorf("%d IDs, at most %d in one call", len(ids), MaxIDsPerCall))
+	}
+	return c.call(ctx, s, region, action, req, out)
 }
 
 // Names of DescribeInstances filters (more-apis.md §1a). There is no

@@ -2,7 +2,6 @@ package lighthouse
 
 import (
 	"context"
-	"slices"
 )
 
 // KeyPair is the part of the API's KeyPair structure that batchreset uses.
@@ -29,20 +28,17 @@ type describeKeyPairsResponse struct {
 
 // DescribeKeyPairs returns the key pairs of region with the given IDs, to
 // check a LoginConfiguration before a reset: key pairs belong to one
-// region. It makes one call per MaxIDsPerCall IDs, one after the other, and
-// stops at the first error. An empty ids makes no call and returns nil. An
-// ID the API does not know is left out of the result or fails the call.
+// region. It makes one call: more than MaxIDsPerCall IDs fail before
+// sending, with ClientError.InvalidParameter. An empty ids makes no call
+// and returns nil. An ID the API does not know is left out of the result or
+// fails the call.
 //
 // API docs: https://www.tencentcloud.com/document/api/1103/42480
 func (c *Client) DescribeKeyPairs(ctx context.Context, region string, ids []string) ([]KeyPair, error) {
-	var all []KeyPair
-	for chunk := range slices.Chunk(ids, MaxIDsPerCall) {
-		req := describeKeyPairsRequest{KeyIDs: chunk, Limit: len(chunk)}
-		var resp describeKeyPairsResponse
-		if err := c.call(ctx, serviceLighthouse, region, ActionDescribeKeyPairs, req, &resp); err != nil {
-			return nil, err
-		}
-		all = append(all, resp.KeyPairSet...)
+	var resp describeKeyPairsResponse
+	req := describeKeyPairsRequest{KeyIDs: ids, Limit: len(ids)}
+	if err := c.describeIDs(ctx, serviceLighthouse, region, ActionDescribeKeyPairs, ids, req, &resp); err != nil {
+		return nil, err
 	}
-	return all, nil
+	return resp.KeyPairSet, nil
 }

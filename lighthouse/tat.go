@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
-	"slices"
 	"time"
 )
 
@@ -56,22 +55,18 @@ type describeAutomationAgentStatusResponse struct {
 // DescribeAutomationAgentStatus returns the TAT agents of the instances of
 // region with the given IDs: whether each is Online, and its last
 // heartbeat, to tell an instance that came back after a reset. It makes
-// one call per MaxIDsPerCall IDs, one after the other, and stops at the
-// first error. An instance without an agent is left out. An empty ids
-// makes no call and returns nil.
+// one call: more than MaxIDsPerCall IDs fail before sending, with
+// ClientError.InvalidParameter. An instance without an agent is left out.
+// An empty ids makes no call and returns nil.
 //
 // API docs: https://www.tencentcloud.com/document/product/1147/46698
 func (c *Client) DescribeAutomationAgentStatus(ctx context.Context, region string, ids []string) ([]AutomationAgent, error) {
-	var all []AutomationAgent
-	for chunk := range slices.Chunk(ids, MaxIDsPerCall) {
-		req := describeAutomationAgentStatusRequest{InstanceIDs: chunk, Limit: len(chunk)}
-		var resp describeAutomationAgentStatusResponse
-		if err := c.call(ctx, serviceTAT, region, ActionDescribeAutomationAgentStatus, req, &resp); err != nil {
-			return nil, err
-		}
-		all = append(all, resp.AutomationAgentSet...)
+	var resp describeAutomationAgentStatusResponse
+	req := describeAutomationAgentStatusRequest{InstanceIDs: ids, Limit: len(ids)}
+	if err := c.describeIDs(ctx, serviceTAT, region, ActionDescribeAutomationAgentStatus, ids, req, &resp); err != nil {
+		return nil, err
 	}
-	return all, nil
+	return resp.AutomationAgentSet, nil
 }
 
 // Values of RunCommandRequest.CommandType.

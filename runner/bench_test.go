@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -42,6 +43,12 @@ type benchEnv struct {
 // newBenchEnv builds a fleet of n instances and an emulator for it; edit
 // adjusts the emulator's Config. Call close when the run is over.
 func newBenchEnv(b *testing.B, n int, regions []string, edit func(*emulator.Config)) *benchEnv {
+	return newBenchEnvWrapped(b, n, regions, edit, nil)
+}
+
+// newBenchEnvWrapped is newBenchEnv with wrap, if set, between the client
+// and the emulator (a network path, say).
+func newBenchEnvWrapped(b *testing.B, n int, regions []string, edit func(*emulator.Config), wrap func(http.Handler) http.Handler) *benchEnv {
 	b.Helper()
 	instances, blueprints := emulator.GenerateFleet(n, emulator.FleetOptions{Seed: 1, Regions: regions})
 	jobs := make([]store.Job, len(instances))
@@ -61,7 +68,11 @@ func newBenchEnv(b *testing.B, n int, regions []string, edit func(*emulator.Conf
 	if err != nil {
 		b.Fatal(err)
 	}
-	ts := httptest.NewServer(emu)
+	var h http.Handler = emu
+	if wrap != nil {
+		h = wrap(emu)
+	}
+	ts := httptest.NewServer(h)
 	client, err := lighthouse.New(lighthouse.Config{
 		Endpoint:   ts.URL,
 		Credential: lighthouse.Credential{SecretID: benchSecretID, SecretKey: benchSecretKey},
@@ -80,11 +91,7 @@ func newBenchEnv(b *testing.B, n int, regions []string, edit func(*emulator.Conf
 // openStore opens a fresh crash-safe CSV journal for the jobs in dir.
 func (e *benchEnv) openStore(b *testing.B, dir string) *csvstore.Store {
 	b.Helper()
-	st, err := csvstore.Open(filepath.Join(dir, "results.csv.state"), e.jobs, csvstore.Fingerprint(e.jobs))
-	if err != nil {
-		b.Fatal(err)
-	}
-	return st
+	return openCSV(b, filepath.Join(dir, "results.csv.state"), e.jobs)
 }
 
 // acceptClock is the runner's API with a stopwatch on ResetInstance: it
@@ -478,4 +485,51 @@ func BenchmarkRunWithHooks(b *testing.B) {
 			b.ReportMetric(failedHooks/runs, "failed-hooks")
 		})
 	}
+}
+
+// BenchmarkRunJitter runs 400 resets at the real limit over a path that
+// delays each ResetInstance by a random 0–70ms on its way to the API, as
+// BenchmarkRunAtLimit does otherwise. It reports accept/limit (as there),
+// over-limit: calls the emulator counted in a second already at the limit
+// (goal 0), and guard-ms: the jitter allowance the run ended with. The
+// bound is 1/(1+0.070) = 0.935 of the limit.
+func BenchmarkRunJitter(b *testing.B) {
+	const (
+		n      = 400
+		limit  = lighthouse.ResetInstanceRateLimit
+		jitter = 70 * time.Millisecond
+	)
+	var acceptRatio, over, guard float64
+	for i := 0; b.Loop(); i++ {
+		b.StopTimer()
+		env := newBenchEnvWrapped(b, n, nil, func(c *emulator.Config) {
+			c.RateLimits = map[string]int{lighthouse.ActionResetInstance: limit}
+			c.ResetDuration = emulator.Duration{Min: time.Second, Max: 2 * time.Second}
+		}, jitteryNetwork(jitter, uint64(i+1)))
+		st := env.openStore(b, b.TempDir())
+		api := &acceptClock{API: env.client}
+		r, err := runner.New(runner.Config{API: api, Store: st, Rate: limit, PollInterval: time.Second})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		sum, err := r.Run(context.Background())
+		b.StopTimer()
+		if err != nil {
+			b.Fatalf("Run() error = %v", err)
+		}
+		if err := st.Close(); err != nil {
+			b.Fatal(err)
+		}
+		rs := env.emu.Stats().Actions[lighthouse.ActionResetInstance]
+		env.close()
+		acceptRatio += api.rate() / limit
+		over += float64(rs.OverLimit)
+		guard += float64(sum.JitterGuard) / float64(time.Millisecond)
+		b.StartTimer()
+	}
+	runs := float64(b.N)
+	b.ReportMetric(acceptRatio/runs, "accept/limit")
+	b.ReportMetric(over/runs, "over-limit")
+	b.ReportMetric(guard/runs, "guard-ms")
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http/httptrace"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -188,19 +189,26 @@ func NewCloud(cfg CloudConfig) (*Cloud, error) {
 // caller waited pauses it too, or every caller queued at the limiter would
 // still send, and a throttle storm would see calls at the full rate.
 func (c *Cloud) wait(ctx context.Context, action string) error {
+	_, err := c.take(ctx, action)
+	return err
+}
+
+// take is wait, returning the slot taken (see Spacer.Take).
+func (c *Cloud) take(ctx context.Context, action string) (time.Time, error) {
 	g := c.gate[action]
 	for {
 		if err := g.wait(ctx); err != nil {
-			return err
+			return time.Time{}, err
 		}
-		if err := c.lims[action].Wait(ctx); err != nil {
+		slot, err := c.lims[action].Take(ctx)
+		if err != nil {
 			if c.onUnwritable != nil && errors.Is(err, store.ErrUnwritable) {
 				c.onUnwritable(err) // the host's rate-limit files
 			}
-			return err
+			return time.Time{}, err
 		}
 		if !g.paused() {
-			return nil
+			return slot, nil
 		}
 	}
 }
@@ -271,25 +279,41 @@ func (c *Cloud) Silence() (time.Duration, error) {
 	return time.Since(c.answeredAt), c.silentErr
 }
 
-// WaitReset waits for a ResetInstance slot (and out any throttling pause).
-// The caller sends at once with Reset, or the slot is wasted.
-func (c *Cloud) WaitReset(ctx context.Context) error {
+// WaitReset waits for a ResetInstance slot (and out any throttling pause)
+// and returns it. The caller sends at once with Reset, or the slot is
+// wasted.
+func (c *Cloud) WaitReset(ctx context.Context) (slot time.Time, err error) {
 	start := time.Now()
-	err := c.wait(ctx, lighthouse.ActionResetInstance)
+	slot, err = c.take(ctx, lighthouse.ActionResetInstance)
 	c.resetWait.Add(int64(time.Since(start)))
-	return err
+	return slot, err
 }
 
 // ResetPaused reports whether a throttling pause of ResetInstance is in force.
 func (c *Cloud) ResetPaused() bool { return c.gate[lighthouse.ActionResetInstance].paused() }
 
-// Reset sends one ResetInstance, in a slot taken with WaitReset.
-func (c *Cloud) Reset(ctx context.Context, region string, req lighthouse.ResetInstanceRequest) (string, error) {
+// Reset sends one ResetInstance in slot, taken with WaitReset. The latency
+// the limiter adapts to runs from the slot to the answer's first byte: it
+// holds whatever delayed the call on its way (a late wake, the signing,
+// the network), and nothing that came after the answer (reading and
+// decoding it), which cannot have moved the call's arrival.
+func (c *Cloud) Reset(ctx context.Context, slot time.Time, region string, req lighthouse.ResetInstanceRequest) (string, error) {
 	c.Calls.Add(1)
 	start := time.Now()
+	var firstByte atomic.Int64 // Unix nanoseconds; 0: none
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		GotFirstResponseByte: func() { firstByte.Store(time.Now().UnixNano()) },
+	})
 	id, err := c.send.ResetInstance(ctx, region, req)
 	if ae := c.observe(lighthouse.ActionResetInstance, start, err); err == nil || (ae != nil && ae.RequestID != "") {
-		c.lims[lighthouse.ActionResetInstance].Observe(time.Since(start))
+		answered := time.Now()
+		if ns := firstByte.Load(); ns != 0 {
+			answered = time.Unix(0, ns)
+		}
+		if slot.IsZero() || slot.After(start) {
+			slot = start
+		}
+		c.lims[lighthouse.ActionResetInstance].Observe(answered.Sub(slot))
 	}
 	return id, err
 }

@@ -46,6 +46,29 @@ only persist what it decides.
   - plan.go and reconcile.go: the read-only commands, through a Cloud and the
     same judge.
 
+# Where each rule of a run lives
+
+Each rule is written once; the commands, the stores and the status page use
+it rather than restate it.
+
+  - A failure (failed, unknown, unhealthy, or skipped by a failed
+    before-hook): store.Status.Failure and store.Job.Failure, over
+    store.FailureStatuses, from which the Postgres store builds its SQL.
+  - The wave plan: Rollout.WavePlan and ParseWaves (rollout.go), which plan,
+    the summary and the status page label jobs with; store.RolloutPlan is
+    the plan a run records, so status shows the run's own budget and waves.
+  - Outcome codes: the exported Code… constants of judge.go, hooks.go and
+    send.go (and store.CodeBeforeHookFailed).
+  - The instance ID check: lighthouse.CheckInstanceID, used by every input
+    (store/csv's jobs CSV and instance lists, the Postgres import).
+  - The run summary: Summary (runner.go), what a runner reports of its run.
+  - Jobs CSV I/O: store/csv alone (Reader and ReadInput; WriteJobs).
+  - Host-shared state: package hoststate places it; HostLimits
+    (hostlimits.go) and the CSV store's Registry keep it.
+  - The status page and the notifier are packages of the command
+    (cmd/batchreset/internal/statuspage, cmd/batchreset/notify); metrics
+    come from CloudConfig.Observe, the hook on the one API path.
+
 # The promise
 
 ResetInstance formats the system disk and has no idempotency token. The runner

@@ -14,6 +14,7 @@ import (
 	"github.com/batchreset/batchreset/lighthouse"
 	"github.com/batchreset/batchreset/lighthouse/emulator"
 	"github.com/batchreset/batchreset/runner"
+	"github.com/batchreset/batchreset/runner/runnertest"
 	"github.com/batchreset/batchreset/store"
 )
 
@@ -752,7 +753,7 @@ func (b *bundle) waitUntil(t *testing.T, done func(lighthouse.Instance) bool) {
 	defer tick.Stop()
 	deadline := time.After(15 * time.Second)
 	for {
-		insts, err := b.direct.DescribeInstances(t.Context(), b.jobs[0].Region, ids)
+		insts, err := runnertest.DescribeInstances(t.Context(), b.direct, b.jobs[0].Region, ids)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -983,7 +984,7 @@ func (b *bundle) sampleOperating(t *testing.T) func() int {
 				return
 			case <-tick.C:
 			}
-			insts, err := b.direct.DescribeInstances(context.Background(), b.jobs[0].Region, ids)
+			insts, err := runnertest.DescribeInstances(context.Background(), b.direct, b.jobs[0].Region, ids)
 			if err != nil {
 				t.Errorf("sample: %v", err)
 				continue

@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -164,11 +166,7 @@ func (b *bundle) cloud(t *testing.T) *runner.Cloud {
 // open opens (or reopens, to resume) the scenario's CSV store.
 func (b *bundle) open(t *testing.T) *csvstore.Store {
 	t.Helper()
-	st, err := csvstore.Open(b.statePath, b.jobs, "test-run")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st
+	return openCSV(t, b.statePath, b.jobs)
 }
 
 // run runs a runner over a fresh or reopened store until it finishes.
@@ -323,7 +321,7 @@ func (b *bundle) verify(t *testing.T, jobs []store.Job, v verdict) store.Totals 
 	}
 	now := map[string]lighthouse.Instance{}
 	for region, ids := range byRegion {
-		insts, err := b.direct.DescribeInstances(context.Background(), region, ids)
+		insts, err := runnertest.DescribeInstances(context.Background(), b.direct, region, ids)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -346,7 +344,7 @@ func (b *bundle) verify(t *testing.T, jobs []store.Job, v verdict) store.Totals 
 func (b *bundle) checkSecrets(t *testing.T, jobs []store.Job) {
 	t.Helper()
 	var results bytes.Buffer
-	if err := csvstore.WriteResults(&results, jobs); err != nil {
+	if err := csvstore.WriteResultsSeq(&results, slices.Values(jobs)); err != nil {
 		t.Errorf("WriteResults() error = %v", err)
 	}
 	for what, text := range map[string]string{"the logs": b.logs.String(), "the results file": results.String()} {
@@ -372,4 +370,30 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.buf.String()
+}
+
+// openCSV opens a CSV store for a run over jobs as the command does: the
+// jobs written to a jobs CSV beside statePath, read back and opened.
+func openCSV(tb testing.TB, statePath string, jobs []store.Job) *csvstore.Store {
+	tb.Helper()
+	path := statePath + ".jobs.csv"
+	f, err := os.Create(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := csvstore.WriteJobs(f, "", jobs); err != nil {
+		tb.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		tb.Fatal(err)
+	}
+	in, err := csvstore.ReadInput(path, csvstore.ReadOptions{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	st, err := csvstore.OpenInput(statePath, in)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return st
 }

@@ -51,7 +51,7 @@ func TestHooksAroundReset(t *testing.T) {
 			}})
 			original := map[string]string{}
 			for region, ids := range byRegionIDs(b.jobs) {
-				ins, err := b.direct.DescribeInstances(t.Context(), region, ids)
+				ins, err := runnertest.DescribeInstances(t.Context(), b.direct, region, ids)
 				if err != nil {
 					t.Fatal(err)
 				}

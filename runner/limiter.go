@@ -23,8 +23,8 @@ const (
 )
 
 // SlotSource hands out the slots of one action's calls (see
-// store.SlotSource). The Postgres store's shared bucket is one; NewLimiter
-// makes a local one.
+// store.SlotSource). The Postgres store's shared bucket is one; a Cloud
+// without shared limits makes a local one of this process.
 type SlotSource = store.SlotSource
 
 // Spacer is the rate rule of every API action, in every mode: it waits for
@@ -97,7 +97,8 @@ func (s *Spacer) allow(g time.Duration) {
 	s.src.(adjustable).SetInterval(Interval(s.perSecond, max(g, s.guard)))
 }
 
-// Observe records the latency of one answered call (sent to answer read).
+// Observe records the latency of one answered call: from its slot (see
+// Take) to the answer's first byte.
 func (s *Spacer) Observe(latency time.Duration) {
 	if s.perSecond == 0 || latency <= 0 {
 		return
@@ -139,22 +140,24 @@ func Interval(perSecond float64, guard time.Duration) time.Duration {
 	return us * time.Microsecond
 }
 
-// NewLimiter returns a Spacer over a local slot source for perSecond calls
-// a second with guard of jitter allowance, whose first slot is now.
-func NewLimiter(perSecond float64, guard time.Duration) *Spacer {
-	return NewSpacer(newLocalSlots(Interval(perSecond, guard), time.Now()), guard)
-}
-
 // Wait blocks until the caller may send one call, or ctx is done.
 func (s *Spacer) Wait(ctx context.Context) error {
+	_, err := s.Take(ctx)
+	return err
+}
+
+// Take is Wait that also returns the slot the call was given: when it was
+// due to leave, on this process's clock. A latency reckoned from the slot
+// (see Observe) includes whatever delayed the call before it left.
+func (s *Spacer) Take(ctx context.Context) (time.Time, error) {
 	for late := 0; ; late++ {
 		if err := ctx.Err(); err != nil {
-			return err
+			return time.Time{}, err
 		}
 		asked := time.Now()
 		wait, err := s.src.Reserve(ctx)
 		if err != nil {
-			return err
+			return time.Time{}, err
 		}
 		// The slot is wait after the source decided, somewhere between
 		// asking and hearing back: take the middle.
@@ -166,13 +169,13 @@ func (s *Spacer) Wait(ctx context.Context) error {
 			case <-t.C:
 			case <-ctx.Done():
 				t.Stop()
-				return ctx.Err()
+				return time.Time{}, ctx.Err()
 			}
 		}
 		if s.maxLate > 0 && time.Since(slot) > s.maxLate && late < maxLateRetries {
 			continue
 		}
-		return nil
+		return slot, nil
 	}
 }
 

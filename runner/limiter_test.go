@@ -8,14 +8,16 @@ import (
 	"time"
 )
 
-// TestNewLimiterWindows checks, in virtual time, that many concurrent
-// waiters never get more than the rate in any fixed one-second window, even
-// when each call's arrival is delayed by up to the guard.
-func TestNewLimiterWindows(t *testing.T) {
+// TestLocalSpacerWindows checks, in virtual time, that many concurrent
+// waiters on a Spacer over this process's slots (those of a Cloud without
+// shared limits) never get more than the rate in any fixed one-second
+// window, even when each call's arrival is delayed by up to the guard.
+func TestLocalSpacerWindows(t *testing.T) {
 	t.Parallel()
 	for _, perSecond := range []float64{1, 10, 100} {
 		synctest.Test(t, func(t *testing.T) {
-			lim := NewLimiter(perSecond, 20*time.Millisecond)
+			guard := 20 * time.Millisecond
+			lim := NewSpacer(newLocalSlots(Interval(perSecond, guard), time.Now()), guard)
 			start := time.Now()
 			var mu sync.Mutex
 			var sends []time.Duration

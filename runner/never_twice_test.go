@@ -178,10 +178,7 @@ func TestFaultTwoRuns(t *testing.T) {
 				}
 				t.Cleanup(func() { reg.Close() })
 				for i := range cfgs {
-					st, err := csvstore.Open(filepath.Join(t.TempDir(), "results.csv.state"), b.jobs, "test-run")
-					if err != nil {
-						t.Fatal(err)
-					}
+					st := openCSV(t, filepath.Join(t.TempDir(), "results.csv.state"), b.jobs)
 					t.Cleanup(func() { st.Close() })
 					h, err := reg.Begin(st.RunKey(), fmt.Sprintf("run %d", i), st.Started())
 					if err != nil {

@@ -57,7 +57,7 @@ func (b *bundle) blueprints(t *testing.T) map[string]string {
 	}
 	out := map[string]string{}
 	for region, ids := range byRegion {
-		ins, err := b.direct.DescribeInstances(context.Background(), region, ids)
+		ins, err := runnertest.DescribeInstances(context.Background(), b.direct, region, ids)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -346,10 +346,7 @@ func TestRollbackOnFailure(t *testing.T) {
 				runMany(t, b, rb, tc.runners, func() *runner.Rollout { return &runner.Rollout{Waves: []int{3}, MaxFailures: -1} })
 				rolled = rb.jobs(t)
 			} else {
-				st, err := csvstore.Open(filepath.Join(t.TempDir(), "results.rollback.csv.state"), todo, csvstore.Fingerprint(todo))
-				if err != nil {
-					t.Fatal(err)
-				}
+				st := openCSV(t, filepath.Join(t.TempDir(), "results.rollback.csv.state"), todo)
 				cfg := b.config(t, st)
 				cfg.Rollout = &runner.Rollout{Waves: []int{3}, MaxFailures: -1}
 				b.runWith(t, cfg)

@@ -162,7 +162,8 @@ type Summary struct {
 	RecentlyReset int64
 	// JitterGuard is the jitter allowance ResetInstance calls were spaced
 	// for at the end: the configured guard, or the measured spread of the
-	// calls' latencies when larger. The rate costs 1/(1+JitterGuard/1s).
+	// calls' latencies (slot to first byte) when larger. The rate costs
+	// 1/(1+JitterGuard/1s).
 	JitterGuard time.Duration
 	Durations   []time.Duration
 	StopReason  string // why submission stopped early, "" if it did not

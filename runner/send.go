@@ -111,7 +111,7 @@ func (r *Runner) send(ctx context.Context, t *task) {
 	}
 	r.failpoint(FailpointAfterIntent)
 
-	slotErr := r.cloud.WaitReset(ctx)
+	slot, slotErr := r.cloud.WaitReset(ctx)
 	if slotErr == nil && r.cfg.Rollout != nil {
 		// The wait for the slot counts: a window that closed meanwhile, or
 		// a budget spent, stops this call too.
@@ -159,7 +159,7 @@ func (r *Runner) send(ctx context.Context, t *task) {
 	if r.cfg.Failpoint != nil {
 		callCtx = context.WithValue(callCtx, failpointKey{}, r.cfg.Failpoint)
 	}
-	reqID, err := r.cloud.Reset(callCtx, t.job.Region, resetRequest(t.job, r.cfg.Login))
+	reqID, err := r.cloud.Reset(callCtx, slot, t.job.Region, resetRequest(t.job, r.cfg.Login))
 	r.failpoint(FailpointAfterCall)
 	if err != nil {
 		r.handleSendError(ctx, t, err)

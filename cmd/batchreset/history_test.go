@@ -639,7 +639,7 @@ func (h *history) outcomes(r *hRun) []store.Job {
 	}
 	b, err := os.ReadFile(r.results)
 	if err == nil {
-		jobs, err := csvstore.ReadResults(bytes.NewReader(b))
+		jobs, err := decodeResults(b)
 		if err == nil {
 			return jobs
 		}

@@ -46,10 +46,11 @@ func TestMetrics(t *testing.T) {
 	m.observe(&st)
 	ctx := context.Background()
 	for _, in := range instances {
-		if err := cloud.WaitReset(ctx); err != nil {
+		slot, err := cloud.WaitReset(ctx)
+		if err != nil {
 			t.Fatal(err)
 		}
-		cloud.Reset(ctx, in.Region, lighthouse.ResetInstanceRequest{InstanceID: in.ID, BlueprintID: blueprints[0].ID}) // one is refused: another platform
+		cloud.Reset(ctx, slot, in.Region, lighthouse.ResetInstanceRequest{InstanceID: in.ID, BlueprintID: blueprints[0].ID}) // one is refused: another platform
 	}
 	if _, err := cloud.Describe(ctx, instances[0].Region, []string{instances[0].ID}); err != nil {
 		t.Fatal(err)

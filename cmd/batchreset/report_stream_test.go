@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -50,7 +51,7 @@ func TestWriteRunReport(t *testing.T) {
 	src := &dbSource{db: db, run: "r1"}
 
 	var wantCSV, gotCSV bytes.Buffer
-	if err := csvstore.WriteResults(&wantCSV, all); err != nil {
+	if err := csvstore.WriteResultsSeq(&wantCSV, slices.Values(all)); err != nil {
 		t.Fatal(err)
 	}
 	if err := writeRunReport(ctx, src, "csv", "", &gotCSV); err != nil {

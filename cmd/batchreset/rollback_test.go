@@ -10,6 +10,7 @@ import (
 
 	"github.com/batchreset/batchreset/lighthouse"
 	"github.com/batchreset/batchreset/lighthouse/emulator"
+	"github.com/batchreset/batchreset/runner/runnertest"
 	"github.com/batchreset/batchreset/store"
 )
 
@@ -27,7 +28,7 @@ func blueprintsNow(t *testing.T, f *fleet) map[string]string {
 	}
 	out := map[string]string{}
 	for region, ids := range byRegion {
-		ins, err := c.DescribeInstances(context.Background(), region, ids)
+		ins, err := runnertest.DescribeInstances(context.Background(), c, region, ids)
 		if err != nil {
 			t.Fatal(err)
 		}

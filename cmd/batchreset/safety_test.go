@@ -141,11 +141,11 @@ func TestDeadEndpoint(t *testing.T) {
 	if !strings.Contains(p.stderr.String(), endpoint) {
 		t.Errorf("stderr does not name the endpoint %s:\n%s", endpoint, tail(p.stderr.String(), 10))
 	}
-	input, err := csvstore.ReadJobs(jobs, csvstore.ReadOptions{})
+	input, err := csvstore.ReadInput(jobs, csvstore.ReadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := csvstore.Open(filepath.Join(filepath.Dir(jobs), "results.csv.state"), input, csvstore.Fingerprint(input))
+	st, err := csvstore.OpenInput(filepath.Join(filepath.Dir(jobs), "results.csv.state"), input)
 	if err != nil {
 		t.Fatal(err)
 	}

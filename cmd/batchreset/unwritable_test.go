@@ -239,11 +239,11 @@ func TestUnwritableState(t *testing.T) {
 			heal()
 
 			// Every reset applied had its intent in the journal.
-			input, err := csvstore.ReadJobs(f.jobsPath, csvstore.ReadOptions{})
+			input, err := csvstore.ReadInput(f.jobsPath, csvstore.ReadOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
-			st, err := csvstore.Open(out+".state", input, csvstore.Fingerprint(input))
+			st, err := csvstore.OpenInput(out+".state", input)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -44,25 +44,6 @@ var (
 // values per filter.
 const maxResetBlueprintFilterValues = 5
 
-// instanceIn returns the instance id in region, or nil. The caller holds
-// s.mu.
-func (s *Server) instanceIn(region, id string) *instance {
-	if in := s.instances[id]; in != nil && in.Region == region {
-		return in
-	}
-	return nil
-}
-
-// blueprintIn returns the blueprint id in region, or nil.
-func (s *Server) blueprintIn(region, id string) *blueprint {
-	for _, b := range s.blueprints {
-		if b.ID == id && b.inRegion(region) {
-			return b
-		}
-	}
-	return nil
-}
-
 func instanceNotFound(id string) *apiError {
 	return errorf("ResourceNotFound.InstanceIdNotFound", "The instance ID `%s` does not exist.", id)
 }
@@ -121,7 +102,7 @@ func (s *Server) resetInstance(c *call, req resetRequest) answer {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	id, bpID := req.id, req.bpID
-	in := s.instanceIn(c.region, id)
+	in := c.acct.instanceIn(c.region, id)
 	if in == nil {
 		return answer{err: instanceNotFound(id)}
 	}
@@ -130,11 +111,11 @@ func (s *Server) resetInstance(c *call, req resetRequest) answer {
 	if !req.hasBP {
 		bpID = img.blueprintID
 	}
-	if cur := s.blueprintIn(c.region, img.blueprintID); cur != nil && cur.Type == "GAME_PORTAL" && bpID != img.blueprintID {
+	if cur := c.acct.blueprintIn(c.region, img.blueprintID); cur != nil && cur.Type == "GAME_PORTAL" && bpID != img.blueprintID {
 		return answer{err: errorf("InvalidParameter.GamePortalInstanceOnlySupportCurrentBlueprint",
 			"Game portal instance `%s` can only be reset to its current image.", id)}
 	}
-	bp := s.blueprintIn(c.region, bpID)
+	bp := c.acct.blueprintIn(c.region, bpID)
 	switch {
 	case bp != nil:
 		if e := bp.problem(in); e != nil {
@@ -148,7 +129,7 @@ func (s *Server) resetInstance(c *call, req resetRequest) answer {
 		return answer{err: errorf("UnsupportedOperation.BlueprintTypeNotSupportOperation", "Containers need a DOCKER image; `%s` is not one.", bpID)}
 	}
 	if req.login != nil {
-		if e := s.checkLogin(req.login, c.region, bp, in.PlatformType); e != nil {
+		if e := c.acct.checkLogin(req.login, c.region, bp, in.PlatformType); e != nil {
 			return answer{err: e}
 		}
 	}
@@ -165,7 +146,8 @@ func (s *Server) resetInstance(c *call, req resetRequest) answer {
 	if failed {
 		result = opFailed
 	}
-	rec := ResetRecord{RequestID: c.requestID, BlueprintID: target.blueprintID, Containers: req.containers, At: c.now, Ends: c.now.Add(d)}
+	rec := ResetRecord{RequestID: c.requestID, BlueprintID: target.blueprintID, Containers: req.containers, At: c.now, Ends: c.now.Add(d),
+		SignedBy: c.acct.uin}
 	in.keyIDs = in.keys(c.now)
 	in.img, in.state, in.stateThen = img, state, ""
 	in.prev = in.op
@@ -180,7 +162,7 @@ func (s *Server) resetInstance(c *call, req resetRequest) answer {
 		rec.KeyIDs, rec.PasswordSet, rec.AutoGeneratePassword = slices.Clone(l.keyIDs), l.passwordSet, l.auto
 	}
 	in.resets = append(in.resets, rec)
-	s.cfg.log.Debug("emulator reset accepted", "request_id", c.requestID, "instance_id", id,
+	s.cfg.log.Debug("emulator reset accepted", "account", c.acct, "request_id", c.requestID, "instance_id", id,
 		"blueprint_id", target.blueprintID, "duration", d, "result", result, "key_ids", rec.KeyIDs, "password_set", rec.PasswordSet)
 	return answer{body: resetInstanceResponse{RequestID: c.requestID}}
 }
@@ -219,14 +201,14 @@ func (s *Server) describeInstances(c *call, ids []string, fs []filter, offset, l
 	switch {
 	case len(ids) > 0:
 		for _, id := range ids {
-			if in := s.instanceIn(c.region, id); in != nil {
+			if in := c.acct.instanceIn(c.region, id); in != nil {
 				matched = append(matched, in)
 			}
 		}
 	case len(fs) == 0:
-		matched = s.byRegion[c.region]
+		matched = c.acct.byRegion[c.region]
 	default:
-		for _, in := range s.byRegion[c.region] {
+		for _, in := range c.acct.byRegion[c.region] {
 			if s.matchInstance(in, fs, c) {
 				matched = append(matched, in)
 			}
@@ -373,7 +355,7 @@ func (s *Server) prepareDescribeBlueprints(c *call, p params) ([]string, func() 
 	}
 	return nil, func() answer {
 		var matched []wireBlueprint
-		for _, b := range s.blueprints {
+		for _, b := range c.acct.blueprints {
 			if b.inRegion(c.region) && (len(ids) == 0 || slices.Contains(ids, b.ID)) && matchBlueprint(b, fs) {
 				matched = append(matched, b.wire)
 			}
@@ -458,12 +440,12 @@ func (s *Server) prepareDescribeResetInstanceBlueprints(c *call, p params) ([]st
 	return []string{id}, func() answer {
 		s.mu.RLock()
 		defer s.mu.RUnlock()
-		in := s.instanceIn(c.region, id)
+		in := c.acct.instanceIn(c.region, id)
 		if in == nil {
 			return answer{err: instanceNotFound(id)}
 		}
 		var matched []*blueprint
-		for _, b := range s.blueprints {
+		for _, b := range c.acct.blueprints {
 			if b.inRegion(c.region) && matchBlueprint(b, fs) {
 				matched = append(matched, b)
 			}

@@ -1,7 +1,6 @@
 package emulator
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"regexp"
@@ -83,12 +82,14 @@ func set(values ...string) map[string]bool {
 	return m
 }
 
-// Config describes an emulated account: its credentials, its fleet and how
-// the service behaves. The zero value of every field except Credentials
-// means the default stated on the field.
+// Config describes the emulated service: the account it serves (its
+// credentials, roles and fleet), any further Accounts, and how the service
+// behaves for all of them. The zero value of every field except
+// Credentials means the default stated on the field.
 type Config struct {
-	// Credentials maps SecretId to SecretKey. At least one pair is required;
-	// every call must be signed with one of them.
+	// Credentials maps SecretId to SecretKey. At least one pair is required,
+	// here or in Accounts; every call must be signed with a pair of an
+	// account or with a temporary key AssumeRole handed out.
 	Credentials map[string]string
 
 	// Instances is the fleet, served in this order by DescribeInstances.
@@ -133,6 +134,12 @@ type Config struct {
 	// any other gets ResourceNotFound.RoleNotFound. Nil means the one role
 	// qcs::cam::uin/<UIN>:roleName/emulator.
 	Roles []string
+	// Accounts are further accounts the service serves, each with its own
+	// keys, roles, fleet, key pairs and rate-limit budget; Config's own
+	// Credentials, UIN, Users, Roles, Instances, Blueprints, KeyPairs,
+	// Generate and Fleet are the first account. Every other field is the
+	// service's and applies to every account. Nil means the one account.
+	Accounts []Account
 	// CredentialLifetime, when positive, is how long the temporary
 	// credentials AssumeRole hands out stay valid, whatever DurationSeconds
 	// asks (ExpiredTime says so). Zero means DurationSeconds (default 7200 s).
@@ -205,6 +212,43 @@ type Config struct {
 	// Logger receives a line per accepted reset and injected fault at Debug
 	// level, and recovered panics at Error level. Nil discards.
 	Logger *slog.Logger
+}
+
+// Account is an account the emulator serves beside the one Config itself
+// describes. A call acts in the account of the key that signed it: a
+// SecretId of its Credentials, or a temporary key AssumeRole handed out for
+// one of its Roles, whichever account's key assumed it. Instances, key
+// pairs, PRIVATE and SHARED blueprints and TAT invocations of another
+// account do not exist for the call; public blueprints (every other type)
+// are every account's. Each account has its own rate-limit budget of every
+// action. Zero fields take the defaults stated on each field.
+type Account struct {
+	// Name labels the account in logs; optional.
+	Name string
+	// UIN is the account's root UIN, a number. Required, and unique among
+	// the emulator's accounts (Config.UIN included).
+	UIN string
+	// Credentials maps SecretId to SecretKey, as Config.Credentials. Nil
+	// means the account is reached only by assuming one of its Roles.
+	// SecretIds are unique among the emulator's accounts.
+	Credentials map[string]string
+	// Users maps a SecretId of Credentials to a sub-user UIN, as
+	// Config.Users.
+	Users map[string]string
+	// Roles are the account's role ARNs, as Config.Roles; each is unique
+	// among the emulator's accounts. Nil means the one role
+	// qcs::cam::uin/<UIN>:roleName/emulator.
+	Roles []string
+	// Instances, Blueprints, KeyPairs, Generate and Fleet are the account's
+	// fleet, catalogue and key pairs, as the Config fields of those names.
+	// Instance and key pair IDs are unique among the emulator's accounts; a
+	// public blueprint configured in several accounts is one blueprint and
+	// must be configured the same in each.
+	Instances  []Instance
+	Blueprints []Blueprint
+	KeyPairs   []KeyPair
+	Generate   int
+	Fleet      FleetOptions
 }
 
 // Duration is a range of durations; a value is drawn uniformly from
@@ -339,7 +383,6 @@ type resolved struct {
 	visibilityLag time.Duration
 	log           *slog.Logger
 
-	uin                string
 	intlSite           bool
 	credentialLifetime time.Duration
 
@@ -398,14 +441,6 @@ func resolve(cfg Config) (resolved, error) {
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
-	if len(cfg.Credentials) == 0 {
-		return r, errors.New("no credentials")
-	}
-	for id, key := range cfg.Credentials {
-		if id == "" || key == "" {
-			return r, errors.New("credentials: empty SecretId or SecretKey")
-		}
-	}
 	for action, limit := range defaultRateLimits {
 		r.limits[action] = limit
 	}
@@ -428,18 +463,6 @@ func resolve(cfg Config) (resolved, error) {
 		"command failure rate": cfg.CommandFailureRate, "command timeout rate": cfg.CommandTimeoutRate} {
 		if !(p >= 0 && p <= 1) {
 			return r, fmt.Errorf("%s %v: not in 0..1", name, p)
-		}
-	}
-	r.uin = orDefault(cfg.UIN, defaultUIN)
-	if !uinPattern.MatchString(r.uin) {
-		return r, fmt.Errorf("uin %q: not a number", cfg.UIN)
-	}
-	for id, uin := range cfg.Users {
-		if _, ok := cfg.Credentials[id]; !ok {
-			return r, fmt.Errorf("users: SecretId %q has no credential", id)
-		}
-		if !uinPattern.MatchString(uin) {
-			return r, fmt.Errorf("users: uin %q: not a number", uin)
 		}
 	}
 	r.intlSite = cfg.IntlSite

@@ -59,6 +59,29 @@
 // (reference §2.5 step 6), checked after the signature.
 // Stats.AssumedRoles records each call, without key or token.
 //
+// # Accounts
+//
+// Config describes one account (Config.UIN, Credentials, Users, Roles and
+// the fleet); Config.Accounts adds more, each with its own UIN, keys,
+// sub-users, roles, instances, key pairs and custom images. Everything
+// else (rate limits, reset and command behaviour, faults, the clock) is
+// the service's and applies to every account. A call acts in one account,
+// found from its verified signature before the rate limit and the action
+// run: a long-term key's own, or for a temporary key the account of the
+// role AssumeRole handed it out for. Any account's key may assume any account's role (each
+// account trusts every other), and an ARN of no account is RoleNotFound.
+// Instances, key pairs, PRIVATE and SHARED blueprints and TAT tasks of
+// another account do not exist for a call: a reset of another account's
+// instance is ResourceNotFound.InstanceIdNotFound, as for any unknown ID,
+// and changes nothing. Public blueprints are every account's; one
+// configured in several accounts must be configured the same. Instance,
+// key pair, SecretId and role IDs are unique across accounts, and New
+// names the account (accounts[i]) of a configuration error. Each account
+// has its own rate-limit windows. Stats.ByAccount counts each account's
+// calls; each ResetRecord names the Account owning the instance and the
+// account whose key SignedBy the call, and each InvocationRecord its
+// Account.
+//
 // Every API error is answered with HTTP 200 and the envelope
 // {"Response":{"Error":{"Code","Message"},"RequestId"}}; success with
 // {"Response":{...,"RequestId"}}. RequestIds are random lowercase UUID v4s.
@@ -143,9 +166,9 @@
 // instances bound to each. DescribeRegions lists the documented regions and
 // any configured one.
 //
-// Tag GetResources scans every region's tagged instances in configuration
-// order as qcs::lighthouse:<region>:uin/<UIN>:instance/<id>, with their
-// tags: TagFilters (at most 6, ANDed; TagValue at most 10, ORed; no values
+// Tag GetResources scans the account's tagged instances of every region in
+// configuration order as qcs::lighthouse:<region>:uin/<UIN>:instance/<id>,
+// with their tags: TagFilters (at most 6, ANDed; TagValue at most 10, ORed; no values
 // means the key with any value), ResourceList (at most 10 names; all
 // matches, MaxResults ignored), MaxResults (default 50, at most 200) and an
 // opaque PaginationToken, empty on the last page.
@@ -181,8 +204,8 @@
 //
 // # Rate limits
 //
-// Each action has its own limit (Config.RateLimits, by default the
-// documented ones DefaultRateLimits lists: ResetInstance 10,
+// Each action has its own limit in each account (Config.RateLimits, by
+// default the documented ones DefaultRateLimits lists: ResetInstance 10,
 // DescribeInstances 100, DescribeBlueprints 10,
 // DescribeResetInstanceBlueprints 20, DescribeRegions 10, DescribeKeyPairs
 // 100, AssumeRole 600, GetResources 20, DescribeAutomationAgentStatus 60,
@@ -192,7 +215,8 @@
 // after authentication and the action and version checks, as a gateway
 // that limits per account and action must: unauthenticated calls and
 // unknown actions do not use the budget. Stats counts arrivals per window
-// exactly, including rejected calls.
+// exactly, including rejected calls, over every account (Stats.Actions)
+// and by account (Stats.ByAccount).
 //
 // # Faults
 //

@@ -338,3 +338,6 @@ func noLimits() map[string]int {
 	}
 	return limits
 }
+
+// rootUIN is the UIN of Config's own account when Config.UIN is empty.
+const rootUIN = "100000000001"

@@ -140,11 +140,11 @@ func passwordProblem(password string, minLen int) string {
 	return ""
 }
 
-// checkLogin checks l (not nil) against the target image and the key pairs
-// of region. The caller holds s.mu.
-func (s *Server) checkLogin(l *login, region string, target *blueprint, platformType string) *apiError {
+// checkLogin checks l (not nil) against the target image and a's key pairs
+// of region.
+func (a *account) checkLogin(l *login, region string, target *blueprint, platformType string) *apiError {
 	for _, id := range l.keyIDs {
-		if k := s.keyPairs[id]; k == nil || k.Region != region {
+		if k := a.keyPairs[id]; k == nil || k.Region != region {
 			return errorf("ResourceNotFound.KeyPairNotFound", "The key pair `%s` does not exist.", id)
 		}
 	}
@@ -260,7 +260,7 @@ func (s *Server) prepareDescribeKeyPairs(c *call, p params) ([]string, func() an
 		s.mu.RLock()
 		defer s.mu.RUnlock()
 		var matched []*KeyPair
-		for _, k := range s.keyPairList() {
+		for _, k := range c.acct.keyPairList() {
 			if k.Region == c.region && (len(ids) == 0 || slices.Contains(ids, k.ID)) && matchKeyPair(k, fs) {
 				matched = append(matched, k)
 			}
@@ -270,7 +270,7 @@ func (s *Server) prepareDescribeKeyPairs(c *call, p params) ([]string, func() an
 		for _, k := range matched[lo:hi] {
 			w := wireKeyPair{KeyID: k.ID, KeyName: k.Name, PublicKey: k.PublicKey, AssociatedInstanceIDs: []string{},
 				CreatedTime: formatTime(s.start), Tags: []wireTag{}}
-			for _, in := range s.byRegion[c.region] {
+			for _, in := range c.acct.byRegion[c.region] {
 				if slices.Contains(in.keys(c.now), k.ID) {
 					w.AssociatedInstanceIDs = append(w.AssociatedInstanceIDs, in.ID)
 				}
@@ -279,16 +279,6 @@ func (s *Server) prepareDescribeKeyPairs(c *call, p params) ([]string, func() an
 		}
 		return answer{body: describeKeyPairsResponse{TotalCount: len(matched), KeyPairSet: set, RequestID: c.requestID}}
 	}, nil
-}
-
-// keyPairList returns the key pairs in ID order.
-func (s *Server) keyPairList() []*KeyPair {
-	out := make([]*KeyPair, 0, len(s.keyPairs))
-	for _, k := range s.keyPairs {
-		out = append(out, k)
-	}
-	slices.SortFunc(out, func(a, b *KeyPair) int { return strings.Compare(a.ID, b.ID) })
-	return out
 }
 
 // matchKeyPair reports whether k passes every filter; key-name matches a

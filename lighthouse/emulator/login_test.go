@@ -203,8 +203,10 @@ func TestResetLoginApplied(t *testing.T) {
 
 	st := b.emu.Stats()
 	want := map[string][]emulator.ResetRecord{
-		withKeys:     {{RequestID: keysReset.RequestId, BlueprintID: bpTarget, KeyIDs: []string{keyGZ1, keyGZ2}}},
-		withPassword: {{RequestID: passwordReset.RequestId, BlueprintID: bpCurrent, PasswordSet: true}},
+		withKeys: {{RequestID: keysReset.RequestId, Account: rootUIN, SignedBy: rootUIN, BlueprintID: bpTarget,
+			KeyIDs: []string{keyGZ1, keyGZ2}}},
+		withPassword: {{RequestID: passwordReset.RequestId, Account: rootUIN, SignedBy: rootUIN, BlueprintID: bpCurrent,
+			PasswordSet: true}},
 	}
 	if diff := cmp.Diff(want, st.ResetLog, cmpopts.IgnoreFields(emulator.ResetRecord{}, "At", "Ends")); diff != "" {
 		t.Errorf("Stats().ResetLog mismatch (-want +got):\n%s", diff)

@@ -6,11 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"math/rand/v2"
 	"mime"
 	"net/http"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,25 +34,22 @@ const maxBodyBytes = 10 << 20
 // serve it with net/http or httptest.NewServer. It is safe for concurrent
 // use.
 type Server struct {
-	cfg         resolved
-	credentials map[string]string
-	regions     map[string]bool
-	blueprints  []*blueprint
-	start       time.Time
+	cfg     resolved
+	regions map[string]bool
+	start   time.Time
 
-	roles    map[string]bool
-	users    map[string]string // SecretId to sub-user UIN
-	keyPairs map[string]*KeyPair
+	// accounts are the accounts served, Config's own first. keys and roles
+	// lead to them: a call acts in the account of its signature's key, or of
+	// the role its temporary key was handed out for. All three are fixed at
+	// New.
+	accounts []*account
+	keys     map[string]permanentKey // by SecretId
+	roles    map[string]*account     // by role ARN
 
-	// mu guards the mutable state of every instance and the TAT
-	// invocations.
+	// mu guards the mutable state of every account's instances and tasks,
+	// and the TAT invocations.
 	mu          sync.RWMutex
-	instances   map[string]*instance
-	all         []*instance // in configuration order
-	byRegion    map[string][]*instance
-	invocations []*invocation
-	tasks       []*task
-	taskByID    map[string]*task
+	invocations []*invocation   // of every account, in order
 	tatIDs      map[string]bool // invocation, command and task IDs used
 
 	// tempMu guards the temporary credentials AssumeRole handed out.
@@ -72,113 +67,35 @@ type Server struct {
 	done      chan struct{}
 }
 
-// New validates cfg and returns an emulator serving its fleet. It fails on
-// missing credentials, malformed or duplicate IDs, unknown enumeration
-// values, FailInstances naming unknown instances, invalid faults and invalid
-// ranges.
+// New validates cfg and returns an emulator serving its accounts. It fails
+// on missing credentials, malformed or duplicate IDs (instance, key pair,
+// SecretId, role and account UIN, each across accounts too), unknown
+// enumeration values, FailInstances naming unknown instances, invalid
+// faults and invalid ranges; an error in one of Config.Accounts names it.
 func New(cfg Config) (*Server, error) {
 	rc, err := resolve(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("emulator config: %w", err)
 	}
 	s := &Server{
-		cfg:         rc,
-		credentials: make(map[string]string, len(cfg.Credentials)),
-		regions:     set(lighthouseRegions...),
-		start:       rc.now(),
-		roles:       make(map[string]bool),
-		keyPairs:    make(map[string]*KeyPair, len(cfg.KeyPairs)),
-		instances:   make(map[string]*instance, len(cfg.Instances)+max(cfg.Generate, 0)),
-		byRegion:    make(map[string][]*instance),
-		taskByID:    make(map[string]*task),
-		tatIDs:      make(map[string]bool),
-		temp:        make(map[string]*tempCredential),
-		rng:         rand.New(rand.NewPCG(uint64(rc.seed), uint64(rc.seed)>>1^0x5851f42d4c957f2d)),
-		done:        make(chan struct{}),
+		cfg:     rc,
+		regions: set(lighthouseRegions...),
+		start:   rc.now(),
+		keys:    make(map[string]permanentKey),
+		roles:   make(map[string]*account),
+		tatIDs:  make(map[string]bool),
+		temp:    make(map[string]*tempCredential),
+		rng:     rand.New(rand.NewPCG(uint64(rc.seed), uint64(rc.seed)>>1^0x5851f42d4c957f2d)),
+		done:    make(chan struct{}),
 	}
-	for id, key := range cfg.Credentials {
-		s.credentials[id] = key
-	}
-	s.users = maps.Clone(cfg.Users)
-	roles := cfg.Roles
-	if roles == nil {
-		roles = []string{"qcs::cam::uin/" + rc.uin + ":roleName/" + defaultRoleName}
-	}
-	for _, arn := range roles {
-		if !roleARNPattern.MatchString(arn) {
-			return nil, fmt.Errorf("emulator config: role %q: malformed ARN", arn)
-		}
-		s.roles[arn] = true
-	}
-	for _, k := range cfg.KeyPairs {
-		k, err := k.fill()
-		if err != nil {
-			return nil, fmt.Errorf("emulator config: %w", err)
-		}
-		if s.keyPairs[k.ID] != nil {
-			return nil, fmt.Errorf("emulator config: key pair %s: duplicate ID", k.ID)
-		}
-		s.keyPairs[k.ID] = &k
-		s.regions[k.Region] = true
-	}
-	configured, blueprints := cfg.Instances, cfg.Blueprints
-	if cfg.Generate > 0 {
-		generated, gbs := GenerateFleet(cfg.Generate, cfg.Fleet)
-		configured = append(slices.Clip(configured), generated...)
-		blueprints = append(slices.Clip(blueprints), gbs...)
-	}
-	bpByID := make(map[string][]*blueprint)
-	for _, b := range blueprints {
-		b, err := b.fill()
-		if err != nil {
-			return nil, fmt.Errorf("emulator config: %w", err)
-		}
-		for _, other := range bpByID[b.ID] {
-			if other.Region == "" || b.Region == "" || other.Region == b.Region {
-				return nil, fmt.Errorf("emulator config: blueprint %s: duplicate ID", b.ID)
-			}
-		}
-		bp := newBlueprint(b)
-		bpByID[b.ID] = append(bpByID[b.ID], bp)
-		s.blueprints = append(s.blueprints, bp)
-		if b.Region != "" {
-			s.regions[b.Region] = true
-		}
-	}
-	for _, in := range configured {
-		var installed *Blueprint
-		region := in.Region
-		if region == "" {
-			region = defaultRegion
-		}
-		for _, bp := range bpByID[in.BlueprintID] {
-			if bp.inRegion(region) {
-				installed = &bp.Blueprint
-			}
-		}
-		in, err := in.fill(installed)
-		if err != nil {
-			return nil, fmt.Errorf("emulator config: %w", err)
-		}
-		if s.instances[in.ID] != nil {
-			return nil, fmt.Errorf("emulator config: instance %s: duplicate ID", in.ID)
-		}
-		for _, id := range in.KeyIDs {
-			if k := s.keyPairs[id]; k == nil || k.Region != in.Region {
-				return nil, fmt.Errorf("emulator config: instance %s: key pair %q is not in region %s", in.ID, id, in.Region)
-			}
-		}
-		it := newInstance(in, s.start)
-		s.instances[in.ID] = it
-		s.all = append(s.all, it)
-		s.byRegion[in.Region] = append(s.byRegion[in.Region], it)
-		s.regions[in.Region] = true
+	if err := s.addAccounts(cfg.accounts()); err != nil {
+		return nil, fmt.Errorf("emulator config: %w", err)
 	}
 	for name, ids := range map[string]map[string]bool{"fail instances": rc.failAlways, "agent lost instances": rc.agentLost,
 		"command fail instances": rc.commandFail, "command timeout instances": rc.commandTimeout,
 		"command fail before reset instances": rc.commandFailOld} {
 		for id := range ids {
-			if s.instances[id] == nil {
+			if !s.owns(id) {
 				return nil, fmt.Errorf("emulator config: %s: unknown instance %q", name, id)
 			}
 		}
@@ -290,7 +207,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // call is one API request in flight.
 type call struct {
 	action    string
-	secretID  string // of the signature, once verified
+	secretID  string   // of the signature, once verified
+	acct      *account // the account the call acts in, once its signature is verified
 	requestID string
 	now       time.Time
 	region    string
@@ -331,7 +249,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		switch f.Kind {
 		case FaultDropAfterApply:
 			answered = true
-			s.stats.finish(c.action, a.outcome(), true)
+			s.stats.finish(c.uin(), c.action, a.outcome(), true)
 			drop(w)
 			return
 		case FaultLatency:
@@ -380,6 +298,8 @@ func (s *Server) prepare(r *http.Request, c *call) (a answer, run func() answer)
 	if a, err := parseAuthorization(r.Header.Get("Authorization")); err == nil {
 		c.secretID = a.secretID
 	}
+	c.acct = s.accountOf(c.secretID)
+	s.stats.attribute(c.acct.uin, c.action)
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
 		return fail(errorf("UnsupportedProtocol", "The emulator accepts only Content-Type application/json, not %q.", r.Header.Get("Content-Type")))
 	}
@@ -398,7 +318,7 @@ func (s *Server) prepare(r *http.Request, c *call) (a answer, run func() answer)
 		return fail(errorf("NoSuchVersion", "The API version `%s` does not exist; %s is version %s.", v, spec.service, serviceVersions[spec.service]))
 	}
 	limit := s.cfg.limits[c.action]
-	if !s.stats.admit(c.action, c.now.Unix(), limit) {
+	if !s.stats.admit(c.acct.uin, c.action, c.now.Unix(), limit) {
 		return fail(errorf("RequestLimitExceeded", "The number of requests exceeds the frequency limit of %d per second for %s.", limit, c.action))
 	}
 	c.region = r.Header.Get("X-TC-Region")
@@ -471,7 +391,16 @@ func (s *Server) reply(w http.ResponseWriter, c *call, a answer) {
 	default:
 		writeJSON(w, http.StatusOK, envelope{Response: a.body})
 	}
-	s.stats.finish(c.action, a.outcome(), c.fault != nil)
+	s.stats.finish(c.uin(), c.action, a.outcome(), c.fault != nil)
+}
+
+// uin returns the UIN of the account c acts in, "" while its signature is
+// not verified.
+func (c *call) uin() string {
+	if c.acct == nil {
+		return ""
+	}
+	return c.acct.uin
 }
 
 type envelope struct {

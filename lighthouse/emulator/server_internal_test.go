@@ -25,7 +25,7 @@ func TestRecover(t *testing.T) {
 	defer s.Close()
 	// Break the fleet so that DescribeInstances dereferences nil: an
 	// impossible state that only a bug could reach.
-	s.byRegion[defaultRegion] = []*instance{nil}
+	s.accounts[0].byRegion[defaultRegion] = []*instance{nil}
 
 	const body = `{}`
 	req := httptest.NewRequest(http.MethodPost, "http://lighthouse.emu.test/", strings.NewReader(body))

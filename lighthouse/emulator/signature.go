@@ -146,7 +146,8 @@ func (s *Server) verify(r *http.Request, body []byte, now time.Time) (string, *a
 	if err != nil {
 		return "", errorf("AuthFailure.InvalidAuthorization", "The Authorization header is invalid: %v.", err)
 	}
-	key, ok := s.credentials[a.secretID]
+	pk, ok := s.keys[a.secretID]
+	key := pk.secret
 	temp := s.tempCredential(a.secretID)
 	if !ok && temp == nil {
 		return "", errorf("AuthFailure.SecretIdNotFound", "The SecretId is not found; check that it is correct and enabled.")

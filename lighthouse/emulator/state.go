@@ -200,6 +200,15 @@ func (in *instance) view(now time.Time, lag time.Duration) wireInstance {
 type blueprint struct {
 	Blueprint
 	wire wireBlueprint
+	// owner is the account of a private blueprint, the only one that has
+	// it; nil for a public one, which every account has.
+	owner *account
+}
+
+// private reports whether b is a custom image (PRIVATE, or SHARED to the
+// account), which belongs to one account.
+func (b *blueprint) private() bool {
+	return b.Type == "PRIVATE" || b.Type == "SHARED"
 }
 
 func newBlueprint(b Blueprint) *blueprint {

@@ -22,8 +22,15 @@ type Stats struct {
 	AssumedRoles []AssumedRole
 	// Invocations lists the RunCommand invocations accepted, in order.
 	Invocations []InvocationRecord
-	// Actions maps an action name, as sent in X-TC-Action, to its counts.
+	// Actions maps an action name, as sent in X-TC-Action, to its counts
+	// over every call.
 	Actions map[string]ActionStats
+	// ByAccount maps an account's UIN to the counts of the calls that acted
+	// in it (those whose signature was verified), by action. Each account
+	// has its own rate-limit windows, so its MaxPerSecond and OverLimit
+	// are its own; in Actions, MaxPerSecond counts the arrivals of every
+	// account in one window. Accounts never called are absent.
+	ByAccount map[string]map[string]ActionStats
 }
 
 // ResetRecord is one reset the emulator applied. A password given in
@@ -32,6 +39,10 @@ type Stats struct {
 type ResetRecord struct {
 	// RequestID is the RequestId of the ResetInstance call.
 	RequestID string
+	// Account is the UIN of the account that owns the instance, and
+	// SignedBy that of the account the call acted in: its key's, or for a
+	// temporary key, its role's.
+	Account, SignedBy string
 	// BlueprintID is the image the reset installs.
 	BlueprintID string
 	// KeyIDs are LoginConfiguration.KeyIds, bound when the reset succeeds;
@@ -63,7 +74,8 @@ type ActionStats struct {
 	// Faults counts calls an injected fault affected, of any kind.
 	Faults int
 	// OverLimit counts calls that arrived in a one-second window already at
-	// the action's limit, that is, calls the rate limit rejected.
+	// the action's limit in their account, that is, calls the rate limit
+	// rejected.
 	OverLimit int
 	// MaxPerSecond is the largest number of calls that arrived in one fixed
 	// one-second window (a Unix second), counting rejected ones. Only calls
@@ -81,11 +93,13 @@ const (
 	outcomeError
 )
 
-// recorder keeps ActionStats and the rate-limit windows. Its methods are
-// safe for concurrent use and exact: every update happens under one mutex.
+// recorder keeps ActionStats and the rate-limit windows, over every call
+// and by account. Its methods are safe for concurrent use and exact: every
+// update happens under one mutex.
 type recorder struct {
-	mu      sync.Mutex
-	actions map[string]*actionRecord
+	mu        sync.Mutex
+	actions   map[string]*actionRecord
+	byAccount map[string]map[string]*actionRecord
 }
 
 type actionRecord struct {
@@ -100,34 +114,74 @@ type actionRecord struct {
 // windowsKept is how many recent one-second windows a recorder keeps.
 const windowsKept = 4
 
-func (rc *recorder) record(action string) *actionRecord {
+// record returns the record of action in records, creating it.
+func record(records map[string]*actionRecord, action string) *actionRecord {
+	a := records[action]
+	if a == nil {
+		a = &actionRecord{windows: make(map[int64]int)}
+		records[action] = a
+	}
+	return a
+}
+
+// total returns the record of action over every call. The caller holds
+// rc.mu.
+func (rc *recorder) total(action string) *actionRecord {
 	if rc.actions == nil {
 		rc.actions = make(map[string]*actionRecord)
 	}
-	a := rc.actions[action]
-	if a == nil {
-		a = &actionRecord{windows: make(map[int64]int)}
-		rc.actions[action] = a
+	return record(rc.actions, action)
+}
+
+// of returns the record of action in account uin. The caller holds rc.mu.
+func (rc *recorder) of(uin, action string) *actionRecord {
+	if rc.byAccount == nil {
+		rc.byAccount = make(map[string]map[string]*actionRecord)
 	}
-	return a
+	if rc.byAccount[uin] == nil {
+		rc.byAccount[uin] = make(map[string]*actionRecord)
+	}
+	return record(rc.byAccount[uin], action)
 }
 
 // arrive counts a call of action.
 func (rc *recorder) arrive(action string) {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
-	rc.record(action).Calls++
+	rc.total(action).Calls++
 }
 
-// admit counts a call of action arriving in window second and reports
-// whether the limit (per second; negative means unlimited) lets it run.
-func (rc *recorder) admit(action string, second int64, limit int) bool {
+// attribute counts a call of action, already counted by arrive, in the
+// account uin it acts in.
+func (rc *recorder) attribute(uin, action string) {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
-	a := rc.record(action)
+	rc.of(uin, action).Calls++
+}
+
+// admit counts a call of action in account uin arriving in window second
+// and reports whether the account's limit (per second; negative means
+// unlimited) lets it run.
+func (rc *recorder) admit(uin, action string, second int64, limit int) bool {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	a, t := rc.of(uin, action), rc.total(action)
+	n := a.count(second)
+	t.count(second)
+	if limit >= 0 && n > limit {
+		a.OverLimit++
+		t.OverLimit++
+		return false
+	}
+	return true
+}
+
+// count counts an arrival in window second and returns the window's
+// arrivals so far.
+func (a *actionRecord) count(second int64) int {
+	a.windows[second]++
 	n := a.windows[second]
-	a.windows[second] = n + 1
-	a.MaxPerSecond = max(a.MaxPerSecond, n+1)
+	a.MaxPerSecond = max(a.MaxPerSecond, n)
 	if second > a.newest {
 		a.newest = second
 		for w := range a.windows {
@@ -136,18 +190,21 @@ func (rc *recorder) admit(action string, second int64, limit int) bool {
 			}
 		}
 	}
-	if limit >= 0 && n >= limit {
-		a.OverLimit++
-		return false
-	}
-	return true
+	return n
 }
 
-// finish counts how a call of action was answered.
-func (rc *recorder) finish(action string, o outcome, faulted bool) {
+// finish counts how a call of action was answered, in account uin too
+// unless uin is "" (the signature was not verified).
+func (rc *recorder) finish(uin, action string, o outcome, faulted bool) {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
-	a := rc.record(action)
+	rc.total(action).finish(o, faulted)
+	if uin != "" {
+		rc.of(uin, action).finish(o, faulted)
+	}
+}
+
+func (a *actionRecord) finish(o outcome, faulted bool) {
 	switch o {
 	case outcomeRejected:
 		a.Rejected++
@@ -159,37 +216,48 @@ func (rc *recorder) finish(action string, o outcome, faulted bool) {
 	}
 }
 
-func (rc *recorder) snapshot() map[string]ActionStats {
+// snapshot returns the counts over every call and by account.
+func (rc *recorder) snapshot() (map[string]ActionStats, map[string]map[string]ActionStats) {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
-	out := make(map[string]ActionStats, len(rc.actions))
-	for name, a := range rc.actions {
-		out[name] = a.ActionStats
+	stats := func(records map[string]*actionRecord) map[string]ActionStats {
+		out := make(map[string]ActionStats, len(records))
+		for name, a := range records {
+			out[name] = a.ActionStats
+		}
+		return out
 	}
-	return out
+	byAccount := make(map[string]map[string]ActionStats, len(rc.byAccount))
+	for uin, records := range rc.byAccount {
+		byAccount[uin] = stats(records)
+	}
+	return stats(rc.actions), byAccount
 }
 
 // Stats returns a copy of what the emulator has seen so far. It is safe for
 // concurrent use.
 func (s *Server) Stats() Stats {
-	st := Stats{Resets: make(map[string][]string), ResetLog: make(map[string][]ResetRecord), Actions: s.stats.snapshot()}
+	st := Stats{Resets: make(map[string][]string), ResetLog: make(map[string][]ResetRecord)}
+	st.Actions, st.ByAccount = s.stats.snapshot()
 	s.tempMu.RLock()
 	st.AssumedRoles = slices.Clone(s.assumed)
 	s.tempMu.RUnlock()
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	for _, in := range s.instances {
-		if len(in.resets) == 0 {
-			continue
+	for _, a := range s.accounts {
+		for _, in := range a.all {
+			if len(in.resets) == 0 {
+				continue
+			}
+			ids := make([]string, len(in.resets))
+			log := make([]ResetRecord, len(in.resets))
+			for i, r := range in.resets {
+				ids[i] = r.RequestID
+				r.Account, r.KeyIDs = a.uin, slices.Clone(r.KeyIDs)
+				log[i] = r
+			}
+			st.Resets[in.ID], st.ResetLog[in.ID] = ids, log
 		}
-		ids := make([]string, len(in.resets))
-		log := make([]ResetRecord, len(in.resets))
-		for i, r := range in.resets {
-			ids[i] = r.RequestID
-			r.KeyIDs = slices.Clone(r.KeyIDs)
-			log[i] = r
-		}
-		st.Resets[in.ID], st.ResetLog[in.ID] = ids, log
 	}
 	for _, inv := range s.invocations {
 		st.Invocations = append(st.Invocations, inv.record())

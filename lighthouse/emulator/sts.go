@@ -35,8 +35,9 @@ var (
 type tempCredential struct {
 	key, token string
 	expires    time.Time
-	roleARN    string // the role assumed
-	assumer    string // the UIN of the key that assumed it
+	roleARN    string   // the role assumed
+	acct       *account // the role's account, where the key acts
+	assumer    string   // the UIN of the key that assumed it
 }
 
 // AssumedRole records one AssumeRole call that handed out credentials. It
@@ -131,9 +132,12 @@ func (s *Server) prepareAssumeRole(c *call, p params) ([]string, func() answer, 
 	return nil, func() answer { return s.assumeRole(c, arn, session, seconds) }, nil
 }
 
+// assumeRole hands out a key acting in the account of role arn, whichever
+// account's key asks: every account trusts every other.
 func (s *Server) assumeRole(c *call, arn, session string, seconds int) answer {
-	if !s.roles[arn] {
-		return answer{err: errorf("ResourceNotFound.RoleNotFound", "The role `%s` does not exist in this account.", arn)}
+	acct := s.roles[arn]
+	if acct == nil {
+		return answer{err: errorf("ResourceNotFound.RoleNotFound", "The role `%s` does not exist.", arn)}
 	}
 	lifetime := time.Duration(seconds) * time.Second
 	if s.cfg.credentialLifetime > 0 {
@@ -149,7 +153,7 @@ func (s *Server) assumeRole(c *call, arn, session string, seconds int) answer {
 	s.tempMu.Lock()
 	defer s.tempMu.Unlock()
 	s.temp[r.Credentials.TmpSecretID] = &tempCredential{key: r.Credentials.TmpSecretKey, token: r.Credentials.Token, expires: expires,
-		roleARN: arn, assumer: s.callerUIN(c.secretID)}
+		roleARN: arn, acct: acct, assumer: c.acct.callerUIN(c.secretID)}
 	s.assumed = append(s.assumed, AssumedRole{RoleARN: arn, SessionName: session, TmpSecretID: r.Credentials.TmpSecretID, Expires: expires})
 	return answer{body: r}
 }
@@ -177,7 +181,7 @@ func (s *Server) prepareGetCallerIdentity(c *call, p params) ([]string, func() a
 // the role, named by a stable role ID, with the session in UserId and the
 // assuming key's UIN in PrincipalId.
 func (s *Server) getCallerIdentity(c *call) answer {
-	r := getCallerIdentityResponse{AccountID: s.cfg.uin, RequestID: c.requestID}
+	r := getCallerIdentityResponse{AccountID: c.acct.uin, RequestID: c.requestID}
 	if temp := s.tempCredential(c.secretID); temp != nil {
 		roleID := roleID(temp.roleARN)
 		var session string
@@ -189,21 +193,13 @@ func (s *Server) getCallerIdentity(c *call) answer {
 		}
 		s.tempMu.RUnlock()
 		r.Type, r.UserID, r.PrincipalID = "CAMRole", roleID+":"+session, temp.assumer
-		r.Arn = "qcs::sts:" + s.cfg.uin + ":assumed-role/" + roleID
+		r.Arn = "qcs::sts:" + c.acct.uin + ":assumed-role/" + roleID
 		return answer{body: r}
 	}
-	uin := s.callerUIN(c.secretID)
+	uin := c.acct.callerUIN(c.secretID)
 	r.Type, r.UserID, r.PrincipalID = "CAMUser", uin, uin
-	r.Arn = "qcs::cam::uin/" + s.cfg.uin + ":uin/" + uin
+	r.Arn = "qcs::cam::uin/" + c.acct.uin + ":uin/" + uin
 	return answer{body: r}
-}
-
-// callerUIN returns the UIN a permanent SecretId belongs to.
-func (s *Server) callerUIN(secretID string) string {
-	if uin, ok := s.users[secretID]; ok {
-		return uin
-	}
-	return s.cfg.uin
 }
 
 // roleID returns a stable numeric role ID for a role ARN, as CAM's are.

@@ -2,7 +2,6 @@ package emulator
 
 import (
 	"encoding/json"
-	"fmt"
 	"regexp"
 	"slices"
 	"strconv"
@@ -21,11 +20,6 @@ const (
 // resourcePattern is the six-segment name of a Lighthouse instance:
 // qcs::lighthouse:<region>:uin/<uin>:instance/<id>.
 var resourcePattern = regexp.MustCompile(`^qcs::([a-z]+):([a-z0-9-]*):uin/([0-9]+):([a-z]+)/(.+)$`)
-
-// resourceName returns in's six-segment resource name.
-func (s *Server) resourceName(in *instance) string {
-	return fmt.Sprintf("qcs::lighthouse:%s:uin/%s:instance/%s", in.Region, s.cfg.uin, in.ID)
-}
 
 type wireResourceTag struct {
 	TagKey   string `json:"TagKey"`
@@ -102,11 +96,11 @@ func (s *Server) prepareGetResources(c *call, p params) ([]string, func() answer
 		s.mu.RLock()
 		defer s.mu.RUnlock()
 		var matched []wireResourceTagMapping
-		for _, in := range s.all {
+		for _, in := range c.acct.all {
 			if len(in.tags) == 0 || !matchTags(in.tags, tfs) {
 				continue
 			}
-			name := s.resourceName(in)
+			name := c.acct.resourceName(in)
 			if len(list) > 0 && !slices.Contains(list, name) {
 				continue
 			}

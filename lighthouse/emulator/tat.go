@@ -38,6 +38,8 @@ var commandTypes = set("SHELL", "POWERSHELL", "BAT")
 type InvocationRecord struct {
 	// InvocationID and CommandID are the IDs RunCommand returned.
 	InvocationID, CommandID string
+	// Account is the UIN of the account the call acted in.
+	Account string
 	// Region is the region the call named.
 	Region string
 	// InstanceIDs are the instances it runs on, one task each.
@@ -185,12 +187,12 @@ func (s *Server) prepareDescribeAutomationAgentStatus(c *call, p params) ([]stri
 		var candidates []*instance
 		if len(ids) > 0 {
 			for _, id := range ids {
-				if in := s.instanceIn(c.region, id); in != nil {
+				if in := c.acct.instanceIn(c.region, id); in != nil {
 					candidates = append(candidates, in)
 				}
 			}
 		} else {
-			candidates = s.byRegion[c.region]
+			candidates = c.acct.byRegion[c.region]
 		}
 		var matched []wireAgent
 		for _, in := range candidates {
@@ -283,7 +285,7 @@ func (s *Server) prepareRunCommand(c *call, p params) ([]string, func() answer, 
 	if len(name) > 60 {
 		return nil, nil, errorf("InvalidParameterValue.InvalidCommandName", "CommandName is longer than 60 bytes.")
 	}
-	inv := &invocation{InvocationRecord: InvocationRecord{Region: c.region, InstanceIDs: ids, CommandType: commandType,
+	inv := &invocation{InvocationRecord: InvocationRecord{Account: c.acct.uin, Region: c.region, InstanceIDs: ids, CommandType: commandType,
 		Script: string(script), Timeout: time.Duration(timeout) * time.Second, Created: c.now, Ends: map[string]time.Time{}}, content: content, created: c.now}
 	for name, dst := range map[string]*string{"WorkingDirectory": &inv.workingDirectory, "Username": &inv.username} {
 		if *dst, _, e = p.str(name); e != nil {
@@ -297,7 +299,7 @@ func (s *Server) runCommand(c *call, inv *invocation, script []byte) answer {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, id := range inv.InstanceIDs {
-		in := s.instanceIn(c.region, id)
+		in := c.acct.instanceIn(c.region, id)
 		if in == nil {
 			return answer{err: errorf("ResourceNotFound.InstanceNotFound", "The instance `%s` does not exist.", id)}
 		}
@@ -310,17 +312,17 @@ func (s *Server) runCommand(c *call, inv *invocation, script []byte) answer {
 	}
 	inv.InvocationID, inv.CommandID = s.newTATID("inv-"), s.newTATID("cmd-")
 	for _, id := range inv.InstanceIDs {
-		old := len(s.instanceIn(c.region, id).resets) == 0
+		old := len(c.acct.instanceIn(c.region, id).resets) == 0
 		if old {
 			inv.OldSystem = append(inv.OldSystem, id)
 		}
 		t := s.newTask(inv, id, script, c.now, old)
 		inv.Ends[id] = t.ends
-		s.tasks = append(s.tasks, t)
-		s.taskByID[t.id] = t
+		c.acct.tasks = append(c.acct.tasks, t)
+		c.acct.taskByID[t.id] = t
 	}
 	s.invocations = append(s.invocations, inv)
-	s.cfg.log.Debug("emulator command accepted", "request_id", c.requestID, "invocation_id", inv.InvocationID, "instances", len(inv.InstanceIDs))
+	s.cfg.log.Debug("emulator command accepted", "account", c.acct, "request_id", c.requestID, "invocation_id", inv.InvocationID, "instances", len(inv.InstanceIDs))
 	return answer{body: runCommandResponse{CommandID: inv.CommandID, InvocationID: inv.InvocationID, RequestID: c.requestID}}
 }
 
@@ -480,12 +482,12 @@ func (s *Server) prepareDescribeInvocationTasks(c *call, p params) ([]string, fu
 		var matched []*task
 		if len(ids) > 0 {
 			for _, id := range ids {
-				if t := s.taskByID[id]; t != nil && t.inv.Region == c.region {
+				if t := c.acct.taskByID[id]; t != nil && t.inv.Region == c.region {
 					matched = append(matched, t)
 				}
 			}
 		} else {
-			for _, t := range s.tasks {
+			for _, t := range c.acct.tasks {
 				if t.inv.Region == c.region && matchFields(fs, map[string]string{"invocation-id": t.inv.InvocationID,
 					"invocation-task-id": t.id, "instance-id": t.instanceID, "command-id": t.inv.CommandID}) {
 					matched = append(matched, t)

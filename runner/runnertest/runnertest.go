@@ -3,7 +3,9 @@
 package runnertest
 
 import (
+	"context"
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/batchreset/batchreset/lighthouse"
@@ -154,4 +156,19 @@ func CheckRates(t testing.TB, actions map[string]emulator.ActionStats, limits ma
 			t.Errorf("%s: %d calls over the limit, at most %d in one second; want 0 and at most %d", action, as.OverLimit, as.MaxPerSecond, limit)
 		}
 	}
+}
+
+// DescribeInstances describes ids of region with c, in calls of at most
+// lighthouse.MaxIDsPerCall IDs, one after the other: a test's look at a
+// whole fleet on the emulator, beside the run and its limiter.
+func DescribeInstances(ctx context.Context, c *lighthouse.Client, region string, ids []string) ([]lighthouse.Instance, error) {
+	var all []lighthouse.Instance
+	for chunk := range slices.Chunk(ids, lighthouse.MaxIDsPerCall) {
+		insts, err := c.DescribeInstances(ctx, region, chunk)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, insts...)
+	}
+	return all, nil
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/batchreset/batchreset/store"
@@ -76,9 +77,9 @@ func ExampleReadJobs_errors() {
 	// jobs.csv:4: region: malformed region "Guangzhou" (want lowercase like ap-guangzhou)
 }
 
-// WriteResults writes one row per job; a cloud error message that a
+// WriteResultsSeq writes one row per job; a cloud error message that a
 // spreadsheet would run as a formula gets a leading quote.
-func ExampleWriteResults() {
+func ExampleWriteResultsSeq() {
 	finished := time.Date(2025, 3, 1, 10, 2, 0, 0, time.UTC)
 	jobs := []store.Job{
 		{
@@ -91,7 +92,7 @@ func ExampleWriteResults() {
 			ErrorCode: "InvalidParameterValue", ErrorMessage: "=blueprint not found", Attempts: 1,
 		},
 	}
-	if err := csv.WriteResults(os.Stdout, jobs); err != nil {
+	if err := csv.WriteResultsSeq(os.Stdout, slices.Values(jobs), false); err != nil {
 		fmt.Println(err)
 	}
 	// Output:

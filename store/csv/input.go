@@ -14,7 +14,7 @@ import (
 )
 
 // Input is a jobs CSV file read into memory compactly, as a Store holds it,
-// with the run ID (Fingerprint) of its jobs. Read one with ReadInput and
+// with the run ID of its jobs (see RunID). Read one with ReadInput and
 // open its journal with OpenInput, which takes it over.
 type Input struct {
 	tab   *table
@@ -103,7 +103,10 @@ func (c *countingHash) Write(p []byte) (int, error) {
 // Len returns how many jobs the input has.
 func (in *Input) Len() int { return in.tab.len() }
 
-// RunID returns the input's run ID, as Fingerprint computes it.
+// RunID returns the input's run ID, computed from what the jobs ask for
+// (instance, blueprint, region and login settings, in order), so that a
+// state file is only resumed with the input that started it. A job without
+// login settings hashes as before they existed.
 func (in *Input) RunID() string { return in.runID }
 
 // All returns an iterator over the input's jobs, in order.
@@ -129,15 +132,20 @@ func (in *Input) Jobs() []store.Job {
 // Summary counts the input's jobs, all of them unfinished.
 func (in *Input) Summary() Summary { return in.tab.summary() }
 
-// OpenInput is Open for the jobs of in, which the Store takes over: in must
-// not be used afterwards.
+// OpenInput opens or creates the state file at statePath for a run over the
+// jobs of in, which the Store takes over (in must not be used afterwards),
+// and replays the journal it holds. A state file written for another input
+// (another RunID) is refused with ErrOtherRun, so two runs never mix. A
+// torn last line, left by a crash in the middle of a write, is dropped; any
+// other damage is an error naming the file and line. If another Store holds
+// the file, in this process or another, OpenInput returns store.ErrLocked.
 func OpenInput(statePath string, in *Input) (*Store, error) {
 	tab := in.tab
 	in.tab = nil
 	return openTable(statePath, tab, in.runID)
 }
 
-// fingerprint computes Fingerprint one job at a time.
+// fingerprint computes a run ID (see Input.RunID) one job at a time.
 type fingerprint struct {
 	h hash.Hash
 }

@@ -29,7 +29,7 @@ func WriteJobs(w io.Writer, comment string, jobs []store.Job) error {
 	if login {
 		header = append(header, colKeyIDs, colAutoPass)
 	}
-	accounts := hasAccounts(jobs)
+	accounts := slices.ContainsFunc(jobs, func(j store.Job) bool { return j.Account != "" })
 	if accounts {
 		header = append(header, colAccount)
 	}

@@ -43,18 +43,6 @@ type journalHeader struct {
 	Started string `json:"started,omitempty"`
 }
 
-// Fingerprint returns a run ID for Open computed from what the jobs ask for
-// (instance, blueprint, region and login settings, in order), so that a
-// state file is only resumed with the input that started it. A job without
-// login settings hashes as before they existed.
-func Fingerprint(jobs []store.Job) string {
-	var fp fingerprint
-	for i := range jobs {
-		fp.add(&jobs[i])
-	}
-	return fp.sum()
-}
-
 func encodeHeader(runID string, started time.Time) []byte {
 	v := journalVersion
 	b, err := json.Marshal(journalHeader{Version: &v, RunID: runID, Started: formatNano(started)})
@@ -77,7 +65,7 @@ func (s *Store) replay(runID string) (end int64, version int, err error) {
 		if err == io.EOF {
 			// size > 0 is a torn line, a crash mid-write: no Save that
 			// wrote it returned, so it is dropped. A torn first line must
-			// look like the start of a header, lest Open wipe a file that
+			// look like the start of a header, lest OpenInput wipe a file that
 			// was never a journal.
 			if n == 1 && size > 0 && !bytes.HasPrefix(line, headerPrefix) && !bytes.HasPrefix(headerPrefix, line) {
 				return 0, 0, &RowError{Path: s.path, Line: n, Err: errors.New("not a batchreset state file")}

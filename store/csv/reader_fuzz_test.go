@@ -92,22 +92,6 @@ func FuzzReader(f *testing.F) {
 		if diff := cmp.Diff(jobs, back); diff != "" {
 			t.Fatalf("jobs written and read back mismatch (-want +got):\n%s", diff)
 		}
-
-		// And as a results CSV.
-		buf.Reset()
-		if err := csv.WriteResults(&buf, jobs); err != nil {
-			t.Fatalf("WriteResults() = %v", err)
-		}
-		results, err := csv.ReadResults(&buf)
-		if err != nil {
-			t.Fatalf("ReadResults(WriteResults()) = %v", err)
-		}
-		if len(jobs) == 0 {
-			jobs = nil
-		}
-		if diff := cmp.Diff(jobs, results); diff != "" {
-			t.Fatalf("results written and read back mismatch (-want +got):\n%s", diff)
-		}
 	})
 }
 

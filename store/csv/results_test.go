@@ -5,7 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"strings"
+	"slices"
 	"testing"
 	"time"
 
@@ -16,10 +16,6 @@ import (
 )
 
 const resultsHeader = "instance_id,blueprint_id,region,status,request_id,error_code,error_message,attempts,submitted_at,finished_at,previous_blueprint_id\n"
-
-// olderHeader is the header results files had before previous_blueprint_id:
-// they still read.
-const olderHeader = "instance_id,blueprint_id,region,status,request_id,error_code,error_message,attempts,submitted_at,finished_at\n"
 
 func TestWriteResults(t *testing.T) {
 	t.Parallel()
@@ -39,7 +35,7 @@ func TestWriteResults(t *testing.T) {
 		{InstanceID: "lhins-dddddddd", Region: "na-siliconvalley", Status: store.StatusPending},
 	}
 	var buf bytes.Buffer
-	if err := csv.WriteResults(&buf, jobs); err != nil {
+	if err := csv.WriteResultsSeq(&buf, slices.Values(jobs), false); err != nil {
 		t.Fatalf("WriteResults() = %v", err)
 	}
 	want := resultsHeader +
@@ -69,81 +65,13 @@ func TestWriteResultsDefusesFormulas(t *testing.T) {
 	for _, tt := range tests {
 		jobs := []store.Job{{InstanceID: "lhins-aaaaaaaa", Region: "ap-guangzhou", Status: store.StatusFailed, ErrorCode: tt.message, ErrorMessage: tt.message}}
 		var buf bytes.Buffer
-		if err := csv.WriteResults(&buf, jobs); err != nil {
+		if err := csv.WriteResultsSeq(&buf, slices.Values(jobs), false); err != nil {
 			t.Fatalf("WriteResults() = %v", err)
 		}
 		want := resultsHeader + "lhins-aaaaaaaa,,ap-guangzhou,failed,," + tt.cell + "," + tt.cell + ",0,,,\n"
 		if got := buf.String(); got != want {
 			t.Errorf("WriteResults(message %q) = %q, want %q", tt.message, got, want)
 		}
-
-		back, err := csv.ReadResults(&buf)
-		if err != nil {
-			t.Fatalf("ReadResults(%q) = %v", want, err)
-		}
-		if len(back) != 1 || back[0].ErrorMessage != tt.message || back[0].ErrorCode != tt.message {
-			t.Errorf("ReadResults(%q) = %+v, want the message %q back", want, back, tt.message)
-		}
-	}
-}
-
-func TestResultsRoundTrip(t *testing.T) {
-	t.Parallel()
-
-	at := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
-	jobs := []store.Job{
-		{InstanceID: "lhins-aaaaaaaa", BlueprintID: "lhbp-bbbbbbbb", Region: "ap-guangzhou", Status: store.StatusSucceeded, RequestID: "r-1", Attempts: 1, SubmittedAt: at, FinishedAt: at.Add(time.Minute)},
-		{InstanceID: "lhins-cccccccc", Region: "ap-guangzhou", Status: store.StatusUnknown, ErrorMessage: "lost: \"conn\"\nreset, by peer\t=x é", Attempts: 3},
-		{InstanceID: "lhins-dddddddd", Region: "ap-guangzhou", Status: store.StatusSkipped, ErrorMessage: "  spaces around  "},
-		{InstanceID: "lhins-eeeeeeee", Region: "ap-guangzhou", Status: store.StatusSubmitting, ErrorMessage: "-", ErrorCode: "'"},
-	}
-	var buf bytes.Buffer
-	if err := csv.WriteResults(&buf, jobs); err != nil {
-		t.Fatalf("WriteResults() = %v", err)
-	}
-	got, err := csv.ReadResults(&buf)
-	if err != nil {
-		t.Fatalf("ReadResults() = %v", err)
-	}
-	for i := range jobs {
-		jobs[i].ID = int64(i + 2) // the line number
-	}
-	// A line break in a message reads back as one line break, but the row
-	// after it starts a line further down.
-	jobs[2].ID, jobs[3].ID = 5, 6
-	if diff := cmp.Diff(jobs, got); diff != "" {
-		t.Errorf("ReadResults(WriteResults()) mismatch (-want +got):\n%s", diff)
-	}
-}
-
-func TestReadResultsErrors(t *testing.T) {
-	t.Parallel()
-
-	tests := []struct{ name, content, want string }{
-		{"Empty", "", "empty file: want a header row"},
-		{"NoStatusColumn", "instance_id,region\nlhins-aaaaaaaa,ap-guangzhou\n", "line 1: status: missing column"},
-		{
-			"BadValues",
-			olderHeader + "lhins-aaaaaaaa,,ap-guangzhou,done,,,,x,yesterday,\n,,,pending,,,,1,,\n",
-			"line 2: submitted_at: malformed time \"yesterday\" (want RFC 3339)\n" +
-				"line 2: status: unknown status \"done\"\n" +
-				"line 2: attempts: malformed count \"x\"\n" +
-				"line 3: instance_id: missing value",
-		},
-		{"WrongFieldCount", resultsHeader + "lhins-aaaaaaaa,pending\n", "line 2: wrong number of fields: 2, want 11 as in the header"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			_, err := csv.ReadResults(strings.NewReader(tt.content))
-			var errs csv.Errors
-			if !errors.As(err, &errs) {
-				t.Fatalf("ReadResults(%q) = %v, want csv.Errors", tt.content, err)
-			}
-			if diff := cmp.Diff(tt.want, err.Error()); diff != "" {
-				t.Errorf("ReadResults(%q) error mismatch (-want +got):\n%s", tt.content, diff)
-			}
-		})
 	}
 }
 
@@ -156,7 +84,7 @@ func TestWriteResultsFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	jobs := []store.Job{{InstanceID: "lhins-aaaaaaaa", Region: "ap-guangzhou", Status: store.StatusSucceeded}}
-	if err := csv.WriteResultsFile(path, jobs); err != nil {
+	if err := csv.WriteResultsFileSeq(path, slices.Values(jobs), false); err != nil {
 		t.Fatalf("WriteResultsFile() = %v", err)
 	}
 	got, err := os.ReadFile(path)
@@ -177,7 +105,7 @@ func TestWriteResultsFile(t *testing.T) {
 		t.Errorf("results file mode = %v, %v; want 0644", st.Mode(), err)
 	}
 
-	if err := csv.WriteResultsFile(filepath.Join(dir, "missing", "results.csv"), jobs); !errors.Is(err, os.ErrNotExist) {
+	if err := csv.WriteResultsFileSeq(filepath.Join(dir, "missing", "results.csv"), slices.Values(jobs), false); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("WriteResultsFile(in a missing directory) = %v, want os.ErrNotExist", err)
 	}
 }

@@ -26,10 +26,10 @@ var errClosed = errors.New("store is closed")
 // Jobs live in memory, compactly (see table: about 100 bytes a job); every
 // Save is appended to a journal file (the state file) and synced to disk
 // before Save returns, so that a crash loses no recorded step and the next
-// Open with the same input resumes where the run stopped. Concurrent Saves
+// OpenInput with the same input resumes where the run stopped. Concurrent Saves
 // share one write and one fsync (group commit): a single goroutine writes
 // everything queued while the previous fsync ran. An exclusive flock on the
-// state file keeps a second process, or a second Open in this one, out, so
+// state file keeps a second process, or a second OpenInput in this one, out, so
 // leases and fencing tokens are not needed: Renew does nothing and Fence is
 // not checked.
 //
@@ -46,7 +46,7 @@ type Store struct {
 	path    string
 	f       *os.File
 	w       syncWriter    // the journal: f, or a test double
-	records int           // journal records replayed by Open
+	records int           // journal records replayed by OpenInput
 	syncs   atomic.Int64  // fsyncs done, for benchmarks
 	kick    chan struct{} // wakes the writer; buffered, never blocks
 	stop    chan struct{} // closed by Close
@@ -103,32 +103,8 @@ type item struct {
 	seq uint64
 }
 
-// Open opens or creates the state file at statePath for a run over jobs, the
-// input in order, and replays the journal it holds. runID identifies the
-// input (see Fingerprint): a state file written for another run ID is
-// refused with ErrOtherRun, so two runs never mix. A torn last line, left by
-// a crash in the middle of a write, is dropped; any other damage is an error
-// naming the file and line. If another Store holds the file, in this process
-// or another, Open returns store.ErrLocked. Most callers should use
-// OpenFile, which reads a jobs CSV without holding its jobs twice.
-func Open(statePath string, jobs []store.Job, runID string) (*Store, error) {
-	if runID == "" {
-		return nil, errors.New("open state: empty run ID")
-	}
-	b := &builder{t: newTable(len(jobs))}
-	for i := range jobs {
-		if err := b.add(&jobs[i]); err != nil {
-			return nil, fmt.Errorf("open state: %w", err)
-		}
-	}
-	tab, err := b.finish()
-	if err != nil {
-		return nil, fmt.Errorf("open state: %w", err)
-	}
-	return openTable(statePath, tab, runID)
-}
-
-// openTable is Open for jobs already in a table.
+// openTable opens or creates the state file at statePath for a run over
+// the jobs of tab, and replays the journal it holds (see OpenInput).
 func openTable(statePath string, tab *table, runID string) (*Store, error) {
 	f, err := lockJournal(statePath)
 	if err != nil {

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unsafe"
 
 	"github.com/batchreset/batchreset/store"
 )
@@ -220,13 +219,6 @@ func (t *table) find(id string) (int, bool) {
 }
 
 func (t *table) len() int { return len(t.in) }
-
-// rowBytes is the size of the table's fixed-size rows and index, which
-// live outside the garbage-collected heap where the system allows (see
-// offHeap).
-func (t *table) rowBytes() int {
-	return cap(t.in)*int(unsafe.Sizeof(inputRow{})) + cap(t.st)*int(unsafe.Sizeof(stateRow{})) + (cap(t.slots)+cap(t.same))*4
-}
 
 func (t *table) instance(i int) string {
 	r := &t.in[i]

@@ -107,18 +107,34 @@ type Listing struct {
 }
 
 // Credentials are the user and password of HTTP basic auth that a control
-// request must carry. They print as a placeholder, never as themselves.
+// request must carry. They hold only the SHA-256 sums of the two, never the
+// secret itself, so that no log line, error or %v can show it. The zero
+// value is no credentials.
 type Credentials struct {
-	User, Password string
+	user, password [sha256.Size]byte
+	set            bool
+}
+
+// NewCredentials returns the credentials of user and password; none if
+// either is empty.
+func NewCredentials(user, password string) Credentials {
+	if user == "" || password == "" {
+		return Credentials{}
+	}
+	return Credentials{user: sha256.Sum256([]byte(user)), password: sha256.Sum256([]byte(password)), set: true}
 }
 
 // Set reports whether c holds credentials.
-func (c Credentials) Set() bool { return c.User != "" && c.Password != "" }
+func (c Credentials) Set() bool { return c.set }
 
-func (c Credentials) String() string { return "[credentials]" }
-
-// LogValue keeps the credentials out of logs.
-func (c Credentials) LogValue() slog.Value { return slog.StringValue("[credentials]") }
+// Match reports whether user and password are c's, in a time that does not
+// depend on how much of them is right.
+func (c Credentials) Match(user, password string) bool {
+	us, ps := sha256.Sum256([]byte(user)), sha256.Sum256([]byte(password))
+	okU := subtle.ConstantTimeCompare(us[:], c.user[:])
+	okP := subtle.ConstantTimeCompare(ps[:], c.password[:])
+	return c.set && okU&okP == 1
+}
 
 // ReadCredentials reads credentials from a file holding one line
 // USER:PASSWORD, or, with no file, from the environment through getenv
@@ -126,11 +142,11 @@ func (c Credentials) LogValue() slog.Value { return slog.StringValue("[credentia
 // is given.
 func ReadCredentials(file string, getenv func(string) string, userVar, passwordVar string) (Credentials, error) {
 	if file == "" {
-		c := Credentials{User: getenv(userVar), Password: getenv(passwordVar)}
-		if (c.User == "") != (c.Password == "") {
+		user, pass := getenv(userVar), getenv(passwordVar)
+		if (user == "") != (pass == "") {
 			return Credentials{}, fmt.Errorf("%s and %s go together: set both, or neither", userVar, passwordVar)
 		}
-		return c, nil
+		return NewCredentials(user, pass), nil
 	}
 	b, err := readSecretFile(file)
 	if err != nil {
@@ -140,7 +156,7 @@ func ReadCredentials(file string, getenv func(string) string, userVar, passwordV
 	if !ok || user == "" || pass == "" || strings.ContainsAny(pass, "\r\n") {
 		return Credentials{}, fmt.Errorf("%s: want one line USER:PASSWORD", file)
 	}
-	return Credentials{User: user, Password: pass}, nil
+	return NewCredentials(user, pass), nil
 }
 
 // Config configures a Page. Either Run is set (the page of one run), or
@@ -178,7 +194,6 @@ type Page struct {
 	log     *slog.Logger
 	hosts   map[string]bool // allowed Host names, lower case
 	exposed bool            // bound beyond loopback
-	authSum [2][32]byte     // sha256 of the user and password
 
 	// views holds the latest views, by run and filter: a view reads every
 	// job of the run, so however many pages refresh, it is made again only
@@ -199,9 +214,6 @@ func New(cfg Config) (*Page, error) {
 	p := &Page{cfg: cfg, log: cfg.Logger, hosts: map[string]bool{"localhost": true, "127.0.0.1": true, "::1": true}}
 	for _, h := range cfg.Hosts {
 		p.hosts[normHost(h)] = true
-	}
-	if cfg.Auth.Set() {
-		p.authSum = [2][32]byte{sha256.Sum256([]byte(cfg.Auth.User)), sha256.Sum256([]byte(cfg.Auth.Password))}
 	}
 	return p, nil
 }
@@ -337,10 +349,7 @@ func (p *Page) user(r *http.Request) (string, bool) {
 	if !ok {
 		return "", false
 	}
-	us, ps := sha256.Sum256([]byte(u)), sha256.Sum256([]byte(pw))
-	okU := subtle.ConstantTimeCompare(us[:], p.authSum[0][:])
-	okP := subtle.ConstantTimeCompare(ps[:], p.authSum[1][:])
-	return u, okU&okP == 1
+	return u, p.cfg.Auth.Match(u, pw)
 }
 
 // canControl reports whether r may control runs: controls are on and it

@@ -3,6 +3,7 @@ package statuspage
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -265,7 +266,7 @@ func TestExposed(t *testing.T) {
 		t.Errorf("New(controls, no credentials) = %v, want an error saying how", err)
 	}
 	var log syncBuffer
-	p, err := New(Config{Run: run, Controls: true, Auth: Credentials{"op", "pw-secret-1"},
+	p, err := New(Config{Run: run, Controls: true, Auth: NewCredentials("op", "pw-secret-1"),
 		Logger: slog.New(slog.NewTextHandler(&log, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -297,7 +298,7 @@ func TestExposed(t *testing.T) {
 	if resp.StatusCode != http.StatusMisdirectedRequest {
 		t.Errorf("GET with Host attacker.example = HTTP %d, want 421", resp.StatusCode)
 	}
-	if strings.Contains(log.String(), "pw-secret-1") || strings.Contains(Credentials{"op", "pw-secret-1"}.String(), "pw") {
+	if strings.Contains(log.String(), "pw-secret-1") || strings.Contains(fmt.Sprintf("%+v %#v", p.cfg, p.cfg), "pw-secret-1") {
 		t.Errorf("credentials printed")
 	}
 }
@@ -318,8 +319,8 @@ func TestReadCredentials(t *testing.T) {
 		want    Credentials
 		wantErr bool
 	}{
-		{"File", path, nil, Credentials{"op", "pa:ss"}, false},
-		{"Env", "", map[string]string{"U": "op", "P": "pw"}, Credentials{"op", "pw"}, false},
+		{"File", path, nil, NewCredentials("op", "pa:ss"), false},
+		{"Env", "", map[string]string{"U": "op", "P": "pw"}, NewCredentials("op", "pw"), false},
 		{"None", "", nil, Credentials{}, false},
 		{"HalfEnv", "", map[string]string{"P": "pw"}, Credentials{}, true},
 		{"NoFile", filepath.Join(t.TempDir(), "none"), nil, Credentials{}, true},
