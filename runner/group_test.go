@@ -15,7 +15,6 @@ import (
 	"github.com/batchreset/batchreset/lighthouse/emulator"
 	"github.com/batchreset/batchreset/runner"
 	"github.com/batchreset/batchreset/store"
-	csvstore "github.com/batchreset/batchreset/store/csv"
 	"github.com/batchreset/batchreset/store/postgres/postgrestest"
 )
 
@@ -116,10 +115,7 @@ func (f *accountsFixture) run(t *testing.T, be backend, maxFailures int) (runner
 	var storeOf func(string) runner.Store
 	switch be {
 	case csvBackend:
-		st, err := csvstore.Open(filepath.Join(t.TempDir(), "results.csv.state"), f.jobs, "accounts")
-		if err != nil {
-			t.Fatal(err)
-		}
+		st := openCSV(t, filepath.Join(t.TempDir(), "results.csv.state"), f.jobs)
 		t.Cleanup(func() { st.Close() })
 		storeOf = func(name string) runner.Store { return st.View(name) }
 	case pgBackend:
