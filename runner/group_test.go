@@ -31,7 +31,6 @@ type accountsFixture struct {
 	jobs    []store.Job
 	limit   int
 	logger  *slog.Logger
-	cleanup []func()
 }
 
 func newAccountsFixture(t *testing.T, names []string, n int, faults func(f *accountsFixture) []emulator.Fault) *accountsFixture {
