@@ -22,15 +22,15 @@ import (
 // its own key and fleet of n instances, over real HTTP, and the jobs of all
 // of them, each naming its account.
 type accountsFixture struct {
-	emu     *emulator.Server
-	url     string
-	names   []string
-	uins    map[string]string // by account name
-	keys    map[string]lighthouse.Credential
-	owner   map[string]string // instance ID -> UIN of its account
-	jobs    []store.Job
-	limit   int
-	logger  *slog.Logger
+	emu    *emulator.Server
+	url    string
+	names  []string
+	uins   map[string]string // by account name
+	keys   map[string]lighthouse.Credential
+	owner  map[string]string // instance ID -> UIN of its account
+	jobs   []store.Job
+	limit  int
+	logger *slog.Logger
 }
 
 func newAccountsFixture(t *testing.T, names []string, n int, faults func(f *accountsFixture) []emulator.Fault) *accountsFixture {
