@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 )
 
@@ -367,4 +368,76 @@ type WaveState struct {
 	Current  int // the run's current wave
 	Pending  int // jobs of the wave not yet terminal
 	Failures int // jobs of the wave that ended failed, unknown or unhealthy
+}
+
+// Succeeded reports the one rule of a run's success: every job counted
+// succeeded (a run of no jobs succeeded trivially).
+func (t Totals) Succeeded() bool {
+	for st, n := range t {
+		if st != StatusSucceeded && n > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// Count is what a run's jobs come to, counted without holding them: the
+// one summary of a run that every store gives (store/csv from its table,
+// store/postgres with SQL aggregates) and every command reads.
+type Count struct {
+	// Totals counts the jobs by status; Jobs is their sum.
+	Totals Totals
+	Jobs   int
+	// Unfinished counts the jobs not terminal, Regions lists their regions
+	// sorted, and Sample names the first CountSample of their instances,
+	// in the jobs' order.
+	Unfinished int
+	Regions    []string
+	Sample     []string
+	// Accounts breaks the jobs down by account, in the order the jobs
+	// first name them ("" for the jobs that name none), when a job names
+	// one; nil otherwise.
+	Accounts []AccountCount
+}
+
+// CountSample is how many unfinished instances a Count names.
+const CountSample = 3
+
+// Add counts one job, given in the jobs' order.
+func (c *Count) Add(j *Job) {
+	if j.Account != "" && c.Accounts == nil && c.Jobs > 0 {
+		// Every job counted so far names no account.
+		c.Accounts = []AccountCount{{Jobs: c.Jobs, Unfinished: c.Unfinished, Regions: slices.Clone(c.Regions)}}
+	}
+	if c.Totals == nil {
+		c.Totals = Totals{}
+	}
+	c.Totals[j.Status]++
+	c.Jobs++
+	var a *AccountCount
+	if j.Account != "" || c.Accounts != nil {
+		k := slices.IndexFunc(c.Accounts, func(a AccountCount) bool { return a.Account == j.Account })
+		if k < 0 {
+			k = len(c.Accounts)
+			c.Accounts = append(c.Accounts, AccountCount{Account: j.Account})
+		}
+		a = &c.Accounts[k]
+		a.Jobs++
+	}
+	if j.Status.Terminal() {
+		return
+	}
+	c.Unfinished++
+	if i, found := slices.BinarySearch(c.Regions, j.Region); !found {
+		c.Regions = slices.Insert(c.Regions, i, j.Region)
+	}
+	if a != nil {
+		a.Unfinished++
+		if i, found := slices.BinarySearch(a.Regions, j.Region); !found {
+			a.Regions = slices.Insert(a.Regions, i, j.Region)
+		}
+	}
+	if len(c.Sample) < CountSample {
+		c.Sample = append(c.Sample, j.InstanceID)
+	}
 }

@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 
 	"github.com/batchreset/batchreset/runner"
-	"github.com/batchreset/batchreset/store"
 	csvstore "github.com/batchreset/batchreset/store/csv"
 )
 
@@ -116,7 +115,7 @@ func removeDone(out string) error {
 func (a *app) runFinished(t runTally, src *csvSource, api string) error {
 	a.notef("nothing to do: every one of the %d instances has an outcome (%s)", t.Instances, src.out)
 	a.printSummary(newRunSummary(t, src, api, runner.Summary{}, "", nil))
-	if t.Totals[string(store.StatusSucceeded)] != t.Instances {
+	if !t.succeeded() {
 		return &exitError{code: exitFailures}
 	}
 	return nil

@@ -124,7 +124,7 @@ func writeRunReport(ctx context.Context, src jobSource, format, path string, w i
 			return err
 		}
 		return writeAtomic(path, w, func(w io.Writer) error {
-			rw := csvstore.NewResultsWriter(w, cnt.accounts != nil)
+			rw := csvstore.NewResultsWriter(w, cnt.Accounts != nil)
 			if err := src.Each(ctx, rw.Write); err != nil {
 				return err
 			}

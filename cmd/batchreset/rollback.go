@@ -253,7 +253,7 @@ func (a *app) rollbackUnfinished(ctx context.Context, rb sourceFlags) (bool, err
 	if err != nil {
 		return false, &exitError{code: exitFatal, err: err}
 	}
-	return cnt.todo > 0, nil
+	return cnt.Unfinished > 0, nil
 }
 
 // createRollback records the rollback rb of the run of src with jobs: in

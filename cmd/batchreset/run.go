@@ -101,8 +101,8 @@ func (a *app) runOnce(ctx context.Context, s runSettings) error {
 	if err != nil {
 		return &exitError{code: exitFatal, err: err}
 	}
-	todo, regions, sample := cnt.todo, cnt.regions, cnt.sample
-	rollout, err := s.rollout.resolve(cnt.jobs)
+	todo, regions, sample := cnt.Unfinished, cnt.Regions, sampleText(cnt.Sample, cnt.Unfinished)
+	rollout, err := s.rollout.resolve(cnt.Jobs)
 	if err != nil {
 		return err
 	}
@@ -118,7 +118,7 @@ func (a *app) runOnce(ctx context.Context, s runSettings) error {
 	if todo > 0 {
 		a.notef("batchreset: %s", what)
 	}
-	a.describeStart(cnt.jobs, todo, rollout)
+	a.describeStart(cnt.Jobs, todo, rollout)
 	if err := src.RecordRollout(s.rollout.maxFailures, rollout); err != nil {
 		// status then shows the budget of its own flag, saying so. Not a
 		// warning: a file system that cannot take it cannot take the

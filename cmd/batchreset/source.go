@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"iter"
 	"os"
 	"path/filepath"
 	"slices"
@@ -27,7 +26,7 @@ type jobSource interface {
 	// Jobs returns every job as recorded now.
 	Jobs(ctx context.Context) ([]store.Job, error)
 	// Count counts the jobs as recorded now, without loading them.
-	Count(ctx context.Context) (jobCount, error)
+	Count(ctx context.Context) (store.Count, error)
 	// Each calls fn with every job as the results report it (resultView),
 	// a few at a time rather than the whole run at once.
 	Each(ctx context.Context, fn func(*store.Job) error) error
@@ -222,17 +221,18 @@ func (s *csvSource) Jobs(context.Context) ([]store.Job, error) {
 	return s.jobs, nil
 }
 
-func (s *csvSource) Count(ctx context.Context) (jobCount, error) {
-	var sum csvstore.Summary
+func (s *csvSource) Count(ctx context.Context) (store.Count, error) {
 	switch {
 	case s.st != nil:
-		sum = s.st.Summary()
+		return s.st.Count(), nil
 	case s.in != nil:
-		sum = s.in.Summary()
-	default:
-		return tally(slices.Values(s.jobs)), nil
+		return s.in.Count(), nil
 	}
-	return jobCount{jobs: sum.Jobs, todo: sum.Unfinished, regions: sum.Regions, sample: sampleText(sum.Sample, sum.Unfinished), accounts: sum.Accounts}, nil
+	var c store.Count
+	for i := range s.jobs {
+		c.Add(&s.jobs[i])
+	}
+	return c, nil
 }
 
 func (s *csvSource) Each(ctx context.Context, fn func(*store.Job) error) error {
@@ -289,10 +289,7 @@ func (s *csvSource) Finish(ctx context.Context) error {
 var errStopped = errors.New("stopped")
 
 // OK reads the store's counts.
-func (s *csvSource) OK(runner.Summary) bool {
-	sum := s.st.Summary()
-	return s.st.Totals()[store.StatusSucceeded] == sum.Jobs
-}
+func (s *csvSource) OK(runner.Summary) bool { return s.st.Totals().Succeeded() }
 
 func (s *csvSource) RunKey(context.Context) (string, string, error) {
 	return "csv:" + s.st.RunKey(), "the CSV run of " + s.out, nil
@@ -358,7 +355,7 @@ func (s *csvSource) Stored(_ context.Context, statuses ...store.Status) ([]store
 }
 
 func (s *csvSource) Ended(t runTally) {
-	if s.st.Summary().Unfinished == 0 {
+	if s.st.Count().Unfinished == 0 {
 		s.done = &t
 	}
 }
@@ -399,13 +396,7 @@ func (s *dbSource) view(j *store.Job) {
 
 func (s *dbSource) Jobs(ctx context.Context) ([]store.Job, error) { return s.db.Jobs(ctx, s.run) }
 
-func (s *dbSource) Count(ctx context.Context) (jobCount, error) {
-	c, err := s.db.Count(ctx, s.run)
-	if err != nil {
-		return jobCount{}, err
-	}
-	return jobCount{jobs: c.Jobs, todo: c.Unfinished, regions: c.Regions, sample: sampleText(c.Sample, c.Unfinished), accounts: c.Accounts}, nil
-}
+func (s *dbSource) Count(ctx context.Context) (store.Count, error) { return s.db.Count(ctx, s.run) }
 
 func (s *dbSource) Each(ctx context.Context, fn func(*store.Job) error) error {
 	return s.db.EachJob(ctx, s.run, func(j *store.Job) error {
@@ -431,14 +422,7 @@ func (s *dbSource) RecordRollout(string, *runner.Rollout) error { return nil }
 // due later, or left for another runner, and a later run takes them.
 func (s *dbSource) Finish(context.Context) error { return nil }
 
-func (s *dbSource) OK(sum runner.Summary) bool {
-	for st, n := range sum.Totals {
-		if st != store.StatusSucceeded && n > 0 {
-			return false
-		}
-	}
-	return true
-}
+func (s *dbSource) OK(sum runner.Summary) bool { return sum.Totals.Succeeded() }
 
 func (s *dbSource) RunKey(ctx context.Context) (string, string, error) {
 	where, err := s.db.Where(ctx)
@@ -525,63 +509,6 @@ func resultView(j *store.Job) {
 		j.Status = store.StatusUnknown
 		j.ErrorMessage = "still in flight when the run stopped; rerun to resume tracking"
 	}
-}
-
-// jobCount is what a command needs to know of its jobs before it starts.
-type jobCount struct {
-	jobs, todo int      // all jobs; those not finished
-	regions    []string // of the jobs not finished, in order
-	sample     string   // names a few of them: "lhins-a, lhins-b and 3 more"
-	// accounts break the jobs down by account when a job names one; nil
-	// otherwise.
-	accounts []store.AccountCount
-}
-
-// tally counts jobs.
-func tally(jobs iter.Seq[store.Job]) jobCount {
-	var c jobCount
-	seen := map[string]bool{}
-	var ids []string
-	named := false
-	accounts := map[string]int{} // place in c.accounts
-	inAccount := map[[2]string]bool{}
-	for j := range jobs {
-		c.jobs++
-		named = named || j.Account != ""
-		k, ok := accounts[j.Account]
-		if !ok {
-			k = len(c.accounts)
-			accounts[j.Account] = k
-			c.accounts = append(c.accounts, store.AccountCount{Account: j.Account})
-		}
-		a := &c.accounts[k]
-		a.Jobs++
-		if j.Status.Terminal() {
-			continue
-		}
-		a.Unfinished++
-		if key := [2]string{j.Account, j.Region}; !inAccount[key] {
-			inAccount[key] = true
-			a.Regions = append(a.Regions, j.Region)
-		}
-		c.todo++
-		if !seen[j.Region] {
-			seen[j.Region] = true
-			c.regions = append(c.regions, j.Region)
-		}
-		if len(ids) < 3 {
-			ids = append(ids, j.InstanceID)
-		}
-	}
-	slices.Sort(c.regions)
-	c.sample = sampleText(ids, c.todo)
-	if !named {
-		c.accounts = nil
-	}
-	for k := range c.accounts {
-		slices.Sort(c.accounts[k].Regions)
-	}
-	return c
 }
 
 // sampleText names ids, the first of n instances.

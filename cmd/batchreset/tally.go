@@ -28,6 +28,16 @@ type runTally struct {
 	Retry int
 }
 
+// succeeded applies the run's one success rule (store.Totals.Succeeded) to
+// the tally.
+func (t runTally) succeeded() bool {
+	totals := store.Totals{}
+	for st, n := range t.Totals {
+		totals[store.Status(st)] = n
+	}
+	return totals.Succeeded()
+}
+
 // attentionListMax is how many jobs needing attention a tally lists: as
 // many as the last notification names (the summary prints fewer).
 const attentionListMax = notify.FailedMax

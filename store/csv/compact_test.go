@@ -213,10 +213,10 @@ func TestReadInput(t *testing.T) {
 	if got, want := in.RunID(), csv.Fingerprint(jobs); got != want {
 		t.Errorf("RunID() = %s, want Fingerprint() = %s", got, want)
 	}
-	wantSum := csv.Summary{Jobs: 50, Unfinished: 50, Regions: []string{"ap-beijing", "ap-guangzhou", "ap-singapore"},
+	wantSum := store.Count{Totals: store.Totals{store.StatusPending: 50}, Jobs: 50, Unfinished: 50, Regions: []string{"ap-beijing", "ap-guangzhou", "ap-singapore"},
 		Sample: []string{"lhins-00000000", "lhins-00000001", "lhins-00000002"}}
-	if diff := cmp.Diff(wantSum, in.Summary()); diff != "" {
-		t.Errorf("Summary() mismatch (-want +got):\n%s", diff)
+	if diff := cmp.Diff(wantSum, in.Count()); diff != "" {
+		t.Errorf("Count() mismatch (-want +got):\n%s", diff)
 	}
 
 	s, err := csv.OpenInput(filepath.Join(dir, "results.csv.state"), in)
@@ -227,9 +227,9 @@ func TestReadInput(t *testing.T) {
 	for i := range 49 {
 		save(t, s, finished(jobs[i], []store.Status{store.StatusSucceeded, store.StatusFailed}[i%2]))
 	}
-	wantSum = csv.Summary{Jobs: 50, Unfinished: 1, Regions: []string{"ap-singapore"}, Sample: []string{"lhins-00000049"}}
-	if diff := cmp.Diff(wantSum, s.Summary()); diff != "" {
-		t.Errorf("Store.Summary() mismatch (-want +got):\n%s", diff)
+	wantSum = store.Count{Totals: store.Totals{store.StatusSucceeded: 25, store.StatusFailed: 24, store.StatusPending: 1}, Jobs: 50, Unfinished: 1, Regions: []string{"ap-singapore"}, Sample: []string{"lhins-00000049"}}
+	if diff := cmp.Diff(wantSum, s.Count()); diff != "" {
+		t.Errorf("Store.Count() mismatch (-want +got):\n%s", diff)
 	}
 	if got := slices.Collect(s.All()); !cmp.Equal(got, s.Jobs()) {
 		t.Errorf("All() = %d jobs, not what Jobs() returns", len(got))

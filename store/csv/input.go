@@ -129,8 +129,8 @@ func (in *Input) Jobs() []store.Job {
 	return jobs
 }
 
-// Summary counts the input's jobs, all of them unfinished.
-func (in *Input) Summary() Summary { return in.tab.summary() }
+// Count counts the input's jobs, all of them unfinished.
+func (in *Input) Count() store.Count { return in.tab.count() }
 
 // OpenInput opens or creates the state file at statePath for a run over the
 // jobs of in, which the Store takes over (in must not be used afterwards),

@@ -80,8 +80,8 @@ func BenchmarkFinishedRun(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				if sum := s.Summary(); sum.Unfinished != 0 {
-					b.Fatalf("Summary() = %+v after the run, want nothing unfinished", sum)
+				if sum := s.Count(); sum.Unfinished != 0 {
+					b.Fatalf("Count() = %+v after the run, want nothing unfinished", sum)
 				}
 				if err := WriteResultsFileSeq(filepath.Join(dir, "results.csv"), s.All(), false); err != nil {
 					b.Fatal(err)

@@ -274,28 +274,11 @@ func (s *Store) All() iter.Seq[store.Job] {
 	}
 }
 
-// Summary is what a command needs to know of a run before it starts on it.
-type Summary struct {
-	// Jobs counts every job, Unfinished those not terminal.
-	Jobs, Unfinished int
-	// Regions lists the regions of the unfinished jobs, in order.
-	Regions []string
-	// Sample names the first few unfinished instances, in input order.
-	Sample []string
-	// Accounts breaks the jobs down by account, in the order the input
-	// first names them ("" for the jobs that name none), when a job names
-	// one; nil otherwise.
-	Accounts []store.AccountCount
-}
-
-// summarySample is how many instances Summary names.
-const summarySample = 3
-
-// Summary counts the jobs without copying them.
-func (s *Store) Summary() Summary {
+// Count counts the jobs without copying them.
+func (s *Store) Count() store.Count {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.tab.summary()
+	return s.tab.count()
 }
 
 // Claim returns up to n jobs, in input order, that are not terminal, are due

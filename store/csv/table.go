@@ -370,9 +370,9 @@ func (t *table) namesAccounts() bool {
 	return false
 }
 
-// summary counts the jobs for Summary.
-func (t *table) summary() Summary {
-	sum := Summary{Jobs: t.len()}
+// count counts the jobs for Count.
+func (t *table) count() store.Count {
+	sum := store.Count{Totals: t.totalsMap(), Jobs: t.len()}
 	seen := make(map[uint32]bool)
 	named := t.namesAccounts()
 	accounts := map[uint32]int{} // the account's place in sum.Accounts
@@ -404,7 +404,7 @@ func (t *table) summary() Summary {
 			seen[r] = true
 			sum.Regions = append(sum.Regions, t.strs[r])
 		}
-		if len(sum.Sample) < summarySample {
+		if len(sum.Sample) < store.CountSample {
 			sum.Sample = append(sum.Sample, t.instance(i))
 		}
 	}

@@ -11,31 +11,11 @@ import (
 	"github.com/batchreset/batchreset/store"
 )
 
-// Count is what a command needs to know of a run before it starts on it,
-// counted by the database rather than by loading the run.
-type Count struct {
-	// Totals counts the jobs by status; Jobs is their sum.
-	Totals store.Totals
-	Jobs   int
-	// Unfinished counts the jobs not terminal, Regions lists their regions
-	// in order, and Sample holds the first few of their instances in import
-	// order (up to countSample).
-	Unfinished int
-	Regions    []string
-	Sample     []string
-	// Accounts breaks the jobs down by account, in the order the run
-	// first names them, when a job names one; nil otherwise.
-	Accounts []store.AccountCount
-}
-
-// countSample is how many unfinished instances Count names.
-const countSample = 3
-
 // Count counts the jobs of run with SQL aggregates, in one read-only
 // snapshot. It returns an error wrapping store.ErrNotFound when the run
 // does not exist.
-func (s *Store) Count(ctx context.Context, run string) (Count, error) {
-	c := Count{Totals: store.Totals{}}
+func (s *Store) Count(ctx context.Context, run string) (store.Count, error) {
+	c := store.Count{Totals: store.Totals{}}
 	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `SELECT status, count(*) FROM jobs WHERE run = $1 GROUP BY status`, run)
 		if err != nil {
@@ -87,7 +67,7 @@ func (s *Store) Count(ctx context.Context, run string) (Count, error) {
 		}
 		slices.Sort(c.Regions)
 		const sampleSQL = `SELECT instance_id FROM jobs WHERE run = $1 AND status = ANY ($2::text[]) ORDER BY id LIMIT $3`
-		rows, err = tx.Query(ctx, sampleSQL, run, open, countSample)
+		rows, err = tx.Query(ctx, sampleSQL, run, open, store.CountSample)
 		if err != nil {
 			return err
 		}
@@ -98,7 +78,7 @@ func (s *Store) Count(ctx context.Context, run string) (Count, error) {
 		err = s.RunExists(ctx, run)
 	}
 	if err != nil {
-		return Count{}, fmt.Errorf("count jobs of run %q: %w", run, err)
+		return store.Count{}, fmt.Errorf("count jobs of run %q: %w", run, err)
 	}
 	return c, nil
 }

@@ -172,7 +172,7 @@ func TestCount(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := postgres.Count{
+	want := store.Count{
 		Totals:     store.Totals{store.StatusSucceeded: 2, store.StatusPending: 3},
 		Jobs:       5,
 		Unfinished: 3,
