@@ -142,12 +142,12 @@ func runAccounts(ctx context.Context, as accountsSetting, src jobSource, run str
 	}
 	for _, a := range cnt.Accounts {
 		if a.Account != "" && !slices.ContainsFunc(defs, func(d accountDef) bool { return d.name == a.Account }) {
-			return nil, usageError("account %q: %d job(s) of %s name it, and no --account %s=profile:P or %s=role:ARN defines it", a.Account, a.Jobs, src.Describe(), a.Account, a.Account)
+			return nil, usageError("account %q: %d job(s) name it, and no --account %s=profile:P or %s=role:ARN defines it", a.Account, a.Jobs, a.Account, a.Account)
 		}
 	}
 	for _, d := range defs {
 		if !slices.ContainsFunc(cnt.Accounts, func(a store.AccountCount) bool { return a.Account == d.name }) {
-			return nil, usageError("--account %s=%s: no job of %s names account %q", d.name, d, src.Describe(), d.name)
+			return nil, usageError("--account %s=%s: no job names account %q", d.name, d, d.name)
 		}
 	}
 	return defs, nil

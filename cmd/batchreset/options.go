@@ -202,9 +202,9 @@ func (o *apiFlags) tencentCloud() bool {
 
 // runFlags are the flags of `run`, as typed.
 type runFlags struct {
-	src sourceFlags
-	api apiFlags
-	sel selectorFlags // added by the run command only: retry works on a list it has
+	src  sourceFlags
+	api  apiFlags
+	sel  selectorFlags // added by the run command only: retry works on a list it has
 	acct accountFlags
 
 	force        bool
