@@ -57,7 +57,7 @@ func parseAccountDef(name, def string) (accountDef, error) {
 	case kind == "role":
 		d.roleARN = value
 	default:
-		return d, fmt.Errorf("account %q: %q: want profile:NAME or role:ARN, not %s:", name, def, kind)
+		return d, fmt.Errorf("account %q: %q: want profile:NAME or role:ARN, not %q", name, def, kind)
 	}
 	return d, nil
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -304,6 +305,7 @@ func (a *app) emulatorCommand() *cobra.Command {
 		region    string
 		instances int
 		writeJobs string
+		writeCred string
 		o         emulatorOptions
 		allowCols bool
 	)
@@ -365,6 +367,15 @@ second per action) is at GET /_emulator/stats.`,
 			if os.Getenv("TENCENTCLOUD_SECRET_KEY") == "" {
 				fmt.Fprintf(a.stdout, "export TENCENTCLOUD_SECRET_ID=%s TENCENTCLOUD_SECRET_KEY=%s\n", h.cred.SecretID, h.cred.SecretKey)
 			}
+			for _, acc := range h.accounts {
+				fmt.Fprintf(a.stdout, "account %s: UIN %s, SecretId %s, role %s\n", acc.name, acc.uin, acc.cred.SecretID, acc.role)
+			}
+			if writeCred != "" {
+				if err := writeEmulatorCredentials(writeCred, h.accounts); err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stdout, "wrote the accounts' keys to %s: give TENCENTCLOUD_CREDENTIALS_FILE=%s and --account NAME=profile:NAME\n", writeCred, writeCred)
+			}
 			fmt.Fprintf(a.stdout, "batchreset run --endpoint %s ...\n", h.endpoint)
 			ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -377,10 +388,27 @@ second per action) is at GET /_emulator/stats.`,
 	cmd.Flags().StringVar(&region, "region", "", "region for job rows that name none")
 	addAllowUnknownColumns(cmd.Flags(), &allowCols)
 	cmd.Flags().IntVar(&instances, "instances", 0, "generate this many instances")
+	cmd.Flags().StringVar(&writeCred, "write-credentials", "", "write the keys of the accounts the jobs name to this SDK credentials file (mode 0600), one [NAME] section each, for run --account NAME=profile:NAME")
 	cmd.Flags().StringVar(&writeJobs, "write-jobs", "", "write the generated fleet as a jobs CSV to this file")
 	o.addFlags(cmd.Flags(), "")
 	o.addFleetFlags(cmd.Flags())
 	return cmd
+}
+
+// writeEmulatorCredentials writes the keys of accounts to path as an SDK
+// credentials file, one [name] section each, readable by its owner alone.
+func writeEmulatorCredentials(path string, accounts []emulatedAccount) error {
+	if len(accounts) == 0 {
+		return usageError("--write-credentials: the jobs name no account")
+	}
+	var b strings.Builder
+	for _, acc := range accounts {
+		fmt.Fprintf(&b, "[%s]\nsecret_id = %s\nsecret_key = %s\n\n", acc.name, acc.cred.SecretID, acc.cred.SecretKey)
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		return fmt.Errorf("write credentials: %w", err)
+	}
+	return nil
 }
 
 // writeFleetJobs writes the jobs of a generated fleet as a jobs CSV to
