@@ -27,7 +27,10 @@ const (
 type admState struct {
 	mode   admitMode
 	reason string // why new resets stopped for good; kept when the run then halts
-	fatal  error  // what stopped the run (admitFatal, admitBroken)
+	// code is the error code of the jobs skipped for reason: "" for the
+	// run's rules, CodeAccountBudget for the account's budget.
+	code  string
+	fatal error // what stopped the run (admitFatal, admitBroken)
 	// waitFor says what a paused run waits for (admitPaused).
 	waitFor string
 }
@@ -99,14 +102,15 @@ func (a *admission) pause(why string) bool {
 	return true
 }
 
-// stop stops new resets for good; it reports whether this was the first stop.
-func (a *admission) stop(why string) bool {
+// stop stops new resets for good, the jobs not sent ending skipped with
+// code and why; it reports whether this was the first stop.
+func (a *admission) stop(why, code string) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.st.reason != "" {
 		return false
 	}
-	a.st.reason = why
+	a.st.reason, a.st.code = why, code
 	if !a.st.halted() {
 		a.st.mode = admitStopped
 	}
@@ -155,7 +159,7 @@ var ErrUnreachable = errors.New("the API does not answer")
 
 // stopStarting makes every job not yet sent end skipped with why.
 func (r *Runner) stopStarting(why string) {
-	if r.adm.stop(why) {
+	if r.adm.stop(why, "") {
 		r.log.Warn("no new resets", "reason", why)
 		r.emit(EventStopped, 0, why)
 	}

@@ -46,6 +46,8 @@ only persist what it decides.
     judged from the cloud; the rollback itself is a run of its own.
   - plan.go and reconcile.go: the read-only commands, through a Cloud and the
     same judge.
+  - group.go: Group, one Runner per account of a run over several, side by
+    side, sharing the run's Rollout and control.
 
 # Where each rule of a run lives
 
@@ -191,6 +193,19 @@ every runner, and one started after a crash, waits too; a resume approves
 the awaited wave and forgives the failures over the budget. A runner with
 Config.WaitPaused waits for it, saying what for; one without (cron) ends
 once its resets in flight have, leaving its unsent jobs pending.
+
+# Accounts
+
+A run over several accounts (store.Job.Account) is a Group: one Runner per
+account in one process, each with its own Config (API clients signing with
+the account's credential, limits of the account's Identity, holds, and a
+Store that claims only the account's jobs), so that one account's
+throttling, slowness or failure never holds back another's resets. The
+accounts share the run's Rollout, one value, and its control, through the
+store, as the runners of one Postgres run do; a stop of the run reaches
+every account at once, and the run's moments are reported once. A fatal
+error, or an exceeded Account.MaxFailures, stops that account alone: its
+unsent jobs end skipped with CodeAccountBudget.
 
 # Leases
 

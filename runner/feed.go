@@ -99,7 +99,8 @@ func (r *Runner) route(ctx context.Context, jobs []store.Job) error {
 		if t.kind == kindClaimed && r.adm.load().mode == admitStopped {
 			// New resets are stopped for good: pending jobs are skipped
 			// without asking the cloud anything; others are still settled.
-			r.finish(ctx, t, store.StatusSkipped, "", r.adm.load().reason)
+			st := r.adm.load()
+			r.finish(ctx, t, store.StatusSkipped, st.code, st.reason)
 			continue
 		}
 		tasks = append(tasks, t)

@@ -344,7 +344,7 @@ func (b *bundle) verify(t *testing.T, jobs []store.Job, v verdict) store.Totals 
 func (b *bundle) checkSecrets(t *testing.T, jobs []store.Job) {
 	t.Helper()
 	var results bytes.Buffer
-	if err := csvstore.WriteResultsSeq(&results, slices.Values(jobs)); err != nil {
+	if err := csvstore.WriteResultsSeq(&results, slices.Values(jobs), false); err != nil {
 		t.Errorf("WriteResults() error = %v", err)
 	}
 	for what, text := range map[string]string{"the logs": b.logs.String(), "the results file": results.String()} {

@@ -266,7 +266,14 @@ func (ro *Rollout) waveSize(i int) int {
 	return store.RolloutPlan{Canary: ro.Canary, Waves: ro.Waves}.WaveSize(i)
 }
 
+// start readies the rollout for its runners. The runners of one Group
+// share one Rollout (see Group), so only the first start counts.
 func (ro *Rollout) start() {
+	ro.mu.Lock()
+	defer ro.mu.Unlock()
+	if ro.changed != nil {
+		return
+	}
 	if ro.ExpectedDuration <= 0 {
 		ro.ExpectedDuration = 5 * time.Minute
 	}

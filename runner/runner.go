@@ -1,11 +1,14 @@
 package runner
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -175,6 +178,35 @@ type Summary struct {
 	// PlanRollback). Another runner of a shared run may have seen it
 	// instead: the run's record says so (see RollbackDue).
 	Rollback bool
+	// Accounts breaks a Group's run down by account (store.Job.Account);
+	// nil for a run of one account.
+	Accounts map[string]Summary
+}
+
+// add merges the Summary of another account's runner into s: counts add
+// up, the run's state (paused, rollback) holds if it held for any, and
+// stop reasons are kept once each.
+func (s *Summary) add(o Summary) {
+	for st, n := range o.Totals {
+		s.Totals[st] += n
+	}
+	s.Throttled += o.Throttled
+	s.Calls += o.Calls
+	s.Describes += o.Describes
+	s.Dropped += o.Dropped
+	s.ResetTwice += o.ResetTwice
+	s.HookFailures += o.HookFailures
+	s.RecentlyReset += o.RecentlyReset
+	s.JitterGuard = max(s.JitterGuard, o.JitterGuard)
+	s.Durations = append(s.Durations, o.Durations...)
+	slices.Sort(s.Durations)
+	if o.StopReason != "" && !strings.Contains(s.StopReason, o.StopReason) {
+		s.StopReason = strings.TrimPrefix(s.StopReason+"; "+o.StopReason, "; ")
+	}
+	if o.Paused {
+		s.Paused, s.WaitingFor = true, cmp.Or(s.WaitingFor, o.WaitingFor)
+	}
+	s.Rollback = s.Rollback || o.Rollback
 }
 
 // Runner resets the jobs of one Store. Use New, then Run once.
@@ -214,6 +246,10 @@ type Runner struct {
 	hookWG   sync.WaitGroup
 	tat      *tatHooks
 	runCtx   context.Context
+
+	// budget is the failure budget of the runner's account, in a Group;
+	// nil: none.
+	budget *accountBudget
 }
 
 // New checks cfg and returns a Runner.

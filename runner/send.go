@@ -378,7 +378,7 @@ func (r *Runner) admit(ctx context.Context, t *task) bool {
 // or the operator stopped new resets.
 func (r *Runner) admitDenied(ctx context.Context, t *task) {
 	if st := r.adm.load(); st.mode == admitStopped && !t.doubt {
-		r.finish(ctx, t, store.StatusSkipped, "", st.reason)
+		r.finish(ctx, t, store.StatusSkipped, st.code, st.reason)
 		return
 	}
 	r.release(t)
@@ -489,6 +489,7 @@ func (r *Runner) finishNow(ctx context.Context, t *task, st store.Status, code, 
 	if r.cfg.Rollout != nil {
 		r.cfg.Rollout.finished(r, t.job)
 	}
+	r.budget.finished(r, t.job)
 	switch st {
 	case store.StatusSucceeded:
 		r.log.Debug("reset succeeded", "instance_id", t.job.InstanceID, "request_id", t.job.RequestID)

@@ -11,7 +11,9 @@ import (
 )
 
 // Stats are a run's live counters. Fields and methods are safe to use at
-// any time; the zero value reads as a run that has done nothing.
+// any time; the zero value reads as a run that has done nothing. The Stats
+// of a Group (Group.Stats) sum those of its accounts' runners through their
+// methods; its own counter fields stay zero.
 type Stats struct {
 	Dropped    atomic.Int64 // jobs given up because their state could not be saved
 	ResetTwice atomic.Int64 // instances another process reset too
@@ -27,14 +29,44 @@ type Stats struct {
 
 	cloud *Cloud     // the run's calls and throttles
 	adm   *admission // the run's admission state
+	parts []*Stats   // a Group's: its runners'
 
 	mu        sync.Mutex
 	totals    store.Totals
 	durations []time.Duration // submission to outcome, of finished resets
 }
 
+// sum adds up f over a Group's parts.
+func (s *Stats) sum(f func(*Stats) int64) int64 {
+	var n int64
+	for _, p := range s.parts {
+		n += f(p)
+	}
+	return n
+}
+
+// Sent returns how many distinct jobs a reset was sent for (Submitted).
+func (s *Stats) Sent() int64 {
+	if s.parts != nil {
+		return s.sum((*Stats).Sent)
+	}
+	return s.Submitted.Load()
+}
+
+// Resetting returns how many resets are sent and not yet settled
+// (InFlight).
+func (s *Stats) Resetting() int64 {
+	if s.parts != nil {
+		return s.sum((*Stats).Resetting)
+	}
+	return s.InFlight.Load()
+}
+
 // Calls returns how many ResetInstance calls were sent.
 func (s *Stats) Calls() int64 {
+	if s.parts != nil {
+		return s.sum((*Stats).Calls)
+	}
 	if s.cloud == nil {
 		return 0
 	}
@@ -43,6 +75,9 @@ func (s *Stats) Calls() int64 {
 
 // LimiterWait returns the total time senders waited for ResetInstance slots.
 func (s *Stats) LimiterWait() time.Duration {
+	if s.parts != nil {
+		return time.Duration(s.sum(func(p *Stats) int64 { return int64(p.LimiterWait()) }))
+	}
 	if s.cloud == nil {
 		return 0
 	}
@@ -51,6 +86,9 @@ func (s *Stats) LimiterWait() time.Duration {
 
 // Throttled returns how many calls were answered RequestLimitExceeded.
 func (s *Stats) Throttled() int64 {
+	if s.parts != nil {
+		return s.sum((*Stats).Throttled)
+	}
 	if s.cloud == nil {
 		return 0
 	}
@@ -58,11 +96,23 @@ func (s *Stats) Throttled() int64 {
 }
 
 // Paused reports whether the operator has paused the run.
-func (s *Stats) Paused() bool { return s.adm != nil && s.adm.load().mode == admitPaused }
+func (s *Stats) Paused() bool {
+	for _, p := range s.parts {
+		if p.Paused() {
+			return true
+		}
+	}
+	return s.adm != nil && s.adm.load().mode == admitPaused
+}
 
 // Stopped returns why new resets stopped for good (a failure budget, the
 // window, a canary, a cancel), or "" while they may still start.
 func (s *Stats) Stopped() string {
+	for _, p := range s.parts {
+		if why := p.Stopped(); why != "" {
+			return why
+		}
+	}
 	if s.adm == nil {
 		return ""
 	}
@@ -71,6 +121,15 @@ func (s *Stats) Stopped() string {
 
 // Totals returns the outcomes recorded so far by this runner.
 func (s *Stats) Totals() store.Totals {
+	if s.parts != nil {
+		out := store.Totals{}
+		for _, p := range s.parts {
+			for k, v := range p.Totals() {
+				out[k] += v
+			}
+		}
+		return out
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := store.Totals{}
@@ -82,6 +141,14 @@ func (s *Stats) Totals() store.Totals {
 
 // Durations returns the observed reset durations, sorted.
 func (s *Stats) Durations() []time.Duration {
+	if s.parts != nil {
+		var d []time.Duration
+		for _, p := range s.parts {
+			d = append(d, p.Durations()...)
+		}
+		slices.Sort(d)
+		return d
+	}
 	s.mu.Lock()
 	d := slices.Clone(s.durations)
 	s.mu.Unlock()

@@ -5,6 +5,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"slices"
 	"time"
@@ -103,6 +104,9 @@ type Job struct {
 	InstanceID  string
 	BlueprintID string // "" reinstalls the instance's current image
 	Region      string
+	// Account names the account the instance is in, as the run's settings
+	// define it (see CheckAccount); "" is the run's own credential.
+	Account string
 	// KeyIDs are the key pairs the reset binds (at most MaxKeyIDs); nil
 	// leaves it to the run-wide login setting.
 	KeyIDs []string
@@ -173,6 +177,35 @@ func (p HookPhase) Valid() bool {
 		return true
 	}
 	return false
+}
+
+// MaxAccountLen is the longest account name.
+const MaxAccountLen = 32
+
+// CheckAccount reports what is wrong with name as an account name: a short
+// identifier of lowercase letters, digits, '-' and '_', starting with a
+// letter, at most MaxAccountLen bytes. It names the account in the jobs, the
+// run's settings, the database and every report, so it is kept plain.
+func CheckAccount(name string) error {
+	if name == "" || len(name) > MaxAccountLen {
+		return fmt.Errorf("account name %q: want 1 to %d characters", name, MaxAccountLen)
+	}
+	for i, c := range name {
+		switch {
+		case c >= 'a' && c <= 'z':
+		case i > 0 && (c >= '0' && c <= '9' || c == '-' || c == '_'):
+		default:
+			return fmt.Errorf("account name %q: want lowercase letters, digits, - and _, starting with a letter", name)
+		}
+	}
+	return nil
+}
+
+// AccountCount counts the jobs of one account of a run.
+type AccountCount struct {
+	Account          string // "" for the jobs that name none
+	Jobs, Unfinished int
+	Regions          []string // of the unfinished jobs, sorted
 }
 
 // MaxKeyIDs is the most key pairs one reset binds (ResetInstance's
@@ -361,26 +394,50 @@ type Count struct {
 	Unfinished int
 	Regions    []string
 	Sample     []string
+	// Accounts breaks the jobs down by account, in the order the jobs
+	// first name them ("" for the jobs that name none), when a job names
+	// one; nil otherwise.
+	Accounts []AccountCount
 }
 
 // CountSample is how many unfinished instances a Count names.
 const CountSample = 3
 
 // Add counts one job, given in the jobs' order.
-func (c *Count) Add(status Status, region, instanceID string) {
+func (c *Count) Add(j *Job) {
+	if j.Account != "" && c.Accounts == nil && c.Jobs > 0 {
+		// Every job counted so far names no account.
+		c.Accounts = []AccountCount{{Jobs: c.Jobs, Unfinished: c.Unfinished, Regions: slices.Clone(c.Regions)}}
+	}
 	if c.Totals == nil {
 		c.Totals = Totals{}
 	}
-	c.Totals[status]++
+	c.Totals[j.Status]++
 	c.Jobs++
-	if status.Terminal() {
+	var a *AccountCount
+	if j.Account != "" || c.Accounts != nil {
+		k := slices.IndexFunc(c.Accounts, func(a AccountCount) bool { return a.Account == j.Account })
+		if k < 0 {
+			k = len(c.Accounts)
+			c.Accounts = append(c.Accounts, AccountCount{Account: j.Account})
+		}
+		a = &c.Accounts[k]
+		a.Jobs++
+	}
+	if j.Status.Terminal() {
 		return
 	}
 	c.Unfinished++
-	if i, found := slices.BinarySearch(c.Regions, region); !found {
-		c.Regions = slices.Insert(c.Regions, i, region)
+	if i, found := slices.BinarySearch(c.Regions, j.Region); !found {
+		c.Regions = slices.Insert(c.Regions, i, j.Region)
+	}
+	if a != nil {
+		a.Unfinished++
+		if i, found := slices.BinarySearch(a.Regions, j.Region); !found {
+			a.Regions = slices.Insert(a.Regions, i, j.Region)
+		}
 	}
 	if len(c.Sample) < CountSample {
-		c.Sample = append(c.Sample, instanceID)
+		c.Sample = append(c.Sample, j.InstanceID)
 	}
 }

@@ -40,7 +40,7 @@ func TestCountAdd(t *testing.T) {
 		{store.StatusPending, "ap-guangzhou", "lhins-00000005"},
 		{store.StatusFailed, "ap-seoul", "lhins-00000006"},
 	} {
-		c.Add(j.st, j.region, j.instance)
+		c.Add(&store.Job{Status: j.st, Region: j.region, InstanceID: j.instance})
 	}
 	want := store.Count{
 		Totals:     store.Totals{store.StatusSucceeded: 1, store.StatusPending: 3, store.StatusSubmitted: 1, store.StatusFailed: 1},
@@ -51,5 +51,25 @@ func TestCountAdd(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, c); diff != "" {
 		t.Errorf("Count mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestCountAddAccounts(t *testing.T) {
+	var c store.Count
+	for _, j := range []store.Job{
+		{Status: store.StatusPending, Region: "ap-tokyo", InstanceID: "lhins-00000001"},
+		{Status: store.StatusSucceeded, Region: "ap-seoul", InstanceID: "lhins-00000002"},
+		{Account: "b", Status: store.StatusPending, Region: "ap-seoul", InstanceID: "lhins-00000003"},
+		{Status: store.StatusPending, Region: "ap-beijing", InstanceID: "lhins-00000004"},
+		{Account: "b", Status: store.StatusFailed, Region: "ap-tokyo", InstanceID: "lhins-00000005"},
+	} {
+		c.Add(&j)
+	}
+	want := []store.AccountCount{
+		{Account: "", Jobs: 3, Unfinished: 2, Regions: []string{"ap-beijing", "ap-tokyo"}},
+		{Account: "b", Jobs: 2, Unfinished: 1, Regions: []string{"ap-seoul"}},
+	}
+	if diff := cmp.Diff(want, c.Accounts); diff != "" {
+		t.Errorf("Count.Accounts mismatch (-want +got):\n%s", diff)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/batchreset/batchreset/hoststate"
@@ -63,9 +64,10 @@ type connection struct {
 
 // hold opens the host's registry of instances held by runs for the
 // account, makes this process one of src's run, and holds every instance of
-// the run that no other run holds: a run holds its instances from its
-// start to its end. The runner asks the returned Holds before every save.
-func (c *connection) hold(ctx context.Context, src jobSource, log *slog.Logger) (*csvstore.Holds, error) {
+// the run (of only those jobs, when only is not nil) that no other run
+// holds: a run holds its instances from its start to its end. The runner
+// asks the returned Holds before every save.
+func (c *connection) hold(ctx context.Context, src jobSource, only func(*store.Job) bool, log *slog.Logger) (*csvstore.Holds, error) {
 	key, name, err := src.RunKey(ctx)
 	if err != nil {
 		return nil, &exitError{code: exitFatal, err: err}
@@ -90,6 +92,9 @@ func (c *connection) hold(ctx context.Context, src jobSource, log *slog.Logger) 
 	var held, all int
 	var first error
 	err = src.Each(ctx, func(j *store.Job) error {
+		if only != nil && !only(j) {
+			return nil
+		}
 		all++
 		err := h.Hold(j.InstanceID)
 		if errors.Is(err, store.ErrHeld) {
@@ -116,25 +121,99 @@ func (c *connection) hold(ctx context.Context, src jobSource, log *slog.Logger) 
 // are charged to (runner.ResolveIdentity), and opens the host's state for
 // that identity under api.stateDir.
 func (a *app) connect(ctx context.Context, api apiFlags, cred credentialInfo, jobs []store.Job, workers int) (*connection, error) {
-	c := &connection{endpoint: api.endpoint}
+	conns, err := a.connectAccounts(ctx, api, []accountConn{{cred: cred}}, jobs, workers)
+	if err != nil {
+		return nil, err
+	}
+	return conns[0].conn, nil
+}
+
+// accountConn is the connection of one account of a run; def.name is ""
+// for the run's own credential.
+type accountConn struct {
+	def  accountDef
+	cred credentialInfo
+	conn *connection
+}
+
+// connectAccounts returns accounts, each with its connection, as connect
+// makes one: each with its own credential, identity, limits and host
+// state. The account named "" is the run's own credential. With api.emulate, one
+// emulator serves them all, each account the jobs name an emulated account
+// of its own (see startEmulator): an account defined by a profile signs
+// with its emulated account's key, one defined by a role assumes that role
+// in it with the run's key.
+func (a *app) connectAccounts(ctx context.Context, api apiFlags, accounts []accountConn, jobs []store.Job, workers int) ([]accountConn, error) {
+	var out []accountConn
+	closeAll := func() { closeAccounts(out) }
+	endpoint, root := api.endpoint, api.stateDir
+	var emu *emulatorHandle
+	var private string
 	if api.emulate {
-		emu, err := startEmulator("127.0.0.1:0", jobs, 0, api.emu, a.log)
-		if err != nil {
+		roles := map[string]string{}
+		for _, ac := range accounts {
+			roles[ac.def.name] = ac.def.roleARN
+		}
+		var err error
+		if emu, err = startEmulator("127.0.0.1:0", jobs, 0, roles, api.emu, a.log); err != nil {
 			return nil, err
 		}
-		c.emu = emu
-		cred.id.Credential = emu.cred
-		if c.endpoint, err = lighthouse.NormalizeEndpoint(emu.endpoint); err != nil {
-			c.Close()
+		if endpoint, err = lighthouse.NormalizeEndpoint(emu.endpoint); err != nil {
+			emu.Close()
 			return nil, &exitError{code: exitFatal, err: err}
 		}
-		a.log.Info("emulator started", "endpoint", c.endpoint, "instances", len(jobs))
+		a.log.Info("emulator started", "endpoint", endpoint, "instances", len(jobs), "accounts", 1+len(emu.accounts))
+		// The built-in emulator is this process's alone: no other process
+		// shares its limits or its instances, so its state is private and
+		// goes with the process.
+		if private, err = os.MkdirTemp("", "batchreset-emulator-"); err != nil {
+			emu.Close()
+			return nil, &exitError{code: exitFatal, err: err}
+		}
+		root = private
 	}
-	var err error
+	for i, ac := range accounts {
+		d := ac.def
+		switch {
+		case emu == nil:
+		case d.name == "":
+			ac.cred.id.Credential = emu.cred
+		case d.roleARN != "":
+			ac.cred.id = lighthouse.Identity{Credential: emu.cred, Source: "the built-in emulator", Role: lighthouse.Role{ARN: d.roleARN, SessionName: api.roleSession}}
+		default:
+			e, _ := emu.account(d.name)
+			ac.cred.id = lighthouse.Identity{Credential: e.cred, Source: fmt.Sprintf("the built-in emulator's account %s (UIN %s)", d.name, e.uin)}
+		}
+		c := &connection{endpoint: endpoint}
+		if i == 0 {
+			// The first connection owns what the others share.
+			c.emu, c.privateState = emu, private
+		}
+		out = append(out, accountConn{def: ac.def, cred: ac.cred, conn: c})
+		if err := c.dial(ctx, api, root, ac.cred, workers, a.log); err != nil {
+			closeAll()
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// closeAccounts closes the connections of accounts, the first (which owns
+// the emulator and its state) last.
+func closeAccounts(accounts []accountConn) {
+	for _, ac := range slices.Backward(accounts) {
+		ac.conn.Close()
+	}
+}
+
+// dial makes c's clients with cred and resolves its identity, opening the
+// host's state under root.
+func (c *connection) dial(ctx context.Context, api apiFlags, root string, cred credentialInfo, workers int, log *slog.Logger) error {
 	for _, cl := range []struct {
 		c     **lighthouse.Client
 		conns int
 	}{{&c.reads, 2 * workers}, {&c.sends, workers + 1}} {
+		var err error
 		*cl.c, err = lighthouse.New(lighthouse.Config{
 			Endpoint:            c.endpoint,
 			Credential:          cred.id.Credential,
@@ -143,26 +222,10 @@ func (a *app) connect(ctx context.Context, api apiFlags, cred credentialInfo, jo
 			MaxIdleConnsPerHost: cl.conns,
 		})
 		if err != nil {
-			c.Close()
-			return nil, usageError("%v", err)
+			return usageError("%v", err)
 		}
 	}
-	root := api.stateDir
-	if api.emulate {
-		// The built-in emulator is this process's alone: no other process
-		// shares its limits or its instances, so its state is private and
-		// goes with the process.
-		if c.privateState, err = os.MkdirTemp("", "batchreset-emulator-"); err != nil {
-			c.Close()
-			return nil, &exitError{code: exitFatal, err: err}
-		}
-		root = c.privateState
-	}
-	if err := c.resolveIdentity(ctx, root, cred, a.log); err != nil {
-		c.Close()
-		return nil, err
-	}
-	return c, nil
+	return c.resolveIdentity(ctx, root, cred, log)
 }
 
 // resolveIdentity asks STS who the calls are charged to and opens the

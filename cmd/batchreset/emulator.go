@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -138,7 +140,29 @@ type emulatorHandle struct {
 	srv      *emulator.Server
 	http     *http.Server
 	endpoint string
-	cred     lighthouse.Credential
+	cred     lighthouse.Credential // the first account's key: the run's
+	// accounts are the further accounts, one per account the jobs name, in
+	// the order the jobs first name them.
+	accounts []emulatedAccount
+}
+
+// emulatedAccount is one account of the emulator beside its first: the
+// jobs naming it are its fleet.
+type emulatedAccount struct {
+	name string
+	uin  string
+	cred lighthouse.Credential
+	role string // a role of the account, which any of the emulator's keys may assume
+}
+
+// account returns the emulated account the jobs call name, if any.
+func (h *emulatorHandle) account(name string) (emulatedAccount, bool) {
+	for _, a := range h.accounts {
+		if a.name == name {
+			return a, true
+		}
+	}
+	return emulatedAccount{}, false
 }
 
 // Close stops the emulator; a nil handle is fine.
@@ -152,28 +176,60 @@ func (h *emulatorHandle) Close() {
 	h.srv.Close()
 }
 
+// firstEmulatedUIN is the UIN of the emulator's first account; the further
+// accounts have the numbers that follow.
+const firstEmulatedUIN = 100000000001
+
 // startEmulator serves an emulator whose fleet holds every instance and
-// blueprint of jobs, or n generated instances when jobs is empty.
-func startEmulator(addr string, jobs []store.Job, n int, o emulatorOptions, log *slog.Logger) (*emulatorHandle, error) {
-	cred := emulatorCredential()
+// blueprint of jobs, or n generated instances when jobs is empty. Each
+// account the jobs name is an emulated account of its own, with its own
+// UIN, key and fleet (its jobs' instances), and a role: roles[name] when
+// given (an --account NAME=role:ARN), else
+// qcs::cam::uin/UIN:roleName/emulator. The jobs naming no account are the
+// first account's.
+func startEmulator(addr string, jobs []store.Job, n int, roles map[string]string, o emulatorOptions, log *slog.Logger) (*emulatorHandle, error) {
+	h := &emulatorHandle{cred: emulatorCredential()}
+	var names []string // the jobs' accounts, in order
+	byAccount := map[string][]store.Job{}
+	for _, j := range jobs {
+		if _, ok := byAccount[j.Account]; !ok && j.Account != "" {
+			names = append(names, j.Account)
+		}
+		byAccount[j.Account] = append(byAccount[j.Account], j)
+	}
 	var instances []emulator.Instance
 	var blueprints []emulator.Blueprint
 	if len(jobs) == 0 {
 		instances, blueprints = emulator.GenerateFleet(n, o.fleet())
 	} else {
-		seeds := make([]emulator.Seed, len(jobs))
-		for i, j := range jobs {
-			seeds[i] = emulator.Seed{InstanceID: j.InstanceID, BlueprintID: j.BlueprintID, Region: j.Region}
+		instances, blueprints = seedFleet(byAccount[""], o.fleet())
+	}
+	cfg := o.config(map[string]string{h.cred.SecretID: h.cred.SecretKey}, instances, blueprints)
+	cfg.KeyPairs = fleetKeyPairs(instances, byAccount[""], o.keyPairs)
+	all := instances
+	for i, name := range names {
+		fo := o.fleet()
+		fo.Seed = int64(i + 2) // each account's busy, missing and stopped instances of its own
+		ins, bps := seedFleet(byAccount[name], fo)
+		a := emulatedAccount{name: name, uin: strconv.Itoa(firstEmulatedUIN + 1 + i), cred: emulatorKey(), role: roles[name]}
+		if a.role == "" {
+			a.role = "qcs::cam::uin/" + a.uin + ":roleName/emulator"
 		}
-		instances, blueprints = emulator.SeedFleet(seeds, o.fleet())
+		h.accounts = append(h.accounts, a)
+		cfg.Accounts = append(cfg.Accounts, emulator.Account{
+			Name: name, UIN: a.uin, Credentials: map[string]string{a.cred.SecretID: a.cred.SecretKey},
+			Roles: []string{a.role}, Instances: ins, Blueprints: bps, KeyPairs: fleetKeyPairs(ins, byAccount[name], nil),
+		})
+		all = append(all, ins...)
 	}
-	cfg := o.config(map[string]string{cred.SecretID: cred.SecretKey}, instances, blueprints)
-	cfg.KeyPairs = fleetKeyPairs(instances, jobs, o.keyPairs)
-	for i := max(0, len(instances)-o.agentLost); i < len(instances); i++ {
-		cfg.AgentLostInstances = append(cfg.AgentLostInstances, instances[i].ID)
+	if len(names) > 0 {
+		cfg.UIN = strconv.Itoa(firstEmulatedUIN)
 	}
-	for i := range min(o.drainFail, len(instances)) {
-		cfg.CommandFailBeforeResetInstances = append(cfg.CommandFailBeforeResetInstances, instances[i].ID)
+	for i := max(0, len(all)-o.agentLost); i < len(all); i++ {
+		cfg.AgentLostInstances = append(cfg.AgentLostInstances, all[i].ID)
+	}
+	for i := range min(o.drainFail, len(all)) {
+		cfg.CommandFailBeforeResetInstances = append(cfg.CommandFailBeforeResetInstances, all[i].ID)
 	}
 	srv, err := emulator.New(cfg)
 	if err != nil {
@@ -186,7 +242,20 @@ func startEmulator(addr string, jobs []store.Job, n int, o emulatorOptions, log 
 	}
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 	go hs.Serve(ln)
-	return &emulatorHandle{srv: srv, http: hs, endpoint: "http://" + ln.Addr().String(), cred: cred}, nil
+	h.srv, h.http, h.endpoint = srv, hs, "http://"+ln.Addr().String()
+	return h, nil
+}
+
+// seedFleet returns the fleet of jobs: their instances and blueprints.
+func seedFleet(jobs []store.Job, o emulator.FleetOptions) ([]emulator.Instance, []emulator.Blueprint) {
+	if len(jobs) == 0 {
+		return nil, nil
+	}
+	seeds := make([]emulator.Seed, len(jobs))
+	for i, j := range jobs {
+		seeds[i] = emulator.Seed{InstanceID: j.InstanceID, BlueprintID: j.BlueprintID, Region: j.Region}
+	}
+	return emulator.SeedFleet(seeds, o)
 }
 
 // fleetKeyPairs returns the key pairs an emulated account needs for jobs:
@@ -221,6 +290,11 @@ func emulatorCredential() lighthouse.Credential {
 	if id != "" && key != "" {
 		return lighthouse.Credential{SecretID: id, SecretKey: key}
 	}
+	return emulatorKey()
+}
+
+// emulatorKey makes up a key pair for an emulated account.
+func emulatorKey() lighthouse.Credential {
 	return lighthouse.Credential{SecretID: "AKIDemulator" + randomHex(8), SecretKey: randomHex(16)}
 }
 
@@ -231,6 +305,7 @@ func (a *app) emulatorCommand() *cobra.Command {
 		region    string
 		instances int
 		writeJobs string
+		writeCred string
 		o         emulatorOptions
 		allowCols bool
 	)
@@ -277,7 +352,7 @@ second per action) is at GET /_emulator/stats.`,
 					a.log.Warn("emulator listening beyond loopback", "listen", listen)
 				}
 			}
-			h, err := startEmulator(listen, jobs, instances, o, a.log)
+			h, err := startEmulator(listen, jobs, instances, nil, o, a.log)
 			if err != nil {
 				return err
 			}
@@ -292,6 +367,15 @@ second per action) is at GET /_emulator/stats.`,
 			if os.Getenv("TENCENTCLOUD_SECRET_KEY") == "" {
 				fmt.Fprintf(a.stdout, "export TENCENTCLOUD_SECRET_ID=%s TENCENTCLOUD_SECRET_KEY=%s\n", h.cred.SecretID, h.cred.SecretKey)
 			}
+			for _, acc := range h.accounts {
+				fmt.Fprintf(a.stdout, "account %s: UIN %s, SecretId %s, role %s\n", acc.name, acc.uin, acc.cred.SecretID, acc.role)
+			}
+			if writeCred != "" {
+				if err := writeEmulatorCredentials(writeCred, h.accounts); err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stdout, "wrote the accounts' keys to %s: give TENCENTCLOUD_CREDENTIALS_FILE=%s and --account NAME=profile:NAME\n", writeCred, writeCred)
+			}
 			fmt.Fprintf(a.stdout, "batchreset run --endpoint %s ...\n", h.endpoint)
 			ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -304,10 +388,27 @@ second per action) is at GET /_emulator/stats.`,
 	cmd.Flags().StringVar(&region, "region", "", "region for job rows that name none")
 	addAllowUnknownColumns(cmd.Flags(), &allowCols)
 	cmd.Flags().IntVar(&instances, "instances", 0, "generate this many instances")
+	cmd.Flags().StringVar(&writeCred, "write-credentials", "", "write the keys of the accounts the jobs name to this SDK credentials file (mode 0600), one [NAME] section each, for run --account NAME=profile:NAME")
 	cmd.Flags().StringVar(&writeJobs, "write-jobs", "", "write the generated fleet as a jobs CSV to this file")
 	o.addFlags(cmd.Flags(), "")
 	o.addFleetFlags(cmd.Flags())
 	return cmd
+}
+
+// writeEmulatorCredentials writes the keys of accounts to path as an SDK
+// credentials file, one [name] section each, readable by its owner alone.
+func writeEmulatorCredentials(path string, accounts []emulatedAccount) error {
+	if len(accounts) == 0 {
+		return usageError("--write-credentials: the jobs name no account")
+	}
+	var b strings.Builder
+	for _, acc := range accounts {
+		fmt.Fprintf(&b, "[%s]\nsecret_id = %s\nsecret_key = %s\n\n", acc.name, acc.cred.SecretID, acc.cred.SecretKey)
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		return fmt.Errorf("write credentials: %w", err)
+	}
+	return nil
 }
 
 // writeFleetJobs writes the jobs of a generated fleet as a jobs CSV to

@@ -154,7 +154,7 @@ func (a *app) say(msg string) {
 // cancels everything on the second. Each is echoed once, with what
 // happens next. The returned func returns the first signal, nil if none
 // came.
-func (a *app) handleSignals(ctx context.Context, r *runner.Runner, cancel context.CancelFunc) func() os.Signal {
+func (a *app) handleSignals(ctx context.Context, r *runner.Group, cancel context.CancelFunc) func() os.Signal {
 	ch := make(chan os.Signal, 2)
 	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
 	var got atomic.Value
@@ -169,7 +169,7 @@ func (a *app) handleSignals(ctx context.Context, r *runner.Runner, cancel contex
 		got.Store(sig)
 		r.Drain()
 		a.say(fmt.Sprintf("%s: no new resets; waiting for the %d reset(s) in flight to finish and be recorded. %s again exits at once; rerunning the same command resumes.",
-			signalName(sig), r.Stats().InFlight.Load(), signalName(sig)))
+			signalName(sig), r.Stats().Resetting(), signalName(sig)))
 		select {
 		case sig = <-ch:
 			a.say(fmt.Sprintf("%s again: exiting now; resets in flight are left as a rerun resumes them", signalName(sig)))

@@ -47,13 +47,13 @@ func (m *metrics) observe(st *runner.Stats) {
 	}
 	m.reg.MustRegister(
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "batchreset_resets_submitted_total", Help: "Instances for which a reset was sent."},
-			func() float64 { return float64(st.Submitted.Load()) }),
+			func() float64 { return float64(st.Sent()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "batchreset_reset_calls_total", Help: "ResetInstance calls sent."},
 			func() float64 { return float64(st.Calls()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "batchreset_throttled_total", Help: "Calls answered RequestLimitExceeded."},
 			func() float64 { return float64(st.Throttled()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "batchreset_resets_in_flight", Help: "Resets sent and not yet settled."},
-			func() float64 { return float64(st.InFlight.Load()) }),
+			func() float64 { return float64(st.Resetting()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "batchreset_limiter_wait_seconds_total", Help: "Time senders spent waiting for the ResetInstance rate limiter."},
 			func() float64 { return st.LimiterWait().Seconds() }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "batchreset_run_paused", Help: "1 while the operator has paused the run."},

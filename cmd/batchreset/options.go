@@ -202,9 +202,10 @@ func (o *apiFlags) tencentCloud() bool {
 
 // runFlags are the flags of `run`, as typed.
 type runFlags struct {
-	src sourceFlags
-	api apiFlags
-	sel selectorFlags // added by the run command only: retry works on a list it has
+	src  sourceFlags
+	api  apiFlags
+	sel  selectorFlags // added by the run command only: retry works on a list it has
+	acct accountFlags
 
 	force        bool
 	rate         float64
@@ -254,6 +255,7 @@ const defaultOnFailure = string(runner.FailPause)
 func (o *runFlags) add(fs *pflag.FlagSet) {
 	o.src.add(fs)
 	o.api.add(fs)
+	o.acct.add(fs)
 	fs.StringVar(&o.src.outPath, "out", "", "results CSV (CSV mode; default results.csv beside the jobs file)")
 	fs.BoolVar(&o.force, "force", false, "replace a results file that belongs to no resumable run")
 	fs.Float64Var(&o.rate, "rate", runner.DefaultRate, "ResetInstance calls per second for the whole account (API limit: 10)")
@@ -291,6 +293,8 @@ type runSettings struct {
 	src sourceFlags
 	api apiFlags
 	sel *runner.Selector // nil: the jobs are given, not selected
+	// accounts are the run's accounts, as the flags define them.
+	accounts accountsSetting
 
 	runner   runner.Config // without API, Store and Logger
 	rollout  budgetedRollout
@@ -400,6 +404,12 @@ func (o *runFlags) settings(now time.Time, getenv func(string) string) (runSetti
 			preflight: !o.noPreflight, maxFailures: o.maxFailures, canary: o.canary, waves: o.waves,
 			pauseWaves: o.pauseWaves, expectedDuration: o.expectedDuration, onFailure: onFailure, approve: approve,
 		},
+	}
+	if s.accounts, err = o.acct.settings(); err != nil {
+		return runSettings{}, err
+	}
+	if len(s.accounts.defs) > 0 && sel != nil {
+		return runSettings{}, usageError("--account: a run over several accounts resets the jobs it is given; select them with `batchreset select` per account, not with selection flags")
 	}
 	if s.src.databaseURL != "" {
 		s.runner.LeaseRenewInterval = o.leaseTTL / 3

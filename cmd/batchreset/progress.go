@@ -76,7 +76,7 @@ func (p *progress) bar(w io.Writer, st *runner.Stats, ro *runner.Rollout, total 
 		// before it the bar lagged its own text.
 		bar.Set(done)
 		desc := fmt.Sprintf("%ssent %d · in progress %d · ok %d · failed %d · unknown %d · unhealthy %d · skipped %d%s",
-			waveNote(ro), st.Submitted.Load(), st.InFlight.Load(), t[store.StatusSucceeded], t[store.StatusFailed],
+			waveNote(ro), st.Sent(), st.Resetting(), t[store.StatusSucceeded], t[store.StatusFailed],
 			t[store.StatusUnknown], t[store.StatusUnhealthy], t[store.StatusSkipped], pausedNote(st))
 		if _, eta, ok := progressETA(done, total, time.Since(start)); ok && honestETA(st, ro) {
 			desc += " · ETA " + eta.Round(time.Second).String()
@@ -141,9 +141,9 @@ func (p *progress) lines(a *app, st *runner.Stats, ro *runner.Rollout, total int
 		t := st.Totals()
 		done := finishedCount(t)
 		elapsed := time.Since(start)
-		args := []any{"finished", done, "total", total, "sent", st.Submitted.Load(), "in_progress", st.InFlight.Load(),
+		args := []any{"finished", done, "total", total, "sent", st.Sent(), "in_progress", st.Resetting(),
 			"succeeded", t[store.StatusSucceeded], "failed", t[store.StatusFailed], "unknown", t[store.StatusUnknown],
-			"unhealthy", t[store.StatusUnhealthy], "skipped", t[store.StatusSkipped], "resets_per_s", roundTo(float64(st.Submitted.Load())/elapsed.Seconds(), 2)}
+			"unhealthy", t[store.StatusUnhealthy], "skipped", t[store.StatusSkipped], "resets_per_s", roundTo(float64(st.Sent())/elapsed.Seconds(), 2)}
 		if ro != nil && (ro.Canary > 0 || len(ro.Waves) > 0) {
 			n, canary := ro.Wave()
 			args = append(args, "wave", n, "canary", canary)

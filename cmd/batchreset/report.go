@@ -119,8 +119,12 @@ func outcomeOf(j *store.Job) outcome {
 // outcomes in one pass, so that memory stays flat whatever the run's size.
 func writeRunReport(ctx context.Context, src jobSource, format, path string, w io.Writer) error {
 	if format == "csv" {
+		cnt, err := src.Count(ctx)
+		if err != nil {
+			return err
+		}
 		return writeAtomic(path, w, func(w io.Writer) error {
-			rw := csvstore.NewResultsWriter(w)
+			rw := csvstore.NewResultsWriter(w, cnt.Accounts != nil)
 			if err := src.Each(ctx, rw.Write); err != nil {
 				return err
 			}

@@ -51,7 +51,7 @@ func TestWriteRunReport(t *testing.T) {
 	src := &dbSource{db: db, run: "r1"}
 
 	var wantCSV, gotCSV bytes.Buffer
-	if err := csvstore.WriteResultsSeq(&wantCSV, slices.Values(all)); err != nil {
+	if err := csvstore.WriteResultsSeq(&wantCSV, slices.Values(all), false); err != nil {
 		t.Fatal(err)
 	}
 	if err := writeRunReport(ctx, src, "csv", "", &gotCSV); err != nil {

@@ -91,8 +91,10 @@ func retryable(j store.Job, k retryKinds) bool {
 
 // runRetry confirms, makes the chosen jobs pending again, then runs.
 func (a *app) runRetry(ctx context.Context, s runSettings, k retryKinds) error {
-	if _, err := a.credential(s.api); err != nil {
-		return err // before anything is written
+	if len(s.accounts.defs) == 0 {
+		if _, err := a.credential(s.api); err != nil {
+			return err // before anything is written
+		}
 	}
 	n, err := a.requeue(ctx, s, k)
 	if err != nil {

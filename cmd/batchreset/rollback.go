@@ -77,6 +77,9 @@ func (a *app) runRollback(ctx context.Context, s runSettings, auto bool) error {
 	if s.api.emulate {
 		return usageError("rollback needs the cloud the run reset: --emulate would start a new emulator (give --endpoint)")
 	}
+	if len(s.accounts.defs) > 0 {
+		return usageError("--account: rollback reads the previous images with one credential; roll back each account's jobs with its own (--profile or --role-arn)")
+	}
 	cred, err := a.credential(s.api)
 	if err != nil {
 		return err

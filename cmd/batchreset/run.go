@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http/httptrace"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -80,12 +81,20 @@ func (a *app) runOnce(ctx context.Context, s runSettings) error {
 	if s.runner.Rate > lighthouse.ResetInstanceRateLimit && s.api.tencentCloud() {
 		a.log.Warn("--rate is above the documented ResetInstance limit; expect RequestLimitExceeded", "rate", s.runner.Rate, "limit", lighthouse.ResetInstanceRateLimit)
 	}
-	cred, err := a.credential(s.api)
-	if err != nil {
-		return err // before anything is opened or written
+	// With --account, the run's own credential is loaded once the jobs
+	// say whether any names no account.
+	var cred *credentialInfo
+	if len(s.accounts.defs) == 0 {
+		c, err := a.credential(s.api)
+		if err != nil {
+			return err // before anything is opened or written
+		}
+		cred = &c
 	}
-	if nothing, err := a.freeze(ctx, s.sel, s.src, s.api, cred, s.runner.DescribeRate); err != nil || nothing {
-		return err
+	if cred != nil {
+		if nothing, err := a.freeze(ctx, s.sel, s.src, s.api, *cred, s.runner.DescribeRate); err != nil || nothing {
+			return err
+		}
 	}
 	if s.src.jobsPath != "" && s.reportPath == "" && s.metricsAddr == "" && s.view.page.addr == "" && len(s.notify.Destinations) == 0 {
 		if t, done, ok := finishedRun(s.src); ok {
@@ -101,14 +110,21 @@ func (a *app) runOnce(ctx context.Context, s runSettings) error {
 	if err != nil {
 		return &exitError{code: exitFatal, err: err}
 	}
+	accounts, err := a.runAccountCredentials(ctx, s, src, cnt, cred)
+	if err != nil {
+		return err
+	}
 	todo, regions, sample := cnt.Unfinished, cnt.Regions, sampleText(cnt.Sample, cnt.Unfinished)
 	rollout, err := s.rollout.resolve(cnt.Jobs)
 	if err != nil {
 		return err
 	}
-	what := fmt.Sprintf("reset %d instance(s) in %s (%s): %s; credential: %s; endpoint: %s", todo, plural(len(regions), "region"), strings.Join(regions, ", "), sample, cred, s.api.endpoint)
+	what := fmt.Sprintf("reset %d instance(s) in %s (%s): %s; %s; endpoint: %s", todo, plural(len(regions), "region"), strings.Join(regions, ", "), sample, accountsText(accounts, cnt, s.api.emulate), s.api.endpoint)
 	if s.api.emulate {
 		what = fmt.Sprintf("reset %d instance(s) of the built-in emulator in %s (%s): %s", todo, plural(len(regions), "region"), strings.Join(regions, ", "), sample)
+		if cnt.Accounts != nil {
+			what += "; " + accountsText(accounts, cnt, true)
+		}
 	}
 	if todo > 0 && !s.api.emulate {
 		if err := a.confirm(s.yes, what); err != nil {
@@ -133,50 +149,73 @@ func (a *app) runOnce(ctx context.Context, s runSettings) error {
 			return &exitError{code: exitFatal, err: err}
 		}
 	}
-	conn, err := a.connect(ctx, s.api, cred, jobs, s.runner.Workers)
+	conns, err := a.connectAccounts(ctx, s.api, accounts, jobs, s.runner.Workers)
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
-	holds, err := conn.hold(ctx, src, a.log)
-	if err != nil {
-		return err
-	}
+	defer closeAccounts(conns)
 	jobs = nil // the store has them; a large run should not keep a second copy
 
-	cfg := s.runner
-	cfg.API, cfg.Sender, cfg.Store = failpointAPI{conn.reads}, failpointAPI{conn.sends}, src.Store()
-	cfg.Rollout, cfg.Logger, cfg.Failpoint = rollout, a.log, failpointFromEnv()
-	cfg.Holds = holds
-	// An operator at a terminal waits for a paused run; cron's next tick
-	// ends at once, with exitPaused.
-	cfg.WaitPaused = a.interactive()
 	// A CSV run's waves go on from where its earlier processes left them
 	// (the Postgres store keeps them itself).
 	rollout.Prior = src.PriorSends()
-	cfg.Hooks.Run = s.src.runName
-	if s.src.databaseURL == "" {
-		cfg.Hooks.Run = s.src.jobsPath
-	}
-	cfg.Hooks.Secrets = []string{cred.id.Credential.SecretKey, cred.id.Credential.Token, cfg.Login.Password}
 	view, err := a.startView(s, src, rollout)
 	if err != nil {
 		return err
 	}
 	defer view.Close()
-	cfg.OnEvent = view.onEvent()
-	cfg.Shared = conn.limits(src.DB())
 	var met *metrics
 	if s.metricsAddr != "" {
 		met = newMetrics()
-		cfg.ObserveCall = met.call
 		stop, err := met.serve(s.metricsAddr, a.log)
 		if err != nil {
 			return usageError("--metrics-addr: %v", err)
 		}
 		defer stop()
 	}
-	r, err := runner.New(cfg)
+	var secrets []string
+	for _, ac := range conns {
+		secrets = append(secrets, ac.cred.id.Credential.SecretKey, ac.cred.id.Credential.Token)
+	}
+	var group []runner.Account
+	for _, ac := range conns {
+		cfg := s.runner
+		cfg.API, cfg.Sender = failpointAPI{ac.conn.reads}, failpointAPI{ac.conn.sends}
+		cfg.Rollout, cfg.Logger, cfg.Failpoint = rollout, a.log, failpointFromEnv()
+		var only func(*store.Job) bool
+		cfg.Store = src.Store()
+		if cnt.Accounts != nil {
+			name := ac.def.name
+			only = func(j *store.Job) bool { return j.Account == name }
+			cfg.Store = src.AccountStore(name)
+			cfg.Logger = a.log.With("account", accountLabel(name))
+		}
+		if cfg.Holds, err = ac.conn.hold(ctx, src, only, a.log); err != nil {
+			return err
+		}
+		// An operator at a terminal waits for a paused run; cron's next
+		// tick ends at once, with exitPaused.
+		cfg.WaitPaused = a.interactive()
+		cfg.Hooks.Run = s.src.runName
+		if s.src.databaseURL == "" {
+			cfg.Hooks.Run = s.src.jobsPath
+		}
+		cfg.Hooks.Secrets = append(slices.Clone(secrets), cfg.Login.Password)
+		cfg.OnEvent = view.onEvent()
+		cfg.Shared = ac.conn.limits(src.DB())
+		if met != nil {
+			cfg.ObserveCall = met.call
+		}
+		budget := -1
+		if cnt.Accounts != nil {
+			n := accountJobs(cnt, ac.def.name)
+			if budget, _, err = budgetOf(s.accounts.maxFailures, n); err != nil {
+				return usageError("--max-failures-per-account: %v", err)
+			}
+		}
+		group = append(group, runner.Account{Name: ac.def.name, Config: cfg, MaxFailures: budget})
+	}
+	r, err := runner.NewGroup(group, view.onEvent())
 	if err != nil {
 		return usageError("%v", err)
 	}

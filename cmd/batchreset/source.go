@@ -32,6 +32,9 @@ type jobSource interface {
 	Each(ctx context.Context, fn func(*store.Job) error) error
 	// Store is what a runner works on; nil for commands that claim nothing.
 	Store() runner.Store
+	// AccountStore is Store for the jobs of one account alone: the CSV
+	// store's View, the Postgres store's AccountQueue.
+	AccountStore(account string) runner.Store
 	// DB is the database the source shares rate limits through with other
 	// runners (Postgres mode); nil when it has none.
 	DB() *postgres.Store
@@ -123,6 +126,7 @@ func (a *app) openSource(ctx context.Context, o sourceFlags, forRun, force bool,
 		host, _ := os.Hostname()
 		src.owner = fmt.Sprintf("%s:%d:%s", host, os.Getpid(), randomHex(4))
 		src.queue = db.Queue(o.runName, src.owner, leaseTTL)
+		src.leaseTTL = leaseTTL
 		src.asStored = true
 	}
 	return src, nil
@@ -229,8 +233,8 @@ func (s *csvSource) Count(ctx context.Context) (store.Count, error) {
 		return s.in.Count(), nil
 	}
 	var c store.Count
-	for _, j := range s.jobs {
-		c.Add(j.Status, j.Region, j.InstanceID)
+	for i := range s.jobs {
+		c.Add(&s.jobs[i])
 	}
 	return c, nil
 }
@@ -251,6 +255,8 @@ func (s *csvSource) Each(ctx context.Context, fn func(*store.Job) error) error {
 	}
 	return nil
 }
+
+func (s *csvSource) AccountStore(account string) runner.Store { return s.st.View(account) }
 
 func (s *csvSource) Store() runner.Store {
 	if s.st == nil {
@@ -279,7 +285,7 @@ func (s *csvSource) Finish(ctx context.Context) error {
 			return nil
 		})
 	}
-	if err := csvstore.WriteResultsFileSeq(s.out, results); err != nil {
+	if err := csvstore.WriteResultsFileSeq(s.out, results, s.st != nil && s.st.Accounts() != nil); err != nil {
 		return &exitError{code: exitFatal, err: fmt.Errorf("write results: %w", err)}
 	}
 	return nil
@@ -381,6 +387,8 @@ type dbSource struct {
 	run   string
 	owner string
 	queue *postgres.Queue
+	// leaseTTL is the queues' (see AccountStore).
+	leaseTTL time.Duration
 	// asStored: Each and Tally give the rows as they stand rather than as
 	// the results report them. A runner's command ends so: its pending
 	// jobs are not skipped, they are due later or another runner's.
@@ -410,6 +418,10 @@ func (s *dbSource) Store() runner.Store {
 		return nil
 	}
 	return s.queue
+}
+
+func (s *dbSource) AccountStore(account string) runner.Store {
+	return s.db.AccountQueue(s.run, account, s.owner, s.leaseTTL)
 }
 
 func (s *dbSource) DB() *postgres.Store { return s.db }

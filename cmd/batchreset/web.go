@@ -119,7 +119,7 @@ func (v *runView) onEvent() func(runner.Event) {
 // attach gives the view the runner and starts serving the page: a control
 // set from the page is recorded in the run's store and applied by this
 // runner at once.
-func (v *runView) attach(r *runner.Runner) error {
+func (v *runView) attach(r *runner.Group) error {
 	v.stats = r.Stats()
 	if v.s.view.page.addr == "" {
 		return nil
@@ -143,7 +143,7 @@ func (v *runView) live() *statuspage.Live {
 	l := &statuspage.Live{RateLimit: v.s.runner.Rate, MaxInFlight: v.s.runner.MaxInFlight, WindowEnd: ro.WindowEnd,
 		PauseBetweenWaves: ro.PauseBetweenWaves, Failures: ro.Failures(), Rollout: ro.Plan()}
 	if v.stats != nil {
-		l.Paused, l.Stopped, l.Sent = v.stats.Paused(), v.stats.Stopped(), v.stats.Submitted.Load()
+		l.Paused, l.Stopped, l.Sent = v.stats.Paused(), v.stats.Stopped(), v.stats.Sent()
 		if d := v.stats.Durations(); len(d) > 0 {
 			l.ResetP50 = runner.Percentile(d, 50)
 		}

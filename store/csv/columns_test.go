@@ -95,7 +95,7 @@ func TestReaderColumns(t *testing.T) {
 		{
 			name:    "Unknown",
 			content: "instance_id,region,owner\nlhins-aaaaaaaa,ap-guangzhou,ops\n",
-			wantErr: "jobs.csv:1: owner: unknown column (the columns are instance_id, blueprint_id, region, key_ids, auto_generate_password; a file that carries other data is read with --allow-unknown-columns)",
+			wantErr: "jobs.csv:1: owner: unknown column (the columns are instance_id, blueprint_id, region, key_ids, auto_generate_password, account; a file that carries other data is read with --allow-unknown-columns)",
 		},
 		{
 			name:    "UnknownAllowed",
@@ -114,7 +114,7 @@ func TestReaderColumns(t *testing.T) {
 		{
 			name:    "InstanceNameUnknown",
 			content: "instance_id,instance_name,region\nlhins-aaaaaaaa,web-1,ap-guangzhou\n",
-			wantErr: "jobs.csv:1: instance_name: unknown column (the columns are instance_id, blueprint_id, region, key_ids, auto_generate_password; a file that carries other data is read with --allow-unknown-columns)",
+			wantErr: "jobs.csv:1: instance_name: unknown column (the columns are instance_id, blueprint_id, region, key_ids, auto_generate_password, account; a file that carries other data is read with --allow-unknown-columns)",
 		},
 		{
 			name: "ResultsFileAllowed",

@@ -235,16 +235,16 @@ func TestReadInput(t *testing.T) {
 		t.Errorf("All() = %d jobs, not what Jobs() returns", len(got))
 	}
 	var fromSlice, fromSeq bytes.Buffer
-	if err := csv.WriteResultsSeq(&fromSlice, slices.Values(s.Jobs())); err != nil {
+	if err := csv.WriteResultsSeq(&fromSlice, slices.Values(s.Jobs()), false); err != nil {
 		t.Fatal(err)
 	}
-	if err := csv.WriteResultsSeq(&fromSeq, s.All()); err != nil {
+	if err := csv.WriteResultsSeq(&fromSeq, s.All(), false); err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff(fromSlice.String(), fromSeq.String()); diff != "" {
 		t.Errorf("WriteResultsSeq(All()) mismatch with WriteResultsSeq(Jobs()) (-want +got):\n%s", diff)
 	}
-	if err := csv.WriteResultsFileSeq(filepath.Join(dir, "results.csv"), s.All()); err != nil {
+	if err := csv.WriteResultsFileSeq(filepath.Join(dir, "results.csv"), s.All(), false); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := os.ReadFile(filepath.Join(dir, "results.csv")); err != nil || string(got) != fromSlice.String() {

@@ -92,7 +92,7 @@ func ExampleWriteResultsSeq() {
 			ErrorCode: "InvalidParameterValue", ErrorMessage: "=blueprint not found", Attempts: 1,
 		},
 	}
-	if err := csv.WriteResultsSeq(os.Stdout, slices.Values(jobs)); err != nil {
+	if err := csv.WriteResultsSeq(os.Stdout, slices.Values(jobs), false); err != nil {
 		fmt.Println(err)
 	}
 	// Output:

@@ -163,6 +163,11 @@ func (f *fingerprint) add(j *store.Job) {
 	if len(j.KeyIDs) > 0 || j.AutoGeneratePassword {
 		fmt.Fprintf(h, "\x00%s\x00%t", strings.Join(j.KeyIDs, store.KeyIDSeparator), j.AutoGeneratePassword)
 	}
+	if j.Account != "" {
+		// After the login settings' place, which is empty without them:
+		// a run without accounts keeps the fingerprint it had.
+		fmt.Fprintf(h, "\x00account=%s", j.Account)
+	}
 	h.Write([]byte{'\n'})
 }
 

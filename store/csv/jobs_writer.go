@@ -16,8 +16,8 @@ import (
 // `batchreset select` records how a list was made), then the header and a
 // row per job. The columns are
 // instance_id, blueprint_id and region, and key_ids and
-// auto_generate_password when a job has login settings. Only those fields
-// of each job are written.
+// auto_generate_password when a job has login settings, and account when a
+// job names one. Only those fields of each job are written.
 func WriteJobs(w io.Writer, comment string, jobs []store.Job) error {
 	bw := bufio.NewWriter(w)
 	if comment != "" {
@@ -29,6 +29,10 @@ func WriteJobs(w io.Writer, comment string, jobs []store.Job) error {
 	if login {
 		header = append(header, colKeyIDs, colAutoPass)
 	}
+	accounts := slices.ContainsFunc(jobs, func(j store.Job) bool { return j.Account != "" })
+	if accounts {
+		header = append(header, colAccount)
+	}
 	cw.Write(header)
 	rec := make([]string, len(header))
 	for i := range jobs {
@@ -39,6 +43,9 @@ func WriteJobs(w io.Writer, comment string, jobs []store.Job) error {
 			if j.AutoGeneratePassword {
 				rec[4] = "yes"
 			}
+		}
+		if accounts {
+			rec[len(rec)-1] = j.Account
 		}
 		cw.Write(rec)
 	}

@@ -118,12 +118,15 @@ func (s *Store) replayDelta(line []byte) error {
 }
 
 // checkSameJob reports a record j that does not describe input job in: what
-// a job resets (instance, blueprint, region, login settings) is fixed by
+// a job resets (instance, blueprint, region, account, login settings) is fixed by
 // the input.
 func checkSameJob(in, j *store.Job) error {
 	if j.BlueprintID != in.BlueprintID || j.Region != in.Region {
 		return fmt.Errorf("blueprint %q in region %q, but the input has %q in %q",
 			j.BlueprintID, j.Region, in.BlueprintID, in.Region)
+	}
+	if j.Account != in.Account {
+		return fmt.Errorf("account %q, but the input has %q", j.Account, in.Account)
 	}
 	if !slices.Equal(j.KeyIDs, in.KeyIDs) || j.AutoGeneratePassword != in.AutoGeneratePassword {
 		return fmt.Errorf("login settings (key pairs %q, generated password %t), but the input has %q, %t",

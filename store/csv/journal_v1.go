@@ -133,6 +133,7 @@ func (s *Store) replayRecord(line []byte) error {
 		return fmt.Errorf("record for %s, which is not in the input", j.InstanceID)
 	}
 	in := s.tab.input(i)
+	j.Account = in.Account // version 1 predates accounts
 	if err := checkSameJob(&in, &j); err != nil {
 		return fmt.Errorf("record for %s: %w", j.InstanceID, err)
 	}

@@ -40,16 +40,17 @@ const (
 	colRegion      = "region"
 	colKeyIDs      = "key_ids"
 	colAutoPass    = "auto_generate_password"
+	colAccount     = "account"
 )
 
 // columns are the known columns, in slot order (Reader.cols).
-var columns = [...]string{colInstanceID, colBlueprintID, colRegion, colKeyIDs, colAutoPass}
+var columns = [...]string{colInstanceID, colBlueprintID, colRegion, colKeyIDs, colAutoPass, colAccount}
 
 // columnWords are, for each known column in slot order, words that a
 // column's name (lower case, without separators) holding one of them is
 // taken to mean it: "target_blueprint", "image_id", "key_pair",
 // "password".
-var columnWords = [...][]string{{"instance"}, {"blueprint", "image"}, {"region"}, {"key"}, {"password", "generate"}}
+var columnWords = [...][]string{{"instance"}, {"blueprint", "image"}, {"region"}, {"key"}, {"password", "generate"}, {"account"}}
 
 // ReadOptions say how a jobs CSV is read. The zero value takes each row's
 // region from the file and refuses columns it does not know.
@@ -230,6 +231,9 @@ func countRows(r io.Reader) (int, error) {
 //   - auto_generate_password (optional): yes to have the reset generate the
 //     default user's password; empty, no or absent does not. A password
 //     itself never goes in the file.
+//   - account (optional): the account the instance is in, a name the run's
+//     settings define (store.CheckAccount); empty or absent is the run's
+//     own credential.
 //
 // A column the file names that is none of these is an error, since its
 // values would otherwise be ignored and the resets would do something else
@@ -260,7 +264,7 @@ type Reader struct {
 	started    bool
 	headerLine int
 	nfields    int
-	cols       [5]int // index of instance_id, blueprint_id, region, key_ids, auto_generate_password; -1 if absent
+	cols       [len(columns)]int // index of each of columns; -1 if absent
 
 	seen   map[[8]byte]int // instance ID suffix → line, for duplicates
 	intern map[string]string
@@ -278,6 +282,7 @@ const (
 	slotRegion
 	slotKeyIDs
 	slotAutoPass
+	slotAccount
 )
 
 // NewReader returns a Reader that reads a jobs CSV from r, as opts say.
@@ -294,7 +299,7 @@ func NewReader(r io.Reader, name string, opts ReadOptions) *Reader {
 		opts:   opts,
 		br:     br,
 		cr:     cr,
-		cols:   [5]int{-1, -1, -1, -1, -1},
+		cols:   [len(columns)]int{-1, -1, -1, -1, -1, -1},
 		seen:   make(map[[8]byte]int),
 		intern: make(map[string]string),
 	}
@@ -626,6 +631,15 @@ func (r *Reader) job(rec []string) (store.Job, bool) {
 		ok = false
 	}
 
+	account, accountLine, err := r.value(rec, slotAccount)
+	if err == nil && account != "" {
+		err = store.CheckAccount(account)
+	}
+	if err != nil {
+		r.add(accountLine, colAccount, err)
+		ok = false
+	}
+
 	if !ok {
 		return store.Job{}, false
 	}
@@ -634,6 +648,7 @@ func (r *Reader) job(rec []string) (store.Job, bool) {
 		InstanceID:           strings.Clone(id), // not pinning the whole record
 		BlueprintID:          r.share(bp),
 		Region:               r.share(region),
+		Account:              r.share(account),
 		KeyIDs:               keyIDs,
 		AutoGeneratePassword: autoPass,
 		Status:               store.StatusPending,

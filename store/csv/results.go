@@ -8,6 +8,7 @@ import (
 	"iter"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -35,14 +36,16 @@ const formulaTriggers = "=+-@\t\r'"
 //
 // previous_blueprint_id is the image the instance had before the run reset
 // it (empty when the run never looked at it); it comes last, so that
-// readers of the older columns by name or position keep working.
+// readers of the older columns by name or position keep working. With
+// accounts (a run whose jobs name accounts) one more column follows it,
+// account (store.Job.Account).
 // Times are RFC 3339 in UTC to the second, empty when zero. Error messages
 // come from the cloud and may hold anything, so a value that a spreadsheet
 // would run as a formula (starting with =, +, -, @, tab or carriage return)
 // is written with a leading ' (as is a value starting with '); IDs, regions,
 // statuses, counts and times never start with one.
-func WriteResultsSeq(w io.Writer, jobs iter.Seq[store.Job]) error {
-	rw := NewResultsWriter(w)
+func WriteResultsSeq(w io.Writer, jobs iter.Seq[store.Job], accounts bool) error {
+	rw := NewResultsWriter(w, accounts)
 	for j := range jobs {
 		if err := rw.Write(&j); err != nil {
 			return err
@@ -59,10 +62,19 @@ type ResultsWriter struct {
 	header bool
 }
 
-// NewResultsWriter returns a ResultsWriter writing to w.
-func NewResultsWriter(w io.Writer) *ResultsWriter {
-	return &ResultsWriter{cw: csv.NewWriter(w), row: make([]string, len(resultColumns))}
+// NewResultsWriter returns a ResultsWriter writing to w; accounts adds the
+// account column, for a run whose jobs name accounts.
+func NewResultsWriter(w io.Writer, accounts bool) *ResultsWriter {
+	n := len(resultColumns)
+	if accounts {
+		n++
+	}
+	return &ResultsWriter{cw: csv.NewWriter(w), row: make([]string, n)}
 }
+
+// accountColumn is the results CSV's column of store.Job.Account, after
+// resultColumns in a run whose jobs name accounts.
+const accountColumn = "account"
 
 // Write writes j's row, after the header if it is the first.
 func (rw *ResultsWriter) Write(j *store.Job) error {
@@ -81,6 +93,9 @@ func (rw *ResultsWriter) Write(j *store.Job) error {
 	row[8] = formatTime(j.SubmittedAt)
 	row[9] = formatTime(j.FinishedAt)
 	row[10] = j.PrevBlueprintID
+	if len(row) > len(resultColumns) {
+		row[11] = j.Account
+	}
 	for k := range row {
 		row[k] = defuse(row[k])
 	}
@@ -95,7 +110,11 @@ func (rw *ResultsWriter) writeHeader() error {
 		return nil
 	}
 	rw.header = true
-	if err := rw.cw.Write(resultColumns); err != nil {
+	header := resultColumns
+	if len(rw.row) > len(resultColumns) {
+		header = append(slices.Clip(header), accountColumn)
+	}
+	if err := rw.cw.Write(header); err != nil {
 		return fmt.Errorf("write results: %w", err)
 	}
 	return nil
@@ -117,7 +136,7 @@ func (rw *ResultsWriter) Flush() error {
 // temporary file in the same directory, synced, then renamed over path, and
 // the directory synced, so that path holds either the old file or the whole
 // new one, even after a crash.
-func WriteResultsFileSeq(path string, jobs iter.Seq[store.Job]) (err error) {
+func WriteResultsFileSeq(path string, jobs iter.Seq[store.Job], accounts bool) (err error) {
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
@@ -133,7 +152,7 @@ func WriteResultsFileSeq(path string, jobs iter.Seq[store.Job]) (err error) {
 		}
 	}()
 	bw := bufio.NewWriterSize(f, 64<<10)
-	if err := WriteResultsSeq(bw, jobs); err != nil {
+	if err := WriteResultsSeq(bw, jobs, accounts); err != nil {
 		return err
 	}
 	if err := bw.Flush(); err != nil {

@@ -35,7 +35,7 @@ func TestWriteResults(t *testing.T) {
 		{InstanceID: "lhins-dddddddd", Region: "na-siliconvalley", Status: store.StatusPending},
 	}
 	var buf bytes.Buffer
-	if err := csv.WriteResultsSeq(&buf, slices.Values(jobs)); err != nil {
+	if err := csv.WriteResultsSeq(&buf, slices.Values(jobs), false); err != nil {
 		t.Fatalf("WriteResults() = %v", err)
 	}
 	want := resultsHeader +
@@ -65,7 +65,7 @@ func TestWriteResultsDefusesFormulas(t *testing.T) {
 	for _, tt := range tests {
 		jobs := []store.Job{{InstanceID: "lhins-aaaaaaaa", Region: "ap-guangzhou", Status: store.StatusFailed, ErrorCode: tt.message, ErrorMessage: tt.message}}
 		var buf bytes.Buffer
-		if err := csv.WriteResultsSeq(&buf, slices.Values(jobs)); err != nil {
+		if err := csv.WriteResultsSeq(&buf, slices.Values(jobs), false); err != nil {
 			t.Fatalf("WriteResults() = %v", err)
 		}
 		want := resultsHeader + "lhins-aaaaaaaa,,ap-guangzhou,failed,," + tt.cell + "," + tt.cell + ",0,,,\n"
@@ -84,7 +84,7 @@ func TestWriteResultsFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	jobs := []store.Job{{InstanceID: "lhins-aaaaaaaa", Region: "ap-guangzhou", Status: store.StatusSucceeded}}
-	if err := csv.WriteResultsFileSeq(path, slices.Values(jobs)); err != nil {
+	if err := csv.WriteResultsFileSeq(path, slices.Values(jobs), false); err != nil {
 		t.Fatalf("WriteResultsFile() = %v", err)
 	}
 	got, err := os.ReadFile(path)
@@ -105,7 +105,7 @@ func TestWriteResultsFile(t *testing.T) {
 		t.Errorf("results file mode = %v, %v; want 0644", st.Mode(), err)
 	}
 
-	if err := csv.WriteResultsFileSeq(filepath.Join(dir, "missing", "results.csv"), slices.Values(jobs)); !errors.Is(err, os.ErrNotExist) {
+	if err := csv.WriteResultsFileSeq(filepath.Join(dir, "missing", "results.csv"), slices.Values(jobs), false); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("WriteResultsFile(in a missing directory) = %v, want os.ErrNotExist", err)
 	}
 }

@@ -83,7 +83,7 @@ func BenchmarkFinishedRun(b *testing.B) {
 				if sum := s.Count(); sum.Unfinished != 0 {
 					b.Fatalf("Count() = %+v after the run, want nothing unfinished", sum)
 				}
-				if err := WriteResultsFileSeq(filepath.Join(dir, "results.csv"), s.All()); err != nil {
+				if err := WriteResultsFileSeq(filepath.Join(dir, "results.csv"), s.All(), false); err != nil {
 					b.Fatal(err)
 				}
 				if err := s.Close(); err != nil {

@@ -53,14 +53,14 @@ type Store struct {
 	stopped chan struct{} // closed when the writer has exited
 	close   sync.Once     // guards the closing of stop and f
 
-	mu      sync.Mutex     // guards the fields below
-	tab     *table         // current state, in input order; updated once durable
-	claimed []bool         // claimed[i]: job i is handed out by Claim
-	low     int            // every job before low is terminal or claimed
-	region  uint32         // the region of the last claim (in the table's strs), or anyRegion; see Claim
-	cursor  map[uint32]int // by region: no job of it before this may be claimed; -1: none may
-	queue   *batch         // records waiting for the next write
-	spare   *batch         // a written batch's buffers, for reuse
+	mu      sync.Mutex   // guards the fields below
+	tab     *table       // current state, in input order; updated once durable
+	claimed []bool       // claimed[i]: job i is handed out by Claim
+	low     int          // every job before low is terminal or claimed
+	lane    lane         // the lane of the last claim, or anyLane; see Claim
+	cursor  map[lane]int // by lane: no job of it before this may be claimed; -1: none may
+	queue   *batch       // records waiting for the next write
+	spare   *batch       // a written batch's buffers, for reuse
 	// ahead holds, for jobs with records queued but not yet durable, the
 	// job as the latest of them leaves it: the next record is a delta
 	// from there.
@@ -119,8 +119,8 @@ func openTable(statePath string, tab *table, runID string) (*Store, error) {
 		stopped: make(chan struct{}),
 		tab:     tab,
 		claimed: make([]bool, tab.len()),
-		region:  anyRegion,
-		cursor:  map[uint32]int{},
+		lane:    anyLane,
+		cursor:  map[lane]int{},
 		ahead:   make(map[int]aheadJob),
 		runID:   runID,
 	}
@@ -283,12 +283,19 @@ func (s *Store) Count() store.Count {
 
 // Claim returns up to n jobs, in input order, that are not terminal, are due
 // (NotBefore has passed) and are not already claimed, and marks them
-// claimed until Release. The jobs are all of one region, so that the
-// runner describes a batch in one call: the last claim's while it has due
-// jobs, then the first due job's. A run so goes region by region, in the
-// order the input first names them, and its polls describe one region at a
-// time. waiting is always false: no other runner shares the jobs.
+// claimed until Release. The jobs are all of one region (and one account),
+// so that the runner describes a batch in one call: the last claim's while
+// it has due jobs, then the first due job's. A run so goes region by
+// region, in the order the input first names them, and its polls describe
+// one region at a time. waiting is always false: no other runner shares
+// the jobs.
 func (s *Store) Claim(ctx context.Context, n int) (jobs []store.Job, waiting bool, err error) {
+	return s.claim(ctx, n, &s.lane, nil)
+}
+
+// claim is Claim for the jobs of lanes (nil: every job), going on from the
+// lane *last, which it updates.
+func (s *Store) claim(ctx context.Context, n int, last *lane, lanes []lane) (jobs []store.Job, waiting bool, err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, false, fmt.Errorf("claim jobs: %w", err)
 	}
@@ -311,32 +318,48 @@ func (s *Store) Claim(ctx context.Context, n int) (jobs []store.Job, waiting boo
 	for s.low < t.len() && (s.claimed[s.low] || t.status(s.low).Terminal()) {
 		s.low++
 	}
-	if jobs, s.region = s.claimRegion(n, s.region, now, pendingOK); len(jobs) == 0 {
-		jobs, s.region = s.claimRegion(n, anyRegion, now, pendingOK)
+	if jobs, *last = s.claimLane(n, *last, now, pendingOK); len(jobs) == 0 {
+		jobs, *last = s.claimLane(n, s.firstDue(lanes, now, pendingOK), now, pendingOK)
 	}
 	return jobs, false, nil
 }
 
-// anyRegion makes claimRegion take the region of the first due job.
-const anyRegion = ^uint32(0)
+// anyLane is no lane: claimLane claims nothing.
+const anyLane = ^lane(0)
 
-// claimRegion claims up to n due jobs of region (anyRegion: the first due
-// job's), in input order, walking the region's own jobs only, and returns
-// them with their region (anyRegion when there are none).
-func (s *Store) claimRegion(n int, region uint32, now time.Time, pendingOK bool) (jobs []store.Job, _ uint32) {
+// firstDue returns the lane of the first due job of lanes (nil: of every
+// job), or anyLane.
+func (s *Store) firstDue(lanes []lane, now time.Time, pendingOK bool) lane {
 	t := s.tab
-	if region == anyRegion {
+	if lanes == nil {
 		for i := s.low; i < t.len(); i++ {
 			if s.open(i) && s.due(i, now, pendingOK) {
-				region = t.in[i].region
+				return laneOf(&t.in[i])
+			}
+		}
+		return anyLane
+	}
+	first, at := anyLane, t.len()
+	for _, l := range lanes {
+		for i := s.cursorOf(l); i >= 0 && i < at; i = int(t.same[i]) {
+			if s.open(i) && s.due(i, now, pendingOK) {
+				first, at = l, i
 				break
 			}
 		}
-		if region == anyRegion {
-			return nil, anyRegion
-		}
 	}
-	for i := s.cursorOf(region); i >= 0 && len(jobs) < n; i = int(t.same[i]) {
+	return first
+}
+
+// claimLane claims up to n due jobs of lane l, in input order, walking the
+// lane's own jobs only, and returns them with their lane (anyLane when
+// there are none).
+func (s *Store) claimLane(n int, l lane, now time.Time, pendingOK bool) (jobs []store.Job, _ lane) {
+	if l == anyLane {
+		return nil, anyLane
+	}
+	t := s.tab
+	for i := s.cursorOf(l); i >= 0 && len(jobs) < n; i = int(t.same[i]) {
 		if !s.open(i) || !s.due(i, now, pendingOK) {
 			continue
 		}
@@ -345,9 +368,9 @@ func (s *Store) claimRegion(n int, region uint32, now time.Time, pendingOK bool)
 		jobs = append(jobs, j)
 	}
 	if len(jobs) == 0 {
-		return nil, anyRegion
+		return nil, anyLane
 	}
-	return jobs, region
+	return jobs, l
 }
 
 // open reports whether job i may be claimed: neither claimed nor terminal.
@@ -359,24 +382,28 @@ func (s *Store) due(i int, now time.Time, pendingOK bool) bool {
 	return (pendingOK || s.tab.status(i) != store.StatusPending) && !s.tab.get(i).NotBefore.After(now)
 }
 
-// cursorOf returns the first job of region that may be claimed, or -1,
-// moving the region's cursor past those before it that may not.
-func (s *Store) cursorOf(region uint32) int {
-	i, ok := s.cursor[region]
+// cursorOf returns the first job of lane l that may be claimed, or -1,
+// moving the lane's cursor past those before it that may not.
+func (s *Store) cursorOf(l lane) int {
+	i, ok := s.cursor[l]
 	if !ok {
-		i = int(s.tab.first[region])
+		first, found := s.tab.first[l]
+		if !found {
+			return -1
+		}
+		i = int(first)
 	}
 	for i >= 0 && !s.open(i) {
 		i = int(s.tab.same[i])
 	}
-	s.cursor[region] = i
+	s.cursor[l] = i
 	return i
 }
 
 // reopen notes that job i may be claimed again.
 func (s *Store) reopen(i int) {
 	s.low = min(s.low, i)
-	r := s.tab.in[i].region
+	r := laneOf(&s.tab.in[i])
 	if c, ok := s.cursor[r]; ok && (c < 0 || c > i) {
 		s.cursor[r] = i
 	}

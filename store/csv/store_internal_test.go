@@ -284,7 +284,7 @@ func memoryChild(t *testing.T, dir string) {
 	if got := s.Totals()[store.StatusSucceeded]; got != n {
 		t.Fatalf("%d jobs succeeded after replay, want %d", got, n)
 	}
-	if err := WriteResultsFileSeq(filepath.Join(dir, "results.csv"), s.All()); err != nil {
+	if err := WriteResultsFileSeq(filepath.Join(dir, "results.csv"), s.All(), false); err != nil {
 		t.Fatal(err)
 	}
 	runtime.GC()

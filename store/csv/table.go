@@ -28,11 +28,14 @@ type table struct {
 	st    []stateRow
 	extra map[int32]*extraState
 	slots []int32 // open-addressing index of instance IDs: position+1, 0 empty
-	// same is, for each job, the position of the next job of its region
-	// (-1: none), and first the first job of each region: each region's
-	// jobs in order, for claims of one region.
+	// same is, for each job, the position of the next job of its lane
+	// (-1: none), and first the first job of each lane: each lane's jobs
+	// in order, for claims of one region of one account.
 	same  []int32
-	first map[uint32]int32
+	first map[lane]int32
+	// lanes are each account's lanes, in the order the input first names
+	// them, by the account's number in strs.
+	lanes map[uint32][]lane
 	seed  maphash.Seed
 
 	strs  []string          // blueprints, regions, key ID lists; 0 is ""
@@ -53,7 +56,16 @@ type inputRow struct {
 	stateful   bool   // the input gave the job a state (a status, a time)
 	bp, region uint32 // in strs
 	keys       uint32 // the key IDs, joined by store.KeyIDSeparator, in strs
+	account    uint32 // in strs
 }
+
+// lane is a region of an account, the jobs one claim takes from: the
+// account's and the region's numbers in strs. Without accounts (account 0,
+// "") a lane is a region.
+type lane uint64
+
+// laneOf returns the lane of input row r.
+func laneOf(r *inputRow) lane { return lane(r.account)<<32 | lane(r.region) }
 
 // stateRow is what a run records about one job, besides extraState.
 type stateRow struct {
@@ -135,6 +147,7 @@ func (b *builder) add(j *store.Job) error {
 	row := inputRow{
 		id: j.ID, off: uint32(b.ids.Len()), n: uint8(len(j.InstanceID)), autoPass: j.AutoGeneratePassword,
 		bp: t.intern(j.BlueprintID), region: t.intern(j.Region), keys: t.intern(strings.Join(j.KeyIDs, store.KeyIDSeparator)),
+		account: t.intern(j.Account),
 	}
 	base := t.inputOf(j)
 	base.Status = store.StatusPending
@@ -163,14 +176,21 @@ func (b *builder) finish() (*table, error) {
 		}
 		t.slots[k] = int32(i) + 1
 	}
-	t.same, t.first = offHeap[int32](len(t.in), t)[:len(t.in)], map[uint32]int32{}
+	t.same, t.first = offHeap[int32](len(t.in), t)[:len(t.in)], map[lane]int32{}
 	for i := len(t.in) - 1; i >= 0; i-- {
-		r := t.in[i].region
+		r := laneOf(&t.in[i])
 		next, ok := t.first[r]
 		if !ok {
 			next = -1
 		}
 		t.same[i], t.first[r] = next, int32(i)
+	}
+	t.lanes = map[uint32][]lane{}
+	for i := range t.in {
+		if r := laneOf(&t.in[i]); t.first[r] == int32(i) {
+			a := t.in[i].account
+			t.lanes[a] = append(t.lanes[a], r)
+		}
 	}
 	return t, nil
 }
@@ -238,7 +258,7 @@ func (t *table) stateful() int {
 // inputOf returns the input's fields of j.
 func (t *table) inputOf(j *store.Job) store.Job {
 	return store.Job{
-		ID: j.ID, InstanceID: j.InstanceID, BlueprintID: j.BlueprintID, Region: j.Region,
+		ID: j.ID, InstanceID: j.InstanceID, BlueprintID: j.BlueprintID, Region: j.Region, Account: j.Account,
 		KeyIDs: j.KeyIDs, AutoGeneratePassword: j.AutoGeneratePassword,
 	}
 }
@@ -257,7 +277,7 @@ func (t *table) input(i int) store.Job {
 	r := &t.in[i]
 	j := store.Job{
 		ID: r.id, InstanceID: t.instance(i), BlueprintID: t.strs[r.bp], Region: t.strs[r.region],
-		AutoGeneratePassword: r.autoPass,
+		Account: t.strs[r.account], AutoGeneratePassword: r.autoPass,
 	}
 	if k := t.strs[r.keys]; k != "" {
 		j.KeyIDs = strings.Split(k, store.KeyIDSeparator)
@@ -340,11 +360,42 @@ func (t *table) errCode(code, message string) uint32 {
 	return k
 }
 
+// namesAccounts reports whether a job names an account.
+func (t *table) namesAccounts() bool {
+	for a := range t.lanes {
+		if a != 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // count counts the jobs for Count.
 func (t *table) count() store.Count {
 	sum := store.Count{Totals: t.totalsMap(), Jobs: t.len()}
 	seen := make(map[uint32]bool)
+	named := t.namesAccounts()
+	accounts := map[uint32]int{} // the account's place in sum.Accounts
+	regions := map[lane]bool{}
 	for i := range t.len() {
+		if named {
+			a := t.in[i].account
+			k, ok := accounts[a]
+			if !ok {
+				k = len(sum.Accounts)
+				accounts[a] = k
+				sum.Accounts = append(sum.Accounts, store.AccountCount{Account: t.strs[a]})
+			}
+			as := &sum.Accounts[k]
+			as.Jobs++
+			if !t.status(i).Terminal() {
+				as.Unfinished++
+				if l := laneOf(&t.in[i]); !regions[l] {
+					regions[l] = true
+					as.Regions = append(as.Regions, t.strs[t.in[i].region])
+				}
+			}
+		}
 		if t.status(i).Terminal() {
 			continue
 		}
@@ -358,6 +409,9 @@ func (t *table) count() store.Count {
 		}
 	}
 	slices.Sort(sum.Regions)
+	for k := range sum.Accounts {
+		slices.Sort(sum.Accounts[k].Regions)
+	}
 	return sum
 }
 

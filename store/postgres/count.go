@@ -37,6 +37,23 @@ func (s *Store) Count(ctx context.Context, run string) (store.Count, error) {
 		}); err != nil {
 			return err
 		}
+		const accountsSQL = `SELECT account, count(*), count(*) FILTER (WHERE status = ANY ($2::text[])),
+			       coalesce(array_agg(DISTINCT region ORDER BY region) FILTER (WHERE status = ANY ($2::text[])), '{}')
+			FROM jobs WHERE run = $1 GROUP BY account ORDER BY min(id)`
+		rows, err = tx.Query(ctx, accountsSQL, run, open)
+		if err != nil {
+			return err
+		}
+		var a store.AccountCount
+		if _, err := pgx.ForEachRow(rows, []any{&a.Account, &a.Jobs, &a.Unfinished, &a.Regions}, func() error {
+			c.Accounts = append(c.Accounts, a)
+			return nil
+		}); err != nil {
+			return err
+		}
+		if len(c.Accounts) == 1 && c.Accounts[0].Account == "" {
+			c.Accounts = nil
+		}
 		if c.Unfinished == 0 {
 			return nil
 		}

@@ -67,6 +67,11 @@ func checkImported(run string, i int, j *store.Job) error {
 	case len(j.KeyIDs) > store.MaxKeyIDs:
 		return fmt.Errorf("import run %q: job %d (%s): %d key pairs, at most %d", run, i, j.InstanceID, len(j.KeyIDs), store.MaxKeyIDs)
 	}
+	if j.Account != "" {
+		if err := store.CheckAccount(j.Account); err != nil {
+			return fmt.Errorf("import run %q: job %d (%s): account: %w", run, i, j.InstanceID, err)
+		}
+	}
 	for _, k := range j.KeyIDs {
 		if !keyIDFormat.MatchString(k) {
 			return fmt.Errorf("import run %q: job %d (%s): key pair ID %q does not match lhkp-[a-z0-9]+", run, i, j.InstanceID, k)
@@ -95,6 +100,7 @@ func importTx(ctx context.Context, tx pgx.Tx, run string, jobs iter.Seq2[store.J
 		instance_id text NOT NULL,
 		blueprint_id text NOT NULL,
 		region text NOT NULL,
+		account text NOT NULL,
 		key_ids text NOT NULL,
 		auto_generate_password boolean NOT NULL,
 		not_before timestamptz
@@ -107,7 +113,7 @@ func importTx(ctx context.Context, tx pgx.Tx, run string, jobs iter.Seq2[store.J
 	i := 0
 	var bad error
 	_, err := tx.CopyFrom(ctx, pgx.Identifier{"batchreset_import"},
-		[]string{"ord", "instance_id", "blueprint_id", "region", "key_ids", "auto_generate_password", "not_before"},
+		[]string{"ord", "instance_id", "blueprint_id", "region", "account", "key_ids", "auto_generate_password", "not_before"},
 		pgx.CopyFromFunc(func() ([]any, error) {
 			j, readErr, ok := next()
 			if !ok {
@@ -125,7 +131,7 @@ func importTx(ctx context.Context, tx pgx.Tx, run string, jobs iter.Seq2[store.J
 			if nb.IsZero() {
 				nb = notBefore
 			}
-			return []any{int32(i), j.InstanceID, j.BlueprintID, j.Region, strings.Join(j.KeyIDs, store.KeyIDSeparator), j.AutoGeneratePassword, nullTime(nb)}, nil
+			return []any{int32(i), j.InstanceID, j.BlueprintID, j.Region, j.Account, strings.Join(j.KeyIDs, store.KeyIDSeparator), j.AutoGeneratePassword, nullTime(nb)}, nil
 		}))
 	if bad != nil {
 		return 0, bad
@@ -170,8 +176,8 @@ func importTx(ctx context.Context, tx pgx.Tx, run string, jobs iter.Seq2[store.J
 		return 0, fmt.Errorf("import run %q: check duplicates: %w", run, err)
 	}
 
-	const insertSQL = `INSERT INTO jobs (run, instance_id, blueprint_id, region, key_ids, auto_generate_password, not_before)
-		SELECT $1, instance_id, blueprint_id, region, key_ids, auto_generate_password, coalesce(not_before, now())
+	const insertSQL = `INSERT INTO jobs (run, instance_id, blueprint_id, region, account, key_ids, auto_generate_password, not_before)
+		SELECT $1, instance_id, blueprint_id, region, account, key_ids, auto_generate_password, coalesce(not_before, now())
 		FROM batchreset_import
 		ORDER BY ord`
 	tag, err := tx.Exec(ctx, insertSQL, run)

@@ -8,7 +8,7 @@ import (
 )
 
 // jobColumns lists the columns scanned into jobRow, in any order.
-const jobColumns = `id, run, instance_id, blueprint_id, region, key_ids, auto_generate_password, status,
+const jobColumns = `id, run, instance_id, blueprint_id, region, account, key_ids, auto_generate_password, status,
 	request_id, prev_request_id, prev_blueprint_id, error_code, error_message, attempts, hook_phase,
 	not_before, intent_at, submitted_at, finished_at, lease_token`
 
@@ -20,6 +20,7 @@ type jobRow struct {
 	InstanceID  string
 	BlueprintID string
 	Region      string
+	Account     string
 	// KeyIDs are ';'-separated, as in the jobs CSV.
 	KeyIDs               string
 	AutoGeneratePassword bool
@@ -45,6 +46,7 @@ func (r jobRow) job() store.Job {
 		InstanceID:           r.InstanceID,
 		BlueprintID:          r.BlueprintID,
 		Region:               r.Region,
+		Account:              r.Account,
 		KeyIDs:               splitKeyIDs(r.KeyIDs),
 		AutoGeneratePassword: r.AutoGeneratePassword,
 		Status:               r.Status,

@@ -36,6 +36,9 @@ type Queue struct {
 	run   string
 	owner string
 	ttl   time.Duration
+	// account, if set, is the account whose jobs alone the Queue claims
+	// (see AccountQueue); nil claims every job of the run.
+	account *string
 
 	group saveGroup // concurrent Saves, written together
 
@@ -89,6 +92,17 @@ func (s *Store) Queue(run, owner string, leaseTTL time.Duration) *Queue {
 	return &Queue{s: s, run: run, owner: owner, ttl: leaseTTL, held: make(map[int64]lease)}
 }
 
+// AccountQueue is Queue for the runner of one account of a run over
+// several: it claims only the jobs of account (store.Job.Account, "" for
+// those that name none), and waiting speaks of those alone. Everything
+// else (the run's control, pauses, rollout, holds) is the run's, shared
+// with every other Queue of it.
+func (s *Store) AccountQueue(run, account, owner string, leaseTTL time.Duration) *Queue {
+	q := s.Queue(run, owner, leaseTTL)
+	q.account = &account
+	return q
+}
+
 // Claim leases up to n jobs of the run that are not terminal, are due
 // (not_before has passed on the database's clock) and whose lease is free or
 // expired, oldest not_before first, then in import order. It is one
@@ -129,6 +143,7 @@ func (q *Queue) Claim(ctx context.Context, n int) (jobs []store.Job, waiting boo
 	// claims hold all of that region's first jobs, the claim is made again
 	// over every region.
 	const claimable = `run = $1
+			  AND ($8::text IS NULL OR account = $8)
 			  AND status IN ('pending', 'submitting', 'submitted')
 			  AND not_before <= now()
 			  AND (lease_expires_at IS NULL OR lease_expires_at < now())
@@ -162,7 +177,7 @@ func (q *Queue) Claim(ctx context.Context, n int) (jobs []store.Job, waiting boo
 	asked := time.Now()
 	var claimed []jobRow
 	for _, a := range attempts {
-		rows, err := q.s.pool.Query(ctx, claimSQL, q.run, q.owner, n, q.heldIDs(), micros(q.ttl), a.oneRegion, a.region)
+		rows, err := q.s.pool.Query(ctx, claimSQL, q.run, q.owner, n, q.heldIDs(), micros(q.ttl), a.oneRegion, a.region, q.account)
 		if err != nil {
 			return nil, false, fmt.Errorf("claim jobs: %w", err)
 		}
@@ -199,6 +214,7 @@ func (q *Queue) Claim(ctx context.Context, n int) (jobs []store.Job, waiting boo
 	const waitingSQL = `SELECT id
 		FROM jobs
 		WHERE run = $1
+		  AND ($3::text IS NULL OR account = $3)
 		  AND status IN ('pending', 'submitting', 'submitted')
 		  AND not_before <= now()
 		  AND id <> ALL ($2::bigint[])
@@ -208,7 +224,7 @@ func (q *Queue) Claim(ctx context.Context, n int) (jobs []store.Job, waiting boo
 		ORDER BY not_before, id
 		LIMIT 1`
 	var other int64
-	switch err := q.s.pool.QueryRow(ctx, waitingSQL, q.run, q.heldIDs()).Scan(&other); {
+	switch err := q.s.pool.QueryRow(ctx, waitingSQL, q.run, q.heldIDs(), q.account).Scan(&other); {
 	case errors.Is(err, pgx.ErrNoRows):
 		return jobs, false, nil
 	case err != nil && len(jobs) > 0:

@@ -336,3 +336,35 @@ func (s *Store) EachJob(ctx context.Context, run string, fn func(*store.Job) err
 	}
 	return nil
 }
+
+// RecordAccounts records defs, the run's account definitions (name ->
+// "profile:P" or "role:ARN", never a secret), unless a runner recorded some
+// before, and returns the run's: the first runner's hold for every runner of
+// the run, as its rollout does. A run without accounts records none.
+func (s *Store) RecordAccounts(ctx context.Context, run string, defs map[string]string) (map[string]string, error) {
+	const recordSQL = `INSERT INTO runs (name, accounts) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE
+		SET accounts = CASE WHEN runs.accounts = '{}' THEN excluded.accounts ELSE runs.accounts END
+		RETURNING accounts`
+	if defs == nil {
+		defs = map[string]string{}
+	}
+	var got map[string]string
+	if err := s.pool.QueryRow(ctx, recordSQL, run, defs).Scan(&got); err != nil {
+		return nil, fmt.Errorf("record the accounts of run %q: %w", run, err)
+	}
+	return got, nil
+}
+
+// Accounts returns the account definitions recorded for run (see
+// RecordAccounts); empty when it has none.
+func (s *Store) Accounts(ctx context.Context, run string) (map[string]string, error) {
+	var got map[string]string
+	err := s.pool.QueryRow(ctx, `SELECT accounts FROM runs WHERE name = $1`, run).Scan(&got)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return map[string]string{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("accounts of run %q: %w", run, err)
+	}
+	return got, nil
+}
