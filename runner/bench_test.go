@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -532,4 +533,62 @@ func BenchmarkRunJitter(b *testing.B) {
 	b.ReportMetric(acceptRatio/runs, "accept/limit")
 	b.ReportMetric(over/runs, "over-limit")
 	b.ReportMetric(guard/runs, "guard-ms")
+}
+
+// BenchmarkAccounts runs 1, 2 and 4 accounts of 300 instances each side by
+// side in one Group (runner.Group, the CSV store's Views), each account at
+// the real limit of 10 resets a second, against one emulator serving them
+// all. It reports
+//
+//   - account-min and account-max: the lowest and highest of the accounts'
+//     accepted resets per second (first to last, on the emulator's clock)
+//     divided by one account's limit;
+//   - aggregate: all accepted resets per second divided by one account's
+//     limit (the ideal is the number of accounts);
+//   - over-limit: calls any account made in a second already at its limit
+//     (goal 0).
+func BenchmarkAccounts(b *testing.B) {
+	for _, k := range []int{1, 2, 4} {
+		b.Run(fmt.Sprintf("accounts=%d", k), func(b *testing.B) {
+			names := []string{"alpha", "bravo", "charlie", "delta"}[:k]
+			var lo, hi, aggregate, over float64
+			for b.Loop() {
+				b.StopTimer()
+				f := newAccountsFixture(b, names, 300, nil)
+				st := openCSV(b, filepath.Join(b.TempDir(), "results.csv.state"), f.jobs)
+				ro := &runner.Rollout{MaxFailures: -1}
+				g, err := runner.NewGroup(f.accounts(b, func(name string) runner.Store { return st.View(name) }, -1, ro), nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				sum, err := g.Run(context.Background())
+				b.StopTimer()
+				if err != nil {
+					b.Fatalf("Run() error = %v", err)
+				}
+				if got := sum.Totals[store.StatusSucceeded]; got != len(f.jobs) {
+					b.Fatalf("%d of %d succeeded: %v", got, len(f.jobs), sum.Totals)
+				}
+				st.Close()
+				stats := f.emu.Stats()
+				byUIN, all := f.rates(b, stats)
+				limit := float64(f.limit)
+				min, max := 1e9, 0.0
+				for _, r := range byUIN {
+					min, max = math.Min(min, r/limit), math.Max(max, r/limit)
+				}
+				lo, hi, aggregate = lo+min, hi+max, aggregate+all/limit
+				for _, acts := range stats.ByAccount {
+					over += float64(acts[lighthouse.ActionResetInstance].OverLimit)
+				}
+				b.StartTimer()
+			}
+			runs := float64(b.N)
+			b.ReportMetric(lo/runs, "account-min")
+			b.ReportMetric(hi/runs, "account-max")
+			b.ReportMetric(aggregate/runs, "aggregate")
+			b.ReportMetric(over/runs, "over-limit")
+		})
+	}
 }

@@ -33,7 +33,7 @@ type accountsFixture struct {
 	logger *slog.Logger
 }
 
-func newAccountsFixture(t *testing.T, names []string, n int, faults func(f *accountsFixture) []emulator.Fault) *accountsFixture {
+func newAccountsFixture(t testing.TB, names []string, n int, faults func(f *accountsFixture) []emulator.Fault) *accountsFixture {
 	t.Helper()
 	const limit = lighthouse.ResetInstanceRateLimit // the real limit
 	instances, blueprints := emulator.GenerateFleet(n*len(names), emulator.FleetOptions{Seed: 3})
@@ -88,7 +88,7 @@ func (f *accountsFixture) instancesOf(name string) []string {
 
 // accounts returns one runner.Account per account over stores, each
 // signing with its account's key, all sharing the run's rollout ro.
-func (f *accountsFixture) accounts(t *testing.T, storeOf func(name string) runner.Store, maxFailures int, ro *runner.Rollout) []runner.Account {
+func (f *accountsFixture) accounts(t testing.TB, storeOf func(name string) runner.Store, maxFailures int, ro *runner.Rollout) []runner.Account {
 	t.Helper()
 	var out []runner.Account
 	for _, name := range f.names {
@@ -140,7 +140,7 @@ func (f *accountsFixture) run(t *testing.T, be backend, maxFailures int) (runner
 // each from its first accepted reset to its last, as the emulator's clock
 // saw them, and checks that every reset was signed by the account that
 // owns the instance.
-func (f *accountsFixture) rates(t *testing.T, st emulator.Stats) (byUIN map[string]float64, all float64) {
+func (f *accountsFixture) rates(t testing.TB, st emulator.Stats) (byUIN map[string]float64, all float64) {
 	t.Helper()
 	times := map[string][]time.Time{}
 	var every []time.Time
