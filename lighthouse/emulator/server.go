@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"math/rand/v2"
 	"mime"
@@ -59,6 +60,8 @@ type Server struct {
 
 	rngMu sync.Mutex
 	rng   *rand.Rand
+	// resetDraws counts the resets of each instance drawn so far.
+	resetDraws map[string]int
 
 	faults atomic.Pointer[[]Fault]
 	stats  recorder
@@ -78,15 +81,16 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("emulator config: %w", err)
 	}
 	s := &Server{
-		cfg:     rc,
-		regions: set(lighthouseRegions...),
-		start:   rc.now(),
-		keys:    make(map[string]permanentKey),
-		roles:   make(map[string]*account),
-		tatIDs:  make(map[string]bool),
-		temp:    make(map[string]*tempCredential),
-		rng:     rand.New(rand.NewPCG(uint64(rc.seed), uint64(rc.seed)>>1^0x5851f42d4c957f2d)),
-		done:    make(chan struct{}),
+		cfg:        rc,
+		regions:    set(lighthouseRegions...),
+		start:      rc.now(),
+		keys:       make(map[string]permanentKey),
+		roles:      make(map[string]*account),
+		tatIDs:     make(map[string]bool),
+		temp:       make(map[string]*tempCredential),
+		rng:        rand.New(rand.NewPCG(uint64(rc.seed), uint64(rc.seed)>>1^0x5851f42d4c957f2d)),
+		resetDraws: make(map[string]int),
+		done:       make(chan struct{}),
 	}
 	if err := s.addAccounts(cfg.accounts()); err != nil {
 		return nil, fmt.Errorf("emulator config: %w", err)
@@ -122,14 +126,27 @@ func (s *Server) chance(p float64) bool {
 }
 
 // resetOutcome draws how long an accepted reset of id runs, whether it
-// fails and whether the TAT agent never comes back.
+// fails and whether the TAT agent never comes back. Whether it fails, and
+// whether the agent is lost, depend on the seed, the instance and how many
+// resets of it came before, not on the order calls arrive in: one fleet
+// and seed fail the same resets in every run.
 func (s *Server) resetOutcome(id string) (d time.Duration, fail, agentLost bool) {
 	s.rngMu.Lock()
 	defer s.rngMu.Unlock()
 	d = s.drawLocked(s.cfg.resetMin, s.cfg.resetMax)
-	fail = s.cfg.failAlways[id] || s.cfg.failureRate > 0 && s.rng.Float64() < s.cfg.failureRate
-	agentLost = s.cfg.agentLost[id] || s.cfg.agentLossRate > 0 && s.rng.Float64() < s.cfg.agentLossRate
+	n := s.resetDraws[id]
+	s.resetDraws[id] = n + 1
+	fail = s.cfg.failAlways[id] || s.cfg.failureRate > 0 && s.drawFor("fail", id, n) < s.cfg.failureRate
+	agentLost = s.cfg.agentLost[id] || s.cfg.agentLossRate > 0 && s.drawFor("agent", id, n) < s.cfg.agentLossRate
 	return d, fail, agentLost
+}
+
+// drawFor returns a number in [0, 1) fixed by the seed, what is drawn,
+// the instance and n.
+func (s *Server) drawFor(what, id string, n int) float64 {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%d\x00%s\x00%s\x00%d", s.cfg.seed, what, id, n)
+	return rand.New(rand.NewPCG(h.Sum64(), 0x9e3779b97f4a7c15)).Float64()
 }
 
 // drawLocked draws a duration uniformly from [lo, hi]. The caller holds
