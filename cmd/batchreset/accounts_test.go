@@ -5,9 +5,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/batchreset/batchreset/lighthouse/emulator"
+	"github.com/batchreset/batchreset/store"
+	"github.com/batchreset/batchreset/store/postgres/postgrestest"
 )
 
 // Two accounts in one run, over one emulator serving both over real HTTP:
@@ -123,5 +126,52 @@ func TestRunAccountsUsage(t *testing.T) {
 	}
 	if n := f.resets(); n != 0 {
 		t.Errorf("usage errors reset %d instances, want none", n)
+	}
+}
+
+// TestPostgresRunTwoAccounts: the jobs of three accounts imported into one
+// Postgres run, worked by two runners at once, each runner with one
+// connection per account. Every instance is reset exactly once, in its own
+// account; the run's record keeps the accounts the first runner defined,
+// and a runner that defines them otherwise is refused, naming both.
+func TestPostgresRunTwoAccounts(t *testing.T) {
+	f, jobs, byAccount := twoAccounts(t)
+	url := postgrestest.NewSchema(t)
+	batchreset(t, "import", "--database-url", url, "--jobs", jobs, "--run", "accts").wantCode(t, exitOK, "import")
+	args := []string{"run", "--database-url", url, "--run", "accts", "--endpoint", f.url, "--yes", "--max-failures", "none",
+		"--poll-interval", "100ms", "--lease-ttl", "5s", "--account", "a=profile:acct-a", "--account", "b=role:" + roleB}
+	results := make([]result, 2)
+	var wg sync.WaitGroup
+	for i := range results {
+		wg.Go(func() { results[i] = batchreset(t, args...) })
+	}
+	wg.Wait()
+	for i, res := range results {
+		res.wantCode(t, exitOK, "runner ", i+1)
+	}
+	ledger := f.emu.Stats().ResetLog
+	for id, uin := range byAccount {
+		recs := ledger[id]
+		if len(recs) != 1 {
+			t.Errorf("%s: reset %d times, want once", id, len(recs))
+			continue
+		}
+		if r := recs[0]; r.Account != uin || r.SignedBy != uin {
+			t.Errorf("%s: reset of account %s signed by %s, want both %s", id, r.Account, r.SignedBy, uin)
+		}
+	}
+	for _, j := range dbJobs(t, url, "accts") {
+		if j.Status != store.StatusSucceeded {
+			t.Errorf("%s: %s, want succeeded", j.InstanceID, j.Status)
+		}
+	}
+
+	res := batchreset(t, "run", "--database-url", url, "--run", "accts", "--endpoint", f.url, "--yes",
+		"--account", "a=role:"+roleB, "--account", "b=role:"+roleB)
+	res.wantCode(t, exitUsage, "a runner defining account a otherwise than the run's record")
+	for _, want := range []string{"a=profile:acct-a", "a=role:" + roleB} {
+		if !strings.Contains(res.stderr, want) {
+			t.Errorf("the refusal does not name %q:\n%s", want, res.stderr)
+		}
 	}
 }
