@@ -1,12 +1,17 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/batchreset/batchreset/lighthouse/emulator"
 	"github.com/batchreset/batchreset/store"
@@ -172,6 +177,109 @@ func TestPostgresRunTwoAccounts(t *testing.T) {
 	for _, want := range []string{"a=profile:acct-a", "a=role:" + roleB} {
 		if !strings.Contains(res.stderr, want) {
 			t.Errorf("the refusal does not name %q:\n%s", want, res.stderr)
+		}
+	}
+}
+
+// TestEmulatorAccountsWindow: what a user without a cloud account does for
+// a two-account window. `batchreset emulator --jobs FILE --write-credentials
+// F` serves each account the jobs name and writes their keys, one profile
+// each; a run by profile (account a) and by role (account b, assumed with
+// the key of the first account) resets every instance once, in its own
+// account, as the emulator's stats say.
+func TestEmulatorAccountsWindow(t *testing.T) {
+	dir := t.TempDir()
+	var b strings.Builder
+	b.WriteString("instance_id,blueprint_id,region,account\n")
+	for i := range 9 {
+		fmt.Fprintf(&b, "lhins-%08d,lhbp-00000001,ap-guangzhou,%s\n", i, []string{"", "a", "b"}[i%3])
+	}
+	jobs := filepath.Join(dir, "jobs.csv")
+	writeFile(t, jobs, b.String())
+	creds := filepath.Join(dir, "credentials")
+
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var stdout, stderr syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"emulator", "--listen", "127.0.0.1:0", "--jobs", jobs, "--write-credentials", creds,
+			"--failure-rate", "0", "--reset-min", "100ms", "--reset-max", "200ms"}, strings.NewReader(""), &stdout, &stderr)
+	}()
+	eventually(t, 10*time.Second, "the emulator to write the credentials", func() bool { return strings.Contains(stdout.String(), "wrote the accounts' keys") })
+	out := stdout.String()
+	endpoint := regexp.MustCompile(`listening on (\S+)`).FindStringSubmatch(out)
+	key := regexp.MustCompile(`export TENCENTCLOUD_SECRET_ID=(\S+) TENCENTCLOUD_SECRET_KEY=(\S+)`).FindStringSubmatch(out)
+	role := regexp.MustCompile(`account b: UIN \d+, SecretId \S+, role (\S+)`).FindStringSubmatch(out)
+	if endpoint == nil || key == nil || role == nil {
+		t.Fatalf("the emulator's output lacks its endpoint, its key or account b's role:\n%s", out)
+	}
+	if info, err := os.Stat(creds); err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("credentials file: %v, mode %v; want mode 0600", err, info.Mode().Perm())
+	}
+	t.Setenv("TENCENTCLOUD_CREDENTIALS_FILE", creds)
+	t.Setenv("TENCENTCLOUD_SECRET_ID", key[1])
+	t.Setenv("TENCENTCLOUD_SECRET_KEY", key[2])
+	res := batchreset(t, "run", "--jobs", jobs, "--endpoint", endpoint[1], "--yes", "--poll-interval", "100ms",
+		"--account", "a=profile:a", "--account", "b=role:"+role[1])
+	res.wantCode(t, exitOK, "a two-account window against `batchreset emulator`")
+
+	resp, err := http.Get(endpoint[1] + "/_emulator/stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var stats emulator.Stats
+	if err := json.NewDecoder(resp.Body).Decode(&stats); err != nil {
+		t.Fatal(err)
+	}
+	if len(stats.ResetLog) != 9 {
+		t.Errorf("%d instances reset, want 9", len(stats.ResetLog))
+	}
+	perAccount := map[string]int{}
+	for id, recs := range stats.ResetLog {
+		if len(recs) != 1 || recs[0].Account != recs[0].SignedBy {
+			t.Errorf("%s: %d resets, the first of account %s signed by %s; want one, signed in its account", id, len(recs), recs[0].Account, recs[0].SignedBy)
+		}
+		perAccount[recs[0].Account]++
+	}
+	if len(perAccount) != 3 {
+		t.Errorf("resets by account %v, want 3 of each of 3 accounts", perAccount)
+	}
+	for uin, n := range perAccount {
+		if n != 3 {
+			t.Errorf("account %s: %d resets, want 3", uin, n)
+		}
+	}
+	cancel()
+	if code := <-done; code != exitOK {
+		t.Errorf("emulator: exit %d, want 0", code)
+	}
+}
+
+// TestEmulateAccounts: `run --emulate` over jobs naming two accounts makes
+// each an emulated account of its own, reached by profile and by role as
+// the flags say, and the results keep each row's account.
+func TestEmulateAccounts(t *testing.T) {
+	dir := t.TempDir()
+	var b strings.Builder
+	b.WriteString("instance_id,blueprint_id,region,account\n")
+	for i := range 6 {
+		fmt.Fprintf(&b, "lhins-%08d,lhbp-00000001,ap-guangzhou,%s\n", i, []string{"", "a", "b"}[i%3])
+	}
+	jobs, out := filepath.Join(dir, "jobs.csv"), filepath.Join(dir, "results.csv")
+	writeFile(t, jobs, b.String())
+	res := batchreset(t, append([]string{"run", "--jobs", jobs, "--emulate", "--yes", "--out", out, "--emulate-failure-rate", "0",
+		"--account", "a=profile:team-a", "--account", "b=role:qcs::cam::uin/100000000003:roleName/reset"}, fastEmulate...)...)
+	res.wantCode(t, exitOK, "run --emulate over two accounts")
+	for _, want := range []string{"3 accounts", "a (--account a=profile:team-a", "b (--account b=role:qcs::cam::uin/100000000003:roleName/reset"} {
+		if !strings.Contains(res.stderr, want) {
+			t.Errorf("the banner lacks %q:\n%s", want, res.stderr)
+		}
+	}
+	for i, j := range readResults(t, out) {
+		if j.Status != store.StatusSucceeded || j.Account != []string{"", "a", "b"}[i%3] {
+			t.Errorf("%s: %s in account %q, want succeeded in %q", j.InstanceID, j.Status, j.Account, []string{"", "a", "b"}[i%3])
 		}
 	}
 }
