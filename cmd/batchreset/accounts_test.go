@@ -15,6 +15,7 @@ import (
 
 	"github.com/batchreset/batchreset/lighthouse/emulator"
 	"github.com/batchreset/batchreset/store"
+	csvstore "github.com/batchreset/batchreset/store/csv"
 	"github.com/batchreset/batchreset/store/postgres/postgrestest"
 )
 
@@ -282,4 +283,55 @@ func TestEmulateAccounts(t *testing.T) {
 			t.Errorf("%s: %s in account %q, want succeeded in %q", j.InstanceID, j.Status, j.Account, []string{"", "a", "b"}[i%3])
 		}
 	}
+}
+
+// TestSelectInAccount: `select --account` selects with that account's
+// credential, so among the instances of all the emulator's accounts it
+// finds only the account's own, and every job it writes names the
+// account: a list that `run --account` resets in that account.
+func TestSelectInAccount(t *testing.T) {
+	f, jobsPath, byAccount := twoAccounts(t)
+	out := filepath.Join(t.TempDir(), "a.csv")
+	all, err := csvstore.ReadJobs(jobsPath, csvstore.ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var region, blueprint string
+	for _, j := range all {
+		if j.Account == "a" {
+			region, blueprint = j.Region, j.BlueprintID
+			break
+		}
+	}
+	res := batchreset(t, "select", "--endpoint", f.url, "--region", region, "--blueprint-id", blueprint,
+		"--account", "a=profile:acct-a", "--out", out)
+	res.wantCode(t, exitOK, "select --account")
+	jobs, err := csvstore.ReadJobs(out, csvstore.ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := len(instancesIn(byAccount, uinA)); len(jobs) != want {
+		t.Errorf("select --account a selected %d instances, want account a's %d", len(jobs), want)
+	}
+	if len(jobs) == 0 {
+		t.Fatalf("select --account a selected nothing:\n%s", res.stdout)
+	}
+	for _, j := range jobs {
+		if byAccount[j.InstanceID] != uinA || j.Account != "a" {
+			t.Errorf("%s: selected in account %q, of account %s; want only account a's (%s), named a", j.InstanceID, j.Account, byAccount[j.InstanceID], uinA)
+		}
+	}
+	res = batchreset(t, "select", "--endpoint", f.url, "--region", region, "--blueprint-id", blueprint, "--account", "a=acct-a")
+	res.wantCode(t, exitUsage, "select --account with a malformed definition")
+}
+
+// instancesIn returns the instances of byAccount in the account of uin.
+func instancesIn(byAccount map[string]string, uin string) []string {
+	var ids []string
+	for id, u := range byAccount {
+		if u == uin {
+			ids = append(ids, id)
+		}
+	}
+	return ids
 }
