@@ -49,6 +49,9 @@ const (
 // Hook is one lifecycle hook.
 type Hook struct {
 	Kind HookKind
+	// Spec is the hook as the run's record keeps it (store.HookSettings):
+	// exec:FILE or tat:FILE with the file's absolute path.
+	Spec string
 	// Path is the executable of HookExec.
 	Path string
 	// Script and CommandType are the script of HookTAT and how TAT runs it
@@ -125,6 +128,29 @@ var SecretEnv = []string{"TENCENTCLOUD_SECRET_ID", "TENCENTCLOUD_SECRET_KEY", "T
 	"TENCENTCLOUD_TOKEN", "DATABASE_URL", "BATCHRESET_PASSWORD", "BATCHRESET_BASIC_AUTH"}
 
 func (h Hooks) enabled() bool { return h.Before != nil || h.After != nil }
+
+// Settings returns the hooks as the run's record keeps them, defaults
+// applied: the zero value when there are none, whatever the other fields.
+func (h Hooks) Settings() store.HookSettings {
+	if !h.enabled() {
+		return store.HookSettings{}
+	}
+	s := store.HookSettings{Timeout: h.timeout(), Failure: string(h.failure()), Concurrency: h.concurrency()}
+	if h.Before != nil {
+		s.Before = h.Before.Spec
+	}
+	if h.After != nil {
+		s.After = h.After.Spec
+	}
+	return s
+}
+
+func (h Hooks) failure() HookFailure {
+	if h.Failure == "" {
+		return HookAbandon
+	}
+	return h.Failure
+}
 
 func (h Hooks) timeout() time.Duration {
 	if h.Timeout > 0 {

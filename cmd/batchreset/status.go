@@ -63,6 +63,11 @@ type runStatus struct {
 	// ResetsPerSecond is the rate of resets accepted over the last
 	// minute; ETASeconds the time left to send the rest at that rate, when
 	// there is one. Both from the jobs' records (CSV mode).
+	// Settings are the run's --on-failure, --approve and lifecycle hooks
+	// as its record keeps them; nil when it keeps none (a run not
+	// started, or started before runs recorded them): status has no
+	// flags of its own to stand in for them.
+	Settings        *runRecord    `json:"settings,omitempty"`
 	ResetsPerSecond *float64      `json:"resets_per_s,omitempty"`
 	ETASeconds      *float64      `json:"eta_seconds,omitempty"`
 	LastErrors      []statusError `json:"last_errors"`
@@ -199,8 +204,9 @@ func (a *app) statusCommand() *cobra.Command {
 		Use:   "status (--jobs FILE.csv | --database-url URL [--run NAME]) [--output text|json]",
 		Short: "Show a run's counts by status, resets in flight, failures against the budget and the last errors",
 		Long: `Show a run's counts by status, resets in flight, failures against the
-failure budget, the last errors and, in CSV mode, the current reset rate and
-the time left at that rate.
+failure budget, the run's own --on-failure, --approve and lifecycle hooks (as
+its record keeps them), the last errors and, in CSV mode, the current reset
+rate and the time left at that rate.
 
 In CSV mode status reads the run's state file (OUT.state) without locking or
 changing it, so it may watch a run live from another terminal. A run that
@@ -276,12 +282,19 @@ func (a *app) readStatus(ctx context.Context, src sourceFlags, maxFailures strin
 		} else if b, err = budget(in.Len()); err != nil {
 			return runStatus{}, err
 		}
+		settings, known, err := csvRunRecord(out)
+		if err != nil {
+			return runStatus{}, &exitError{code: exitUsage, err: err}
+		}
 		c := newStatusCounter(now)
 		for j := range jobs {
 			c.add(&j)
 		}
 		st := c.status(src.jobsPath, started, b)
 		st.BudgetFlag, st.BudgetRecorded = flag, recorded
+		if known {
+			st.Settings = &settings
+		}
 		return st, nil
 	}
 	db, err := openDB(ctx, src.databaseURL, true)
@@ -311,8 +324,15 @@ func (a *app) readStatus(ctx context.Context, src sourceFlags, maxFailures strin
 		budget = func(int) (int, error) { return -1, nil }
 		recorded, flag = true, ""
 	}
+	settings, known, err := dbRunRecord(ctx, db, src.runName)
+	if err != nil {
+		return runStatus{}, &exitError{code: exitFatal, err: err}
+	}
 	st, err := runStatusOf(ctx, db, src.runName, budget)
 	st.BudgetFlag, st.BudgetRecorded = flag, recorded
+	if known {
+		st.Settings = &settings
+	}
 	return st, err
 }
 
@@ -370,6 +390,15 @@ func printStatus(w io.Writer, st runStatus) {
 		fmt.Fprintln(w)
 	} else {
 		fmt.Fprintf(w, "failures: %d, no budget\n", st.Failures)
+	}
+	if r := st.Settings; r != nil {
+		if r.OnFailure != "" {
+			fmt.Fprintf(w, "on failure: %s (the run's --on-failure)\n", r.OnFailure)
+		}
+		if r.Approve != "" {
+			fmt.Fprintf(w, "approval: %s (the run's --approve)\n", r.Approve)
+		}
+		fmt.Fprintf(w, "hooks: %s (the run's)\n", r.Hooks)
 	}
 
 	if st.ResetsPerSecond != nil {
