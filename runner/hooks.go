@@ -95,11 +95,11 @@ const (
 	CodeBeforeHookFailed = store.CodeBeforeHookFailed
 	// CodeAfterHookFailed is the code of a job whose reset happened and
 	// whose after-hook failed: it ends unhealthy.
-	CodeAfterHookFailed = "AfterHookFailed"
+	CodeAfterHookFailed = store.CodeAfterHookFailed
 	// CodeRestoreHookFailed is the code of a job that was drained, not
 	// reset, and whose restore failed: the instance may still be out of
 	// service.
-	CodeRestoreHookFailed = "RestoreHookFailed"
+	CodeRestoreHookFailed = store.CodeRestoreHookFailed
 )
 
 // Hooks are the lifecycle hooks of a run. The zero value runs none.
@@ -199,13 +199,7 @@ func (r *Runner) needsBefore(t *task) bool {
 // before-hook of this run (one that ended, or one a crash interrupted,
 // which may have drained it), or since a restore that was due when the
 // last process ended: its after-hook or restore is owed.
-func outOfService(t *task) bool {
-	switch t.job.HookPhase {
-	case store.HookBefore, store.HookDrained, store.HookAfter, store.HookRestore:
-		return true
-	}
-	return false
-}
+func outOfService(t *task) bool { return t.job.HookPhase.OutOfService() }
 
 // drain runs the before-hooks of the jobs the gate admitted, Concurrency
 // at once, and hands each drained job to the senders.

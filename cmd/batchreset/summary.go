@@ -49,6 +49,15 @@ type runSummary struct {
 	Attention      []outcome `json:"attention"`
 	AttentionTotal int       `json:"attention_total"`
 	FullList       string    `json:"full_list,omitempty"`
+	// HookPhases counts the instances by lifecycle hook phase, those with
+	// one, and OutOfService those a hook may have left out of service;
+	// HookFailures lists the instances whose hook failed, at most
+	// summaryListMax, their messages ending with the hook's last output
+	// lines, and HookFailuresTotal counts them all.
+	HookPhases        map[string]int `json:"hook_phases,omitempty"`
+	OutOfService      int            `json:"out_of_service,omitempty"`
+	HookFailures      []outcome      `json:"hook_failures,omitempty"`
+	HookFailuresTotal int            `json:"hook_failures_total,omitempty"`
 	// Next are the commands to run next, most urgent first.
 	Next []string `json:"next,omitempty"`
 }
@@ -71,6 +80,14 @@ func newRunSummary(t runTally, src jobSource, api string, sum runner.Summary, si
 	for _, o := range t.Attention[:min(len(t.Attention), summaryListMax)] {
 		s.Attention = append(s.Attention, outcome{InstanceID: o.InstanceID, Region: o.Region, Status: o.Status,
 			RequestID: o.RequestID, ErrorCode: o.ErrorCode, ErrorMessage: o.ErrorMessage, Attempts: o.Attempts})
+	}
+	if len(t.HookPhases) > 0 {
+		s.HookPhases = t.HookPhases
+	}
+	s.OutOfService, s.HookFailuresTotal = t.OutOfService, t.HookFailuresTotal
+	for _, o := range t.HookFailures[:min(len(t.HookFailures), summaryListMax)] {
+		s.HookFailures = append(s.HookFailures, outcome{InstanceID: o.InstanceID, Region: o.Region, Status: o.Status,
+			ErrorCode: o.ErrorCode, ErrorMessage: o.ErrorMessage, HookPhase: o.HookPhase})
 	}
 	s.FullList, s.Next = nextSteps(src, api, s, t.Retry)
 	return s
@@ -176,6 +193,18 @@ func writeSummary(w io.Writer, s runSummary) {
 			fmt.Fprintf(w, "  %-24s %-16s %-9s %s: %s\n", o.InstanceID, o.Region, o.Status, code, o.ErrorMessage)
 		}
 		if more := s.AttentionTotal - len(s.Attention); more > 0 {
+			fmt.Fprintf(w, "  … and %d more: every outcome is in %s\n", more, s.FullList)
+		}
+	}
+	if len(s.HookPhases) > 0 {
+		fmt.Fprintf(w, "\nhook phases: %d instance(s) may be out of service (%s)\n", s.OutOfService, hookPhaseCounts(s.HookPhases))
+	}
+	if s.HookFailuresTotal > 0 {
+		fmt.Fprintf(w, "%d hook failure(s), with the hook's last output lines:\n", s.HookFailuresTotal)
+		for _, o := range s.HookFailures {
+			fmt.Fprintf(w, "  %-24s %-16s %-9s %s: %s\n", o.InstanceID, o.Region, o.Status, o.ErrorCode, o.ErrorMessage)
+		}
+		if more := s.HookFailuresTotal - len(s.HookFailures); more > 0 {
 			fmt.Fprintf(w, "  … and %d more: every outcome is in %s\n", more, s.FullList)
 		}
 	}

@@ -161,7 +161,11 @@ func (v *runView) finished(t runTally, reason string) {
 	for _, o := range t.Attention {
 		failed = append(failed, o.InstanceID)
 	}
-	v.notify.Finished(reason, t.Totals, failed, t.AttentionTotal)
+	hooks := notify.Hooks{OutOfService: t.OutOfService, FailuresTotal: t.HookFailuresTotal}
+	for _, o := range t.HookFailures {
+		hooks.Failures = append(hooks.Failures, notify.HookFailure{InstanceID: o.InstanceID, Code: o.ErrorCode, Phase: o.HookPhase, Message: o.ErrorMessage})
+	}
+	v.notify.Finished(reason, t.Totals, failed, t.AttentionTotal, hooks)
 }
 
 // Close stops the page and waits for the notifications (bounded).

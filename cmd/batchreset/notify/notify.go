@@ -64,6 +64,37 @@ type Event struct {
 	// (run.finished), at most FailedMax; FailedTotal counts them all.
 	Failed      []string `json:"failed,omitempty"`
 	FailedTotal int      `json:"failed_total,omitempty"`
+	// OutOfService counts the instances a lifecycle hook may have left out
+	// of service (run.finished); HookFailures lists the instances whose
+	// hook failed, at most HookFailuresMax, and HookFailuresTotal counts
+	// them all.
+	OutOfService      int           `json:"out_of_service,omitempty"`
+	HookFailures      []HookFailure `json:"hook_failures,omitempty"`
+	HookFailuresTotal int           `json:"hook_failures_total,omitempty"`
+}
+
+// HookFailure is an instance whose lifecycle hook failed.
+type HookFailure struct {
+	InstanceID string `json:"instance_id"`
+	// Code is BeforeHookFailed, AfterHookFailed or RestoreHookFailed;
+	// Phase the instance's hook phase (store.HookPhase).
+	Code  string `json:"code"`
+	Phase string `json:"hook_phase,omitempty"`
+	// Message ends with the hook's last output lines, bounded and with
+	// the run's secrets redacted by the runner.
+	Message string `json:"message"`
+}
+
+// HookFailuresMax is how many hook failures the run.finished event lists.
+const HookFailuresMax = 20
+
+// Hooks is what the run.finished event says of the run's lifecycle hooks:
+// the instances that may be out of service, and the failed hooks (Failures
+// at most HookFailuresMax of FailuresTotal).
+type Hooks struct {
+	OutOfService  int
+	Failures      []HookFailure
+	FailuresTotal int
 }
 
 // Origin names who sends: the run, this runner, and the tool's version
@@ -140,11 +171,13 @@ func (n *Notifier) OnEvent(e runner.Event) {
 	n.send(Event{Kind: string(e.Kind), At: e.At, Wave: e.Wave, Reason: e.Reason, Totals: totalsMap(e.Totals)})
 }
 
-// Finished sends the end of the run: why it ended, its totals, and the
-// instances that need attention (at most FailedMax of failedTotal).
-func (n *Notifier) Finished(reason string, totals map[string]int, failed []string, failedTotal int) {
+// Finished sends the end of the run: why it ended, its totals, the
+// instances that need attention (at most FailedMax of failedTotal), and
+// what its lifecycle hooks left.
+func (n *Notifier) Finished(reason string, totals map[string]int, failed []string, failedTotal int, hooks Hooks) {
 	n.send(Event{Kind: KindFinished, At: time.Now(), Reason: reason, Totals: totals,
-		Failed: failed[:min(len(failed), FailedMax)], FailedTotal: failedTotal})
+		Failed: failed[:min(len(failed), FailedMax)], FailedTotal: failedTotal,
+		OutOfService: hooks.OutOfService, HookFailures: hooks.Failures[:min(len(hooks.Failures), HookFailuresMax)], HookFailuresTotal: hooks.FailuresTotal})
 }
 
 func totalsMap(t store.Totals) map[string]int {
@@ -277,6 +310,19 @@ func slackText(e Event) string {
 		fmt.Fprintf(&b, "\nneed attention: %s", strings.Join(shown, ", "))
 		if more := e.FailedTotal - len(shown); more > 0 {
 			fmt.Fprintf(&b, " and %d more", more)
+		}
+	}
+	if e.OutOfService > 0 {
+		fmt.Fprintf(&b, "\n%d instance(s) may still be out of service (a hook did not put them back)", e.OutOfService)
+	}
+	if e.HookFailuresTotal > 0 {
+		fmt.Fprintf(&b, "\n%d hook failure(s):", e.HookFailuresTotal)
+		shown := e.HookFailures[:min(len(e.HookFailures), 5)]
+		for _, h := range shown {
+			fmt.Fprintf(&b, "\n• %s %s: %s", h.InstanceID, h.Code, h.Message)
+		}
+		if more := e.HookFailuresTotal - len(shown); more > 0 {
+			fmt.Fprintf(&b, "\n… and %d more", more)
 		}
 	}
 	return b.String()

@@ -55,6 +55,12 @@ type Status struct {
 	Done      int            `json:"done"`
 	InFlight  int            `json:"in_flight"`
 	Failures  int            `json:"failures"`
+	// HookPhases counts the jobs by lifecycle hook phase, those with one;
+	// OutOfService those a hook may have taken out of service and not put
+	// back; HookFailures those whose hook failed (store.Job.HookFailed).
+	HookPhases   map[string]int `json:"hook_phases,omitempty"`
+	OutOfService int            `json:"out_of_service,omitempty"`
+	HookFailures int            `json:"hook_failures,omitempty"`
 }
 
 // Budget is the run's own failure budget, as its runner applies or its
@@ -120,6 +126,9 @@ type Row struct {
 	RequestID  string     `json:"request_id,omitempty"`
 	Attempts   int        `json:"attempts"`
 	FinishedAt *time.Time `json:"finished_at,omitempty"`
+	// HookPhase is how far the instance's hooks came (store.HookPhase); a
+	// failed hook's last output lines end Message.
+	HookPhase string `json:"hook_phase,omitempty"`
 }
 
 // Rate series: rateBuckets buckets of at most rateBucket.
@@ -260,6 +269,18 @@ func (p *Page) view(ctx context.Context, run Run, f Filter, now time.Time) (View
 		if j.Failure() {
 			st.Failures++
 		}
+		if j.HookPhase != store.HookNone {
+			if st.HookPhases == nil {
+				st.HookPhases = map[string]int{}
+			}
+			st.HookPhases[string(j.HookPhase)]++
+			if j.HookPhase.OutOfService() {
+				st.OutOfService++
+			}
+		}
+		if j.HookFailed() {
+			st.HookFailures++
+		}
 		if w > 0 {
 			wv := byWave[w]
 			if wv == nil {
@@ -294,13 +315,16 @@ func (p *Page) view(ctx context.Context, run Run, f Filter, now time.Time) (View
 		v.Matched++
 		row := func() Row {
 			return Row{InstanceID: j.InstanceID, Region: j.Region, Status: string(j.Status), Wave: w, Code: j.ErrorCode,
-				Message: j.ErrorMessage, RequestID: j.RequestID, Attempts: j.Attempts, FinishedAt: timePtr(j.FinishedAt)}
+				Message: j.ErrorMessage, RequestID: j.RequestID, Attempts: j.Attempts, FinishedAt: timePtr(j.FinishedAt),
+				HookPhase: string(j.HookPhase)}
 		}
-		// Failures first, then the rest in the run's order.
+		// Failures (and failed hooks: a failed restore may have left its
+		// instance out of service) first, then the rest in the run's order.
+		look := j.Failure() || j.HookFailed()
 		switch {
-		case j.Failure() && len(failed) < pageRows:
+		case look && len(failed) < pageRows:
 			failed = append(failed, row())
-		case !j.Failure() && len(rest) < pageRows:
+		case !look && len(rest) < pageRows:
 			rest = append(rest, row())
 		}
 		return nil
@@ -581,7 +605,14 @@ var templates = template.Must(template.New("").Funcs(template.FuncMap{
 	"rate":     func(r float64) string { return strconv.FormatFloat(r, 'f', 2, 64) },
 	"actions":  func() []string { return []string{"pause", "resume", "cancel"} },
 	"statuses": func() []store.Status { return statuses },
-	"failure":  func(s string) bool { return store.Status(s).Failure() },
+	"hookPhases": func() []string {
+		out := make([]string, len(store.HookPhases))
+		for i, p := range store.HookPhases {
+			out[i] = string(p)
+		}
+		return out
+	},
+	"failure": func(s string) bool { return store.Status(s).Failure() },
 	// bar splits a run's (or a wave's) size into succeeded, failed,
 	// skipped, in flight and not yet sent.
 	"runBar": func(st Status) []segment {
