@@ -338,7 +338,7 @@ func (ro *Rollout) admit(ctx context.Context, r *Runner, t *task) string {
 			r.stopStarting(w.stopped)
 			return w.stopped
 		case w.paused != "":
-			r.paused(w.paused) // the store paused the run for every runner
+			r.paused(w.paused, 0) // the store paused the run for every runner: its budget
 			continue
 		case w.admitted:
 			return ""

@@ -103,6 +103,12 @@ func (j *Job) Failure() bool {
 	return j.Status.Failure() || j.Status == StatusSkipped && j.ErrorCode == CodeBeforeHookFailed
 }
 
+// Reset reports whether a job in status s had its instance reset: it
+// succeeded, or ended unhealthy (the reset ran; the health check or the
+// after-hook that followed did not pass). A rollback's job in such a
+// status has its instance back on its previous image.
+func (s Status) Reset() bool { return s == StatusSucceeded || s == StatusUnhealthy }
+
 // Valid reports whether s is one of the defined statuses.
 func (s Status) Valid() bool {
 	switch s {

@@ -164,7 +164,7 @@ func (a *app) runOnce(ctx context.Context, s runSettings) error {
 		cfg.Hooks.Run = s.src.jobsPath
 	}
 	cfg.Hooks.Secrets = []string{cred.id.Credential.SecretKey, cred.id.Credential.Token, cfg.Login.Password}
-	view, err := a.startView(s, src, rollout)
+	view, err := a.startView(s, src, rollout, cnt.Jobs)
 	if err != nil {
 		return err
 	}

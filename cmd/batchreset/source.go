@@ -158,6 +158,7 @@ type csvSource struct {
 	// jobsPath is the jobs file; outSet: --out named the results file.
 	jobsPath string
 	outSet   bool
+	parent   string // the run this one rolls back (sourceFlags.parent)
 	// digest and size are the jobs file's, as read (see doneMark); done is
 	// the tally of a run that ended with every job finished, whose mark
 	// Close leaves once the journal is compacted.
@@ -182,7 +183,7 @@ func openCSV(o sourceFlags, forRun, force bool) (*csvSource, error) {
 	if in.Len() == 0 {
 		return nil, usageError("%s: no jobs: the file has a header and no rows", o.jobsPath)
 	}
-	src := &csvSource{in: in, out: o.outPath, jobsPath: o.jobsPath, outSet: o.outPath != ""}
+	src := &csvSource{in: in, out: o.outPath, jobsPath: o.jobsPath, outSet: o.outPath != "", parent: o.parent}
 	src.digest, src.size = in.Digest()
 	src.region = o.region
 	if src.out == "" {

@@ -71,6 +71,34 @@ type Event struct {
 	OutOfService      int           `json:"out_of_service,omitempty"`
 	HookFailures      []HookFailure `json:"hook_failures,omitempty"`
 	HookFailuresTotal int           `json:"hook_failures_total,omitempty"`
+	// Rollback is the progress of a rollback run, on each of its events;
+	// nil for a run that is no rollback.
+	Rollback *Rollback `json:"rollback,omitempty"`
+}
+
+// Rollback is how far a rollback run has put its instances back on their
+// previous images: in all and per wave, as this runner has seen their
+// resets end (store.Status.Reset; run.finished counts the whole run).
+type Rollback struct {
+	Of    string         `json:"of"` // the run rolled back
+	Back  int            `json:"back"`
+	Total int            `json:"total"`
+	Waves []RollbackWave `json:"waves"`
+}
+
+// RollbackWave is how far one wave of a rollback run has come.
+type RollbackWave struct {
+	Wave  int `json:"wave"` // from 1
+	Back  int `json:"back"`
+	Total int `json:"total"`
+}
+
+// RollbackPlan makes a Notifier's events carry a rollback's progress
+// (Event.Rollback): the run it rolls back, and the instances in each of
+// its waves, in order.
+type RollbackPlan struct {
+	Of    string
+	Waves []int
 }
 
 // HookFailure is an instance whose lifecycle hook failed.
@@ -98,9 +126,10 @@ type Hooks struct {
 }
 
 // Origin names who sends: the run, this runner, and the tool's version
-// (the User-Agent's).
+// (the User-Agent's); Rollback is set when the run is a rollback.
 type Origin struct {
 	Run, Runner, Version string
+	Rollback             *RollbackPlan
 }
 
 // Notifier posts a run's events to the destinations of its Config. Its
@@ -126,6 +155,9 @@ type Notifier struct {
 
 	mu     sync.Mutex // guards closed and the sending on the queues
 	closed bool
+
+	rbMu   sync.Mutex
+	rbBack []int // the instances back, per wave finished (Origin.Rollback)
 }
 
 type sink struct {
@@ -168,16 +200,62 @@ func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastRe
 
 // OnEvent is the runner's Config.OnEvent: it hands e over and returns.
 func (n *Notifier) OnEvent(e runner.Event) {
-	n.send(Event{Kind: string(e.Kind), At: e.At, Wave: e.Wave, Reason: e.Reason, Totals: totalsMap(e.Totals)})
+	if n == nil {
+		return
+	}
+	totals := totalsMap(e.Totals)
+	n.send(Event{Kind: string(e.Kind), At: e.At, Wave: e.Wave, Reason: e.Reason, Totals: totals,
+		Rollback: n.rollback(totals, e.Kind == runner.EventWaveFinished)})
 }
 
 // Finished sends the end of the run: why it ended, its totals, the
 // instances that need attention (at most FailedMax of failedTotal), and
 // what its lifecycle hooks left.
 func (n *Notifier) Finished(reason string, totals map[string]int, failed []string, failedTotal int, hooks Hooks) {
+	if n == nil {
+		return
+	}
 	n.send(Event{Kind: KindFinished, At: time.Now(), Reason: reason, Totals: totals,
 		Failed: failed[:min(len(failed), FailedMax)], FailedTotal: failedTotal,
-		OutOfService: hooks.OutOfService, HookFailures: hooks.Failures[:min(len(hooks.Failures), HookFailuresMax)], HookFailuresTotal: hooks.FailuresTotal})
+		OutOfService: hooks.OutOfService, HookFailures: hooks.Failures[:min(len(hooks.Failures), HookFailuresMax)], HookFailuresTotal: hooks.FailuresTotal,
+		Rollback: n.rollback(totals, false)})
+}
+
+// rollback is the progress of a rollback run whose totals are these, nil
+// for a run that is no rollback. The waves run one after another, so the
+// instances put back since the last wave finished are the current wave's;
+// waveEnded records them as that wave's for good.
+func (n *Notifier) rollback(totals map[string]int, waveEnded bool) *Rollback {
+	plan := n.origin.Rollback
+	if plan == nil {
+		return nil
+	}
+	back := 0
+	for st, c := range totals {
+		if store.Status(st).Reset() {
+			back += c
+		}
+	}
+	n.rbMu.Lock()
+	defer n.rbMu.Unlock()
+	rb := &Rollback{Of: plan.Of, Back: back, Waves: []RollbackWave{}}
+	ended, left := len(n.rbBack), back
+	for i, size := range plan.Waves {
+		rb.Total += size
+		w := RollbackWave{Wave: i + 1, Total: size}
+		switch {
+		case i < ended:
+			w.Back = n.rbBack[i]
+		case i == ended:
+			w.Back = left
+			if waveEnded {
+				n.rbBack = append(n.rbBack, left)
+			}
+		}
+		left -= w.Back
+		rb.Waves = append(rb.Waves, w)
+	}
+	return rb
 }
 
 func totalsMap(t store.Totals) map[string]int {
@@ -293,8 +371,21 @@ func slackText(e Event) string {
 	if e.Wave > 0 {
 		fmt.Fprintf(&b, " (wave %d)", e.Wave)
 	}
-	if e.Reason != "" {
+	switch {
+	case e.Kind == string(runner.EventPaused):
+		fmt.Fprintf(&b, ": waiting for %s (batchreset resume lets it go on, batchreset cancel ends it)", orOperator(e.Reason))
+	case e.Reason != "":
 		fmt.Fprintf(&b, ": %s", e.Reason)
+	}
+	if rb := e.Rollback; rb != nil {
+		fmt.Fprintf(&b, "\nrollback of %s: %d of %d instance(s) back on their previous images", rb.Of, rb.Back, rb.Total)
+		if len(rb.Waves) > 1 {
+			var waves []string
+			for _, w := range rb.Waves {
+				waves = append(waves, fmt.Sprintf("wave %d: %d/%d", w.Wave, w.Back, w.Total))
+			}
+			fmt.Fprintf(&b, " (%s)", strings.Join(waves, ", "))
+		}
 	}
 	var parts []string
 	for _, s := range store.Statuses {
@@ -326,6 +417,14 @@ func slackText(e Event) string {
 		}
 	}
 	return b.String()
+}
+
+// orOperator is what a pause waits for: why, or the operator.
+func orOperator(why string) string {
+	if why == "" || why == "paused by operator" {
+		return "the operator"
+	}
+	return why
 }
 
 // Close stops taking events and waits for the queued ones to be delivered,

@@ -34,6 +34,8 @@ type View struct {
 	Matched int     `json:"matched"`
 	Rows    []Row   `json:"instances"`
 	Plan    *Budget `json:"budget,omitempty"`
+	// Rollback is the progress of a rollback run; nil for another run.
+	Rollback *Rollback `json:"rollback,omitempty"`
 	// Controls reports whether this request may control the run.
 	Controls  bool      `json:"controls"`
 	Generated time.Time `json:"generated_at"`
@@ -71,17 +73,29 @@ type Budget struct {
 	Over     bool `json:"exceeded"`
 }
 
+// Rollback is how far a rollback run has put its instances back on their
+// previous images (store.Status.Reset): Back of Total, and per wave in the
+// run's waves (Wave.Back).
+type Rollback struct {
+	Of    string `json:"of"`
+	Back  int    `json:"back"`
+	Total int    `json:"total"`
+}
+
 // Wave is one wave of the run's plan and how far it has come.
 type Wave struct {
-	N        int    `json:"wave"`
-	Canary   bool   `json:"canary,omitempty"`
-	Size     int    `json:"size"`
-	Sent     int    `json:"sent"`
-	InFlight int    `json:"in_flight"`
-	Done     int    `json:"done"`
-	Failures int    `json:"failures"`
-	State    string `json:"state"` // done, current, next, later
-	Note     string `json:"note,omitempty"`
+	N        int  `json:"wave"`
+	Canary   bool `json:"canary,omitempty"`
+	Size     int  `json:"size"`
+	Sent     int  `json:"sent"`
+	InFlight int  `json:"in_flight"`
+	Done     int  `json:"done"`
+	Failures int  `json:"failures"`
+	// Back counts the instances of a rollback's wave back on their
+	// previous images.
+	Back  int    `json:"back,omitempty"`
+	State string `json:"state"` // done, current, next, later
+	Note  string `json:"note,omitempty"`
 }
 
 // Rate is the reset rate over the last minutes against the limit.
@@ -247,6 +261,9 @@ func (p *Page) view(ctx context.Context, run Run, f Filter, now time.Time) (View
 		waveOf = func(_ *store.Job, i int) int { return int(waves[i]) }
 	}
 
+	if info.RollbackOf != "" {
+		v.Rollback = &Rollback{Of: info.RollbackOf}
+	}
 	codes := map[string]int{}
 	var failed, rest []Row
 	byWave := map[int]*Wave{}
@@ -281,6 +298,10 @@ func (p *Page) view(ctx context.Context, run Run, f Filter, now time.Time) (View
 		if j.HookFailed() {
 			st.HookFailures++
 		}
+		back := v.Rollback != nil && j.Status.Reset()
+		if back {
+			v.Rollback.Back++
+		}
 		if w > 0 {
 			wv := byWave[w]
 			if wv == nil {
@@ -296,6 +317,9 @@ func (p *Page) view(ctx context.Context, run Run, f Filter, now time.Time) (View
 			}
 			if j.Failure() {
 				wv.Failures++
+			}
+			if back {
+				wv.Back++
 			}
 		}
 		if !j.SubmittedAt.IsZero() {
@@ -351,6 +375,9 @@ func (p *Page) view(ctx context.Context, run Run, f Filter, now time.Time) (View
 	if plan != nil && (plan.Canary > 0 || len(plan.Waves) > 0) {
 		v.Waves = waveTable(*plan, st.Jobs, byWave, live, now)
 	}
+	if v.Rollback != nil {
+		v.Rollback.Total = st.Jobs
+	}
 	if plan != nil && plan.MaxFailures >= 0 {
 		b := &Budget{Max: plan.MaxFailures, Failures: st.Failures}
 		if live != nil {
@@ -393,7 +420,7 @@ func waveTable(plan store.RolloutPlan, jobs int, byWave map[int]*Wave, live *Liv
 		size := min(left, plan.WaveSize(n-1))
 		w := Wave{N: n, Canary: plan.Canary > 0 && n == 1, Size: size}
 		if got := byWave[n]; got != nil {
-			w.Sent, w.InFlight, w.Done, w.Failures = got.Sent, got.InFlight, got.Done, got.Failures
+			w.Sent, w.InFlight, w.Done, w.Failures, w.Back = got.Sent, got.InFlight, got.Done, got.Failures, got.Back
 		}
 		out = append(out, w)
 		left -= size
