@@ -60,14 +60,14 @@ type runStatus struct {
 	Budget         *int   `json:"budget,omitempty"`
 	BudgetFlag     string `json:"max_failures"`
 	BudgetRecorded bool   `json:"budget_recorded"`
-	// ResetsPerSecond is the rate of resets accepted over the last
-	// minute; ETASeconds the time left to send the rest at that rate, when
-	// there is one. Both from the jobs' records (CSV mode).
 	// Settings are the run's --on-failure, --approve and lifecycle hooks
 	// as its record keeps them; nil when it keeps none (a run not
 	// started, or started before runs recorded them): status has no
 	// flags of its own to stand in for them.
-	Settings        *runRecord    `json:"settings,omitempty"`
+	Settings *runRecord `json:"settings,omitempty"`
+	// ResetsPerSecond is the rate of resets accepted over the last
+	// minute; ETASeconds the time left to send the rest at that rate, when
+	// there is one. Both from the jobs' records (CSV mode).
 	ResetsPerSecond *float64      `json:"resets_per_s,omitempty"`
 	ETASeconds      *float64      `json:"eta_seconds,omitempty"`
 	LastErrors      []statusError `json:"last_errors"`
