@@ -443,6 +443,7 @@ func decodeResults(b []byte) ([]store.Job, error) {
 			ID: int64(line), InstanceID: get("instance_id"), BlueprintID: get("blueprint_id"), Region: get("region"),
 			Status: store.Status(get("status")), RequestID: get("request_id"), ErrorCode: get("error_code"),
 			ErrorMessage: get("error_message"), PrevBlueprintID: get("previous_blueprint_id"), Account: get("account"),
+			HookPhase: store.HookPhase(get("hook_phase")),
 		}
 		if !j.Status.Valid() || j.InstanceID == "" {
 			return nil, fmt.Errorf("line %d: instance %q, status %q", line, j.InstanceID, j.Status)

@@ -109,11 +109,28 @@ func (a *app) runPlan(ctx context.Context, o *planFlags) error {
 	if err != nil {
 		return err
 	}
+	hooks, err := o.rollout.hooks.resolve()
+	if err != nil {
+		return err
+	}
+	settings, recorded, err := src.RunRecord(ctx)
+	if err != nil {
+		return &exitError{code: exitFatal, err: err}
+	}
+	if !recorded {
+		settings = runRecord{OnFailure: string(ro.OnFailure), Approve: string(ro.Approve), Hooks: hooks.Settings()}
+	}
+	if plan, shared, err := src.SharedRollout(ctx); err != nil {
+		return &exitError{code: exitFatal, err: err}
+	} else if shared {
+		ro.Adopt(plan)
+	}
 	items, err := runner.Plan(ctx, cloud, todo, login, true)
 	if err != nil {
 		return &exitError{code: exitFatal, err: err}
 	}
 	out := newPlanOutput(items, len(jobs), ro, o.rate, o.expectedDuration, now, !o.rollout.summary || o.rollout.output == "json")
+	out.Settings, out.Recorded = settings, recorded
 	if o.rollout.output == "json" {
 		enc := json.NewEncoder(a.stdout)
 		enc.SetIndent("", "  ")
