@@ -19,9 +19,14 @@ import (
 // action, access region and sub-account (more-apis.md §1f): two processes
 // of one Identity share each action's limit, on one host through
 // HostLimits, across hosts through the database.
+//
+// Account is the account the calls act in, whose instances they reach (STS's
+// AccountId: the same for the account's root key, each of its sub-users
+// and each session of a role in it); "" when STS did not say.
 type Identity struct {
 	Endpoint string
 	Owner    string
+	Account  string
 }
 
 // Key names the Identity in file and bucket names: a hash, so that neither
@@ -29,6 +34,21 @@ type Identity struct {
 func (id Identity) Key() string {
 	sum := sha256.Sum256([]byte(id.Endpoint + "\x00" + id.Owner))
 	return hex.EncodeToString(sum[:8])
+}
+
+// HoldsKey names where the runs of the host record which instances they
+// hold (store/csv.Registry). A limit is a principal's, but an instance is
+// its account's, whoever reaches it: the account's root key, any of its
+// sub-users, any session of any role in it, through any endpoint. So every
+// Identity of one account shares one record of holds, and a run by a role
+// sees the holds of a run by a key of the same account. Without an account
+// (STS refused to say) the record is the Identity's own.
+func (id Identity) HoldsKey() string {
+	if id.Account == "" {
+		return id.Key()
+	}
+	sum := sha256.Sum256([]byte("account\x00" + id.Account))
+	return "account-" + hex.EncodeToString(sum[:8])
 }
 
 // String describes the Identity for banners and logs.
@@ -67,15 +87,16 @@ func ResolveIdentity(ctx context.Context, c *Cloud, endpoint, key string, log *s
 		if owner == "" {
 			return Identity{}, errors.New("get caller identity: the answer names no caller (no Arn)")
 		}
-		return Identity{Endpoint: endpoint, Owner: owner}, nil
+		return Identity{Endpoint: endpoint, Owner: owner, Account: strings.TrimSpace(caller.AccountID)}, nil
 	}
 	if !denied(err) {
 		return Identity{}, err
 	}
 	sum := sha256.Sum256([]byte(key))
 	id := Identity{Endpoint: endpoint, Owner: "key-" + hex.EncodeToString(sum[:8])}
-	log.Warn("STS refused GetCallerIdentity: rate limits are shared only with processes using this same key; "+
-		"runs with another key of the same sub-account are not spaced with this one and together can exceed its limit",
+	log.Warn("STS refused GetCallerIdentity: rate limits and the instances runs hold are shared only with processes using this same key; "+
+		"runs with another key of the same sub-account are not spaced with this one and together can exceed its limit, "+
+		"and runs with another key or role of the same account do not see which instances this one holds",
 		"identity", id, "error", err)
 	return id, nil
 }

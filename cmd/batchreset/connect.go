@@ -55,6 +55,7 @@ type connection struct {
 	emu          *emulatorHandle
 	endpoint     string // normalised
 	identity     runner.Identity
+	stateRoot    string // the host's shared state, of every identity
 	stateDir     string // this host's shared state for the identity
 	privateState string // with the built-in emulator: the state's root, removed by Close
 	hostLimits   *runner.HostLimits
@@ -62,8 +63,8 @@ type connection struct {
 	holds        *csvstore.Holds    // this run's, taken by hold
 }
 
-// hold opens the host's registry of instances held by runs for the
-// account, makes this process one of src's run, and holds every instance of
+// hold opens the host's registry of instances held by runs in the account
+// (every identity of the account shares it: runner.Identity.HoldsKey), makes this process one of src's run, and holds every instance of
 // the run (of only those jobs, when only is not nil) that no other run
 // holds: a run holds its instances from its start to its end. The runner
 // asks the returned Holds before every save.
@@ -72,7 +73,11 @@ func (c *connection) hold(ctx context.Context, src jobSource, only func(*store.J
 	if err != nil {
 		return nil, &exitError{code: exitFatal, err: err}
 	}
-	reg, err := csvstore.OpenRegistry(filepath.Join(c.stateDir, "registry"), log)
+	dir, err := hoststate.Open(c.stateRoot, c.identity.HoldsKey())
+	if err != nil {
+		return nil, &exitError{code: exitFatal, err: err}
+	}
+	reg, err := csvstore.OpenRegistry(filepath.Join(dir, "registry"), log)
 	if err != nil {
 		return nil, &exitError{code: exitFatal, err: err}
 	}
@@ -253,6 +258,7 @@ func (c *connection) resolveIdentity(ctx context.Context, root string, cred cred
 	if c.identity, err = runner.ResolveIdentity(ctx, probe, c.endpoint, key, log); err != nil {
 		return fatal(err)
 	}
+	c.stateRoot = root
 	if c.stateDir, err = hoststate.Open(root, c.identity.Key()); err != nil {
 		return fatal(err)
 	}

@@ -29,7 +29,23 @@ func csvRun(f *fleet, jobs string, extra ...string) []string {
 // job for it ends skipped, and both runs end on their own.
 func TestTwoCSVRunsAtOnce(t *testing.T) {
 	t.Parallel()
+	twoCSVRunsAtOnce(t, newFleet(t, fleetOptions{n: 40}), nil)
+}
+
+// TestTwoCSVRunsKeyAndRole is TestTwoCSVRunsAtOnce with the second run
+// signed by a session of a role of the account, assumed with the same key:
+// another principal, with limits of its own, but the same account, whose
+// instances the first run holds.
+func TestTwoCSVRunsKeyAndRole(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t, fleetOptions{n: 40})
+	twoCSVRunsAtOnce(t, f, []string{"--role-arn", "qcs::cam::uin/" + f.uin + ":roleName/emulator"})
+}
+
+// twoCSVRunsAtOnce runs two copies of f's jobs at once, the second with
+// extra flags, and checks that each instance was reset once, by one run,
+// the other run's job for it skipped.
+func twoCSVRunsAtOnce(t *testing.T, f *fleet, second []string) {
 	var copies [2]string
 	for i := range copies {
 		copies[i] = filepath.Join(t.TempDir(), "jobs.csv")
@@ -39,7 +55,7 @@ func TestTwoCSVRunsAtOnce(t *testing.T) {
 		}
 		writeFile(t, copies[i], string(b))
 	}
-	procs := [2]*proc{startProcess(t, "first", nil, csvRun(f, copies[0])...), startProcess(t, "second", nil, csvRun(f, copies[1])...)}
+	procs := [2]*proc{startProcess(t, "first", nil, csvRun(f, copies[0])...), startProcess(t, "second", nil, csvRun(f, copies[1], second...)...)}
 	for _, p := range procs {
 		if code := p.wait(t, 90*time.Second); code != exitOK && code != exitFailures {
 			t.Errorf("%s: exit %d, want 0 or 1", p.name, code)
