@@ -375,7 +375,7 @@ func (h *history) writeAccounts() {
 		}
 		parts = append(parts, fmt.Sprintf("%s %d instance(s) (UIN %s, by %s)", a.name, count[a.name], a.uin, how))
 	}
-	h.logf("%d accounts: %s", len(h.accounts), strings.Join(parts, "; "))
+	h.logf("fleet split over %d accounts and the run's own: %s", len(h.accounts), strings.Join(parts, "; "))
 }
 
 // accountFlags returns r's --account flags, one for each account its
