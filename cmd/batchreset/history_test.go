@@ -815,7 +815,7 @@ func (h *history) check() {
 	}
 	for _, j := range h.jobs {
 		if applied := st.Resets[j.InstanceID]; len(applied) > 1 {
-			h.violate(1, "%s reset %d times: %s (runs over it: %s)", j.InstanceID, len(applied), h.attr.describe(applied), strings.Join(byInstance[j.InstanceID], ", "))
+			h.violate(1, "%s of account %s reset %d times: %s (runs over it: %s)", j.InstanceID, h.accountName(h.owner[j.InstanceID]), len(applied), h.attr.describe(applied), strings.Join(byInstance[j.InstanceID], ", "))
 		}
 	}
 
