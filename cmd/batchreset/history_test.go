@@ -33,7 +33,7 @@ import (
 // way: 2–4 runs (CSV and Postgres, 1–3 runners each) over overlapping
 // instances, started at staggered times with varied endpoint spellings and
 // rollouts, under the emulator's faults, half of them over a fleet split
-// among accounts (see historyAccounts), with operator actions and process
+// among accounts (see splitAccounts), with operator actions and process
 // faults at random times (pause, resume, cancel, runners joining, SIGKILL
 // and rerun, SIGINT and rerun, SIGSTOP and SIGCONT, database connections
 // terminated, throttle storms). At the end every paused run is resumed and
@@ -146,8 +146,10 @@ type hProc struct {
 
 // hAccount is a named account of a history's fleet, an emulated account
 // of its own, and how the runs reach it: its key's profile, or the run's
-// key assuming its role. Each account is reached one way in a history,
-// as an operator's runs would (see historyAccounts).
+// key assuming its role. Each account is reached one way in a history:
+// the host's registry of holds and its rate limits are kept per principal
+// (runner.Identity), so runs reaching one account by its key and by a role
+// do not see each other's holds, and reset an instance twice.
 type hAccount struct {
 	name       string
 	uin        string
