@@ -32,7 +32,8 @@ import (
 // TestHistories drives one emulated fleet with random histories, Jepsen's
 // way: 2–4 runs (CSV and Postgres, 1–3 runners each) over overlapping
 // instances, started at staggered times with varied endpoint spellings and
-// rollouts, under the emulator's faults, with operator actions and process
+// rollouts, under the emulator's faults, half of them over a fleet split
+// among accounts (see splitAccounts), with operator actions and process
 // faults at random times (pause, resume, cancel, runners joining, SIGKILL
 // and rerun, SIGINT and rerun, SIGSTOP and SIGCONT, database connections
 // terminated, throttle storms). At the end every paused run is resumed and
@@ -105,6 +106,10 @@ type history struct {
 	faults []emulator.Fault
 	attr   *attribution
 
+	accounts []*hAccount       // the fleet's named accounts; none in half the histories
+	owner    map[string]string // instance ID → UIN of the account that owns it
+	env      []string          // the runs' environment: the accounts' credentials file
+
 	runs  []*hRun
 	steps []step
 	start time.Time
@@ -137,6 +142,28 @@ type hProc struct {
 	run     *hRun
 	p       *proc
 	stopped bool
+}
+
+// hAccount is a named account of a history's fleet, an emulated account
+// of its own, and how the runs reach it: its key's profile, or the run's
+// key assuming its role. Each account is reached one way in a history:
+// the host's registry of holds and its rate limits are kept per principal
+// (runner.Identity), so runs reaching one account by its key and by a role
+// do not see each other's holds, and reset an instance twice.
+type hAccount struct {
+	name       string
+	uin        string
+	keyID, key string
+	role       string
+	byRole     bool
+}
+
+// def is the account's --account value.
+func (a *hAccount) def() string {
+	if a.byRole {
+		return a.name + "=role:" + a.role
+	}
+	return a.name + "=profile:history-" + a.name
 }
 
 // step is one scheduled event.
@@ -188,6 +215,13 @@ func newHistory(t *testing.T, seed uint64) *history {
 	}
 	fleetSeed := int64(rng.Uint32()) + 1
 	emuSeed := int64(rng.Uint32()) + 1
+	// Accounts come from a stream of their own: a history without them is
+	// the one its seed gave before accounts existed.
+	arng := rand.New(rand.NewPCG(seed^0x5851f42d4c957f2d, seed))
+	var accounts []string
+	if arng.Float64() < 0.5 {
+		accounts = []string{"a", "b", "c"}[:2+arng.IntN(2)]
+	}
 	h.f = newFleet(t, fleetOptions{n: n, limit: limit, opts: emulator.FleetOptions{Seed: fleetSeed},
 		edit: func(c *emulator.Config) {
 			c.ResetDuration = emulator.Duration{Min: 100 * time.Millisecond, Max: 400 * time.Millisecond}
@@ -195,6 +229,7 @@ func newHistory(t *testing.T, seed uint64) *history {
 			if skew != 0 {
 				c.Now = func() time.Time { return time.Now().Add(skew) }
 			}
+			h.splitAccounts(c, accounts, arng)
 		},
 		handler: h.attr.wrap,
 	})
@@ -208,6 +243,9 @@ func newHistory(t *testing.T, seed uint64) *history {
 	}
 	h.jobs = jobs
 	h.logf("fleet of %d instances, ResetInstance limit %d/s, runs at --rate %g; %s", n, limit, h.f.rate, cmp.Or(strings.Join(notes, ", "), "no faults"))
+	if len(h.accounts) > 0 {
+		h.writeAccounts()
+	}
 
 	// The runs.
 	nRuns := 2 + rng.IntN(3)
@@ -240,6 +278,7 @@ func newHistory(t *testing.T, seed uint64) *history {
 		// makes that decision "no", so with it no instance is ever reset
 		// twice.
 		extra = append(extra, "--skip-reset-since", "1h")
+		extra = append(extra, h.accountFlags(r, arng)...)
 		rate := fmt.Sprint(h.f.rate)
 		if r.pg {
 			r.runners = 1 + rng.IntN(3)
@@ -260,6 +299,101 @@ func newHistory(t *testing.T, seed uint64) *history {
 	h.prepareRuns()
 	h.schedule()
 	return h
+}
+
+// splitAccounts makes names (none, two or three) accounts of the fleet c
+// configures, each an emulated account with a key and a role of its own
+// (UINs derived from the fleet's, so that no two histories share one), and
+// gives each instance to one of them or to the fleet's own account (the
+// rows that name no account), at random. It records every instance's
+// owner, and the accounts, in h.
+func (h *history) splitAccounts(c *emulator.Config, names []string, rng *rand.Rand) {
+	h.owner = map[string]string{}
+	base, err := strconv.ParseInt(c.UIN, 10, 64)
+	if err != nil {
+		h.t.Fatalf("fleet UIN %q: %v", c.UIN, err)
+	}
+	for i, name := range names {
+		uin := strconv.FormatInt(base+int64(i+1)*10_000_000_000, 10)
+		h.accounts = append(h.accounts, &hAccount{
+			name:   name,
+			uin:    uin,
+			keyID:  "AKIDhistory" + name + uin,
+			key:    "history-" + name + "-S3cr3tK3y-" + uin,
+			role:   "qcs::cam::uin/" + uin + ":roleName/batchreset-history",
+			byRole: i == 1 || i == 2 && rng.IntN(2) == 0, // a by profile, b by role, c either
+		})
+	}
+	own := c.Instances
+	c.Instances = nil
+	emuAccounts := make([]emulator.Account, len(h.accounts))
+	for i, a := range h.accounts {
+		emuAccounts[i] = emulator.Account{Name: a.name, UIN: a.uin, Credentials: map[string]string{a.keyID: a.key},
+			Roles: []string{a.role}, Blueprints: c.Blueprints}
+	}
+	for _, in := range own {
+		k := 0
+		if len(names) > 0 {
+			k = rng.IntN(len(names) + 1)
+		}
+		if k == 0 {
+			c.Instances = append(c.Instances, in)
+			h.owner[in.ID] = c.UIN
+			continue
+		}
+		emuAccounts[k-1].Instances = append(emuAccounts[k-1].Instances, in)
+		h.owner[in.ID] = h.accounts[k-1].uin
+	}
+	c.Accounts = emuAccounts
+}
+
+// writeAccounts names each job's account, writes the accounts' keys as
+// profiles history-NAME of a credentials file the runs are given, and logs
+// the split.
+func (h *history) writeAccounts() {
+	byUIN := map[string]*hAccount{}
+	var profiles strings.Builder
+	for _, a := range h.accounts {
+		byUIN[a.uin] = a
+		fmt.Fprintf(&profiles, "[history-%s]\nsecret_id = %s\nsecret_key = %s\n", a.name, a.keyID, a.key)
+	}
+	count := map[string]int{}
+	for i, j := range h.jobs {
+		if a := byUIN[h.owner[j.InstanceID]]; a != nil {
+			h.jobs[i].Account = a.name
+		}
+		count[h.jobs[i].Account]++
+	}
+	path := filepath.Join(h.t.TempDir(), "credentials")
+	if err := os.WriteFile(path, []byte(profiles.String()), 0o600); err != nil {
+		h.t.Fatal(err)
+	}
+	h.env = []string{"TENCENTCLOUD_CREDENTIALS_FILE=" + path}
+	parts := []string{fmt.Sprintf("no account %d instance(s) (UIN %s, the run's key)", count[""], h.f.uin)}
+	for _, a := range h.accounts {
+		how := "profile history-" + a.name
+		if a.byRole {
+			how = "role " + a.role
+		}
+		parts = append(parts, fmt.Sprintf("%s %d instance(s) (UIN %s, by %s)", a.name, count[a.name], a.uin, how))
+	}
+	h.logf("fleet split over %d accounts and the run's own: %s", len(h.accounts), strings.Join(parts, "; "))
+}
+
+// accountFlags returns r's --account flags, one for each account its
+// instances name, and in some runs over accounts a failure budget of each
+// account's own.
+func (h *history) accountFlags(r *hRun, rng *rand.Rand) []string {
+	var flags []string
+	for _, a := range h.accounts {
+		if slices.ContainsFunc(h.jobs[r.lo:r.hi], func(j store.Job) bool { return j.Account == a.name }) {
+			flags = append(flags, "--account", a.def())
+		}
+	}
+	if len(flags) > 0 && rng.Float64() < 0.3 {
+		flags = append(flags, "--max-failures-per-account", []string{"1", "20%"}[rng.IntN(2)])
+	}
+	return flags
 }
 
 // portOf returns the port of a URL's host.
@@ -286,10 +420,17 @@ func (h *history) prepareRuns() {
 	}
 	for _, r := range h.runs {
 		var b strings.Builder
-		b.WriteString("instance_id,blueprint_id,region\n")
-		for _, j := range h.jobs[r.lo:r.hi] {
-			fmt.Fprintf(&b, "%s,%s,%s\n", j.InstanceID, j.BlueprintID, j.Region)
+		b.WriteString("instance_id,blueprint_id,region")
+		if len(h.accounts) > 0 {
+			b.WriteString(",account")
 		}
+		for _, j := range h.jobs[r.lo:r.hi] {
+			fmt.Fprintf(&b, "\n%s,%s,%s", j.InstanceID, j.BlueprintID, j.Region)
+			if len(h.accounts) > 0 {
+				b.WriteString("," + j.Account)
+			}
+		}
+		b.WriteString("\n")
 		path := filepath.Join(t.TempDir(), "jobs.csv")
 		writeFile(t, path, b.String())
 		if r.pg {
@@ -425,7 +566,7 @@ func (h *history) startProc(r *hRun) string {
 	if !r.pg && h.live(r) != nil {
 		return fmt.Sprintf(": no-op, %s still runs (one process per CSV run)", h.live(r).name)
 	}
-	p := &hProc{name: name, run: r, p: startProcess(h.t, name, nil, r.args...)}
+	p := &hProc{name: name, run: r, p: startProcess(h.t, name, h.env, r.args...)}
 	h.attr.add(p.p.cmd.Process.Pid, r.name)
 	r.procs = append(r.procs, p)
 	return fmt.Sprintf(": %s pid %d", name, p.p.cmd.Process.Pid)
@@ -654,14 +795,18 @@ func (h *history) outcomes(r *hRun) []store.Job {
 
 // check judges the history on the emulator's ledger:
 //  1. no instance reset twice;
-//  2. no call over any action's limit in any one-second window;
+//  2. no call over any action's limit in any one-second window, in any
+//     account (each account has its own limits);
 //  3. every run ended, nothing stuck (finish);
 //  4. every outcome is the cloud's: a succeeded job names a RequestId the
 //     ledger applied to its instance; an instance never reset is never
 //     succeeded; a job whose instance this run reset is neither pending nor
 //     skipped, and names that reset unless it ended unknown;
 //  5. nothing held at the end: no process alive, no Postgres job
-//     submitting, submitted or under a live lease.
+//     submitting, submitted or under a live lease;
+//  6. every reset was signed in the account that owns the instance, the
+//     one its row names (SignedBy == Account == the owner);
+//  7. no process printed a secret key, the run's or an account's.
 func (h *history) check() {
 	st := h.f.emu.Stats()
 	byInstance := map[string][]string{}
@@ -672,13 +817,38 @@ func (h *history) check() {
 	}
 	for _, j := range h.jobs {
 		if applied := st.Resets[j.InstanceID]; len(applied) > 1 {
-			h.violate(1, "%s reset %d times: %s (runs over it: %s)", j.InstanceID, len(applied), h.attr.describe(applied), strings.Join(byInstance[j.InstanceID], ", "))
+			h.violate(1, "%s of account %s reset %d times: %s (runs over it: %s)", j.InstanceID, h.accountName(h.owner[j.InstanceID]), len(applied), h.attr.describe(applied), strings.Join(byInstance[j.InstanceID], ", "))
 		}
 	}
 
-	for action, as := range st.Actions {
-		if limit, ok := h.limits[action]; ok && limit >= 0 && (as.OverLimit != 0 || as.MaxPerSecond > limit) {
-			h.violate(2, "%s: %d call(s) over the limit of %d/s, at most %d in one second", action, as.OverLimit, limit, as.MaxPerSecond)
+	for uin, actions := range st.ByAccount {
+		for action, as := range actions {
+			if limit, ok := h.limits[action]; ok && limit >= 0 && (as.OverLimit != 0 || as.MaxPerSecond > limit) {
+				h.violate(2, "account %s: %s: %d call(s) over the limit of %d/s, at most %d in one second", h.accountName(uin), action, as.OverLimit, limit, as.MaxPerSecond)
+			}
+		}
+	}
+
+	for _, j := range h.jobs {
+		for _, rec := range st.ResetLog[j.InstanceID] {
+			if owner := h.owner[j.InstanceID]; rec.Account != owner || rec.SignedBy != owner {
+				h.violate(6, "%s (account %s): reset %s of account %s signed by account %s (%s)", j.InstanceID, h.accountName(owner),
+					rec.RequestID, h.accountName(rec.Account), h.accountName(rec.SignedBy), h.attr.describe([]string{rec.RequestID}))
+			}
+		}
+	}
+
+	secrets := []string{testSecretKey}
+	for _, a := range h.accounts {
+		secrets = append(secrets, a.key)
+	}
+	for _, r := range h.runs {
+		for _, p := range r.procs {
+			for i, s := range secrets {
+				if strings.Contains(p.p.stdout.String()+p.p.stderr.String(), s) {
+					h.violate(7, "run %s: %s printed secret key %d of %d", r.name, p.name, i+1, len(secrets))
+				}
+			}
 		}
 	}
 
@@ -723,6 +893,20 @@ func (h *history) check() {
 	if amb := h.attr.ambiguous(); amb > 0 {
 		h.logf("%d applied reset(s) could not be told to one run (calls on one instance overlapped)", amb)
 	}
+}
+
+// accountName names the account of a UIN for a violation: its name, or
+// "(none)" for the fleet's own account, with the UIN.
+func (h *history) accountName(uin string) string {
+	for _, a := range h.accounts {
+		if a.uin == uin {
+			return a.name + " (UIN " + uin + ")"
+		}
+	}
+	if uin == h.f.uin {
+		return "(none) (UIN " + uin + ")"
+	}
+	return "UIN " + uin
 }
 
 // checkHeld finds Postgres jobs still in flight or leased.
