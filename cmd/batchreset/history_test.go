@@ -145,22 +145,21 @@ type hProc struct {
 }
 
 // hAccount is a named account of a history's fleet, an emulated account
-// of its own, and how the runs reach it: its key's profile, or the run's
-// key assuming its role. Each account is reached one way in a history:
-// the host's registry of holds and its rate limits are kept per principal
-// (runner.Identity), so runs reaching one account by its key and by a role
-// do not see each other's holds, and reset an instance twice.
+// of its own, with a key (a profile of the history's credentials file) and
+// a role (which the run's key assumes). Each run reaches it one way or the
+// other, drawn per run: runs reaching one account by its key and by a role
+// are different principals, with limits of their own, that must still see
+// each other's holds.
 type hAccount struct {
 	name       string
 	uin        string
 	keyID, key string
 	role       string
-	byRole     bool
 }
 
-// def is the account's --account value.
-func (a *hAccount) def() string {
-	if a.byRole {
+// def is the account's --account value, by its role or by its profile.
+func (a *hAccount) def(byRole bool) string {
+	if byRole {
 		return a.name + "=role:" + a.role
 	}
 	return a.name + "=profile:history-" + a.name
@@ -316,12 +315,11 @@ func (h *history) splitAccounts(c *emulator.Config, names []string, rng *rand.Ra
 	for i, name := range names {
 		uin := strconv.FormatInt(base+int64(i+1)*10_000_000_000, 10)
 		h.accounts = append(h.accounts, &hAccount{
-			name:   name,
-			uin:    uin,
-			keyID:  "AKIDhistory" + name + uin,
-			key:    "history-" + name + "-S3cr3tK3y-" + uin,
-			role:   "qcs::cam::uin/" + uin + ":roleName/batchreset-history",
-			byRole: i == 1 || i == 2 && rng.IntN(2) == 0, // a by profile, b by role, c either
+			name:  name,
+			uin:   uin,
+			keyID: "AKIDhistory" + name + uin,
+			key:   "history-" + name + "-S3cr3tK3y-" + uin,
+			role:  "qcs::cam::uin/" + uin + ":roleName/batchreset-history",
 		})
 	}
 	own := c.Instances
@@ -371,23 +369,20 @@ func (h *history) writeAccounts() {
 	h.env = []string{"TENCENTCLOUD_CREDENTIALS_FILE=" + path}
 	parts := []string{fmt.Sprintf("no account %d instance(s) (UIN %s, the run's key)", count[""], h.f.uin)}
 	for _, a := range h.accounts {
-		how := "profile history-" + a.name
-		if a.byRole {
-			how = "role " + a.role
-		}
-		parts = append(parts, fmt.Sprintf("%s %d instance(s) (UIN %s, by %s)", a.name, count[a.name], a.uin, how))
+		parts = append(parts, fmt.Sprintf("%s %d instance(s) (UIN %s, by profile history-%s or role %s)", a.name, count[a.name], a.uin, a.name, a.role))
 	}
 	h.logf("fleet split over %d accounts and the run's own: %s", len(h.accounts), strings.Join(parts, "; "))
 }
 
 // accountFlags returns r's --account flags, one for each account its
-// instances name, and in some runs over accounts a failure budget of each
-// account's own.
+// instances name, each by its profile or its role (drawn for the run: every
+// runner of a Postgres run defines its accounts alike), and in some runs
+// over accounts a failure budget of each account's own.
 func (h *history) accountFlags(r *hRun, rng *rand.Rand) []string {
 	var flags []string
 	for _, a := range h.accounts {
 		if slices.ContainsFunc(h.jobs[r.lo:r.hi], func(j store.Job) bool { return j.Account == a.name }) {
-			flags = append(flags, "--account", a.def())
+			flags = append(flags, "--account", a.def(rng.IntN(2) == 0))
 		}
 	}
 	if len(flags) > 0 && rng.Float64() < 0.3 {
