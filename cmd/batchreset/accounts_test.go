@@ -125,3 +125,49 @@ func TestRunAccountsUsage(t *testing.T) {
 		t.Errorf("usage errors reset %d instances, want none", n)
 	}
 }
+
+// TestPlanTwoAccounts plans a run over two accounts of the built-in
+// emulator, each holding only its own instances: every instance is found
+// and resettable only if it is checked through its own account's
+// connection. The plan lists each account with its credential, masked,
+// its regions and its instances; the usage errors are run's.
+func TestPlanTwoAccounts(t *testing.T) {
+	t.Parallel()
+	jobs := filepath.Join(t.TempDir(), "jobs.csv")
+	var b strings.Builder
+	b.WriteString("instance_id,region,account\n")
+	for i, acct := range []string{"a", "a", "a", "b", "b", "", ""} {
+		region := []string{"ap-guangzhou", "ap-shanghai"}[i%2]
+		fmt.Fprintf(&b, "lhins-plan%04d,%s,%s\n", i, region, acct)
+	}
+	writeFile(t, jobs, b.String())
+	const role = "qcs::cam::uin/100000000003:roleName/ops"
+	args := []string{"plan", "--jobs", jobs, "--emulate", "--account", "a=profile:acct-a", "--account", "b=role:" + role}
+	res := batchreset(t, args...)
+	res.wantCode(t, 0, "plan over two accounts")
+	for _, want := range []string{
+		"3 accounts: (none) (the run's credential, the built-in emulator, SecretId ",
+		"a (--account a=profile:acct-a, the built-in emulator's account a (UIN 100000000002), SecretId ",
+		"): 3 instance(s) in ap-guangzhou, ap-shanghai; b (--account b=role:" + role + ", role " + role + " via STS",
+		"): 2 instance(s) in ap-guangzhou, ap-shanghai",
+		"\n7 to reset, 0 to skip",
+	} {
+		if !strings.Contains(res.stdout, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, res.stdout)
+		}
+	}
+	if strings.Contains(res.stdout+res.stderr, emulatorCredential().SecretKey) {
+		t.Errorf("the emulator's secret key is in the output")
+	}
+
+	res = batchreset(t, append(args[:len(args)-2], "--account", "b=role:"+role, "--account", "b=profile:x")...)
+	res.wantCode(t, exitUsage, "an account defined twice")
+	if want := `account "b" is defined twice`; !strings.Contains(res.stderr, want) {
+		t.Errorf("stderr lacks %q:\n%s", want, res.stderr)
+	}
+	res = batchreset(t, args[:len(args)-2]...)
+	res.wantCode(t, exitUsage, "an account undefined")
+	if want := `account "b": 2 job(s) name it`; !strings.Contains(res.stderr, want) {
+		t.Errorf("stderr lacks %q:\n%s", want, res.stderr)
+	}
+}

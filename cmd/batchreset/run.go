@@ -110,7 +110,7 @@ func (a *app) runOnce(ctx context.Context, s runSettings) error {
 	if err != nil {
 		return &exitError{code: exitFatal, err: err}
 	}
-	accounts, err := a.runAccountCredentials(ctx, s, src, cnt, cred)
+	accounts, err := a.runAccountCredentials(ctx, s.accounts, s.api, s.src.runName, src, cnt, cred, true)
 	if err != nil {
 		return err
 	}
