@@ -3,12 +3,15 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
 	"strings"
+	"text/tabwriter"
 
 	"github.com/spf13/pflag"
 
+	"github.com/batchreset/batchreset/cmd/batchreset/internal/statuspage"
 	"github.com/batchreset/batchreset/lighthouse"
 	"github.com/batchreset/batchreset/runner"
 	"github.com/batchreset/batchreset/store"
@@ -280,4 +283,25 @@ func accountsText(accounts []accountConn, cnt store.Count, emulate bool) string 
 		parts = append(parts, fmt.Sprintf("%s (%s): %d instance(s) in %s", accountLabel(ac.def.name), src, c.Unfinished, strings.Join(c.Regions, ", ")))
 	}
 	return fmt.Sprintf("%d accounts: %s", len(accounts), strings.Join(parts, "; "))
+}
+
+// writeAccountStatuses writes, for status and the end-of-run summary, a
+// line per account: its instances, those of each status it has, and its
+// failures. It writes nothing for a run without accounts.
+func writeAccountStatuses(w io.Writer, accounts []statuspage.AccountStatus) {
+	if accounts == nil {
+		return
+	}
+	fmt.Fprintln(w, "by account:")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, a := range accounts {
+		var parts []string
+		for _, st := range statusOrder {
+			if n := a.Totals[string(st)]; n > 0 {
+				parts = append(parts, fmt.Sprintf("%d %s", n, st))
+			}
+		}
+		fmt.Fprintf(tw, "  %s\t%d instance(s)\t%s\tfailures: %d\n", accountLabel(a.Account), a.Jobs, strings.Join(parts, ", "), a.Failures)
+	}
+	tw.Flush()
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/batchreset/batchreset/cmd/batchreset/internal/statuspage"
 	"github.com/batchreset/batchreset/runner"
 	"github.com/batchreset/batchreset/store"
 	csvstore "github.com/batchreset/batchreset/store/csv"
@@ -66,6 +67,9 @@ type runStatus struct {
 	ResetsPerSecond *float64      `json:"resets_per_s,omitempty"`
 	ETASeconds      *float64      `json:"eta_seconds,omitempty"`
 	LastErrors      []statusError `json:"last_errors"`
+	// Accounts breaks the counts down by account when the jobs name
+	// accounts; nil otherwise.
+	Accounts []statuspage.AccountStatus `json:"accounts,omitempty"`
 }
 
 type statusError struct {
@@ -83,6 +87,7 @@ type statusCounter struct {
 	now          time.Time
 	recent, left int
 	errs         []store.Job // the last lastErrors with an error, in order
+	cnt          store.Count // for the counts by account
 }
 
 // lastErrors is how many errors a status lists.
@@ -93,6 +98,7 @@ func newStatusCounter(now time.Time) *statusCounter {
 }
 
 func (c *statusCounter) add(j *store.Job) {
+	c.cnt.Add(j)
 	st := &c.st
 	st.Jobs++
 	st.Totals[string(j.Status)]++
@@ -120,6 +126,7 @@ func (c *statusCounter) add(j *store.Job) {
 func (c *statusCounter) status(run string, started time.Time, budget int) runStatus {
 	st, now := c.st, c.now
 	st.Run = run
+	st.Accounts = statuspage.AccountStatuses(c.cnt)
 	st.State = stateUnfinished
 	switch {
 	case started.IsZero():
@@ -333,7 +340,13 @@ func runStatusOf(ctx context.Context, db *postgres.Store, run string, budget fun
 	if err != nil {
 		return runStatus{}, err
 	}
-	return dbStatus(run, st, started, b), nil
+	cnt, err := db.Count(ctx, run)
+	if err != nil {
+		return runStatus{}, &exitError{code: exitFatal, err: err}
+	}
+	rs := dbStatus(run, st, started, b)
+	rs.Accounts = statuspage.AccountStatuses(cnt)
+	return rs, nil
 }
 
 func printStatus(w io.Writer, st runStatus) {
@@ -371,6 +384,7 @@ func printStatus(w io.Writer, st runStatus) {
 	} else {
 		fmt.Fprintf(w, "failures: %d, no budget\n", st.Failures)
 	}
+	writeAccountStatuses(w, st.Accounts)
 
 	if st.ResetsPerSecond != nil {
 		fmt.Fprintf(w, "rate: %.2f resets/s over the last minute", *st.ResetsPerSecond)
