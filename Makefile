@@ -37,7 +37,7 @@ demo/hooks: build ## Reset jobs.example.csv, each instance drained before and pu
 
 test: ## go vet, every test with the race detector, then the fault matrix twice more (-count=3 in all), against PostgreSQL
 	$(GO) vet ./...
-	./.ci/withdb.sh sh -c '$(GO) test -race -count=1 -parallel 8 ./... && $(GO) test -race -count=2 -parallel 8 -run "^TestFault" ./runner/'
+	./.ci/withdb.sh sh -c '$(GO) test -race -count=1 -parallel 8 -timeout 25m ./... && $(GO) test -race -count=2 -parallel 8 -timeout 25m -run "^TestFault" ./runner/'
 
 
 test/race: test ## Same as test

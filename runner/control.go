@@ -260,7 +260,7 @@ func (r *Runner) applyControl(h store.RunHold) {
 		if why == "" {
 			why = operatorPause
 		}
-		r.paused(why)
+		r.paused(why, h.Awaiting)
 	case store.ControlCancelled:
 		r.adm.pause("")
 		if r.adm.load().reason == "" {
@@ -278,8 +278,10 @@ func (r *Runner) applyControl(h store.RunHold) {
 	}
 }
 
-// paused pauses the run locally for why and says so, once per reason.
-func (r *Runner) paused(why string) {
+// paused pauses the run locally for why and says so, once per reason;
+// awaiting is the wave, from 1, whose approval the pause waits for (0:
+// none), which EventPaused names.
+func (r *Runner) paused(why string, awaiting int) {
 	before := r.adm.load()
 	r.adm.pause(why)
 	if before.mode == admitPaused && before.waitFor == why || r.adm.load().mode != admitPaused {
@@ -290,7 +292,7 @@ func (r *Runner) paused(why string) {
 		r.emit(EventPaused, 0, why)
 		return
 	}
-	r.emit(EventPaused, 0, why)
+	r.emit(EventPaused, awaiting, why)
 	if r.cfg.WaitPaused {
 		r.log.Warn("run paused, waiting for a person: no new resets until the run is resumed or cancelled (batchreset resume|cancel, or the status page); resets in flight are still tracked",
 			"waiting_for", why)
@@ -326,5 +328,5 @@ func (r *Runner) holdRun(ctx context.Context, why string, awaiting int) {
 		// cannot record it.
 		r.log.Warn("record the pause in the run's record", "err", err)
 	}
-	r.paused(why)
+	r.paused(why, awaiting)
 }

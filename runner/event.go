@@ -21,7 +21,9 @@ const (
 	// failure budget, the window, a failed canary, a cancel); resets in
 	// flight are still tracked.
 	EventStopped EventKind = "run.stopped"
-	// EventPaused and EventResumed: the operator paused or resumed the run.
+	// EventPaused: the run paused, for Event.Reason: the operator, an
+	// exceeded failure budget (OnFailure pause), or the approval of wave
+	// Event.Wave (Approve). EventResumed: the operator resumed it.
 	EventPaused  EventKind = "run.paused"
 	EventResumed EventKind = "run.resumed"
 	// EventCancelled: the operator cancelled the run; EventStopped follows.
@@ -36,9 +38,10 @@ type Event struct {
 	Kind EventKind
 	At   time.Time
 	// Wave is the wave the event concerns, counted from 1 (the canary is
-	// wave 1 when there is one); 0 when the run has no waves.
+	// wave 1 when there is one): the wave finished, or the wave whose
+	// approval a pause waits for; 0 when none.
 	Wave int
-	// Reason says why the run stopped or paused, for EventStopped.
+	// Reason says why the run stopped, or what a paused run waits for.
 	Reason string
 	// Totals are the outcomes this runner has recorded so far.
 	Totals store.Totals

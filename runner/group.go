@@ -201,9 +201,6 @@ func (g *Group) SetControl(c store.Control) {
 // accounts' (see Stats).
 func (g *Group) Stats() *Stats { return &g.stats }
 
-// Runners returns each account's Runner, in the order of the accounts.
-func (g *Group) Runners() []*Runner { return g.runners }
-
 // AccountError is an error that ended one account's runner in a Group.
 type AccountError struct {
 	Account string

@@ -49,6 +49,9 @@ const (
 // Hook is one lifecycle hook.
 type Hook struct {
 	Kind HookKind
+	// Spec is the hook as the run's record keeps it (store.HookSettings):
+	// exec:FILE or tat:FILE with the file's absolute path.
+	Spec string
 	// Path is the executable of HookExec.
 	Path string
 	// Script and CommandType are the script of HookTAT and how TAT runs it
@@ -92,11 +95,11 @@ const (
 	CodeBeforeHookFailed = store.CodeBeforeHookFailed
 	// CodeAfterHookFailed is the code of a job whose reset happened and
 	// whose after-hook failed: it ends unhealthy.
-	CodeAfterHookFailed = "AfterHookFailed"
+	CodeAfterHookFailed = store.CodeAfterHookFailed
 	// CodeRestoreHookFailed is the code of a job that was drained, not
 	// reset, and whose restore failed: the instance may still be out of
 	// service.
-	CodeRestoreHookFailed = "RestoreHookFailed"
+	CodeRestoreHookFailed = store.CodeRestoreHookFailed
 )
 
 // Hooks are the lifecycle hooks of a run. The zero value runs none.
@@ -125,6 +128,29 @@ var SecretEnv = []string{"TENCENTCLOUD_SECRET_ID", "TENCENTCLOUD_SECRET_KEY", "T
 	"TENCENTCLOUD_TOKEN", "DATABASE_URL", "BATCHRESET_PASSWORD", "BATCHRESET_BASIC_AUTH"}
 
 func (h Hooks) enabled() bool { return h.Before != nil || h.After != nil }
+
+// Settings returns the hooks as the run's record keeps them, defaults
+// applied: the zero value when there are none, whatever the other fields.
+func (h Hooks) Settings() store.HookSettings {
+	if !h.enabled() {
+		return store.HookSettings{}
+	}
+	s := store.HookSettings{Timeout: h.timeout(), Failure: string(h.failure()), Concurrency: h.concurrency()}
+	if h.Before != nil {
+		s.Before = h.Before.Spec
+	}
+	if h.After != nil {
+		s.After = h.After.Spec
+	}
+	return s
+}
+
+func (h Hooks) failure() HookFailure {
+	if h.Failure == "" {
+		return HookAbandon
+	}
+	return h.Failure
+}
 
 func (h Hooks) timeout() time.Duration {
 	if h.Timeout > 0 {
@@ -173,13 +199,7 @@ func (r *Runner) needsBefore(t *task) bool {
 // before-hook of this run (one that ended, or one a crash interrupted,
 // which may have drained it), or since a restore that was due when the
 // last process ended: its after-hook or restore is owed.
-func outOfService(t *task) bool {
-	switch t.job.HookPhase {
-	case store.HookBefore, store.HookDrained, store.HookAfter, store.HookRestore:
-		return true
-	}
-	return false
-}
+func outOfService(t *task) bool { return t.job.HookPhase.OutOfService() }
 
 // drain runs the before-hooks of the jobs the gate admitted, Concurrency
 // at once, and hands each drained job to the senders.

@@ -166,12 +166,26 @@ func (ro *Rollout) share(ctx context.Context, s SharedRollout) error {
 	if err != nil {
 		return err
 	}
+	ro.Adopt(plan)
 	ro.mu.Lock()
-	ro.Canary, ro.Waves, ro.MaxFailures = plan.Canary, plan.Waves, plan.MaxFailures
-	ro.OnFailure, ro.Approve = OnFailure(plan.OnFailure), Approve(plan.Approve)
 	ro.shared = s
 	ro.mu.Unlock()
 	return nil
+}
+
+// Adopt makes plan, the run's rollout as its record keeps it, this
+// Rollout's canary, waves, budget, OnFailure and Approve, as a runner of a
+// shared rollout does when it joins the run; the banner applies it first
+// so that it shows what the runner will do. A BudgetNote about a budget
+// the plan replaces is dropped.
+func (ro *Rollout) Adopt(plan store.RolloutPlan) {
+	ro.mu.Lock()
+	defer ro.mu.Unlock()
+	if plan.MaxFailures != ro.MaxFailures {
+		ro.BudgetNote = ""
+	}
+	ro.Canary, ro.Waves, ro.MaxFailures = plan.Canary, plan.Waves, plan.MaxFailures
+	ro.OnFailure, ro.Approve = OnFailure(plan.OnFailure), Approve(plan.Approve)
 }
 
 // gated reports whether the rollout holds jobs back: a canary, waves or a
@@ -331,7 +345,7 @@ func (ro *Rollout) admit(ctx context.Context, r *Runner, t *task) string {
 			r.stopStarting(w.stopped)
 			return w.stopped
 		case w.paused != "":
-			r.paused(w.paused) // the store paused the run for every runner
+			r.paused(w.paused, 0) // the store paused the run for every runner: its budget
 			continue
 		case w.admitted:
 			return ""

@@ -78,6 +78,25 @@ func (s Status) Failure() bool {
 // reset, but the job counts as a failure (see Job.Failure).
 const CodeBeforeHookFailed = "BeforeHookFailed"
 
+// Error codes of the other hook failures: a job whose reset happened and
+// whose after-hook failed (it ends unhealthy), and one drained, not reset,
+// whose restore failed (its instance may still be out of service).
+const (
+	CodeAfterHookFailed   = "AfterHookFailed"
+	CodeRestoreHookFailed = "RestoreHookFailed"
+)
+
+// HookFailureCodes are the error codes of a job whose lifecycle hook
+// failed (see Job.HookFailed).
+var HookFailureCodes = []string{CodeBeforeHookFailed, CodeAfterHookFailed, CodeRestoreHookFailed}
+
+// HookFailed reports whether one of j's lifecycle hooks failed: its error
+// code is one of HookFailureCodes, and its message ends with the hook's
+// last output lines (bounded, secrets redacted by the runner).
+func (j *Job) HookFailed() bool {
+	return slices.Contains(HookFailureCodes, j.ErrorCode)
+}
+
 // Failure reports whether j counts against its run's failure budget: its
 // status is one of FailureStatuses, or it was skipped because its
 // before-hook failed (a drain that fails says something is wrong with the
@@ -85,6 +104,12 @@ const CodeBeforeHookFailed = "BeforeHookFailed"
 func (j *Job) Failure() bool {
 	return j.Status.Failure() || j.Status == StatusSkipped && j.ErrorCode == CodeBeforeHookFailed
 }
+
+// Reset reports whether a job in status s had its instance reset: it
+// succeeded, or ended unhealthy (the reset ran; the health check or the
+// after-hook that followed did not pass). A rollback's job in such a
+// status has its instance back on its previous image.
+func (s Status) Reset() bool { return s == StatusSucceeded || s == StatusUnhealthy }
 
 // Valid reports whether s is one of the defined statuses.
 func (s Status) Valid() bool {
@@ -170,6 +195,21 @@ const (
 	// HookDone: the after-hook or restore ended; the instance is back.
 	HookDone HookPhase = "done"
 )
+
+// HookPhases are the phases a job with lifecycle hooks goes through after
+// HookNone, in order, for the views that count jobs by phase.
+var HookPhases = []HookPhase{HookBefore, HookDrained, HookAfter, HookRestore, HookDone}
+
+// OutOfService reports whether a job in phase p may have its instance out
+// of service by a before-hook of its run: one that ended, one a crash
+// interrupted, or one whose after-hook or restore is owed.
+func (p HookPhase) OutOfService() bool {
+	switch p {
+	case HookBefore, HookDrained, HookAfter, HookRestore:
+		return true
+	}
+	return false
+}
 
 // Valid reports whether p is one of the defined phases.
 func (p HookPhase) Valid() bool {

@@ -259,7 +259,7 @@ func (c *connection) resolveIdentity(ctx context.Context, root string, cred cred
 	if c.hostLimits, err = runner.NewHostLimits(filepath.Join(c.stateDir, "limits")); err != nil {
 		return fatal(err)
 	}
-	log.Info("rate limits shared", "identity", c.identity, "state_dir", c.stateDir)
+	log.Info("rate limits shared", "identity", c.identity, "credential", cred.id, "state_dir", c.stateDir)
 	return nil
 }
 

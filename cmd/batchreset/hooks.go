@@ -63,12 +63,13 @@ func parseHook(flag, v string) (*runner.Hook, error) {
 	if file == "" {
 		return nil, usageError("%s %q: want exec:FILE or tat:FILE", flag, v)
 	}
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		return nil, usageError("%s: %v", flag, err)
+	}
+	spec := kind + ":" + abs
 	switch runner.HookKind(kind) {
 	case runner.HookExec:
-		abs, err := filepath.Abs(file)
-		if err != nil {
-			return nil, usageError("%s: %v", flag, err)
-		}
 		fi, err := os.Stat(abs)
 		if err != nil {
 			return nil, usageError("%s: %v", flag, err)
@@ -76,7 +77,7 @@ func parseHook(flag, v string) (*runner.Hook, error) {
 		if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
 			return nil, usageError("%s: %s is not an executable file", flag, file)
 		}
-		return &runner.Hook{Kind: runner.HookExec, Path: abs}, nil
+		return &runner.Hook{Kind: runner.HookExec, Spec: spec, Path: abs}, nil
 	case runner.HookTAT:
 		// RunCommand takes at most 64 KB of base64, 3 bytes in 4.
 		b, err := readSmallFile(file, lighthouse.MaxCommandContent/4*3)
@@ -86,7 +87,7 @@ func parseHook(flag, v string) (*runner.Hook, error) {
 		if strings.TrimSpace(string(b)) == "" {
 			return nil, usageError("%s: %s is empty", flag, file)
 		}
-		return &runner.Hook{Kind: runner.HookTAT, Script: b, CommandType: commandType(file)}, nil
+		return &runner.Hook{Kind: runner.HookTAT, Spec: spec, Script: b, CommandType: commandType(file)}, nil
 	}
 	return nil, usageError("%s %q: want exec:FILE or tat:FILE", flag, v)
 }

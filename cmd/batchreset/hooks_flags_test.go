@@ -10,6 +10,7 @@ import (
 
 	"github.com/batchreset/batchreset/lighthouse"
 	"github.com/batchreset/batchreset/runner"
+	"github.com/batchreset/batchreset/store"
 )
 
 // TestHookFlags maps the hook flags to runner.Hooks: exec: needs an
@@ -47,6 +48,12 @@ func TestHookFlags(t *testing.T) {
 			check: func(t *testing.T, h runner.Hooks) {
 				if h.Before == nil || h.Before.Kind != runner.HookExec || h.Before.Path != exe || h.After == nil || h.Failure != runner.HookContinue {
 					t.Errorf("hooks = %+v", h)
+				}
+				// The run's record keeps the specs, never the files' contents.
+				want := store.HookSettings{Before: "exec:" + exe, After: "exec:" + exe, Timeout: runner.DefaultHookTimeout,
+					Failure: "continue", Concurrency: runner.DefaultHookConcurrency}
+				if got := h.Settings(); got != want {
+					t.Errorf("Settings() = %+v, want %+v", got, want)
 				}
 			}},
 		{name: "TATPowerShell", args: []string{"--before-reset", "tat:" + ps1}, check: func(t *testing.T, h runner.Hooks) {

@@ -25,6 +25,9 @@ type sourceFlags struct {
 	outPath     string // CSV mode: results file
 	// allowUnknownColumns lets the jobs file carry columns of its own.
 	allowUnknownColumns bool
+	// parent names the run this one rolls back, as describeSource names
+	// it; "" for a run that is no rollback (rollbackOf sets it).
+	parent string
 }
 
 func (o *sourceFlags) add(fs *pflag.FlagSet) {

@@ -123,6 +123,22 @@ func (a *app) runPlan(ctx context.Context, o *planFlags) error {
 	if err != nil {
 		return err
 	}
+	hooks, err := o.rollout.hooks.resolve()
+	if err != nil {
+		return err
+	}
+	settings, recorded, err := src.RunRecord(ctx)
+	if err != nil {
+		return &exitError{code: exitFatal, err: err}
+	}
+	if !recorded {
+		settings = runRecord{OnFailure: string(ro.OnFailure), Approve: string(ro.Approve), Hooks: hooks.Settings()}
+	}
+	if plan, shared, err := src.SharedRollout(ctx); err != nil {
+		return &exitError{code: exitFatal, err: err}
+	} else if shared {
+		ro.Adopt(plan)
+	}
 	// Each account's instances are checked through its own connection.
 	var items []runner.PlanItem
 	for _, ac := range conns {
@@ -143,6 +159,7 @@ func (a *app) runPlan(ctx context.Context, o *planFlags) error {
 		items = append(items, its...)
 	}
 	out := newPlanOutput(items, len(jobs), ro, o.rate, o.expectedDuration, now, !o.rollout.summary || o.rollout.output == "json")
+	out.Settings, out.Recorded = settings, recorded
 	if o.rollout.output == "json" {
 		enc := json.NewEncoder(a.stdout)
 		enc.SetIndent("", "  ")

@@ -75,6 +75,10 @@ type outcome struct {
 	// PrevBlueprintID is the image the instance had before the run reset
 	// it: what a rollback puts back.
 	PrevBlueprintID string `json:"previous_blueprint_id,omitempty"`
+	// HookPhase is how far the instance's lifecycle hooks came
+	// (store.HookPhase); a failed hook's last output lines end
+	// ErrorMessage.
+	HookPhase string `json:"hook_phase,omitempty"`
 }
 
 func timePtr(t time.Time) *time.Time {
@@ -105,6 +109,7 @@ func outcomeOf(j *store.Job) outcome {
 		InstanceID: j.InstanceID, BlueprintID: j.BlueprintID, Region: j.Region, Status: string(j.Status),
 		RequestID: j.RequestID, ErrorCode: j.ErrorCode, ErrorMessage: j.ErrorMessage, Attempts: j.Attempts,
 		SubmittedAt: timePtr(j.SubmittedAt), FinishedAt: timePtr(j.FinishedAt), PrevBlueprintID: j.PrevBlueprintID,
+		HookPhase: string(j.HookPhase),
 	}
 	if d, ok := resetDuration(j); ok {
 		o.DurationSec = d.Seconds()

@@ -65,9 +65,9 @@ func rollbackOf(src sourceFlags) sourceFlags {
 			out = defaultResults(src.jobsPath)
 		}
 		base := strings.TrimSuffix(out, ".csv")
-		return sourceFlags{jobsPath: base + ".rollback.jobs.csv", outPath: base + ".rollback.csv"}
+		return sourceFlags{jobsPath: base + ".rollback.jobs.csv", outPath: base + ".rollback.csv", parent: describeSource(src)}
 	}
-	return sourceFlags{databaseURL: src.databaseURL, runName: src.runName + "-rollback"}
+	return sourceFlags{databaseURL: src.databaseURL, runName: src.runName + "-rollback", parent: describeSource(src)}
 }
 
 // runRollback plans the rollback of the run of s, asks (unless auto: the

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,14 +9,18 @@ import (
 	"path/filepath"
 
 	"github.com/batchreset/batchreset/runner"
+	"github.com/batchreset/batchreset/store"
+	"github.com/batchreset/batchreset/store/postgres"
 )
 
-// rolloutRecord is what a CSV run records of its rollout beside its
-// journal (OUT.rollout), so that status shows the run's own failure budget
-// rather than its own flag's default: the Postgres store keeps the same in
-// run_rollouts. Every run, rerun and retry of the jobs file rewrites it as
-// it begins, since the budget is each run's. A journal without one was
-// written before runs recorded it.
+// rolloutRecord is what a CSV run records of its rollout and its hooks
+// beside its journal (OUT.rollout), so that status and plan show the run's
+// own settings rather than their flags' defaults: the Postgres store keeps
+// the same in run_rollouts and runs. Every run, rerun and retry of the jobs
+// file rewrites it as it begins, since the budget is each run's; the hooks
+// are the run's for as long as its journal lasts (see csvSource.JoinHooks).
+// A journal without one was written before runs recorded it; a record of
+// version 1, before they recorded their hooks, --on-failure and --approve.
 type rolloutRecord struct {
 	Version int `json:"batchreset_rollout"`
 	// MaxFailures is --max-failures as given (none, N or P%), and Budget
@@ -24,16 +29,29 @@ type rolloutRecord struct {
 	Budget      int    `json:"budget"`
 	Canary      int    `json:"canary,omitempty"`
 	Waves       []int  `json:"waves,omitempty"`
+	// OnFailure and Approve are --on-failure and --approve; Hooks the
+	// lifecycle hooks. All three are recorded from version 2 on.
+	OnFailure string             `json:"on_failure,omitempty"`
+	Approve   string             `json:"approve,omitempty"`
+	Hooks     store.HookSettings `json:"hooks"`
 }
 
-const rolloutRecordVersion = 1
+// rolloutRecordVersion is the version written; readRolloutRecord also reads
+// version 1, whose OnFailure, Approve and Hooks are unknown.
+const rolloutRecordVersion = 2
+
+// settingsKnown reports whether r records --on-failure, --approve and the
+// hooks (version 2 on).
+func (r rolloutRecord) settingsKnown() bool { return r.Version >= 2 }
 
 func rolloutRecordPath(out string) string { return out + ".rollout" }
 
-// recordRollout records ro, resolved from maxFailures, as the rollout of
-// the CSV run whose results file is out, whole or not at all.
-func recordRollout(out, maxFailures string, ro *runner.Rollout) error {
-	b, err := json.Marshal(rolloutRecord{Version: rolloutRecordVersion, MaxFailures: maxFailures, Budget: ro.MaxFailures, Canary: ro.Canary, Waves: ro.Waves})
+// recordRollout records ro, resolved from maxFailures, and hooks as the
+// rollout and hooks of the CSV run whose results file is out, whole or not
+// at all.
+func recordRollout(out, maxFailures string, ro *runner.Rollout, hooks store.HookSettings) error {
+	b, err := json.Marshal(rolloutRecord{Version: rolloutRecordVersion, MaxFailures: maxFailures, Budget: ro.MaxFailures, Canary: ro.Canary, Waves: ro.Waves,
+		OnFailure: string(ro.OnFailure), Approve: string(ro.Approve), Hooks: hooks})
 	if err != nil {
 		return err
 	}
@@ -71,8 +89,49 @@ func readRolloutRecord(out string) (rolloutRecord, bool, error) {
 		return rolloutRecord{}, false, err
 	}
 	var r rolloutRecord
-	if err := json.Unmarshal(b, &r); err != nil || r.Version != rolloutRecordVersion {
+	if err := json.Unmarshal(b, &r); err != nil || r.Version < 1 || r.Version > rolloutRecordVersion {
 		return rolloutRecord{}, false, fmt.Errorf("%s: not a rollout record of this version", rolloutRecordPath(out))
+	}
+	return r, true, nil
+}
+
+// runRecord is what a run's record keeps of the settings that are the
+// run's rather than a process's, for status, plan and the banner to show
+// the run's own: CSV mode's OUT.rollout, Postgres's run_rollouts and runs.
+type runRecord struct {
+	// OnFailure and Approve are the run's --on-failure and --approve; ""
+	// when its record has no rollout (a Postgres run without a canary,
+	// waves or budget).
+	OnFailure string             `json:"on_failure,omitempty"`
+	Approve   string             `json:"approve,omitempty"`
+	Hooks     store.HookSettings `json:"hooks"`
+}
+
+// csvRunRecord reads the settings the CSV run whose results file is out
+// recorded; false when it recorded none (no run yet, or one from before
+// runs recorded them).
+func csvRunRecord(out string) (runRecord, bool, error) {
+	rec, ok, err := readRolloutRecord(out)
+	if err != nil || !ok || !rec.settingsKnown() {
+		return runRecord{}, false, err
+	}
+	return runRecord{OnFailure: rec.OnFailure, Approve: rec.Approve, Hooks: rec.Hooks}, true, nil
+}
+
+// dbRunRecord reads the settings Postgres run recorded; false when no
+// runner has recorded them.
+func dbRunRecord(ctx context.Context, db *postgres.Store, run string) (runRecord, bool, error) {
+	hooks, recorded, err := db.Hooks(ctx, run)
+	if err != nil || !recorded {
+		return runRecord{}, false, err
+	}
+	r := runRecord{Hooks: hooks}
+	ro, err := db.Rollout(ctx, run)
+	switch {
+	case err == nil:
+		r.OnFailure, r.Approve = ro.Plan.OnFailure, ro.Plan.Approve
+	case !errors.Is(err, store.ErrNotFound):
+		return runRecord{}, false, err
 	}
 	return r, true, nil
 }

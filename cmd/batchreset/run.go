@@ -135,8 +135,12 @@ func (a *app) runOnce(ctx context.Context, s runSettings) error {
 	if todo > 0 {
 		a.notef("batchreset: %s", what)
 	}
-	a.describeStart(cnt.Jobs, todo, rollout)
-	if err := src.RecordRollout(s.rollout.maxFailures, rollout); err != nil {
+	hooks, err := a.joinRun(ctx, src, rollout, s.runner.Hooks)
+	if err != nil {
+		return err
+	}
+	a.describeStart(cnt.Jobs, todo, rollout, hooks)
+	if err := src.RecordRollout(s.rollout.maxFailures, rollout, hooks); err != nil {
 		// status then shows the budget of its own flag, saying so. Not a
 		// warning: a file system that cannot take it cannot take the
 		// journal either, which ends the run and says why.
@@ -160,7 +164,7 @@ func (a *app) runOnce(ctx context.Context, s runSettings) error {
 	// A CSV run's waves go on from where its earlier processes left them
 	// (the Postgres store keeps them itself).
 	rollout.Prior = src.PriorSends()
-	view, err := a.startView(s, src, rollout)
+	view, err := a.startView(s, src, rollout, cnt.Jobs)
 	if err != nil {
 		return err
 	}
@@ -341,10 +345,41 @@ func (a *app) interactive() bool {
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
+// joinRun makes this runner's rollout and hooks the run's: a rollout its
+// record shares (Postgres) replaces ro's settings, as the runner will when
+// it joins the run, and hooks other than those the run records are a usage
+// error naming both, before anything is sent. It returns the run's hooks.
+func (a *app) joinRun(ctx context.Context, src jobSource, ro *runner.Rollout, hooks runner.Hooks) (store.HookSettings, error) {
+	plan, shared, err := src.SharedRollout(ctx)
+	if err != nil {
+		return store.HookSettings{}, &exitError{code: exitFatal, err: err}
+	}
+	if shared {
+		if plan.Canary != ro.Canary || !slices.Equal(plan.Waves, ro.Waves) || plan.MaxFailures != ro.MaxFailures ||
+			plan.OnFailure != string(ro.OnFailure) || plan.Approve != string(ro.Approve) {
+			a.notef("rollout: the run's own, as its first runner recorded it; this runner's --canary, --waves, --max-failures, --on-failure and --approve do not apply")
+		}
+		ro.Adopt(plan)
+	}
+	mine := hooks.Settings()
+	run, err := src.JoinHooks(ctx, mine)
+	if err != nil {
+		return store.HookSettings{}, &exitError{code: exitFatal, err: err}
+	}
+	if run != mine {
+		return store.HookSettings{}, usageError("%s runs with the hooks %s, and this runner was given %s: every runner of a run uses the run's hooks; give the same flags, or start another run",
+			src.Describe(), run, mine)
+	}
+	return run, nil
+}
+
 // describeStart prints what the run is about to do.
-func (a *app) describeStart(total, todo int, ro *runner.Rollout) {
+func (a *app) describeStart(total, todo int, ro *runner.Rollout, hooks store.HookSettings) {
 	if done := total - todo; done > 0 {
 		a.notef("resuming: %d of %d instances already finished", done, total)
+	}
+	if !hooks.None() {
+		a.notef("hooks: %s", hooks)
 	}
 	if ro.MaxFailures >= 0 {
 		a.notef("failure budget: %d (new resets stop once more than %d instance(s) have failed, ended unknown or ended unhealthy; --max-failures none turns it off)", ro.MaxFailures, ro.MaxFailures)

@@ -327,7 +327,7 @@ func saveSelection(path string, res *runner.Selection) error {
 		return &exitError{code: exitFatal, err: fmt.Errorf("write selection %s: the list does not read back: %w", path, err)}
 	}
 	if !slices.EqualFunc(back, res.Jobs, func(a, b store.Job) bool {
-		return a.InstanceID == b.InstanceID && a.BlueprintID == b.BlueprintID && a.Region == b.Region
+		return a.InstanceID == b.InstanceID && a.BlueprintID == b.BlueprintID && a.Region == b.Region && a.Account == b.Account
 	}) {
 		return &exitError{code: exitFatal, err: fmt.Errorf("write selection %s: the list reads back different", path)}
 	}
@@ -439,8 +439,9 @@ func (a *app) freeze(ctx context.Context, sel *runner.Selector, src sourceFlags,
 type selectSettings struct {
 	sel          runner.Selector
 	api          apiFlags
-	out          string // CSV: a file, or "-" for standard output
-	run          string // Postgres: the run to import into
+	account      *accountDef // --account: the account selected in, whose name every job carries
+	out          string      // CSV: a file, or "-" for standard output
+	run          string      // Postgres: the run to import into
 	databaseURL  string
 	describeRate float64
 	verbose      bool
@@ -450,6 +451,7 @@ type selectSettings struct {
 type selectFlags struct {
 	sel          selectorFlags
 	api          apiFlags
+	account      string
 	out          string
 	run          string
 	databaseURL  string
@@ -466,6 +468,13 @@ func (o *selectFlags) settings(now time.Time, getenv func(string) string) (selec
 		return selectSettings{}, usageError("select needs a fleet to select from: start one with `batchreset emulator --instances N --tags ...` and give its --endpoint")
 	}
 	s := selectSettings{api: o.api, out: o.out, run: o.run, databaseURL: o.databaseURL, describeRate: o.describeRate, verbose: o.verbose}
+	if o.account != "" {
+		defs, err := parseAccounts([]string{o.account})
+		if err != nil {
+			return s, err
+		}
+		s.account = &defs[0]
+	}
 	switch {
 	case s.out == "" && s.run == "":
 		s.out = "-" // the list is the command's output
@@ -543,6 +552,7 @@ func (o *selectFlags) add(fs *pflag.FlagSet) {
 			f.Hidden = true // select reads a fleet; an emulator seeded from jobs has none to offer
 		}
 	})
+	fs.StringVar(&o.account, "account", "", "select in this account, NAME=profile:P or NAME=role:ARN (as run's --account): every job names account NAME, for a run over several accounts")
 	fs.StringVar(&o.out, "out", "", "write the jobs CSV to this file; - or none: standard output")
 	fs.StringVar(&o.run, "run", "", "import the jobs into this new Postgres run instead")
 	fs.StringVar(&o.databaseURL, "database-url", "", "PostgreSQL URL, with --run (env DATABASE_URL)")
@@ -557,7 +567,13 @@ func (a *app) runSelect(ctx context.Context, s selectSettings) error {
 	if s.out == "-" {
 		report = a.stderr
 	}
-	cred, err := a.credential(s.api)
+	var cred credentialInfo
+	var err error
+	if s.account != nil {
+		cred, err = accountCredential(s.api, *s.account)
+	} else {
+		cred, err = a.credential(s.api)
+	}
 	if err != nil {
 		return err
 	}
@@ -583,6 +599,11 @@ func (a *app) runSelect(ctx context.Context, s selectSettings) error {
 	if len(res.Jobs) == 0 {
 		fmt.Fprintln(report, "nothing selected: every matching instance was left out; nothing written")
 		return nil
+	}
+	if s.account != nil {
+		for i := range res.Jobs {
+			res.Jobs[i].Account = s.account.name
+		}
 	}
 	switch {
 	case s.out == "-":

@@ -45,10 +45,23 @@ type jobSource interface {
 	// Record writes a job's outcome settled later (reconcile).
 	Record(ctx context.Context, j *store.Job) error
 	// RecordRollout records the rollout a run begins with, resolved from
-	// --max-failures maxFailures, for status to show the run's own (CSV
-	// mode: OUT.rollout; the Postgres store records it in run_rollouts
-	// when the run's first runner joins it).
-	RecordRollout(maxFailures string, ro *runner.Rollout) error
+	// --max-failures maxFailures, and its hooks, for status to show the
+	// run's own (CSV mode: OUT.rollout; the Postgres store records the
+	// rollout in run_rollouts when the run's first runner joins it, and
+	// the hooks in JoinHooks).
+	RecordRollout(maxFailures string, ro *runner.Rollout, hooks store.HookSettings) error
+	// JoinHooks returns the run's lifecycle hooks: those its record holds,
+	// else h, which the Postgres store records for every later runner. A
+	// CSV run's record holds them while its journal lasts.
+	JoinHooks(ctx context.Context, h store.HookSettings) (store.HookSettings, error)
+	// SharedRollout returns the rollout the run's record holds for every
+	// runner (Postgres: as its first runner recorded it), which the runner
+	// applies whatever its own flags; false when there is none yet, or
+	// when the rollout is each process's own (CSV).
+	SharedRollout(ctx context.Context) (store.RolloutPlan, bool, error)
+	// RunRecord returns the run's own settings as its record keeps them;
+	// false when it keeps none.
+	RunRecord(ctx context.Context) (runRecord, bool, error)
 	// Finish writes what the source keeps after a command changed jobs
 	// (CSV mode: the results file).
 	Finish(ctx context.Context) error
@@ -149,6 +162,7 @@ type csvSource struct {
 	// jobsPath is the jobs file; outSet: --out named the results file.
 	jobsPath string
 	outSet   bool
+	parent   string // the run this one rolls back (sourceFlags.parent)
 	// digest and size are the jobs file's, as read (see doneMark); done is
 	// the tally of a run that ended with every job finished, whose mark
 	// Close leaves once the journal is compacted.
@@ -173,7 +187,7 @@ func openCSV(o sourceFlags, forRun, force bool) (*csvSource, error) {
 	if in.Len() == 0 {
 		return nil, usageError("%s: no jobs: the file has a header and no rows", o.jobsPath)
 	}
-	src := &csvSource{in: in, out: o.outPath, jobsPath: o.jobsPath, outSet: o.outPath != ""}
+	src := &csvSource{in: in, out: o.outPath, jobsPath: o.jobsPath, outSet: o.outPath != "", parent: o.parent}
 	src.digest, src.size = in.Digest()
 	src.region = o.region
 	if src.out == "" {
@@ -269,9 +283,30 @@ func (s *csvSource) DB() *postgres.Store { return nil }
 
 func (s *csvSource) Record(ctx context.Context, j *store.Job) error { return s.st.Save(ctx, j) }
 
-func (s *csvSource) RecordRollout(maxFailures string, ro *runner.Rollout) error {
-	return recordRollout(s.out, maxFailures, ro)
+func (s *csvSource) RecordRollout(maxFailures string, ro *runner.Rollout, hooks store.HookSettings) error {
+	return recordRollout(s.out, maxFailures, ro, hooks)
 }
+
+// JoinHooks returns the hooks the run's record holds when an earlier
+// process of the run left the journal (a rerun, a resume, a retry), else h,
+// which RecordRollout records.
+func (s *csvSource) JoinHooks(_ context.Context, h store.HookSettings) (store.HookSettings, error) {
+	if _, none := s.NoState(); none {
+		return h, nil
+	}
+	rec, ok, err := csvRunRecord(s.out)
+	if err != nil || !ok {
+		return h, err
+	}
+	return rec.Hooks, nil
+}
+
+// SharedRollout is false: a CSV run's rollout is each process's.
+func (s *csvSource) SharedRollout(context.Context) (store.RolloutPlan, bool, error) {
+	return store.RolloutPlan{}, false, nil
+}
+
+func (s *csvSource) RunRecord(context.Context) (runRecord, bool, error) { return csvRunRecord(s.out) }
 
 // Finish writes the results file, which speaks for this run alone: jobs it
 // left unstarted are skipped, jobs left in flight unknown. The journal keeps
@@ -428,7 +463,23 @@ func (s *dbSource) DB() *postgres.Store { return s.db }
 
 func (s *dbSource) Record(ctx context.Context, j *store.Job) error { return s.db.Settle(ctx, j) }
 
-func (s *dbSource) RecordRollout(string, *runner.Rollout) error { return nil }
+func (s *dbSource) RecordRollout(string, *runner.Rollout, store.HookSettings) error { return nil }
+
+func (s *dbSource) JoinHooks(ctx context.Context, h store.HookSettings) (store.HookSettings, error) {
+	return s.db.JoinHooks(ctx, s.run, h)
+}
+
+func (s *dbSource) SharedRollout(ctx context.Context) (store.RolloutPlan, bool, error) {
+	ro, err := s.db.Rollout(ctx, s.run)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.RolloutPlan{}, false, nil
+	}
+	return ro.Plan, err == nil, err
+}
+
+func (s *dbSource) RunRecord(ctx context.Context) (runRecord, bool, error) {
+	return dbRunRecord(ctx, s.db, s.run)
+}
 
 // Finish has nothing to write: the rows are the results. Pending jobs are
 // due later, or left for another runner, and a later run takes them.

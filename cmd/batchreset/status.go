@@ -61,6 +61,11 @@ type runStatus struct {
 	Budget         *int   `json:"budget,omitempty"`
 	BudgetFlag     string `json:"max_failures"`
 	BudgetRecorded bool   `json:"budget_recorded"`
+	// Settings are the run's --on-failure, --approve and lifecycle hooks
+	// as its record keeps them; nil when it keeps none (a run not
+	// started, or started before runs recorded them): status has no
+	// flags of its own to stand in for them.
+	Settings *runRecord `json:"settings,omitempty"`
 	// ResetsPerSecond is the rate of resets accepted over the last
 	// minute; ETASeconds the time left to send the rest at that rate, when
 	// there is one. Both from the jobs' records (CSV mode).
@@ -70,6 +75,13 @@ type runStatus struct {
 	// Accounts breaks the counts down by account when the jobs name
 	// accounts; nil otherwise.
 	Accounts []statuspage.AccountStatus `json:"accounts,omitempty"`
+	// HookPhases counts the jobs by lifecycle hook phase, those with one
+	// (OutOfService of them may be out of service now); HookFailures
+	// lists the latest jobs whose hook failed, newest first, each
+	// message ending with the hook's last output lines.
+	HookPhases   map[string]int `json:"hook_phases,omitempty"`
+	OutOfService int            `json:"out_of_service,omitempty"`
+	HookFailures []statusError  `json:"hook_failures,omitempty"`
 }
 
 type statusError struct {
@@ -88,6 +100,7 @@ type statusCounter struct {
 	recent, left int
 	errs         []store.Job // the last lastErrors with an error, in order
 	cnt          store.Count // for the counts by account
+	hookErrs     []store.Job // the last lastErrors whose hook failed, in order
 }
 
 // lastErrors is how many errors a status lists.
@@ -115,11 +128,47 @@ func (c *statusCounter) add(j *store.Job) {
 		c.recent++
 	}
 	if j.ErrorCode != "" || j.ErrorMessage != "" {
-		if len(c.errs) == lastErrors {
-			c.errs = append(c.errs[:0], c.errs[1:]...)
-		}
-		c.errs = append(c.errs, *j)
+		c.errs = keepLast(c.errs, j)
 	}
+	if j.HookPhase != store.HookNone {
+		c.st.countHook(j.HookPhase, 1)
+	}
+	if j.HookFailed() {
+		c.hookErrs = keepLast(c.hookErrs, j)
+	}
+}
+
+// keepLast appends j to the last lastErrors jobs.
+func keepLast(jobs []store.Job, j *store.Job) []store.Job {
+	if len(jobs) == lastErrors {
+		jobs = append(jobs[:0], jobs[1:]...)
+	}
+	return append(jobs, *j)
+}
+
+// countHook counts n jobs in hook phase p.
+func (st *runStatus) countHook(p store.HookPhase, n int) {
+	if st.HookPhases == nil {
+		st.HookPhases = map[string]int{}
+	}
+	st.HookPhases[string(p)] += n
+	if p.OutOfService() {
+		st.OutOfService += n
+	}
+}
+
+// newestFirst lists jobs, oldest first, as status errors, newest first.
+func newestFirst(jobs []store.Job) []statusError {
+	out := []statusError{}
+	for i := len(jobs) - 1; i >= 0; i-- {
+		j := jobs[i]
+		at := j.FinishedAt
+		if at.IsZero() {
+			at = j.IntentAt
+		}
+		out = append(out, statusError{InstanceID: j.InstanceID, Status: string(j.Status), Code: j.ErrorCode, Message: j.ErrorMessage, At: at.UTC()})
+	}
+	return out
 }
 
 // status is the status of the jobs added, of run, started then.
@@ -152,13 +201,9 @@ func (c *statusCounter) status(run string, started time.Time, budget int) runSta
 		}
 	}
 	// The latest errors first, as Postgres status lists them.
-	for i := len(c.errs) - 1; i >= 0; i-- {
-		j := c.errs[i]
-		at := j.FinishedAt
-		if at.IsZero() {
-			at = j.IntentAt
-		}
-		st.LastErrors = append(st.LastErrors, statusError{InstanceID: j.InstanceID, Status: string(j.Status), Code: j.ErrorCode, Message: j.ErrorMessage, At: at.UTC()})
+	st.LastErrors = newestFirst(c.errs)
+	if len(c.hookErrs) > 0 {
+		st.HookFailures = newestFirst(c.hookErrs)
 	}
 	return st
 }
@@ -181,9 +226,19 @@ func dbStatus(run string, s postgres.Status, started time.Time, budget int) runS
 		st.Budget = &budget
 	}
 	for _, e := range s.LastErrors {
-		st.LastErrors = append(st.LastErrors, statusError{InstanceID: e.InstanceID, Status: string(e.Status), Code: e.Code, Message: e.Message, At: e.At.UTC()})
+		st.LastErrors = append(st.LastErrors, dbStatusError(e))
+	}
+	for p, n := range s.HookPhases {
+		st.countHook(p, n)
+	}
+	for _, e := range s.HookFailures {
+		st.HookFailures = append(st.HookFailures, dbStatusError(e))
 	}
 	return st
+}
+
+func dbStatusError(e postgres.JobError) statusError {
+	return statusError{InstanceID: e.InstanceID, Status: string(e.Status), Code: e.Code, Message: e.Message, At: e.At.UTC()}
 }
 
 // defaultResults is the results file of a jobs file when --out names none.
@@ -206,8 +261,9 @@ func (a *app) statusCommand() *cobra.Command {
 		Use:   "status (--jobs FILE.csv | --database-url URL [--run NAME]) [--output text|json]",
 		Short: "Show a run's counts by status, resets in flight, failures against the budget and the last errors",
 		Long: `Show a run's counts by status, resets in flight, failures against the
-failure budget, the last errors and, in CSV mode, the current reset rate and
-the time left at that rate.
+failure budget, the run's own --on-failure, --approve and lifecycle hooks (as
+its record keeps them), the last errors and, in CSV mode, the current reset
+rate and the time left at that rate.
 
 In CSV mode status reads the run's state file (OUT.state) without locking or
 changing it, so it may watch a run live from another terminal. A run that
@@ -283,12 +339,19 @@ func (a *app) readStatus(ctx context.Context, src sourceFlags, maxFailures strin
 		} else if b, err = budget(in.Len()); err != nil {
 			return runStatus{}, err
 		}
+		settings, known, err := csvRunRecord(out)
+		if err != nil {
+			return runStatus{}, &exitError{code: exitUsage, err: err}
+		}
 		c := newStatusCounter(now)
 		for j := range jobs {
 			c.add(&j)
 		}
 		st := c.status(src.jobsPath, started, b)
 		st.BudgetFlag, st.BudgetRecorded = flag, recorded
+		if known {
+			st.Settings = &settings
+		}
 		return st, nil
 	}
 	db, err := openDB(ctx, src.databaseURL, true)
@@ -318,8 +381,15 @@ func (a *app) readStatus(ctx context.Context, src sourceFlags, maxFailures strin
 		budget = func(int) (int, error) { return -1, nil }
 		recorded, flag = true, ""
 	}
+	settings, known, err := dbRunRecord(ctx, db, src.runName)
+	if err != nil {
+		return runStatus{}, &exitError{code: exitFatal, err: err}
+	}
 	st, err := runStatusOf(ctx, db, src.runName, budget)
 	st.BudgetFlag, st.BudgetRecorded = flag, recorded
+	if known {
+		st.Settings = &settings
+	}
 	return st, err
 }
 
@@ -384,6 +454,15 @@ func printStatus(w io.Writer, st runStatus) {
 	} else {
 		fmt.Fprintf(w, "failures: %d, no budget\n", st.Failures)
 	}
+	if r := st.Settings; r != nil {
+		if r.OnFailure != "" && st.Budget != nil {
+			fmt.Fprintf(w, "on failure: %s (the run's --on-failure)\n", r.OnFailure)
+		}
+		if r.Approve != "" {
+			fmt.Fprintf(w, "approval: %s (the run's --approve)\n", r.Approve)
+		}
+		fmt.Fprintf(w, "hooks: %s (the run's)\n", r.Hooks)
+	}
 	writeAccountStatuses(w, st.Accounts)
 
 	if st.ResetsPerSecond != nil {
@@ -393,10 +472,31 @@ func printStatus(w io.Writer, st runStatus) {
 		}
 		fmt.Fprintln(w)
 	}
-	if len(st.LastErrors) > 0 {
-		fmt.Fprintln(w, "last errors:")
-		for _, e := range st.LastErrors {
-			fmt.Fprintf(w, "  %s  %s  %s: %s\n", e.At.Format(time.RFC3339), e.InstanceID, e.Code, e.Message)
+	if len(st.HookPhases) > 0 {
+		fmt.Fprintf(w, "hook phases: %d may be out of service (%s)\n", st.OutOfService, hookPhaseCounts(st.HookPhases))
+	}
+	printErrors(w, "last errors:", st.LastErrors)
+	printErrors(w, "hook failures (the hook's last output lines):", st.HookFailures)
+}
+
+// hookPhaseCounts says how many jobs are in each hook phase, in the order
+// a job goes through them.
+func hookPhaseCounts(counts map[string]int) string {
+	var parts []string
+	for _, p := range store.HookPhases {
+		if n := counts[string(p)]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", p, n))
 		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+func printErrors(w io.Writer, title string, errs []statusError) {
+	if len(errs) == 0 {
+		return
+	}
+	fmt.Fprintln(w, title)
+	for _, e := range errs {
+		fmt.Fprintf(w, "  %s  %s  %s: %s\n", e.At.Format(time.RFC3339), e.InstanceID, e.Code, e.Message)
 	}
 }

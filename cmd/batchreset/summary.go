@@ -50,6 +50,15 @@ type runSummary struct {
 	Attention      []outcome `json:"attention"`
 	AttentionTotal int       `json:"attention_total"`
 	FullList       string    `json:"full_list,omitempty"`
+	// HookPhases counts the instances by lifecycle hook phase, those with
+	// one, and OutOfService those a hook may have left out of service;
+	// HookFailures lists the instances whose hook failed, at most
+	// summaryListMax, their messages ending with the hook's last output
+	// lines, and HookFailuresTotal counts them all.
+	HookPhases        map[string]int `json:"hook_phases,omitempty"`
+	OutOfService      int            `json:"out_of_service,omitempty"`
+	HookFailures      []outcome      `json:"hook_failures,omitempty"`
+	HookFailuresTotal int            `json:"hook_failures_total,omitempty"`
 	// Next are the commands to run next, most urgent first.
 	Next []string `json:"next,omitempty"`
 	// Accounts breaks the run down by account when its jobs name
@@ -75,6 +84,14 @@ func newRunSummary(t runTally, src jobSource, api string, sum runner.Summary, si
 	for _, o := range t.Attention[:min(len(t.Attention), summaryListMax)] {
 		s.Attention = append(s.Attention, outcome{InstanceID: o.InstanceID, Region: o.Region, Status: o.Status,
 			RequestID: o.RequestID, ErrorCode: o.ErrorCode, ErrorMessage: o.ErrorMessage, Attempts: o.Attempts})
+	}
+	if len(t.HookPhases) > 0 {
+		s.HookPhases = t.HookPhases
+	}
+	s.OutOfService, s.HookFailuresTotal = t.OutOfService, t.HookFailuresTotal
+	for _, o := range t.HookFailures[:min(len(t.HookFailures), summaryListMax)] {
+		s.HookFailures = append(s.HookFailures, outcome{InstanceID: o.InstanceID, Region: o.Region, Status: o.Status,
+			ErrorCode: o.ErrorCode, ErrorMessage: o.ErrorMessage, HookPhase: o.HookPhase})
 	}
 	s.FullList, s.Next = nextSteps(src, api, s, t.Retry)
 	return s
@@ -184,6 +201,18 @@ func writeSummary(w io.Writer, s runSummary) {
 			fmt.Fprintf(w, "  … and %d more: every outcome is in %s\n", more, s.FullList)
 		}
 	}
+	if len(s.HookPhases) > 0 {
+		fmt.Fprintf(w, "\nhook phases: %d instance(s) may be out of service (%s)\n", s.OutOfService, hookPhaseCounts(s.HookPhases))
+	}
+	if s.HookFailuresTotal > 0 {
+		fmt.Fprintf(w, "%d hook failure(s), with the hook's last output lines:\n", s.HookFailuresTotal)
+		for _, o := range s.HookFailures {
+			fmt.Fprintf(w, "  %-24s %-16s %-9s %s: %s\n", o.InstanceID, o.Region, o.Status, o.ErrorCode, o.ErrorMessage)
+		}
+		if more := s.HookFailuresTotal - len(s.HookFailures); more > 0 {
+			fmt.Fprintf(w, "  … and %d more: every outcome is in %s\n", more, s.FullList)
+		}
+	}
 	if s.FullList != "" {
 		fmt.Fprintf(w, "results: %s\n", s.FullList)
 	}
@@ -204,6 +233,9 @@ type planRollout struct {
 	pauseWaves  time.Duration
 	windowEnd   string
 	window      time.Duration
+	onFailure   string
+	approve     string
+	hooks       hookFlags
 	summary     bool
 	output      string
 }
@@ -215,6 +247,9 @@ func (o *planRollout) add(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.pauseWaves, "pause-between-waves", 0, "pause between waves of the run planned (as for run)")
 	fs.StringVar(&o.windowEnd, "window-end", "", "maintenance window end of the run planned (as for run)")
 	fs.DurationVar(&o.window, "window", 0, "maintenance window length of the run planned (as for run)")
+	fs.StringVar(&o.onFailure, "on-failure", defaultOnFailure, "what an exceeded budget does in the run planned (as for run); a run that has begun shows its own")
+	fs.StringVar(&o.approve, "approve", "", "which waves of the run planned wait for a person (as for run); a run that has begun shows its own")
+	o.hooks.add(fs)
 	fs.BoolVar(&o.summary, "summary", false, "print the totals and the waves only, not a line per instance")
 	fs.StringVar(&o.output, "output", "text", "text or json")
 }
@@ -227,7 +262,16 @@ func (o *planRollout) resolve(total int, now time.Time) (*runner.Rollout, error)
 	if o.canary < 0 || o.pauseWaves < 0 || o.window < 0 {
 		return nil, usageError("--canary, --pause-between-waves and --window must not be negative")
 	}
-	b := budgetedRollout{preflight: true, maxFailures: o.maxFailures, canary: o.canary, waves: o.waves, pauseWaves: o.pauseWaves}
+	onFailure, err := runner.ParseOnFailure(o.onFailure)
+	if err != nil {
+		return nil, usageError("--on-failure: %v", err)
+	}
+	approve, err := runner.ParseApprove(o.approve)
+	if err != nil {
+		return nil, usageError("--approve: %v", err)
+	}
+	b := budgetedRollout{preflight: true, maxFailures: o.maxFailures, canary: o.canary, waves: o.waves, pauseWaves: o.pauseWaves,
+		onFailure: onFailure, approve: approve}
 	switch {
 	case o.windowEnd != "" && o.window != 0:
 		return nil, usageError("give --window-end or --window, not both")
@@ -246,14 +290,18 @@ func (o *planRollout) resolve(total int, now time.Time) (*runner.Rollout, error)
 // planOutput is what plan prints: per instance unless --summary, the
 // totals, and the waves a run with the same flags would go through.
 type planOutput struct {
-	Instances       int           `json:"instances"`
-	AlreadyFinished int           `json:"already_finished"`
-	ToReset         int           `json:"to_reset"`
-	ToSkip          int           `json:"to_skip"`
-	Budget          *int          `json:"budget,omitempty"`
-	WindowEnd       *time.Time    `json:"window_end,omitempty"`
-	Waves           []plannedWave `json:"waves"`
-	Items           []plannedItem `json:"items,omitempty"`
+	Instances       int        `json:"instances"`
+	AlreadyFinished int        `json:"already_finished"`
+	ToReset         int        `json:"to_reset"`
+	ToSkip          int        `json:"to_skip"`
+	Budget          *int       `json:"budget,omitempty"`
+	WindowEnd       *time.Time `json:"window_end,omitempty"`
+	// Settings are the run's --on-failure, --approve and hooks: those its
+	// record keeps once it has begun (Recorded), else plan's flags.
+	Settings runRecord     `json:"settings"`
+	Recorded bool          `json:"settings_recorded"`
+	Waves    []plannedWave `json:"waves"`
+	Items    []plannedItem `json:"items,omitempty"`
 }
 
 type plannedWave struct {
@@ -369,9 +417,20 @@ func writePlanWaves(w io.Writer, p planOutput) {
 	} else if len(p.Waves) == 1 && p.Waves[0].AfterWindow {
 		fmt.Fprintln(w, "the window closes before these resets could end: the run would skip them")
 	}
+	whose := ""
+	if p.Recorded {
+		whose = " (the run's own, as it began)"
+	}
 	if p.Budget != nil {
 		fmt.Fprintf(w, "failure budget: %d (new resets stop once more than that have failed)\n", *p.Budget)
+		if p.Settings.OnFailure != "" {
+			fmt.Fprintf(w, "on failure: %s%s\n", p.Settings.OnFailure, whose)
+		}
 	}
+	if p.Settings.Approve != "" {
+		fmt.Fprintf(w, "approval: %s%s\n", p.Settings.Approve, whose)
+	}
+	fmt.Fprintf(w, "hooks: %s%s\n", p.Settings.Hooks, whose)
 }
 
 func secs(s float64) string { return (time.Duration(s) * time.Second).String() }

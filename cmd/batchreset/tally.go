@@ -26,6 +26,15 @@ type runTally struct {
 	AttentionTotal int
 	// Retry counts the jobs `batchreset retry` would send again.
 	Retry int
+	// HookPhases counts the jobs by lifecycle hook phase, those with one
+	// (store.HookPhase), and OutOfService those a hook may have taken out
+	// of service and not put back (HookPhase.OutOfService). HookFailures lists the first attentionListMax
+	// jobs whose hook failed (store.Job.HookFailed), their messages ending
+	// with the hook's last output lines; HookFailuresTotal counts them all.
+	HookPhases        map[string]int
+	OutOfService      int
+	HookFailures      []outcome
+	HookFailuresTotal int
 }
 
 // succeeded applies the run's one success rule (store.Totals.Succeeded) to
@@ -52,7 +61,9 @@ type tallier struct {
 	durs []time.Duration
 }
 
-func newTallier() *tallier { return &tallier{t: runTally{Totals: map[string]int{}}} }
+func newTallier() *tallier {
+	return &tallier{t: runTally{Totals: map[string]int{}, HookPhases: map[string]int{}}}
+}
 
 // add counts j, already as a results file shows it.
 func (c *tallier) add(j *store.Job) {
@@ -62,6 +73,9 @@ func (c *tallier) add(j *store.Job) {
 	}
 	if j.Failure() && len(c.t.Attention) < attentionListMax {
 		c.t.Attention = append(c.t.Attention, outcomeOf(j))
+	}
+	if j.HookFailed() && len(c.t.HookFailures) < attentionListMax {
+		c.t.HookFailures = append(c.t.HookFailures, outcomeOf(j))
 	}
 }
 
@@ -74,6 +88,15 @@ func (c *tallier) count(j *store.Job, n int) {
 	}
 	if retryable(*j, retryAll) {
 		c.t.Retry += n
+	}
+	if j.HookPhase != store.HookNone {
+		c.t.HookPhases[string(j.HookPhase)] += n
+	}
+	if j.HookPhase.OutOfService() {
+		c.t.OutOfService += n
+	}
+	if j.HookFailed() {
+		c.t.HookFailuresTotal += n
 	}
 }
 
@@ -126,7 +149,7 @@ func (s *dbSource) Tally(ctx context.Context, durations bool) (runTally, error) 
 	}
 	c := newTallier()
 	for _, g := range o.Groups {
-		j := store.Job{Status: g.Status, ErrorCode: g.ErrorCode}
+		j := store.Job{Status: g.Status, ErrorCode: g.ErrorCode, HookPhase: g.HookPhase}
 		s.view(&j)
 		c.count(&j, g.Jobs)
 	}
@@ -134,6 +157,11 @@ func (s *dbSource) Tally(ctx context.Context, durations bool) (runTally, error) 
 		j := &o.Listed[i]
 		s.view(j)
 		c.t.Attention = append(c.t.Attention, outcomeOf(j))
+	}
+	for i := range o.HookFailed {
+		j := &o.HookFailed[i]
+		s.view(j)
+		c.t.HookFailures = append(c.t.HookFailures, outcomeOf(j))
 	}
 	if o.Ended > 0 {
 		c.t.Durations = &durationSummary{Count: o.Ended, P50: o.Percentiles[0].Seconds(), P95: o.Percentiles[1].Seconds(), Max: o.Longest.Seconds()}

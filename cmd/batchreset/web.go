@@ -100,11 +100,23 @@ type runView struct {
 	s      runSettings
 }
 
-// startView starts the notifier of s; the status page serves once attach
-// has the runner.
-func (a *app) startView(s runSettings, src jobSource, ro *runner.Rollout) (*runView, error) {
+// startView starts the notifier of s, a run of jobs jobs; the status page
+// serves once attach has the runner. A rollback's notifications carry its
+// progress through the waves of ro.
+func (a *app) startView(s runSettings, src jobSource, ro *runner.Rollout, jobs int) (*runView, error) {
 	v := &runView{a: a, s: s, ro: ro, src: src}
-	v.notify = notify.New(s.notify, notify.Origin{Run: a.runName, Runner: a.runnerID, Version: buildVersion()}, a.log)
+	origin := notify.Origin{Run: a.runName, Runner: a.runnerID, Version: buildVersion()}
+	if s.src.parent != "" {
+		rb := &notify.RollbackPlan{Of: s.src.parent}
+		for _, w := range ro.WavePlan(jobs) {
+			if w == len(rb.Waves) {
+				rb.Waves = append(rb.Waves, 0)
+			}
+			rb.Waves[w]++
+		}
+		origin.Rollback = rb
+	}
+	v.notify = notify.New(s.notify, origin, a.log)
 	return v, nil
 }
 
@@ -161,7 +173,11 @@ func (v *runView) finished(t runTally, reason string) {
 	for _, o := range t.Attention {
 		failed = append(failed, o.InstanceID)
 	}
-	v.notify.Finished(reason, t.Totals, failed, t.AttentionTotal)
+	hooks := notify.Hooks{OutOfService: t.OutOfService, FailuresTotal: t.HookFailuresTotal}
+	for _, o := range t.HookFailures {
+		hooks.Failures = append(hooks.Failures, notify.HookFailure{InstanceID: o.InstanceID, Code: o.ErrorCode, Phase: o.HookPhase, Message: o.ErrorMessage})
+	}
+	v.notify.Finished(reason, t.Totals, failed, t.AttentionTotal, hooks)
 }
 
 // Close stops the page and waits for the notifications (bounded).
@@ -178,7 +194,7 @@ func (v *runView) Close() {
 func (s *csvSource) PageName() string { return "csv:" + s.out }
 
 func (s *csvSource) PageInfo(ctx context.Context) (statuspage.RunInfo, error) {
-	info := statuspage.RunInfo{Name: s.jobsPath, Mode: "csv", Runners: -1}
+	info := statuspage.RunInfo{Name: s.jobsPath, Mode: "csv", Runners: -1, RollbackOf: s.parent}
 	if s.st != nil {
 		info.StartedAt = s.st.Started()
 		h, err := s.st.Hold(ctx)
@@ -223,6 +239,13 @@ func (s *dbSource) PageInfo(ctx context.Context) (statuspage.RunInfo, error) {
 	info.Control, info.Runners = st.Control, st.Owners
 	if h, err := s.db.Hold(ctx, s.run); err == nil {
 		info.PauseReason = h.Reason
+	}
+	parent, err := s.db.Parent(ctx, s.run)
+	if err != nil {
+		return info, err
+	}
+	if parent != "" {
+		info.RollbackOf = describeSource(sourceFlags{runName: parent})
 	}
 	if info.StartedAt, err = s.db.RunStarted(ctx, s.run); err != nil {
 		return info, err

@@ -99,7 +99,7 @@ func TestResultsAccountColumn(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(buf.String(), "\n")
-	if !strings.HasSuffix(lines[0], ",previous_blueprint_id,account") || !strings.HasSuffix(lines[1], ",team-a") {
+	if !strings.HasSuffix(lines[0], ",previous_blueprint_id,hook_phase,account") || !strings.HasSuffix(lines[1], ",team-a") {
 		t.Errorf("results = %q, want account last", lines[:2])
 	}
 	buf.Reset()

@@ -96,7 +96,7 @@ func ExampleWriteResultsSeq() {
 		fmt.Println(err)
 	}
 	// Output:
-	// instance_id,blueprint_id,region,status,request_id,error_code,error_message,attempts,submitted_at,finished_at,previous_blueprint_id
-	// lhins-0a1b2c3d,,ap-guangzhou,succeeded,6f1c0a9e-1b7d-4c1e-9a3f-5d2e8b7c4a10,,,1,2025-03-01T10:01:00Z,2025-03-01T10:02:00Z,
-	// lhins-4e5f6a7b,,ap-guangzhou,failed,,InvalidParameterValue,'=blueprint not found,1,,,
+	// instance_id,blueprint_id,region,status,request_id,error_code,error_message,attempts,submitted_at,finished_at,previous_blueprint_id,hook_phase
+	// lhins-0a1b2c3d,,ap-guangzhou,succeeded,6f1c0a9e-1b7d-4c1e-9a3f-5d2e8b7c4a10,,,1,2025-03-01T10:01:00Z,2025-03-01T10:02:00Z,,
+	// lhins-4e5f6a7b,,ap-guangzhou,failed,,InvalidParameterValue,'=blueprint not found,1,,,,
 }

@@ -20,7 +20,7 @@ import (
 var resultColumns = []string{
 	"instance_id", "blueprint_id", "region", "status", "request_id",
 	"error_code", "error_message", "attempts", "submitted_at", "finished_at",
-	"previous_blueprint_id",
+	"previous_blueprint_id", "hook_phase",
 }
 
 // formulaTriggers are the first characters that make a spreadsheet treat a
@@ -32,13 +32,14 @@ const formulaTriggers = "=+-@\t\r'"
 // the order given (a Store's All, so that a large run is written without
 // holding its jobs), under the header
 //
-//	instance_id,blueprint_id,region,status,request_id,error_code,error_message,attempts,submitted_at,finished_at,previous_blueprint_id
+//	instance_id,blueprint_id,region,status,request_id,error_code,error_message,attempts,submitted_at,finished_at,previous_blueprint_id,hook_phase
 //
 // previous_blueprint_id is the image the instance had before the run reset
-// it (empty when the run never looked at it); it comes last, so that
-// readers of the older columns by name or position keep working. With
-// accounts (a run whose jobs name accounts) one more column follows it,
-// account (store.Job.Account).
+// it (empty when the run never looked at it); hook_phase how far its
+// lifecycle hooks came (store.HookPhase; empty without hooks). They come
+// last, so that readers of the older columns by name or position keep
+// working. With accounts (a run whose jobs name accounts) one more column
+// follows them, account (store.Job.Account).
 // Times are RFC 3339 in UTC to the second, empty when zero. Error messages
 // come from the cloud and may hold anything, so a value that a spreadsheet
 // would run as a formula (starting with =, +, -, @, tab or carriage return)
@@ -93,8 +94,9 @@ func (rw *ResultsWriter) Write(j *store.Job) error {
 	row[8] = formatTime(j.SubmittedAt)
 	row[9] = formatTime(j.FinishedAt)
 	row[10] = j.PrevBlueprintID
+	row[11] = string(j.HookPhase)
 	if len(row) > len(resultColumns) {
-		row[11] = j.Account
+		row[12] = j.Account
 	}
 	for k := range row {
 		row[k] = defuse(row[k])

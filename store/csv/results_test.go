@@ -15,7 +15,7 @@ import (
 	"github.com/batchreset/batchreset/store/csv"
 )
 
-const resultsHeader = "instance_id,blueprint_id,region,status,request_id,error_code,error_message,attempts,submitted_at,finished_at,previous_blueprint_id\n"
+const resultsHeader = "instance_id,blueprint_id,region,status,request_id,error_code,error_message,attempts,submitted_at,finished_at,previous_blueprint_id,hook_phase\n"
 
 func TestWriteResults(t *testing.T) {
 	t.Parallel()
@@ -25,6 +25,7 @@ func TestWriteResults(t *testing.T) {
 		{
 			InstanceID: "lhins-aaaaaaaa", BlueprintID: "lhbp-bbbbbbbb", Region: "ap-guangzhou",
 			Status: store.StatusSucceeded, RequestID: "6f1c0a9e-1b7d-4c1e-9a3f-000000000001", Attempts: 1, PrevBlueprintID: "lhbp-aaaaaaaa",
+			HookPhase:   store.HookDone,
 			SubmittedAt: time.Date(2025, 3, 1, 18, 0, 0, 999, cst),
 			FinishedAt:  time.Date(2025, 3, 1, 10, 1, 30, 0, time.UTC),
 		},
@@ -39,9 +40,9 @@ func TestWriteResults(t *testing.T) {
 		t.Fatalf("WriteResults() = %v", err)
 	}
 	want := resultsHeader +
-		"lhins-aaaaaaaa,lhbp-bbbbbbbb,ap-guangzhou,succeeded,6f1c0a9e-1b7d-4c1e-9a3f-000000000001,,,1,2025-03-01T10:00:00Z,2025-03-01T10:01:30Z,lhbp-aaaaaaaa\n" +
-		`lhins-cccccccc,,ap-shanghai-fsi,failed,,FailedOperation,"the ""image"", sadly, is gone",2,,,` + "\n" +
-		"lhins-dddddddd,,na-siliconvalley,pending,,,,0,,,\n"
+		"lhins-aaaaaaaa,lhbp-bbbbbbbb,ap-guangzhou,succeeded,6f1c0a9e-1b7d-4c1e-9a3f-000000000001,,,1,2025-03-01T10:00:00Z,2025-03-01T10:01:30Z,lhbp-aaaaaaaa,done\n" +
+		`lhins-cccccccc,,ap-shanghai-fsi,failed,,FailedOperation,"the ""image"", sadly, is gone",2,,,,` + "\n" +
+		"lhins-dddddddd,,na-siliconvalley,pending,,,,0,,,,\n"
 	if diff := cmp.Diff(want, buf.String()); diff != "" {
 		t.Errorf("WriteResults() mismatch (-want +got):\n%s", diff)
 	}
@@ -68,7 +69,7 @@ func TestWriteResultsDefusesFormulas(t *testing.T) {
 		if err := csv.WriteResultsSeq(&buf, slices.Values(jobs), false); err != nil {
 			t.Fatalf("WriteResults() = %v", err)
 		}
-		want := resultsHeader + "lhins-aaaaaaaa,,ap-guangzhou,failed,," + tt.cell + "," + tt.cell + ",0,,,\n"
+		want := resultsHeader + "lhins-aaaaaaaa,,ap-guangzhou,failed,," + tt.cell + "," + tt.cell + ",0,,,,\n"
 		if got := buf.String(); got != want {
 			t.Errorf("WriteResults(message %q) = %q, want %q", tt.message, got, want)
 		}
@@ -91,7 +92,7 @@ func TestWriteResultsFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := resultsHeader + "lhins-aaaaaaaa,,ap-guangzhou,succeeded,,,,0,,,\n"; string(got) != want {
+	if want := resultsHeader + "lhins-aaaaaaaa,,ap-guangzhou,succeeded,,,,0,,,,\n"; string(got) != want {
 		t.Errorf("results file = %q, want %q", got, want)
 	}
 	entries, err := os.ReadDir(dir)

@@ -113,14 +113,17 @@ type Outcomes struct {
 	Longest     time.Duration
 	Percentiles []time.Duration
 	// Listed are the first jobs (in import order) whose status is one of
-	// those asked for.
-	Listed []store.Job
+	// those asked for; HookFailed the first whose lifecycle hook failed
+	// (store.Job.HookFailed), as many.
+	Listed     []store.Job
+	HookFailed []store.Job
 }
 
-// OutcomeGroup counts the jobs of one status and error code.
+// OutcomeGroup counts the jobs of one status, error code and hook phase.
 type OutcomeGroup struct {
 	Status    store.Status
 	ErrorCode string
+	HookPhase store.HookPhase
 	Jobs      int
 }
 
@@ -132,7 +135,7 @@ type OutcomeGroup struct {
 func (s *Store) Outcomes(ctx context.Context, run string, list []store.Status, listMax int, pcts []float64) (Outcomes, error) {
 	var o Outcomes
 	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		const groupsSQL = `SELECT status, error_code, count(*) FROM jobs WHERE run = $1 GROUP BY 1, 2 ORDER BY 1, 2`
+		const groupsSQL = `SELECT status, error_code, hook_phase, count(*) FROM jobs WHERE run = $1 GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`
 		rows, err := tx.Query(ctx, groupsSQL, run)
 		if err != nil {
 			return err
@@ -177,10 +180,10 @@ func (s *Store) Outcomes(ctx context.Context, run string, list []store.Status, l
 	return o, nil
 }
 
-// list sets o.Listed: the first listMax jobs of run whose status is one of
-// list.
+// list sets o.Listed, the first listMax jobs of run whose status is one of
+// list, and o.HookFailed, the first listMax whose hook failed.
 func (o *Outcomes) list(ctx context.Context, tx pgx.Tx, run string, list []store.Status, listMax int) error {
-	if len(list) == 0 || listMax <= 0 {
+	if listMax <= 0 {
 		return nil
 	}
 	statuses := make([]string, len(list))
@@ -188,13 +191,27 @@ func (o *Outcomes) list(ctx context.Context, tx pgx.Tx, run string, list []store
 		statuses[i] = string(st)
 	}
 	const listSQL = `SELECT ` + jobColumns + ` FROM jobs WHERE run = $1 AND status = ANY ($2::text[]) ORDER BY id LIMIT $3`
-	rows, err := tx.Query(ctx, listSQL, run, statuses, listMax)
-	if err != nil {
-		return err
+	var err error
+	if len(list) > 0 {
+		if o.Listed, err = listJobs(ctx, tx, listSQL, run, statuses, listMax); err != nil {
+			return err
+		}
 	}
-	listed, err := pgx.CollectRows(rows, pgx.RowToStructByName[jobRow])
-	for _, r := range listed {
-		o.Listed = append(o.Listed, r.job())
-	}
+	const hookSQL = `SELECT ` + jobColumns + ` FROM jobs WHERE run = $1 AND error_code = ANY ($2::text[]) ORDER BY id LIMIT $3`
+	o.HookFailed, err = listJobs(ctx, tx, hookSQL, run, store.HookFailureCodes, listMax)
 	return err
+}
+
+// listJobs runs a query of jobColumns and returns its jobs.
+func listJobs(ctx context.Context, tx pgx.Tx, sql string, args ...any) ([]store.Job, error) {
+	rows, err := tx.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	found, err := pgx.CollectRows(rows, pgx.RowToStructByName[jobRow])
+	jobs := make([]store.Job, len(found))
+	for i, r := range found {
+		jobs[i] = r.job()
+	}
+	return jobs, err
 }

@@ -130,6 +130,12 @@ type Status struct {
 	// LastErrors holds the latest recorded errors, newest first: up to ten
 	// jobs with an error code or message, whatever their status.
 	LastErrors []JobError
+	// HookPhases counts the jobs by lifecycle hook phase, those with one;
+	// HookFailures holds the latest jobs whose hook failed
+	// (store.Job.HookFailed), newest first, up to ten. Both are nil when
+	// there are none.
+	HookPhases   map[store.HookPhase]int
+	HookFailures []JobError
 }
 
 // JobError is the error recorded on one job.
@@ -229,7 +235,39 @@ func status(ctx context.Context, tx pgx.Tx, run string, st *Status) error {
 	if err != nil {
 		return err
 	}
-	st.LastErrors, err = pgx.CollectRows(rows, pgx.RowToStructByName[JobError])
+	if st.LastErrors, err = pgx.CollectRows(rows, pgx.RowToStructByName[JobError]); err != nil {
+		return err
+	}
+
+	const phasesSQL = `SELECT hook_phase, count(*) FROM jobs WHERE run = $1 AND hook_phase <> '' GROUP BY 1`
+	rows, err = tx.Query(ctx, phasesSQL, run)
+	if err != nil {
+		return err
+	}
+	var phase store.HookPhase
+	if _, err = pgx.ForEachRow(rows, []any{&phase, &count}, func() error {
+		if st.HookPhases == nil {
+			st.HookPhases = map[store.HookPhase]int{}
+		}
+		st.HookPhases[phase] = count
+		return nil
+	}); err != nil {
+		return err
+	}
+	const hookErrorsSQL = `SELECT id AS job_id, instance_id, status,
+		       error_code AS code, error_message AS message, updated_at AS at
+		FROM jobs
+		WHERE run = $1 AND error_code = ANY ($2::text[])
+		ORDER BY updated_at DESC, id DESC
+		LIMIT $3`
+	rows, err = tx.Query(ctx, hookErrorsSQL, run, store.HookFailureCodes, lastErrors)
+	if err != nil {
+		return err
+	}
+	failures, err := pgx.CollectRows(rows, pgx.RowToStructByName[JobError])
+	if len(failures) > 0 {
+		st.HookFailures = failures
+	}
 	return err
 }
 

@@ -64,12 +64,72 @@ type Event struct {
 	// (run.finished), at most FailedMax; FailedTotal counts them all.
 	Failed      []string `json:"failed,omitempty"`
 	FailedTotal int      `json:"failed_total,omitempty"`
+	// OutOfService counts the instances a lifecycle hook may have left out
+	// of service (run.finished); HookFailures lists the instances whose
+	// hook failed, at most HookFailuresMax, and HookFailuresTotal counts
+	// them all.
+	OutOfService      int           `json:"out_of_service,omitempty"`
+	HookFailures      []HookFailure `json:"hook_failures,omitempty"`
+	HookFailuresTotal int           `json:"hook_failures_total,omitempty"`
+	// Rollback is the progress of a rollback run, on each of its events;
+	// nil for a run that is no rollback.
+	Rollback *Rollback `json:"rollback,omitempty"`
+}
+
+// Rollback is how far a rollback run has put its instances back on their
+// previous images: in all and per wave, as this runner has seen their
+// resets end (store.Status.Reset; run.finished counts the whole run).
+type Rollback struct {
+	Of    string         `json:"of"` // the run rolled back
+	Back  int            `json:"back"`
+	Total int            `json:"total"`
+	Waves []RollbackWave `json:"waves"`
+}
+
+// RollbackWave is how far one wave of a rollback run has come.
+type RollbackWave struct {
+	Wave  int `json:"wave"` // from 1
+	Back  int `json:"back"`
+	Total int `json:"total"`
+}
+
+// RollbackPlan makes a Notifier's events carry a rollback's progress
+// (Event.Rollback): the run it rolls back, and the instances in each of
+// its waves, in order.
+type RollbackPlan struct {
+	Of    string
+	Waves []int
+}
+
+// HookFailure is an instance whose lifecycle hook failed.
+type HookFailure struct {
+	InstanceID string `json:"instance_id"`
+	// Code is BeforeHookFailed, AfterHookFailed or RestoreHookFailed;
+	// Phase the instance's hook phase (store.HookPhase).
+	Code  string `json:"code"`
+	Phase string `json:"hook_phase,omitempty"`
+	// Message ends with the hook's last output lines, bounded and with
+	// the run's secrets redacted by the runner.
+	Message string `json:"message"`
+}
+
+// HookFailuresMax is how many hook failures the run.finished event lists.
+const HookFailuresMax = 20
+
+// Hooks is what the run.finished event says of the run's lifecycle hooks:
+// the instances that may be out of service, and the failed hooks (Failures
+// at most HookFailuresMax of FailuresTotal).
+type Hooks struct {
+	OutOfService  int
+	Failures      []HookFailure
+	FailuresTotal int
 }
 
 // Origin names who sends: the run, this runner, and the tool's version
-// (the User-Agent's).
+// (the User-Agent's); Rollback is set when the run is a rollback.
 type Origin struct {
 	Run, Runner, Version string
+	Rollback             *RollbackPlan
 }
 
 // Notifier posts a run's events to the destinations of its Config. Its
@@ -95,6 +155,9 @@ type Notifier struct {
 
 	mu     sync.Mutex // guards closed and the sending on the queues
 	closed bool
+
+	rbMu   sync.Mutex
+	rbBack []int // the instances back, per wave finished (Origin.Rollback)
 }
 
 type sink struct {
@@ -137,14 +200,62 @@ func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastRe
 
 // OnEvent is the runner's Config.OnEvent: it hands e over and returns.
 func (n *Notifier) OnEvent(e runner.Event) {
-	n.send(Event{Kind: string(e.Kind), At: e.At, Wave: e.Wave, Reason: e.Reason, Totals: totalsMap(e.Totals)})
+	if n == nil {
+		return
+	}
+	totals := totalsMap(e.Totals)
+	n.send(Event{Kind: string(e.Kind), At: e.At, Wave: e.Wave, Reason: e.Reason, Totals: totals,
+		Rollback: n.rollback(totals, e.Kind == runner.EventWaveFinished)})
 }
 
-// Finished sends the end of the run: why it ended, its totals, and the
-// instances that need attention (at most FailedMax of failedTotal).
-func (n *Notifier) Finished(reason string, totals map[string]int, failed []string, failedTotal int) {
+// Finished sends the end of the run: why it ended, its totals, the
+// instances that need attention (at most FailedMax of failedTotal), and
+// what its lifecycle hooks left.
+func (n *Notifier) Finished(reason string, totals map[string]int, failed []string, failedTotal int, hooks Hooks) {
+	if n == nil {
+		return
+	}
 	n.send(Event{Kind: KindFinished, At: time.Now(), Reason: reason, Totals: totals,
-		Failed: failed[:min(len(failed), FailedMax)], FailedTotal: failedTotal})
+		Failed: failed[:min(len(failed), FailedMax)], FailedTotal: failedTotal,
+		OutOfService: hooks.OutOfService, HookFailures: hooks.Failures[:min(len(hooks.Failures), HookFailuresMax)], HookFailuresTotal: hooks.FailuresTotal,
+		Rollback: n.rollback(totals, false)})
+}
+
+// rollback is the progress of a rollback run whose totals are these, nil
+// for a run that is no rollback. The waves run one after another, so the
+// instances put back since the last wave finished are the current wave's;
+// waveEnded records them as that wave's for good.
+func (n *Notifier) rollback(totals map[string]int, waveEnded bool) *Rollback {
+	plan := n.origin.Rollback
+	if plan == nil {
+		return nil
+	}
+	back := 0
+	for st, c := range totals {
+		if store.Status(st).Reset() {
+			back += c
+		}
+	}
+	n.rbMu.Lock()
+	defer n.rbMu.Unlock()
+	rb := &Rollback{Of: plan.Of, Back: back, Waves: []RollbackWave{}}
+	ended, left := len(n.rbBack), back
+	for i, size := range plan.Waves {
+		rb.Total += size
+		w := RollbackWave{Wave: i + 1, Total: size}
+		switch {
+		case i < ended:
+			w.Back = n.rbBack[i]
+		case i == ended:
+			w.Back = left
+			if waveEnded {
+				n.rbBack = append(n.rbBack, left)
+			}
+		}
+		left -= w.Back
+		rb.Waves = append(rb.Waves, w)
+	}
+	return rb
 }
 
 func totalsMap(t store.Totals) map[string]int {
@@ -260,8 +371,21 @@ func slackText(e Event) string {
 	if e.Wave > 0 {
 		fmt.Fprintf(&b, " (wave %d)", e.Wave)
 	}
-	if e.Reason != "" {
+	switch {
+	case e.Kind == string(runner.EventPaused):
+		fmt.Fprintf(&b, ": waiting for %s (batchreset resume lets it go on, batchreset cancel ends it)", orOperator(e.Reason))
+	case e.Reason != "":
 		fmt.Fprintf(&b, ": %s", e.Reason)
+	}
+	if rb := e.Rollback; rb != nil {
+		fmt.Fprintf(&b, "\nrollback of %s: %d of %d instance(s) back on their previous images", rb.Of, rb.Back, rb.Total)
+		if len(rb.Waves) > 1 {
+			var waves []string
+			for _, w := range rb.Waves {
+				waves = append(waves, fmt.Sprintf("wave %d: %d/%d", w.Wave, w.Back, w.Total))
+			}
+			fmt.Fprintf(&b, " (%s)", strings.Join(waves, ", "))
+		}
 	}
 	var parts []string
 	for _, s := range store.Statuses {
@@ -279,7 +403,28 @@ func slackText(e Event) string {
 			fmt.Fprintf(&b, " and %d more", more)
 		}
 	}
+	if e.OutOfService > 0 {
+		fmt.Fprintf(&b, "\n%d instance(s) may still be out of service (a hook did not put them back)", e.OutOfService)
+	}
+	if e.HookFailuresTotal > 0 {
+		fmt.Fprintf(&b, "\n%d hook failure(s):", e.HookFailuresTotal)
+		shown := e.HookFailures[:min(len(e.HookFailures), 5)]
+		for _, h := range shown {
+			fmt.Fprintf(&b, "\n• %s %s: %s", h.InstanceID, h.Code, h.Message)
+		}
+		if more := e.HookFailuresTotal - len(shown); more > 0 {
+			fmt.Fprintf(&b, "\n… and %d more", more)
+		}
+	}
 	return b.String()
+}
+
+// orOperator is what a pause waits for: why, or the operator.
+func orOperator(why string) string {
+	if why == "" || why == "paused by operator" {
+		return "the operator"
+	}
+	return why
 }
 
 // Close stops taking events and waits for the queued ones to be delivered,

@@ -67,6 +67,10 @@ type RunInfo struct {
 	// Runners is how many live runners hold jobs of the run (Postgres);
 	// negative when not known.
 	Runners int
+	// RollbackOf names the run this one rolls back, whose instances it
+	// puts back on their previous images; "" for a run that is no
+	// rollback.
+	RollbackOf string
 }
 
 // Live is what the process running a run knows of it beyond its store.

@@ -34,6 +34,8 @@ type View struct {
 	Matched int     `json:"matched"`
 	Rows    []Row   `json:"instances"`
 	Plan    *Budget `json:"budget,omitempty"`
+	// Rollback is the progress of a rollback run; nil for another run.
+	Rollback *Rollback `json:"rollback,omitempty"`
 	// Controls reports whether this request may control the run.
 	Controls  bool      `json:"controls"`
 	Generated time.Time `json:"generated_at"`
@@ -55,6 +57,12 @@ type Status struct {
 	Done      int            `json:"done"`
 	InFlight  int            `json:"in_flight"`
 	Failures  int            `json:"failures"`
+	// HookPhases counts the jobs by lifecycle hook phase, those with one;
+	// OutOfService those a hook may have taken out of service and not put
+	// back; HookFailures those whose hook failed (store.Job.HookFailed).
+	HookPhases   map[string]int `json:"hook_phases,omitempty"`
+	OutOfService int            `json:"out_of_service,omitempty"`
+	HookFailures int            `json:"hook_failures,omitempty"`
 	// Accounts breaks the counts down by account when the run's jobs name
 	// accounts (AccountStatuses); nil otherwise.
 	Accounts []AccountStatus `json:"accounts,omitempty"`
@@ -94,17 +102,29 @@ type Budget struct {
 	Over     bool `json:"exceeded"`
 }
 
+// Rollback is how far a rollback run has put its instances back on their
+// previous images (store.Status.Reset): Back of Total, and per wave in the
+// run's waves (Wave.Back).
+type Rollback struct {
+	Of    string `json:"of"`
+	Back  int    `json:"back"`
+	Total int    `json:"total"`
+}
+
 // Wave is one wave of the run's plan and how far it has come.
 type Wave struct {
-	N        int    `json:"wave"`
-	Canary   bool   `json:"canary,omitempty"`
-	Size     int    `json:"size"`
-	Sent     int    `json:"sent"`
-	InFlight int    `json:"in_flight"`
-	Done     int    `json:"done"`
-	Failures int    `json:"failures"`
-	State    string `json:"state"` // done, current, next, later
-	Note     string `json:"note,omitempty"`
+	N        int  `json:"wave"`
+	Canary   bool `json:"canary,omitempty"`
+	Size     int  `json:"size"`
+	Sent     int  `json:"sent"`
+	InFlight int  `json:"in_flight"`
+	Done     int  `json:"done"`
+	Failures int  `json:"failures"`
+	// Back counts the instances of a rollback's wave back on their
+	// previous images.
+	Back  int    `json:"back,omitempty"`
+	State string `json:"state"` // done, current, next, later
+	Note  string `json:"note,omitempty"`
 }
 
 // Rate is the reset rate over the last minutes against the limit.
@@ -149,6 +169,9 @@ type Row struct {
 	RequestID  string     `json:"request_id,omitempty"`
 	Attempts   int        `json:"attempts"`
 	FinishedAt *time.Time `json:"finished_at,omitempty"`
+	// HookPhase is how far the instance's hooks came (store.HookPhase); a
+	// failed hook's last output lines end Message.
+	HookPhase string `json:"hook_phase,omitempty"`
 }
 
 // Rate series: rateBuckets buckets of at most rateBucket.
@@ -267,6 +290,9 @@ func (p *Page) view(ctx context.Context, run Run, f Filter, now time.Time) (View
 		waveOf = func(_ *store.Job, i int) int { return int(waves[i]) }
 	}
 
+	if info.RollbackOf != "" {
+		v.Rollback = &Rollback{Of: info.RollbackOf}
+	}
 	codes := map[string]int{}
 	var failed, rest []Row
 	byWave := map[int]*Wave{}
@@ -291,6 +317,22 @@ func (p *Page) view(ctx context.Context, run Run, f Filter, now time.Time) (View
 		if j.Failure() {
 			st.Failures++
 		}
+		if j.HookPhase != store.HookNone {
+			if st.HookPhases == nil {
+				st.HookPhases = map[string]int{}
+			}
+			st.HookPhases[string(j.HookPhase)]++
+			if j.HookPhase.OutOfService() {
+				st.OutOfService++
+			}
+		}
+		if j.HookFailed() {
+			st.HookFailures++
+		}
+		back := v.Rollback != nil && j.Status.Reset()
+		if back {
+			v.Rollback.Back++
+		}
 		if w > 0 {
 			wv := byWave[w]
 			if wv == nil {
@@ -306,6 +348,9 @@ func (p *Page) view(ctx context.Context, run Run, f Filter, now time.Time) (View
 			}
 			if j.Failure() {
 				wv.Failures++
+			}
+			if back {
+				wv.Back++
 			}
 		}
 		if !j.SubmittedAt.IsZero() {
@@ -325,13 +370,16 @@ func (p *Page) view(ctx context.Context, run Run, f Filter, now time.Time) (View
 		v.Matched++
 		row := func() Row {
 			return Row{InstanceID: j.InstanceID, Region: j.Region, Status: string(j.Status), Wave: w, Code: j.ErrorCode,
-				Message: j.ErrorMessage, RequestID: j.RequestID, Attempts: j.Attempts, FinishedAt: timePtr(j.FinishedAt)}
+				Message: j.ErrorMessage, RequestID: j.RequestID, Attempts: j.Attempts, FinishedAt: timePtr(j.FinishedAt),
+				HookPhase: string(j.HookPhase)}
 		}
-		// Failures first, then the rest in the run's order.
+		// Failures (and failed hooks: a failed restore may have left its
+		// instance out of service) first, then the rest in the run's order.
+		look := j.Failure() || j.HookFailed()
 		switch {
-		case j.Failure() && len(failed) < pageRows:
+		case look && len(failed) < pageRows:
 			failed = append(failed, row())
-		case !j.Failure() && len(rest) < pageRows:
+		case !look && len(rest) < pageRows:
 			rest = append(rest, row())
 		}
 		return nil
@@ -358,6 +406,9 @@ func (p *Page) view(ctx context.Context, run Run, f Filter, now time.Time) (View
 	}
 	if plan != nil && (plan.Canary > 0 || len(plan.Waves) > 0) {
 		v.Waves = waveTable(*plan, st.Jobs, byWave, live, now)
+	}
+	if v.Rollback != nil {
+		v.Rollback.Total = st.Jobs
 	}
 	if plan != nil && plan.MaxFailures >= 0 {
 		b := &Budget{Max: plan.MaxFailures, Failures: st.Failures}
@@ -401,7 +452,7 @@ func waveTable(plan store.RolloutPlan, jobs int, byWave map[int]*Wave, live *Liv
 		size := min(left, plan.WaveSize(n-1))
 		w := Wave{N: n, Canary: plan.Canary > 0 && n == 1, Size: size}
 		if got := byWave[n]; got != nil {
-			w.Sent, w.InFlight, w.Done, w.Failures = got.Sent, got.InFlight, got.Done, got.Failures
+			w.Sent, w.InFlight, w.Done, w.Failures, w.Back = got.Sent, got.InFlight, got.Done, got.Failures, got.Back
 		}
 		out = append(out, w)
 		left -= size
@@ -613,7 +664,14 @@ var templates = template.Must(template.New("").Funcs(template.FuncMap{
 	"rate":     func(r float64) string { return strconv.FormatFloat(r, 'f', 2, 64) },
 	"actions":  func() []string { return []string{"pause", "resume", "cancel"} },
 	"statuses": func() []store.Status { return statuses },
-	"failure":  func(s string) bool { return store.Status(s).Failure() },
+	"hookPhases": func() []string {
+		out := make([]string, len(store.HookPhases))
+		for i, p := range store.HookPhases {
+			out[i] = string(p)
+		}
+		return out
+	},
+	"failure": func(s string) bool { return store.Status(s).Failure() },
 	// bar splits a run's (or a wave's) size into succeeded, failed,
 	// skipped, in flight and not yet sent.
 	"runBar": func(st Status) []segment {
