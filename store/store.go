@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"time"
@@ -246,6 +247,7 @@ type AccountCount struct {
 	Account          string // "" for the jobs that name none
 	Jobs, Unfinished int
 	Regions          []string // of the unfinished jobs, sorted
+	Totals           Totals   // the jobs by status, as Count.Totals
 }
 
 // MaxKeyIDs is the most key pairs one reset binds (ResetInstance's
@@ -421,6 +423,15 @@ func (t Totals) Succeeded() bool {
 	return true
 }
 
+// Failures counts the jobs whose status is a failure (FailureStatuses).
+func (t Totals) Failures() int {
+	n := 0
+	for _, st := range FailureStatuses {
+		n += t[st]
+	}
+	return n
+}
+
 // Count is what a run's jobs come to, counted without holding them: the
 // one summary of a run that every store gives (store/csv from its table,
 // store/postgres with SQL aggregates) and every command reads.
@@ -447,7 +458,7 @@ const CountSample = 3
 func (c *Count) Add(j *Job) {
 	if j.Account != "" && c.Accounts == nil && c.Jobs > 0 {
 		// Every job counted so far names no account.
-		c.Accounts = []AccountCount{{Jobs: c.Jobs, Unfinished: c.Unfinished, Regions: slices.Clone(c.Regions)}}
+		c.Accounts = []AccountCount{{Jobs: c.Jobs, Unfinished: c.Unfinished, Regions: slices.Clone(c.Regions), Totals: maps.Clone(c.Totals)}}
 	}
 	if c.Totals == nil {
 		c.Totals = Totals{}
@@ -459,10 +470,11 @@ func (c *Count) Add(j *Job) {
 		k := slices.IndexFunc(c.Accounts, func(a AccountCount) bool { return a.Account == j.Account })
 		if k < 0 {
 			k = len(c.Accounts)
-			c.Accounts = append(c.Accounts, AccountCount{Account: j.Account})
+			c.Accounts = append(c.Accounts, AccountCount{Account: j.Account, Totals: Totals{}})
 		}
 		a = &c.Accounts[k]
 		a.Jobs++
+		a.Totals[j.Status]++
 	}
 	if j.Status.Terminal() {
 		return

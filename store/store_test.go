@@ -66,8 +66,8 @@ func TestCountAddAccounts(t *testing.T) {
 		c.Add(&j)
 	}
 	want := []store.AccountCount{
-		{Account: "", Jobs: 3, Unfinished: 2, Regions: []string{"ap-beijing", "ap-tokyo"}},
-		{Account: "b", Jobs: 2, Unfinished: 1, Regions: []string{"ap-seoul"}},
+		{Account: "", Jobs: 3, Unfinished: 2, Regions: []string{"ap-beijing", "ap-tokyo"}, Totals: store.Totals{store.StatusPending: 2, store.StatusSucceeded: 1}},
+		{Account: "b", Jobs: 2, Unfinished: 1, Regions: []string{"ap-seoul"}, Totals: store.Totals{store.StatusPending: 1, store.StatusFailed: 1}},
 	}
 	if diff := cmp.Diff(want, c.Accounts); diff != "" {
 		t.Errorf("Count.Accounts mismatch (-want +got):\n%s", diff)

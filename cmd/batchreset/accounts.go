@@ -3,12 +3,15 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
 	"strings"
+	"text/tabwriter"
 
 	"github.com/spf13/pflag"
 
+	"github.com/batchreset/batchreset/cmd/batchreset/internal/statuspage"
 	"github.com/batchreset/batchreset/lighthouse"
 	"github.com/batchreset/batchreset/runner"
 	"github.com/batchreset/batchreset/store"
@@ -23,8 +26,14 @@ type accountFlags struct {
 }
 
 func (o *accountFlags) add(fs *pflag.FlagSet) {
-	fs.StringArrayVar(&o.defs, "account", nil, "credential of an account the jobs' account column names: NAME=profile:P (a profile, as --profile) or NAME=role:ARN (the run's credential assuming a CAM role of that account); repeatable, one per account; rows naming no account use the run's credential")
+	addAccountDefs(fs, &o.defs)
 	fs.StringVar(&o.maxFailuresPerAccount, "max-failures-per-account", "none", "each account's own failure budget, N or P% of its instances (rounded down), or none: once more than that many of an account's instances have failed, ended unknown or ended unhealthy, that account starts no new reset and the others go on")
+}
+
+// addAccountDefs adds --account, each account's credential, which run,
+// retry and plan take.
+func addAccountDefs(fs *pflag.FlagSet, defs *[]string) {
+	fs.StringArrayVar(defs, "account", nil, "credential of an account the jobs' account column names: NAME=profile:P (a profile, as --profile) or NAME=role:ARN (the run's credential assuming a CAM role of that account); repeatable, one per account; rows naming no account use the run's credential")
 }
 
 // accountDef is one --account: an account's name and where its credential
@@ -104,6 +113,15 @@ func (o *accountFlags) settings() (accountsSetting, error) {
 	return accountsSetting{defs: defs, maxFailures: o.maxFailuresPerAccount}, nil
 }
 
+// checkSelection refuses accounts together with selection flags (sel not
+// nil): the jobs name the accounts, so they are given, not selected.
+func (as accountsSetting) checkSelection(sel *runner.Selector) error {
+	if len(as.defs) > 0 && sel != nil {
+		return usageError("--account: a run over several accounts resets the jobs it is given; select them with `batchreset select` per account, not with selection flags")
+	}
+	return nil
+}
+
 // budgetOf resolves a budget, "none", N or P% of total: -1 for none.
 func budgetOf(v string, total int) (int, string, error) {
 	if strings.EqualFold(v, "none") {
@@ -115,16 +133,23 @@ func budgetOf(v string, total int) (int, string, error) {
 // runAccounts returns the accounts of the run of src, whose jobs cnt counts:
 // the definitions of the flags, or in Postgres mode those of the run's
 // record, which the first runner's flags wrote (flags that disagree with it
-// are a usage error). Every account a job names must be defined, and every
-// definition named by a job.
-func runAccounts(ctx context.Context, as accountsSetting, src jobSource, run string, cnt store.Count) ([]accountDef, error) {
+// are a usage error). With record, the flags' definitions become the run's
+// record if it has none; without (plan), nothing is written. Every account
+// a job names must be defined, and every definition named by a job.
+func runAccounts(ctx context.Context, as accountsSetting, src jobSource, run string, cnt store.Count, record bool) ([]accountDef, error) {
 	defs := as.defs
 	if db := src.DB(); db != nil {
 		flags := map[string]string{}
 		for _, d := range defs {
 			flags[d.name] = d.String()
 		}
-		rec, err := db.RecordAccounts(ctx, run, flags)
+		var rec map[string]string
+		var err error
+		if record {
+			rec, err = db.RecordAccounts(ctx, run, flags)
+		} else if rec, err = db.Accounts(ctx, run); err == nil && len(rec) == 0 {
+			rec = flags
+		}
 		if err != nil {
 			return nil, &exitError{code: exitFatal, err: err}
 		}
@@ -179,20 +204,21 @@ func accountCredential(api apiFlags, d accountDef) (credentialInfo, error) {
 	return credentialInfo{id: id}, nil
 }
 
-// runAccountCredentials returns the accounts of the run of src, whose jobs
-// cnt counts (see runAccounts), each with its credential: first the run's
-// own, cred, loaded now when nil, if a job names no account; then one per
-// account defined. With the built-in emulator, the accounts' credentials
-// are the emulator's, made by connectAccounts.
-func (a *app) runAccountCredentials(ctx context.Context, s runSettings, src jobSource, cnt store.Count, cred *credentialInfo) ([]accountConn, error) {
-	defs, err := runAccounts(ctx, s.accounts, src, s.src.runName, cnt)
+// runAccountCredentials returns the accounts of run (as api reaches them)
+// of src, whose jobs cnt counts (see runAccounts, which record is passed
+// to), each with its credential: first the run's own, cred, loaded now
+// when nil, if a job names no account; then one per account defined. With
+// the built-in emulator, the accounts' credentials are the emulator's,
+// made by connectAccounts.
+func (a *app) runAccountCredentials(ctx context.Context, as accountsSetting, api apiFlags, run string, src jobSource, cnt store.Count, cred *credentialInfo, record bool) ([]accountConn, error) {
+	defs, err := runAccounts(ctx, as, src, run, cnt, record)
 	if err != nil {
 		return nil, err
 	}
 	var out []accountConn
 	if cnt.Accounts == nil || accountJobs(cnt, "") > 0 {
 		if cred == nil {
-			c, err := a.credential(s.api)
+			c, err := a.credential(api)
 			if err != nil {
 				return nil, err
 			}
@@ -202,8 +228,8 @@ func (a *app) runAccountCredentials(ctx context.Context, s runSettings, src jobS
 	}
 	for _, d := range defs {
 		ac := accountConn{def: d}
-		if !s.api.emulate {
-			if ac.cred, err = accountCredential(s.api, d); err != nil {
+		if !api.emulate {
+			if ac.cred, err = accountCredential(api, d); err != nil {
 				return nil, err
 			}
 		}
@@ -257,4 +283,25 @@ func accountsText(accounts []accountConn, cnt store.Count, emulate bool) string 
 		parts = append(parts, fmt.Sprintf("%s (%s): %d instance(s) in %s", accountLabel(ac.def.name), src, c.Unfinished, strings.Join(c.Regions, ", ")))
 	}
 	return fmt.Sprintf("%d accounts: %s", len(accounts), strings.Join(parts, "; "))
+}
+
+// writeAccountStatuses writes, for status and the end-of-run summary, a
+// line per account: its instances, those of each status it has, and its
+// failures. It writes nothing for a run without accounts.
+func writeAccountStatuses(w io.Writer, accounts []statuspage.AccountStatus) {
+	if accounts == nil {
+		return
+	}
+	fmt.Fprintln(w, "by account:")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, a := range accounts {
+		var parts []string
+		for _, st := range statusOrder {
+			if n := a.Totals[string(st)]; n > 0 {
+				parts = append(parts, fmt.Sprintf("%d %s", n, st))
+			}
+		}
+		fmt.Fprintf(tw, "  %s\t%d instance(s)\t%s\tfailures: %d\n", accountLabel(a.Account), a.Jobs, strings.Join(parts, ", "), a.Failures)
+	}
+	tw.Flush()
 }

@@ -8,11 +8,16 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/batchreset/batchreset/cmd/batchreset/internal/statuspage"
 	"github.com/batchreset/batchreset/lighthouse/emulator"
 	"github.com/batchreset/batchreset/store"
 	csvstore "github.com/batchreset/batchreset/store/csv"
@@ -35,9 +40,11 @@ const (
 )
 
 // twoAccounts serves an emulator of three accounts (the run's, a and b) of
-// 6 instances each, and writes a jobs file naming a and b on their rows and
-// no account on the run's, and a credentials file with profile acct-a.
-func twoAccounts(t *testing.T) (f *fleet, jobsPath string, byAccount map[string]string) {
+// 6 instances each, the resets of account a's instances failA (their
+// indexes) always failing, and writes a jobs file naming a and b on their
+// rows and no account on the run's, and a credentials file with profile
+// acct-a.
+func twoAccounts(t *testing.T, failA ...int) (f *fleet, jobsPath string, byAccount map[string]string) {
 	t.Helper()
 	const n = 6
 	fleets := map[string][]emulator.Instance{}
@@ -53,6 +60,9 @@ func twoAccounts(t *testing.T) (f *fleet, jobsPath string, byAccount map[string]
 		c.Accounts = []emulator.Account{
 			{Name: "a", UIN: uinA, Credentials: map[string]string{keyIDA: keyOfA}, Instances: fleets["a"], Blueprints: blueprints},
 			{Name: "b", UIN: uinB, Roles: []string{roleB}, Instances: fleets["b"], Blueprints: blueprints},
+		}
+		for _, i := range failA {
+			c.FailInstances = append(c.FailInstances, fleets["a"][i].ID)
 		}
 	}})
 	byAccount = map[string]string{} // instance ID → account UIN
@@ -132,6 +142,158 @@ func TestRunAccountsUsage(t *testing.T) {
 	}
 	if n := f.resets(); n != 0 {
 		t.Errorf("usage errors reset %d instances, want none", n)
+	}
+}
+
+// TestPlanTwoAccounts plans a run over two accounts of the built-in
+// emulator, each holding only its own instances: every instance is found
+// and resettable only if it is checked through its own account's
+// connection. The plan lists each account with its credential, masked,
+// its regions and its instances; the usage errors are run's.
+func TestPlanTwoAccounts(t *testing.T) {
+	t.Parallel()
+	jobs := filepath.Join(t.TempDir(), "jobs.csv")
+	var b strings.Builder
+	b.WriteString("instance_id,region,account\n")
+	for i, acct := range []string{"a", "a", "a", "b", "b", "", ""} {
+		region := []string{"ap-guangzhou", "ap-shanghai"}[i%2]
+		fmt.Fprintf(&b, "lhins-plan%04d,%s,%s\n", i, region, acct)
+	}
+	writeFile(t, jobs, b.String())
+	const role = "qcs::cam::uin/100000000003:roleName/ops"
+	args := []string{"plan", "--jobs", jobs, "--emulate", "--account", "a=profile:acct-a", "--account", "b=role:" + role}
+	res := batchreset(t, args...)
+	res.wantCode(t, 0, "plan over two accounts")
+	for _, want := range []string{
+		"3 accounts: (none) (the run's credential, the built-in emulator, SecretId ",
+		"a (--account a=profile:acct-a, the built-in emulator's account a (UIN 100000000002), SecretId ",
+		"): 3 instance(s) in ap-guangzhou, ap-shanghai; b (--account b=role:" + role + ", role " + role + " via STS",
+		"): 2 instance(s) in ap-guangzhou, ap-shanghai",
+		"\n7 to reset, 0 to skip",
+	} {
+		if !strings.Contains(res.stdout, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, res.stdout)
+		}
+	}
+	if strings.Contains(res.stdout+res.stderr, emulatorCredential().SecretKey) {
+		t.Errorf("the emulator's secret key is in the output")
+	}
+
+	res = batchreset(t, append(args[:len(args)-2], "--account", "b=role:"+role, "--account", "b=profile:x")...)
+	res.wantCode(t, exitUsage, "an account defined twice")
+	if want := `account "b" is defined twice`; !strings.Contains(res.stderr, want) {
+		t.Errorf("stderr lacks %q:\n%s", want, res.stderr)
+	}
+	res = batchreset(t, args[:len(args)-2]...)
+	res.wantCode(t, exitUsage, "an account undefined")
+	if want := `account "b": 2 job(s) name it`; !strings.Contains(res.stderr, want) {
+		t.Errorf("stderr lacks %q:\n%s", want, res.stderr)
+	}
+}
+
+// TestStatusByAccount runs over two accounts, two of account a's resets
+// failing, in CSV mode and in Postgres mode: the end-of-run summary,
+// status (text and JSON) and the status page (its JSON, and the page in
+// headless Chromium) count each account's instances by status and its
+// failures. A run without accounts shows no breakdown.
+func TestStatusByAccount(t *testing.T) {
+	f, jobs, _ := twoAccounts(t, 0, 1)
+	acct := []string{"--endpoint", f.url, "--yes", "--max-failures", "none", "--account", "a=profile:acct-a", "--account", "b=role:" + roleB}
+	totals := func(succeeded, failed int) map[string]int {
+		m := zeroTotals()
+		m[string(store.StatusSucceeded)], m[string(store.StatusFailed)] = succeeded, failed
+		return m
+	}
+	want := []statuspage.AccountStatus{
+		{Account: "", Jobs: 6, Totals: totals(6, 0)},
+		{Account: "a", Jobs: 6, Totals: totals(4, 2), Failures: 2},
+		{Account: "b", Jobs: 6, Totals: totals(6, 0)},
+	}
+	wantText := []string{"by account:", "(none) 6 instance(s) 6 succeeded failures: 0",
+		"a 6 instance(s) 4 succeeded, 2 failed failures: 2", "b 6 instance(s) 6 succeeded failures: 0"}
+	checkText := func(what, out string) {
+		t.Helper()
+		var lines []string
+		for l := range strings.Lines(out) {
+			lines = append(lines, strings.Join(strings.Fields(l), " "))
+		}
+		for _, w := range wantText {
+			if !slices.Contains(lines, w) {
+				t.Errorf("%s lacks the line %q:\n%s", what, w, out)
+			}
+		}
+	}
+	checkJSON := func(what string, got []statuspage.AccountStatus) {
+		t.Helper()
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%s: accounts (-want +got):\n%s", what, diff)
+		}
+	}
+	statusJSON := func(args ...string) []statuspage.AccountStatus {
+		t.Helper()
+		res := batchreset(t, append([]string{"status", "--output", "json"}, args...)...)
+		res.wantCode(t, exitOK, "status --output json")
+		var st runStatus
+		if err := json.Unmarshal([]byte(res.stdout), &st); err != nil {
+			t.Fatalf("status --output json: %v\n%s", err, res.stdout)
+		}
+		return st.Accounts
+	}
+
+	res := batchreset(t, append([]string{"run", "--jobs", jobs}, acct...)...)
+	res.wantCode(t, exitFailures, "CSV run with two failures")
+	checkText("the CSV run's summary", res.stdout)
+	res = batchreset(t, "status", "--jobs", jobs)
+	res.wantCode(t, exitOK, "status")
+	checkText("CSV status", res.stdout)
+	checkJSON("CSV status --output json", statusJSON("--jobs", jobs))
+
+	url := postgrestest.NewSchema(t)
+	batchreset(t, "import", "--database-url", url, "--jobs", jobs, "--run", "accts").wantCode(t, exitOK, "import")
+	batchreset(t, "import", "--database-url", url, "--jobs", writeJobs(t, 3, nil), "--run", "plain").wantCode(t, exitOK, "import")
+	res = batchreset(t, append([]string{"run", "--database-url", url, "--run", "accts"}, acct...)...)
+	res.wantCode(t, exitFailures, "Postgres run with two failures")
+	checkText("the Postgres run's summary", res.stdout)
+	res = batchreset(t, "status", "--database-url", url, "--run", "accts")
+	res.wantCode(t, exitOK, "status")
+	checkText("Postgres status", res.stdout)
+	checkJSON("Postgres status --output json", statusJSON("--database-url", url, "--run", "accts"))
+	res = batchreset(t, "status", "--database-url", url, "--run", "plain")
+	if strings.Contains(res.stdout, "by account") {
+		t.Errorf("status of a run without accounts breaks it down by account:\n%s", res.stdout)
+	}
+	if got := statusJSON("--database-url", url, "--run", "plain"); got != nil {
+		t.Errorf("status --output json of a run without accounts: accounts %+v, want none", got)
+	}
+
+	lr := startRun(t, "serve", "--database-url", url, "--status-addr", "127.0.0.1:0")
+	page := lr.pageURL(t)
+	var v statuspage.View
+	getJSON(t, page+"api/runs/accts", &v)
+	checkJSON("/api/runs/accts", v.Status.Accounts)
+	var plain statuspage.View
+	getJSON(t, page+"api/runs/plain", &plain)
+	if plain.Status.Accounts != nil {
+		t.Errorf("/api/runs/plain: accounts %+v, want none", plain.Status.Accounts)
+	}
+	ctx := browser(t)
+	if err := chromedp.Do(ctx, chromedp.Navigate(page+"runs/accts"), chromedp.WaitVisible(chromedp.CSS("#accounts"))); err != nil {
+		t.Fatalf("load %s: %v", page+"runs/accts", err)
+	}
+	script := `[...document.querySelectorAll("#accounts tr")].map(r => [...r.cells].map(c => c.textContent.trim()).join(" ")).join("\n")`
+	rows, err := chromedp.Run(ctx, chromedp.Evaluate[string](script))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantRows := "account instances failures failed unknown unhealthy submitting submitted pending succeeded skipped\n" +
+		"(none) 6 0 0 0 0 0 0 0 6 0\n" +
+		"a 6 2 2 0 0 0 0 0 4 0\n" +
+		"b 6 0 0 0 0 0 0 0 6 0"
+	if rows != wantRows {
+		t.Errorf("the page's accounts table:\n%s\nwant:\n%s", rows, wantRows)
+	}
+	if bad, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('#accounts tr[data-account="a"] td.bad').textContent`)); err != nil || bad != "2" {
+		t.Errorf("account a's failures are not marked: %q, %v", bad, err)
 	}
 }
 

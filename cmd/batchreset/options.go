@@ -411,8 +411,8 @@ func (o *runFlags) settings(now time.Time, getenv func(string) string) (runSetti
 	if s.accounts, err = o.acct.settings(); err != nil {
 		return runSettings{}, err
 	}
-	if len(s.accounts.defs) > 0 && sel != nil {
-		return runSettings{}, usageError("--account: a run over several accounts resets the jobs it is given; select them with `batchreset select` per account, not with selection flags")
+	if err := s.accounts.checkSelection(sel); err != nil {
+		return runSettings{}, err
 	}
 	if s.src.databaseURL != "" {
 		s.runner.LeaseRenewInterval = o.leaseTTL / 3

@@ -36,6 +36,7 @@ blueprint, and the expected duration at --rate. plan never calls ResetInstance.`
 	o.src.add(cmd.Flags())
 	o.api.add(cmd.Flags())
 	o.sel.add(cmd.Flags())
+	addAccountDefs(cmd.Flags(), &o.accounts)
 	cmd.Flags().Float64Var(&o.rate, "rate", runner.DefaultRate, "ResetInstance calls per second, for the duration estimate")
 	cmd.Flags().DurationVar(&o.expectedDuration, "expected-duration", 5*time.Minute, "one reset's duration, for the estimate")
 	o.login.add(cmd.Flags())
@@ -48,6 +49,7 @@ type planFlags struct {
 	src              sourceFlags
 	api              apiFlags
 	sel              selectorFlags
+	accounts         []string // --account, as run takes it
 	rate             float64
 	expectedDuration time.Duration
 	login            loginFlags
@@ -73,12 +75,26 @@ func (a *app) runPlan(ctx context.Context, o *planFlags) error {
 	if err != nil {
 		return err
 	}
-	cred, err := a.credential(o.api)
+	defs, err := parseAccounts(o.accounts)
 	if err != nil {
 		return err
 	}
-	if nothing, err := a.freeze(ctx, sel, o.src, o.api, cred, runner.DefaultDescribeRate); err != nil || nothing {
+	as := accountsSetting{defs: defs}
+	if err := as.checkSelection(sel); err != nil {
 		return err
+	}
+	// With --account, the run's own credential is loaded once the jobs
+	// say whether any names no account; there is then no selector.
+	var cred *credentialInfo
+	if len(defs) == 0 {
+		c, err := a.credential(o.api)
+		if err != nil {
+			return err
+		}
+		cred = &c
+		if nothing, err := a.freeze(ctx, sel, o.src, o.api, c, runner.DefaultDescribeRate); err != nil || nothing {
+			return err
+		}
 	}
 	src, err := a.openSource(ctx, o.src, false, false, 0)
 	if err != nil {
@@ -89,21 +105,19 @@ func (a *app) runPlan(ctx context.Context, o *planFlags) error {
 	if err != nil {
 		return &exitError{code: exitFatal, err: err}
 	}
-	var todo []store.Job
-	for _, j := range jobs {
-		if !j.Status.Terminal() {
-			todo = append(todo, j)
-		}
+	cnt, err := src.Count(ctx)
+	if err != nil {
+		return &exitError{code: exitFatal, err: err}
 	}
-	conn, err := a.connect(ctx, o.api, cred, jobs, 4)
+	accounts, err := a.runAccountCredentials(ctx, as, o.api, o.src.runName, src, cnt, cred, false)
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
-	cloud, err := conn.cloud(src, o.rate, runner.DefaultDescribeRate)
+	conns, err := a.connectAccounts(ctx, o.api, accounts, jobs, 4)
 	if err != nil {
 		return err
 	}
+	defer closeAccounts(conns)
 	now := time.Now()
 	ro, err := o.rollout.resolve(len(jobs), now)
 	if err != nil {
@@ -125,9 +139,24 @@ func (a *app) runPlan(ctx context.Context, o *planFlags) error {
 	} else if shared {
 		ro.Adopt(plan)
 	}
-	items, err := runner.Plan(ctx, cloud, todo, login, true)
-	if err != nil {
-		return &exitError{code: exitFatal, err: err}
+	// Each account's instances are checked through its own connection.
+	var items []runner.PlanItem
+	for _, ac := range conns {
+		var todo []store.Job
+		for _, j := range jobs {
+			if !j.Status.Terminal() && (cnt.Accounts == nil || j.Account == ac.def.name) {
+				todo = append(todo, j)
+			}
+		}
+		cloud, err := ac.conn.cloud(src, o.rate, runner.DefaultDescribeRate)
+		if err != nil {
+			return err
+		}
+		its, err := runner.Plan(ctx, cloud, todo, login, true)
+		if err != nil {
+			return &exitError{code: exitFatal, err: err}
+		}
+		items = append(items, its...)
 	}
 	out := newPlanOutput(items, len(jobs), ro, o.rate, o.expectedDuration, now, !o.rollout.summary || o.rollout.output == "json")
 	out.Settings, out.Recorded = settings, recorded
@@ -135,6 +164,11 @@ func (a *app) runPlan(ctx context.Context, o *planFlags) error {
 		enc := json.NewEncoder(a.stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(out)
+	}
+	if cnt.Accounts != nil {
+		// The connections hold the credentials as signed with, the
+		// built-in emulator's included.
+		fmt.Fprintf(a.stdout, "%s\n\n", accountsText(conns, cnt, false))
 	}
 	var end time.Duration // the last wave's end: the run's, as the wave table has it
 	if n := len(out.Waves); n > 0 {

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/batchreset/batchreset/cmd/batchreset/internal/statuspage"
 	"github.com/batchreset/batchreset/lighthouse"
 	"github.com/batchreset/batchreset/runner"
 	"github.com/batchreset/batchreset/store"
@@ -110,7 +111,7 @@ func (a *app) runOnce(ctx context.Context, s runSettings) error {
 	if err != nil {
 		return &exitError{code: exitFatal, err: err}
 	}
-	accounts, err := a.runAccountCredentials(ctx, s, src, cnt, cred)
+	accounts, err := a.runAccountCredentials(ctx, s.accounts, s.api, s.src.runName, src, cnt, cred, true)
 	if err != nil {
 		return err
 	}
@@ -262,7 +263,14 @@ func (a *app) runOnce(ctx context.Context, s runSettings) error {
 		signal = signalName(sig)
 	}
 	view.finished(t, sum.StopReason)
-	a.printSummary(newRunSummary(t, src, s.api.again, sum, signal, runErr))
+	summary := newRunSummary(t, src, s.api.again, sum, signal, runErr)
+	if cnt.Accounts != nil {
+		if cnt, err = src.Count(ctx); err != nil {
+			return &exitError{code: exitFatal, err: err}
+		}
+		summary.Accounts = statuspage.AccountStatuses(cnt)
+	}
+	a.printSummary(summary)
 	if interrupted() == nil && runErr == nil {
 		src.Ended(t)
 	}

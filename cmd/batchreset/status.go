@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/batchreset/batchreset/cmd/batchreset/internal/statuspage"
 	"github.com/batchreset/batchreset/runner"
 	"github.com/batchreset/batchreset/store"
 	csvstore "github.com/batchreset/batchreset/store/csv"
@@ -71,6 +72,9 @@ type runStatus struct {
 	ResetsPerSecond *float64      `json:"resets_per_s,omitempty"`
 	ETASeconds      *float64      `json:"eta_seconds,omitempty"`
 	LastErrors      []statusError `json:"last_errors"`
+	// Accounts breaks the counts down by account when the jobs name
+	// accounts; nil otherwise.
+	Accounts []statuspage.AccountStatus `json:"accounts,omitempty"`
 	// HookPhases counts the jobs by lifecycle hook phase, those with one
 	// (OutOfService of them may be out of service now); HookFailures
 	// lists the latest jobs whose hook failed, newest first, each
@@ -95,6 +99,7 @@ type statusCounter struct {
 	now          time.Time
 	recent, left int
 	errs         []store.Job // the last lastErrors with an error, in order
+	cnt          store.Count // for the counts by account
 	hookErrs     []store.Job // the last lastErrors whose hook failed, in order
 }
 
@@ -106,6 +111,7 @@ func newStatusCounter(now time.Time) *statusCounter {
 }
 
 func (c *statusCounter) add(j *store.Job) {
+	c.cnt.Add(j)
 	st := &c.st
 	st.Jobs++
 	st.Totals[string(j.Status)]++
@@ -169,6 +175,7 @@ func newestFirst(jobs []store.Job) []statusError {
 func (c *statusCounter) status(run string, started time.Time, budget int) runStatus {
 	st, now := c.st, c.now
 	st.Run = run
+	st.Accounts = statuspage.AccountStatuses(c.cnt)
 	st.State = stateUnfinished
 	switch {
 	case started.IsZero():
@@ -403,7 +410,13 @@ func runStatusOf(ctx context.Context, db *postgres.Store, run string, budget fun
 	if err != nil {
 		return runStatus{}, err
 	}
-	return dbStatus(run, st, started, b), nil
+	cnt, err := db.Count(ctx, run)
+	if err != nil {
+		return runStatus{}, &exitError{code: exitFatal, err: err}
+	}
+	rs := dbStatus(run, st, started, b)
+	rs.Accounts = statuspage.AccountStatuses(cnt)
+	return rs, nil
 }
 
 func printStatus(w io.Writer, st runStatus) {
@@ -450,6 +463,7 @@ func printStatus(w io.Writer, st runStatus) {
 		}
 		fmt.Fprintf(w, "hooks: %s (the run's)\n", r.Hooks)
 	}
+	writeAccountStatuses(w, st.Accounts)
 
 	if st.ResetsPerSecond != nil {
 		fmt.Fprintf(w, "rate: %.2f resets/s over the last minute", *st.ResetsPerSecond)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/batchreset/batchreset/cmd/batchreset/internal/statuspage"
 	"github.com/batchreset/batchreset/runner"
 	"github.com/batchreset/batchreset/store"
 )
@@ -60,6 +61,9 @@ type runSummary struct {
 	HookFailuresTotal int            `json:"hook_failures_total,omitempty"`
 	// Next are the commands to run next, most urgent first.
 	Next []string `json:"next,omitempty"`
+	// Accounts breaks the run down by account when its jobs name
+	// accounts; nil otherwise.
+	Accounts []statuspage.AccountStatus `json:"accounts,omitempty"`
 }
 
 // newRunSummary summarises a run that just ended from its tally; api are
@@ -183,6 +187,7 @@ func writeSummary(w io.Writer, s runSummary) {
 	if s.Interrupted != "" {
 		fmt.Fprintf(w, "stopped by %s\n", s.Interrupted)
 	}
+	writeAccountStatuses(w, s.Accounts)
 	if s.AttentionTotal > 0 {
 		fmt.Fprintf(w, "\n%d instance(s) need attention:\n", s.AttentionTotal)
 		for _, o := range s.Attention {

@@ -384,10 +384,11 @@ func (t *table) count() store.Count {
 			if !ok {
 				k = len(sum.Accounts)
 				accounts[a] = k
-				sum.Accounts = append(sum.Accounts, store.AccountCount{Account: t.strs[a]})
+				sum.Accounts = append(sum.Accounts, store.AccountCount{Account: t.strs[a], Totals: store.Totals{}})
 			}
 			as := &sum.Accounts[k]
 			as.Jobs++
+			as.Totals[t.status(i)]++
 			if !t.status(i).Terminal() {
 				as.Unfinished++
 				if l := laneOf(&t.in[i]); !regions[l] {

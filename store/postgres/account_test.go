@@ -44,9 +44,9 @@ func TestAccountQueue(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []store.AccountCount{
-		{Account: "a", Jobs: 3, Unfinished: 3, Regions: []string{jobs[0].Region}},
-		{Account: "b", Jobs: 3, Unfinished: 3, Regions: []string{jobs[0].Region}},
-		{Account: "", Jobs: 3, Unfinished: 3, Regions: []string{jobs[0].Region}},
+		{Account: "a", Jobs: 3, Unfinished: 3, Regions: []string{jobs[0].Region}, Totals: store.Totals{store.StatusPending: 3}},
+		{Account: "b", Jobs: 3, Unfinished: 3, Regions: []string{jobs[0].Region}, Totals: store.Totals{store.StatusPending: 3}},
+		{Account: "", Jobs: 3, Unfinished: 3, Regions: []string{jobs[0].Region}, Totals: store.Totals{store.StatusPending: 3}},
 	}
 	if diff := cmp.Diff(want, c.Accounts); diff != "" {
 		t.Errorf("Count().Accounts (-want +got):\n%s", diff)

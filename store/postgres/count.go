@@ -46,6 +46,7 @@ func (s *Store) Count(ctx context.Context, run string) (store.Count, error) {
 		}
 		var a store.AccountCount
 		if _, err := pgx.ForEachRow(rows, []any{&a.Account, &a.Jobs, &a.Unfinished, &a.Regions}, func() error {
+			a.Totals = store.Totals{}
 			c.Accounts = append(c.Accounts, a)
 			return nil
 		}); err != nil {
@@ -53,6 +54,21 @@ func (s *Store) Count(ctx context.Context, run string) (store.Count, error) {
 		}
 		if len(c.Accounts) == 1 && c.Accounts[0].Account == "" {
 			c.Accounts = nil
+		}
+		if c.Accounts != nil {
+			rows, err = tx.Query(ctx, `SELECT account, status, count(*) FROM jobs WHERE run = $1 GROUP BY 1, 2`, run)
+			if err != nil {
+				return err
+			}
+			var account string
+			if _, err := pgx.ForEachRow(rows, []any{&account, &st, &n}, func() error {
+				// The same snapshot: every account is listed.
+				k := slices.IndexFunc(c.Accounts, func(a store.AccountCount) bool { return a.Account == account })
+				c.Accounts[k].Totals[st] = n
+				return nil
+			}); err != nil {
+				return err
+			}
 		}
 		if c.Unfinished == 0 {
 			return nil

@@ -63,6 +63,35 @@ type Status struct {
 	HookPhases   map[string]int `json:"hook_phases,omitempty"`
 	OutOfService int            `json:"out_of_service,omitempty"`
 	HookFailures int            `json:"hook_failures,omitempty"`
+	// Accounts breaks the counts down by account when the run's jobs name
+	// accounts (AccountStatuses); nil otherwise.
+	Accounts []AccountStatus `json:"accounts,omitempty"`
+}
+
+// AccountStatus counts the jobs of one account of a run: what the status
+// page, `batchreset status` and the end-of-run summary show of each.
+type AccountStatus struct {
+	// Account is the account's name; "" for the jobs that name none.
+	Account string         `json:"account"`
+	Jobs    int            `json:"jobs"`
+	Totals  map[string]int `json:"totals"` // every status, zeros included
+	// Failures counts the jobs whose status is a failure
+	// (store.FailureStatuses).
+	Failures int `json:"failures"`
+}
+
+// AccountStatuses breaks c down by account, in the order the jobs first
+// name them; nil when no job names an account.
+func AccountStatuses(c store.Count) []AccountStatus {
+	var out []AccountStatus
+	for _, a := range c.Accounts {
+		as := AccountStatus{Account: a.Account, Jobs: a.Jobs, Totals: map[string]int{}, Failures: a.Totals.Failures()}
+		for _, st := range store.Statuses {
+			as.Totals[string(st)] = a.Totals[st]
+		}
+		out = append(out, as)
+	}
+	return out
 }
 
 // Budget is the run's own failure budget, as its runner applies or its
@@ -271,9 +300,11 @@ func (p *Page) view(ctx context.Context, run Run, f Filter, now time.Time) (View
 	bucket := bucketOf(info.StartedAt, now)
 	recent := 0
 	i := 0
+	var cnt store.Count
 	err = run.EachJob(ctx, func(j *store.Job) error {
 		w := waveOf(j, i)
 		i++
+		cnt.Add(j)
 		st.Jobs++
 		st.Totals[string(j.Status)]++
 		inFlight := j.Status == store.StatusSubmitting || j.Status == store.StatusSubmitted
@@ -356,6 +387,7 @@ func (p *Page) view(ctx context.Context, run Run, f Filter, now time.Time) (View
 	if err != nil {
 		return View{}, err
 	}
+	st.Accounts = AccountStatuses(cnt)
 	v.Rows = append(v.Rows, failed...)
 	v.Rows = append(v.Rows, rest[:min(len(rest), pageRows-len(v.Rows))]...)
 	for c, n := range codes {
