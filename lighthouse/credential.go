@@ -159,7 +159,11 @@ func (id Identity) String() string {
 	if id.Role.ARN == "" {
 		return id.Source + ", " + key
 	}
-	return id.Role.String() + ", session " + id.Role.SessionName + ", assumed with " + key + " from " + id.Source
+	role := id.Role.String()
+	if id.Role.SessionName != "" {
+		role += ", session " + id.Role.SessionName
+	}
+	return role + ", assumed with " + key + " from " + id.Source
 }
 
 // GoString is String, so that %#v does not print the key either.
