@@ -285,6 +285,28 @@ func accountsText(accounts []accountConn, cnt store.Count, emulate bool) string 
 	return fmt.Sprintf("%d accounts: %s", len(accounts), strings.Join(parts, "; "))
 }
 
+// plannedAccounts are the accounts of conns for plan's JSON output, with
+// the unfinished instances cnt counts; nil for a run without accounts.
+func plannedAccounts(conns []accountConn, cnt store.Count) []plannedAccount {
+	if cnt.Accounts == nil {
+		return nil
+	}
+	var out []plannedAccount
+	for _, ac := range conns {
+		p := plannedAccount{Name: ac.def.name, Credential: ac.cred.String(), Regions: []string{}}
+		if ac.def.name != "" {
+			p.Definition = ac.def.String()
+		}
+		for _, ct := range cnt.Accounts {
+			if ct.Account == ac.def.name {
+				p.Instances, p.Regions = ct.Unfinished, append(p.Regions, ct.Regions...)
+			}
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
 // writeAccountStatuses writes, for status and the end-of-run summary, a
 // line per account: its instances, those of each status it has, and its
 // failures. It writes nothing for a run without accounts.

@@ -179,6 +179,30 @@ func TestPlanTwoAccounts(t *testing.T) {
 		t.Errorf("the emulator's secret key is in the output")
 	}
 
+	res = batchreset(t, append(slices.Clone(args), "--output", "json")...)
+	res.wantCode(t, 0, "plan --output json over two accounts")
+	var plan struct {
+		Accounts []struct {
+			Name, Definition, Credential string
+			Instances                    int
+			Regions                      []string
+		}
+	}
+	if err := json.Unmarshal([]byte(res.stdout), &plan); err != nil {
+		t.Fatalf("plan --output json: %v\n%s", err, res.stdout)
+	}
+	var got []string
+	for _, a := range plan.Accounts {
+		got = append(got, fmt.Sprintf("%s %s %d %v", a.Name, a.Definition, a.Instances, a.Regions))
+		if a.Credential == "" || strings.Contains(a.Credential, emulatorCredential().SecretKey) {
+			t.Errorf("account %q: credential %q, want who signs, without a secret", a.Name, a.Credential)
+		}
+	}
+	want := []string{"  2 [ap-guangzhou ap-shanghai]", "a profile:acct-a 3 [ap-guangzhou ap-shanghai]", "b role:" + role + " 2 [ap-guangzhou ap-shanghai]"}
+	if !slices.Equal(got, want) {
+		t.Errorf("plan's accounts = %q, want %q", got, want)
+	}
+
 	res = batchreset(t, append(args[:len(args)-2], "--account", "b=role:"+role, "--account", "b=profile:x")...)
 	res.wantCode(t, exitUsage, "an account defined twice")
 	if want := `account "b" is defined twice`; !strings.Contains(res.stderr, want) {

@@ -160,6 +160,7 @@ func (a *app) runPlan(ctx context.Context, o *planFlags) error {
 	}
 	out := newPlanOutput(items, len(jobs), ro, o.rate, o.expectedDuration, now, !o.rollout.summary || o.rollout.output == "json")
 	out.Settings, out.Recorded = settings, recorded
+	out.Accounts = plannedAccounts(conns, cnt)
 	if o.rollout.output == "json" {
 		enc := json.NewEncoder(a.stdout)
 		enc.SetIndent("", "  ")

@@ -298,10 +298,25 @@ type planOutput struct {
 	WindowEnd       *time.Time `json:"window_end,omitempty"`
 	// Settings are the run's --on-failure, --approve and hooks: those its
 	// record keeps once it has begun (Recorded), else plan's flags.
-	Settings runRecord     `json:"settings"`
-	Recorded bool          `json:"settings_recorded"`
-	Waves    []plannedWave `json:"waves"`
-	Items    []plannedItem `json:"items,omitempty"`
+	Settings runRecord `json:"settings"`
+	Recorded bool      `json:"settings_recorded"`
+	// Accounts are the accounts the jobs name, with the run's own
+	// credential first when some job names none; absent without accounts.
+	Accounts []plannedAccount `json:"accounts,omitempty"`
+	Waves    []plannedWave    `json:"waves"`
+	Items    []plannedItem    `json:"items,omitempty"`
+}
+
+// plannedAccount is one account of a plan: its name ("" for the run's own
+// credential), where its credential comes from (--account's definition),
+// who signs (source, masked SecretId, role; never a secret), and its
+// unfinished instances and their regions.
+type plannedAccount struct {
+	Name       string   `json:"name"`
+	Definition string   `json:"definition,omitempty"`
+	Credential string   `json:"credential"`
+	Instances  int      `json:"instances"`
+	Regions    []string `json:"regions"`
 }
 
 type plannedWave struct {
