@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -22,6 +23,41 @@ type HookSettings struct {
 	Timeout     time.Duration `json:"timeout,omitempty"`
 	Failure     string        `json:"failure,omitempty"`
 	Concurrency int           `json:"concurrency,omitempty"`
+}
+
+// MarshalJSON writes Timeout as a duration people read ("5m0s"), not a
+// count of nanoseconds.
+func (h HookSettings) MarshalJSON() ([]byte, error) {
+	type plain HookSettings
+	var timeout string
+	if h.Timeout != 0 {
+		timeout = h.Timeout.String()
+	}
+	return json.Marshal(struct {
+		plain
+		Timeout string `json:"timeout,omitempty"`
+	}{plain(h), timeout})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (h *HookSettings) UnmarshalJSON(b []byte) error {
+	type plain HookSettings
+	var v struct {
+		plain
+		Timeout string `json:"timeout,omitempty"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*h = HookSettings(v.plain)
+	if v.Timeout != "" {
+		d, err := time.ParseDuration(v.Timeout)
+		if err != nil {
+			return fmt.Errorf("hook timeout: %w", err)
+		}
+		h.Timeout = d
+	}
+	return nil
 }
 
 // None reports whether the settings name no hook.

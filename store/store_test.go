@@ -1,7 +1,9 @@
 package store_test
 
 import (
+	"encoding/json"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -71,5 +73,23 @@ func TestCountAddAccounts(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, c.Accounts); diff != "" {
 		t.Errorf("Count.Accounts mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestHookSettingsJSON(t *testing.T) {
+	h := store.HookSettings{Before: "exec:/opt/drain.sh", Timeout: 90 * time.Second, Failure: "abandon", Concurrency: 50}
+	b, err := json.Marshal(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"before_reset":"exec:/opt/drain.sh","failure":"abandon","concurrency":50,"timeout":"1m30s"}`; string(b) != want {
+		t.Errorf("json.Marshal = %s, want %s", b, want)
+	}
+	var back store.HookSettings
+	if err := json.Unmarshal(b, &back); err != nil || back != h {
+		t.Errorf("json.Unmarshal = %+v, %v; want %+v", back, err, h)
+	}
+	if err := json.Unmarshal([]byte(`{"timeout":"soon"}`), &back); err == nil {
+		t.Errorf("json.Unmarshal of a malformed timeout: no error")
 	}
 }
