@@ -1,6 +1,7 @@
 package runner_test
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -31,6 +32,8 @@ type accountsFixture struct {
 	jobs   []store.Job
 	limit  int
 	logger *slog.Logger
+	// timeout bounds a run; default 2 minutes.
+	timeout time.Duration
 }
 
 func newAccountsFixture(t testing.TB, names []string, n int, faults func(f *accountsFixture) []emulator.Fault) *accountsFixture {
@@ -131,7 +134,7 @@ func (f *accountsFixture) run(t *testing.T, be backend, maxFailures int) (runner
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), cmp.Or(f.timeout, 2*time.Minute))
 	defer cancel()
 	return g.Run(ctx)
 }
@@ -198,8 +201,13 @@ func TestAccountsSideBySide(t *testing.T) {
 			}
 			byUIN, all := f.rates(t, st)
 			t.Logf("accepted resets per second: %v; all %.2f", byUIN, all)
-			if want := 1.9 * float64(f.limit); all < want {
-				t.Errorf("aggregate rate %.2f resets/s, want at least %.1f (1.9 times one account's limit)", all, want)
+			// Accounts that shared a limit could not together pass one
+			// account's limit; side by side they reach about twice it
+			// (BenchmarkAccounts measures how close: 1.93). The bound
+			// here is the structural one, with room for a loaded host,
+			// not the figure.
+			if want := 1.25 * float64(f.limit); all < want {
+				t.Errorf("aggregate rate %.2f resets/s, want well above one account's limit (at least %.1f): the accounts do not run side by side", all, want)
 			}
 		})
 	}
@@ -219,8 +227,8 @@ func TestAccountHeldBackAlone(t *testing.T) {
 			{"Throttled", emulator.FaultThrottle, "", -1},
 			{"OverBudget", emulator.FaultError, "InvalidParameter.GamePortalInstanceOnlySupportCurrentBlueprint", 3},
 		} {
-			// One at a time: each measures a rate.
 			t.Run(string(be)+"/"+tc.name, func(t *testing.T) {
+				t.Parallel()
 				f := newAccountsFixture(t, []string{"a", "b"}, 300, func(f *accountsFixture) []emulator.Fault {
 					// Every call for a tenth of account a's instances.
 					var ids []string
@@ -231,6 +239,11 @@ func TestAccountHeldBackAlone(t *testing.T) {
 					}
 					return []emulator.Fault{{Action: lighthouse.ActionResetInstance, Kind: tc.fault, Code: tc.code, Instances: ids}}
 				})
+				if tc.fault == emulator.FaultThrottle {
+					// Account a's throttled resets would be retried for
+					// minutes; b's 300 need half of one.
+					f.timeout = time.Minute
+				}
 				sum, _ := f.run(t, be, tc.maxFailures)
 				if tc.maxFailures >= 0 && !strings.Contains(sum.Accounts["a"].StopReason, `account "a": failure budget exceeded`) {
 					t.Errorf("account a: stop reason %q, want its own budget exceeded", sum.Accounts["a"].StopReason)
@@ -251,10 +264,15 @@ func TestAccountHeldBackAlone(t *testing.T) {
 				}
 				byUIN, _ := f.rates(t, st)
 				t.Logf("accepted resets per second: %v", byUIN)
-				// Account b's limiter spaces its calls (1s+DefaultGuard)/limit
-				// apart, 0.98 of the limit; 0.9 leaves room for a loaded host.
-				if want := 0.9 * float64(f.limit); byUIN[f.uins["b"]] < want {
+				// Held back by a, b would go at a's pace (under 1/s); on its
+				// own it goes at 0.96–0.97 of its limit (BenchmarkAccounts).
+				// The bound is the structural one, with room for a loaded
+				// host, not the figure.
+				if want := 0.5 * float64(f.limit); byUIN[f.uins["b"]] < want {
 					t.Errorf("account b: %.2f resets/s, want at least %.1f: account a held it back", byUIN[f.uins["b"]], want)
+				}
+				if a := byUIN[f.uins["a"]]; tc.fault == emulator.FaultThrottle && byUIN[f.uins["b"]] < 4*a {
+					t.Errorf("account b: %.2f resets/s, not four times throttled a's %.2f: account a held it back", byUIN[f.uins["b"]], a)
 				}
 			})
 		}

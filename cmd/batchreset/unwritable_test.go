@@ -22,26 +22,6 @@ import (
 // host's state (the instance registry, the rate-limit files) under dir.
 func hostStateEnv(dir string) []string { return []string{hoststate.EnvDir + "=" + dir} }
 
-// accountStateDir returns the directory of the host's shared state that a
-// run made under root for its identity: the one that holds its instance
-// registry (beside it, the endpoint's own directory holds only the limits
-// of the question that resolves the identity).
-func accountStateDir(t *testing.T, root string) string {
-	t.Helper()
-	var found string
-	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.IsDir() && d.Name() == "registry" {
-			found = filepath.Dir(p)
-			return filepath.SkipAll
-		}
-		return nil
-	})
-	if found == "" {
-		t.Fatalf("no host state under %s", root)
-	}
-	return found
-}
-
 // mount runs mount(8) with args and returns a function that unmounts
 // target, also called when the test ends. It skips the test unless it runs
 // as root and the mount works (CI runs as root).
@@ -213,7 +193,7 @@ func TestUnwritableState(t *testing.T) {
 				p = startProcess(t, "broken", env, args...)
 				eventually(t, 30*time.Second, "10 resets", func() bool { return f.resets() >= 10 })
 				if tc.readOnly {
-					heal = readOnlyOver(t, accountStateDir(t, hostDir), filepath.Join(root, "stage"))
+					heal = readOnlyOver(t, hostDir, filepath.Join(root, "stage"))
 				} else {
 					heal = unfill(t, fill(t, broken))
 				}
