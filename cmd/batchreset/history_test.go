@@ -707,6 +707,11 @@ func (h *history) finish() {
 				r.given = true
 				continue
 			}
+			if last := r.procs[len(r.procs)-1]; last.p.cmd.ProcessState != nil && last.p.cmd.ProcessState.ExitCode() == exitPaused {
+				// Paused by its own rule (its budget under --on-failure
+				// pause, an approval), waiting for a person: be one.
+				h.logf("end: resume run %s, paused by its own rule%s", r.name, h.control("resume", r))
+			}
 			r.reruns++
 			h.logf("end: rerun run %s, %d job(s) unfinished%s", r.name, unfinished, h.startProc(r))
 			busy = true
