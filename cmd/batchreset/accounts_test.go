@@ -376,13 +376,7 @@ func TestPostgresRunTwoAccounts(t *testing.T) {
 // account, as the emulator's stats say.
 func TestEmulatorAccountsWindow(t *testing.T) {
 	dir := t.TempDir()
-	var b strings.Builder
-	b.WriteString("instance_id,blueprint_id,region,account\n")
-	for i := range 9 {
-		fmt.Fprintf(&b, "lhins-%08d,lhbp-00000001,ap-guangzhou,%s\n", i, []string{"", "a", "b"}[i%3])
-	}
-	jobs := filepath.Join(dir, "jobs.csv")
-	writeFile(t, jobs, b.String())
+	jobs := writeRoundRobinAccounts(t, dir, 9)
 	creds := filepath.Join(dir, "credentials")
 
 	ctx, cancel := context.WithCancel(t.Context())
@@ -449,13 +443,7 @@ func TestEmulatorAccountsWindow(t *testing.T) {
 // the flags say, and the results keep each row's account.
 func TestEmulateAccounts(t *testing.T) {
 	dir := t.TempDir()
-	var b strings.Builder
-	b.WriteString("instance_id,blueprint_id,region,account\n")
-	for i := range 6 {
-		fmt.Fprintf(&b, "lhins-%08d,lhbp-00000001,ap-guangzhou,%s\n", i, []string{"", "a", "b"}[i%3])
-	}
-	jobs, out := filepath.Join(dir, "jobs.csv"), filepath.Join(dir, "results.csv")
-	writeFile(t, jobs, b.String())
+	jobs, out := writeRoundRobinAccounts(t, dir, 6), filepath.Join(dir, "results.csv")
 	res := batchreset(t, append([]string{"run", "--jobs", jobs, "--emulate", "--yes", "--out", out, "--emulate-failure-rate", "0",
 		"--account", "a=profile:team-a", "--account", "b=role:qcs::cam::uin/100000000003:roleName/reset"}, fastEmulate...)...)
 	res.wantCode(t, exitOK, "run --emulate over two accounts")
@@ -520,4 +508,18 @@ func instancesIn(byAccount map[string]string, uin string) []string {
 		}
 	}
 	return ids
+}
+
+// writeRoundRobinAccounts writes dir/jobs.csv: n instances of one image and
+// region, named by no account, a and b in turn, and returns its path.
+func writeRoundRobinAccounts(t *testing.T, dir string, n int) string {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("instance_id,blueprint_id,region,account\n")
+	for i := range n {
+		fmt.Fprintf(&b, "lhins-%08d,lhbp-00000001,ap-guangzhou,%s\n", i, []string{"", "a", "b"}[i%3])
+	}
+	path := filepath.Join(dir, "jobs.csv")
+	writeFile(t, path, b.String())
+	return path
 }
